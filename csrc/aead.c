@@ -1,0 +1,365 @@
+/*
+ * aead.c: the engine's public entry points (kms_aead.h).
+ *
+ * Everything that is not cipher arithmetic lives here: argument and length
+ * checks, tier dispatch, the constant-time tag check, batch bookkeeping,
+ * nonce generation and wiping. The tiers only ever see valid arguments.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__linux__)
+#include <sys/random.h>
+#else
+#include <unistd.h>
+#endif
+
+#include "gcm_internal.h"
+
+/* SP 800-38D: plaintext <= 2^39 - 256 bits, AAD < 2^64 bits. */
+#define GCM_MAX_PLAINTEXT ((((uint64_t)1) << 36) - 32)
+#define GCM_MAX_AAD ((((uint64_t)1) << 61) - 1)
+
+/* A memset the optimiser cannot drop: called through a volatile pointer. */
+static void *(*const volatile wipe_memset)(void *, int, size_t) = memset;
+
+void kms_wipe(void *p, size_t n)
+{
+    if (p && n)
+        wipe_memset(p, 0, n);
+}
+
+size_t kms_aead_nonce_bytes(void) { return GCM_NONCE_BYTES; }
+size_t kms_aead_tag_bytes(void) { return GCM_TAG_BYTES; }
+uint64_t kms_aead_max_plaintext_bytes(void) { return GCM_MAX_PLAINTEXT; }
+uint64_t kms_aead_max_aad_bytes(void) { return GCM_MAX_AAD; }
+
+int kms_aead_best_tier(void) { return kms_cpu_best_tier(); }
+
+const char *kms_aead_tier_name(int tier)
+{
+    switch (tier) {
+    case KMS_AEAD_TIER_VAES:
+        return "vaes";
+    case KMS_AEAD_TIER_AESNI:
+        return "aesni";
+    default:
+        return "none";
+    }
+}
+
+static const struct gcm_tier *tier_ops(int tier)
+{
+#if KMS_HAVE_X86_TIERS
+    if (tier == KMS_AEAD_TIER_VAES)
+        return &kms_gcm_tier_vaes;
+    if (tier == KMS_AEAD_TIER_AESNI)
+        return &kms_gcm_tier_aesni;
+#endif
+    (void)tier;
+    return NULL;
+}
+
+int kms_aead_ct_equal(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    volatile uint8_t diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff |= a[i] ^ b[i];
+    /* Map 0 -> 1 and 1..255 -> 0 without a data-dependent branch. */
+    return (int)(1 & ((uint32_t)((uint32_t)diff - 1) >> 8));
+}
+
+kms_gcm_ctx *kms_gcm_new(const uint8_t *key, size_t key_len, int tier,
+                         int *status)
+{
+    int st = KMS_AEAD_OK;
+    kms_gcm_ctx *ctx = NULL;
+    const struct gcm_tier *ops = NULL;
+    if (!key) {
+        st = KMS_AEAD_ERR_NULL;
+    } else if (key_len != 16 && key_len != 32) {
+        st = KMS_AEAD_ERR_KEY_SIZE;
+    } else if (tier <= KMS_AEAD_TIER_NONE || tier > kms_cpu_best_tier() ||
+               !(ops = tier_ops(tier))) {
+        st = KMS_AEAD_ERR_BACKEND;
+    } else if (!(ctx = aligned_alloc(64, sizeof *ctx))) {
+        st = KMS_AEAD_ERR_NOMEM;
+    } else {
+        memset(ctx, 0, sizeof *ctx);
+        ctx->tier = tier;
+        ctx->ops = ops;
+        ops->init(ctx, key, key_len);
+    }
+    if (status)
+        *status = st;
+    return ctx;
+}
+
+void kms_gcm_free(kms_gcm_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    kms_wipe(ctx, sizeof *ctx);
+    free(ctx);
+}
+
+int kms_gcm_tier(const kms_gcm_ctx *ctx) { return ctx ? ctx->tier : KMS_AEAD_TIER_NONE; }
+
+int kms_gcm_check_lengths(uint64_t nonce_len, uint64_t aad_len,
+                          uint64_t plaintext_len)
+{
+    if (nonce_len != GCM_NONCE_BYTES)
+        return KMS_AEAD_ERR_NONCE_SIZE;
+    if (aad_len > GCM_MAX_AAD || plaintext_len > GCM_MAX_PLAINTEXT)
+        return KMS_AEAD_ERR_TOO_LONG;
+    return KMS_AEAD_OK;
+}
+
+/* Exactly equal, or disjoint: anything else is refused. */
+static int partial_overlap(const uint8_t *a, size_t a_len, const uint8_t *b,
+                           size_t b_len)
+{
+    if (a == b || !a_len || !b_len)
+        return 0;
+    uintptr_t a0 = (uintptr_t)a, b0 = (uintptr_t)b;
+    return a0 < b0 + b_len && b0 < a0 + a_len;
+}
+
+static int any_overlap(const uint8_t *a, size_t a_len, const uint8_t *b,
+                       size_t b_len)
+{
+    if (!a_len || !b_len)
+        return 0;
+    uintptr_t a0 = (uintptr_t)a, b0 = (uintptr_t)b;
+    return a0 < b0 + b_len && b0 < a0 + a_len;
+}
+
+/* Checks shared by single and batch items; buffers are known non-NULL where
+ * a length is non-zero. */
+static int check_item(size_t nonce_len, size_t aad_len, size_t pt_len)
+{
+    return kms_gcm_check_lengths(nonce_len, aad_len, pt_len);
+}
+
+/* Seal one item whose arguments are already valid. */
+static void seal_item(const kms_gcm_ctx *ctx, const uint8_t *nonce,
+                      const uint8_t *aad, size_t aad_len, const uint8_t *in,
+                      size_t in_len, uint8_t *out)
+{
+    ctx->ops->encrypt(ctx, nonce, aad, aad_len, in, out, in_len, out + in_len);
+}
+
+/* Open one item whose arguments are already valid (in_len >= 16). On a bad
+ * tag the plaintext already written is wiped before returning. */
+static int open_item(const kms_gcm_ctx *ctx, const uint8_t *nonce,
+                     const uint8_t *aad, size_t aad_len, const uint8_t *in,
+                     size_t in_len, uint8_t *out)
+{
+    size_t ct_len = in_len - GCM_TAG_BYTES;
+    uint8_t received[GCM_TAG_BYTES], computed[GCM_TAG_BYTES];
+    /* Copy the tag first: with in == out it sits just past the plaintext,
+     * so it survives, but a copy keeps that reasoning local. */
+    memcpy(received, in + ct_len, GCM_TAG_BYTES);
+    ctx->ops->decrypt(ctx, nonce, aad, aad_len, in, out, ct_len, computed);
+    int ok = kms_aead_ct_equal(received, computed, GCM_TAG_BYTES);
+    kms_wipe(computed, sizeof computed);
+    if (!ok) {
+        kms_wipe(out, ct_len);
+        return KMS_AEAD_ERR_AUTH;
+    }
+    return KMS_AEAD_OK;
+}
+
+int kms_gcm_seal(const kms_gcm_ctx *ctx, const uint8_t *nonce, size_t nonce_len,
+                 const uint8_t *aad, size_t aad_len, const uint8_t *in,
+                 size_t in_len, uint8_t *out, size_t out_len)
+{
+    if (!ctx || !nonce || (aad_len && !aad) || (in_len && !in) || !out)
+        return KMS_AEAD_ERR_NULL;
+    int st = check_item(nonce_len, aad_len, in_len);
+    if (st)
+        return st;
+    if (out_len != in_len + GCM_TAG_BYTES)
+        return KMS_AEAD_ERR_BUFFER;
+    if (partial_overlap(in, in_len, out, out_len))
+        return KMS_AEAD_ERR_OVERLAP;
+    seal_item(ctx, nonce, aad, aad_len, in, in_len, out);
+    return KMS_AEAD_OK;
+}
+
+int kms_gcm_open(const kms_gcm_ctx *ctx, const uint8_t *nonce, size_t nonce_len,
+                 const uint8_t *aad, size_t aad_len, const uint8_t *in,
+                 size_t in_len, uint8_t *out, size_t out_len)
+{
+    if (!ctx || !nonce || (aad_len && !aad) || (in_len && !in))
+        return KMS_AEAD_ERR_NULL;
+    if (in_len < GCM_TAG_BYTES)
+        return KMS_AEAD_ERR_TOO_SHORT;
+    int st = check_item(nonce_len, aad_len, in_len - GCM_TAG_BYTES);
+    if (st)
+        return st;
+    if (out_len != in_len - GCM_TAG_BYTES || (out_len && !out))
+        return KMS_AEAD_ERR_BUFFER;
+    if (partial_overlap(in, in_len, out, out_len))
+        return KMS_AEAD_ERR_OVERLAP;
+    return open_item(ctx, nonce, aad, aad_len, in, in_len, out);
+}
+
+/* ---- batches ---------------------------------------------------------- */
+
+static int fill_random(uint8_t *p, size_t n)
+{
+#if defined(__linux__)
+    while (n) {
+        ssize_t got = getrandom(p, n, 0);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            return KMS_AEAD_ERR_RANDOM;
+        }
+        p += got;
+        n -= (size_t)got;
+    }
+#else
+    while (n) {
+        size_t chunk = n < 256 ? n : 256;
+        if (getentropy(p, chunk) != 0)
+            return KMS_AEAD_ERR_RANDOM;
+        p += chunk;
+        n -= chunk;
+    }
+#endif
+    return KMS_AEAD_OK;
+}
+
+/* Sum a length table, refusing overflow. */
+static int sum_lengths(const uint64_t *lens, size_t count, uint64_t *total)
+{
+    uint64_t t = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (lens[i] > UINT64_MAX - t)
+            return KMS_AEAD_ERR_BUFFER;
+        t += lens[i];
+    }
+    *total = t;
+    return KMS_AEAD_OK;
+}
+
+/* Call-level checks shared by both batch directions. */
+static int check_batch(const kms_gcm_ctx *ctx, size_t count, const uint8_t *nonces,
+                       size_t nonces_len, const uint8_t *aad, size_t aad_total,
+                       const uint64_t *aad_lens, const uint8_t *in,
+                       size_t in_total, const uint64_t *in_lens,
+                       const uint8_t *out, size_t out_len,
+                       const uint64_t *out_offsets, const int32_t *status)
+{
+    if (!ctx || !out_offsets || !status)
+        return KMS_AEAD_ERR_NULL;
+    if (count && (!nonces || !in_lens))
+        return KMS_AEAD_ERR_NULL;
+    if ((aad_total && !aad) || (in_total && !in) || (out_len && !out))
+        return KMS_AEAD_ERR_NULL;
+    if (count > SIZE_MAX / GCM_NONCE_BYTES || nonces_len != count * GCM_NONCE_BYTES)
+        return KMS_AEAD_ERR_BUFFER;
+    uint64_t total;
+    if (sum_lengths(in_lens, count, &total) || total != in_total)
+        return KMS_AEAD_ERR_BUFFER;
+    if (aad_lens && (sum_lengths(aad_lens, count, &total) || total != aad_total))
+        return KMS_AEAD_ERR_BUFFER;
+    /* The output arena must not alias anything the batch still reads. */
+    if (any_overlap(out, out_len, in, in_total) ||
+        any_overlap(out, out_len, aad, aad_total) ||
+        any_overlap(out, out_len, nonces, nonces_len))
+        return KMS_AEAD_ERR_OVERLAP;
+    return KMS_AEAD_OK;
+}
+
+int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, size_t count, uint8_t *nonces,
+                           size_t nonces_len, int generate_nonces,
+                           const uint8_t *aad, size_t aad_total,
+                           const uint64_t *aad_lens, const uint8_t *in,
+                           size_t in_total, const uint64_t *in_lens, uint8_t *out,
+                           size_t out_len, uint64_t *out_offsets, int32_t *status)
+{
+    int st = check_batch(ctx, count, nonces, nonces_len, aad, aad_total, aad_lens,
+                         in, in_total, in_lens, out, out_len, out_offsets, status);
+    if (st)
+        return st;
+    if (count > (UINT64_MAX - in_total) / GCM_TAG_BYTES ||
+        out_len != in_total + (uint64_t)count * GCM_TAG_BYTES)
+        return KMS_AEAD_ERR_BUFFER;
+    if (generate_nonces && (st = fill_random(nonces, nonces_len)))
+        return st;
+
+    int64_t failed = 0;
+    uint64_t in_off = 0, aad_off = 0, out_off = 0;
+    for (size_t i = 0; i < count; i++) {
+        uint64_t len = in_lens[i];
+        uint64_t alen = aad_lens ? aad_lens[i] : aad_total;
+        const uint8_t *item_aad = aad_lens ? aad + aad_off : aad;
+        out_offsets[i] = out_off;
+        st = check_item(GCM_NONCE_BYTES, alen, len);
+        if (st) {
+            kms_wipe(out + out_off, len + GCM_TAG_BYTES);
+            failed++;
+        } else {
+            seal_item(ctx, nonces + GCM_NONCE_BYTES * i, item_aad, alen,
+                      in + in_off, len, out + out_off);
+        }
+        status[i] = st;
+        in_off += len;
+        if (aad_lens)
+            aad_off += alen;
+        out_off += len + GCM_TAG_BYTES;
+    }
+    out_offsets[count] = out_off;
+    return failed;
+}
+
+int64_t kms_gcm_open_batch(const kms_gcm_ctx *ctx, size_t count,
+                           const uint8_t *nonces, size_t nonces_len,
+                           const uint8_t *aad, size_t aad_total,
+                           const uint64_t *aad_lens, const uint8_t *in,
+                           size_t in_total, const uint64_t *in_lens, uint8_t *out,
+                           size_t out_len, uint64_t *out_offsets, int32_t *status)
+{
+    int st = check_batch(ctx, count, nonces, nonces_len, aad, aad_total, aad_lens,
+                         in, in_total, in_lens, out, out_len, out_offsets, status);
+    if (st)
+        return st;
+    uint64_t need = 0;
+    for (size_t i = 0; i < count; i++)
+        if (in_lens[i] >= GCM_TAG_BYTES)
+            need += in_lens[i] - GCM_TAG_BYTES;
+    if (out_len != need)
+        return KMS_AEAD_ERR_BUFFER;
+
+    int64_t failed = 0;
+    uint64_t in_off = 0, aad_off = 0, out_off = 0;
+    for (size_t i = 0; i < count; i++) {
+        uint64_t len = in_lens[i];
+        uint64_t alen = aad_lens ? aad_lens[i] : aad_total;
+        const uint8_t *item_aad = aad_lens ? aad + aad_off : aad;
+        uint64_t plain = len >= GCM_TAG_BYTES ? len - GCM_TAG_BYTES : 0;
+        out_offsets[i] = out_off;
+        if (len < GCM_TAG_BYTES)
+            st = KMS_AEAD_ERR_TOO_SHORT;
+        else
+            st = check_item(GCM_NONCE_BYTES, alen, plain);
+        if (!st)
+            st = open_item(ctx, nonces + GCM_NONCE_BYTES * i, item_aad, alen,
+                           in + in_off, len, out + out_off);
+        else
+            kms_wipe(out + out_off, plain);
+        if (st)
+            failed++;
+        status[i] = st;
+        in_off += len;
+        if (aad_lens)
+            aad_off += alen;
+        out_off += plain;
+    }
+    out_offsets[count] = out_off;
+    return failed;
+}

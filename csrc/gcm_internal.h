@@ -1,0 +1,71 @@
+/*
+ * gcm_internal.h: the key context and the interface every tier implements.
+ * Private to csrc/; Python never sees these definitions.
+ */
+#ifndef KMS_GCM_INTERNAL_H
+#define KMS_GCM_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kms_aead.h"
+
+#define GCM_BLOCK 16
+#define GCM_NONCE_BYTES 12
+#define GCM_TAG_BYTES 16
+/* Powers of H kept per key: the 512-bit tier aggregates 16 blocks. */
+#define GCM_MAX_POWERS 16
+/* Zero blocks after H^1 so a vector load of powers for a short tail stays
+ * inside the context (the data lanes it meets are zero anyway). */
+#define GCM_POWER_PAD 4
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define KMS_HAVE_X86_TIERS 1
+#else
+#define KMS_HAVE_X86_TIERS 0
+#endif
+
+struct kms_gcm_ctx {
+    /* Round keys for AES-128 (11 used) or AES-256 (15 used). */
+    _Alignas(64) uint8_t round_keys[15][16];
+    /* h_powers[i] = H^(16 - i) in the byte-reversed, "times x" form GHASH
+     * multiplies with; descending so block j of an n-block run uses index
+     * 16 - n + j. Followed by GCM_POWER_PAD zero blocks. */
+    _Alignas(64) uint8_t h_powers[GCM_MAX_POWERS + GCM_POWER_PAD][16];
+    /* Karatsuba helpers: both 64-bit halves of each power XORed together,
+     * stored in both halves, same indexing as h_powers. */
+    _Alignas(64) uint8_t h_karatsuba[GCM_MAX_POWERS][16];
+    int rounds; /* 10 or 14 */
+    int tier;
+    const struct gcm_tier *ops;
+};
+
+/* One message with a 96-bit nonce. encrypt writes len bytes to out and the
+ * 16-byte tag to tag; decrypt writes len bytes of (unverified) plaintext and
+ * the tag it computed over in, which the caller compares. in == out is
+ * allowed; no other overlap. */
+typedef void (*gcm_crypt_fn)(const kms_gcm_ctx *ctx, const uint8_t *nonce,
+                             const uint8_t *aad, size_t aad_len,
+                             const uint8_t *in, uint8_t *out, size_t len,
+                             uint8_t *tag);
+
+struct gcm_tier {
+    const char *name;
+    /* Expand the key and compute the H powers into ctx. */
+    void (*init)(kms_gcm_ctx *ctx, const uint8_t *key, size_t key_len);
+    gcm_crypt_fn encrypt;
+    gcm_crypt_fn decrypt;
+};
+
+#if KMS_HAVE_X86_TIERS
+extern const struct gcm_tier kms_gcm_tier_aesni;
+extern const struct gcm_tier kms_gcm_tier_vaes;
+#endif
+
+/* cpu_features.c */
+int kms_cpu_best_tier(void);
+
+/* Wipe memory the compiler may not optimise away. */
+void kms_wipe(void *p, size_t n);
+
+#endif /* KMS_GCM_INTERNAL_H */

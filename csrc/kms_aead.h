@@ -1,0 +1,119 @@
+/*
+ * kms_aead.h: the whole public C API of the AES-GCM engine.
+ *
+ * The part between the "cdef" markers is fed to cffi's cdef() unchanged
+ * (csrc/build_ffi.py), so it holds only declarations cffi can parse.
+ * Nothing here includes Python headers; the engine never calls into Python.
+ */
+#ifndef KMS_AEAD_H
+#define KMS_AEAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* cdef-begin */
+
+/* Status codes. Zero is success; every failure is a distinct negative. */
+enum {
+    KMS_AEAD_OK = 0,
+    KMS_AEAD_ERR_NULL = -1,          /* a required pointer was NULL */
+    KMS_AEAD_ERR_KEY_SIZE = -2,      /* key is not 16 or 32 bytes */
+    KMS_AEAD_ERR_NONCE_SIZE = -3,    /* nonce is not 12 bytes */
+    KMS_AEAD_ERR_TAG_SIZE = -4,      /* tag is not 16 bytes */
+    KMS_AEAD_ERR_TOO_LONG = -5,      /* plaintext or AAD over the GCM limit */
+    KMS_AEAD_ERR_TOO_SHORT = -6,     /* ciphertext shorter than a tag */
+    KMS_AEAD_ERR_AUTH = -7,          /* tag mismatch: nothing was released */
+    KMS_AEAD_ERR_OVERLAP = -8,       /* input and output partially overlap */
+    KMS_AEAD_ERR_BUFFER = -9,        /* a buffer or length table is inconsistent */
+    KMS_AEAD_ERR_BACKEND = -10,      /* the requested tier is not available */
+    KMS_AEAD_ERR_RANDOM = -11,       /* the OS CSPRNG failed */
+    KMS_AEAD_ERR_NOMEM = -12         /* allocation failed */
+};
+
+/* Tiers, best last. A context is bound to one tier when it is created. */
+enum {
+    KMS_AEAD_TIER_NONE = 0,     /* no native fast path on this CPU or build */
+    KMS_AEAD_TIER_AESNI = 1,    /* AES-NI + PCLMULQDQ, 8 blocks in flight */
+    KMS_AEAD_TIER_VAES = 2      /* VAES + VPCLMULQDQ on 512-bit vectors */
+};
+
+/* Sizes, read by Python once at import (never hard-coded there). */
+size_t kms_aead_nonce_bytes(void);
+size_t kms_aead_tag_bytes(void);
+uint64_t kms_aead_max_plaintext_bytes(void);
+uint64_t kms_aead_max_aad_bytes(void);
+
+/* The best tier this CPU and OS support (CPUID + XGETBV, probed once). */
+int kms_aead_best_tier(void);
+const char *kms_aead_tier_name(int tier);
+
+/* Key context: expanded round keys and GHASH key powers, 64-byte aligned,
+ * wiped when freed. Read-only after creation, so it may be shared by
+ * concurrent calls. tier <= best tier, or KMS_AEAD_ERR_BACKEND. */
+typedef struct kms_gcm_ctx kms_gcm_ctx;
+kms_gcm_ctx *kms_gcm_new(const uint8_t *key, size_t key_len, int tier,
+                         int *status);
+void kms_gcm_free(kms_gcm_ctx *ctx);
+int kms_gcm_tier(const kms_gcm_ctx *ctx);
+
+/* One message. out receives len bytes of ciphertext followed by the tag
+ * (seal) or len - 16 bytes of plaintext (open). out may equal in exactly;
+ * any other overlap is refused. On KMS_AEAD_ERR_AUTH the output is zeroed. */
+int kms_gcm_seal(const kms_gcm_ctx *ctx,
+                 const uint8_t *nonce, size_t nonce_len,
+                 const uint8_t *aad, size_t aad_len,
+                 const uint8_t *in, size_t in_len,
+                 uint8_t *out, size_t out_len);
+int kms_gcm_open(const kms_gcm_ctx *ctx,
+                 const uint8_t *nonce, size_t nonce_len,
+                 const uint8_t *aad, size_t aad_len,
+                 const uint8_t *in, size_t in_len,
+                 uint8_t *out, size_t out_len);
+
+/* Batches: count messages under one key in one call.
+ *
+ * Inputs are packed back to back in `in` (in_lens[i] bytes each, summing to
+ * in_total). Associated data is either per item (aad_lens != NULL, packed
+ * back to back in `aad`, summing to aad_total) or one value shared by every
+ * item (aad_lens == NULL: the whole `aad` buffer, possibly empty).
+ * nonces holds count * 12 bytes; for seal with generate_nonces != 0 the
+ * engine fills it from getrandom() in one system call before encrypting.
+ *
+ * Outputs are packed back to back in `out`: item i gets in_lens[i] + 16
+ * bytes (seal) or in_lens[i] - 16 bytes (open; 0 for an item too short).
+ * out_offsets receives count + 1 entries so item i is
+ * out[out_offsets[i] : out_offsets[i + 1]]. status[i] receives the item's
+ * code. A failed item's output is zeroed; other items are not affected.
+ *
+ * Returns the number of failed items, or a negative code for an error of the
+ * call itself (then nothing was written to out). `out` must not overlap any
+ * input. */
+int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, size_t count,
+                           uint8_t *nonces, size_t nonces_len,
+                           int generate_nonces,
+                           const uint8_t *aad, size_t aad_total,
+                           const uint64_t *aad_lens,
+                           const uint8_t *in, size_t in_total,
+                           const uint64_t *in_lens,
+                           uint8_t *out, size_t out_len,
+                           uint64_t *out_offsets, int32_t *status);
+int64_t kms_gcm_open_batch(const kms_gcm_ctx *ctx, size_t count,
+                           const uint8_t *nonces, size_t nonces_len,
+                           const uint8_t *aad, size_t aad_total,
+                           const uint64_t *aad_lens,
+                           const uint8_t *in, size_t in_total,
+                           const uint64_t *in_lens,
+                           uint8_t *out, size_t out_len,
+                           uint64_t *out_offsets, int32_t *status);
+
+/* Size checks with no buffers, so tests can probe the limits without
+ * allocating 64 GiB. Return KMS_AEAD_OK or the code a call would get. */
+int kms_gcm_check_lengths(uint64_t nonce_len, uint64_t aad_len,
+                          uint64_t plaintext_len);
+
+/* Constant-time comparison of n bytes: 1 if equal, 0 otherwise. */
+int kms_aead_ct_equal(const uint8_t *a, const uint8_t *b, size_t n);
+
+/* cdef-end */
+
+#endif /* KMS_AEAD_H */
