@@ -106,11 +106,13 @@ void kms_gcm_free(kms_gcm_ctx *ctx)
 
 int kms_gcm_tier(const kms_gcm_ctx *ctx) { return ctx ? ctx->tier : KMS_AEAD_TIER_NONE; }
 
-int kms_gcm_check_lengths(uint64_t nonce_len, uint64_t aad_len,
-                          uint64_t plaintext_len)
+int kms_gcm_check_params(uint64_t nonce_len, uint64_t tag_len,
+                         uint64_t aad_len, uint64_t plaintext_len)
 {
     if (nonce_len != GCM_NONCE_BYTES)
         return KMS_AEAD_ERR_NONCE_SIZE;
+    if (tag_len != GCM_TAG_BYTES)
+        return KMS_AEAD_ERR_TAG_SIZE;
     if (aad_len > GCM_MAX_AAD || plaintext_len > GCM_MAX_PLAINTEXT)
         return KMS_AEAD_ERR_TOO_LONG;
     return KMS_AEAD_OK;
@@ -139,7 +141,7 @@ static int any_overlap(const uint8_t *a, size_t a_len, const uint8_t *b,
  * a length is non-zero. */
 static int check_item(size_t nonce_len, size_t aad_len, size_t pt_len)
 {
-    return kms_gcm_check_lengths(nonce_len, aad_len, pt_len);
+    return kms_gcm_check_params(nonce_len, GCM_TAG_BYTES, aad_len, pt_len);
 }
 
 /* Seal one item whose arguments are already valid. */
@@ -332,7 +334,7 @@ int64_t kms_gcm_open_batch(const kms_gcm_ctx *ctx, size_t count,
     for (size_t i = 0; i < count; i++)
         if (in_lens[i] >= GCM_TAG_BYTES)
             need += in_lens[i] - GCM_TAG_BYTES;
-    if (out_len != need)
+    if (out_len < need)
         return KMS_AEAD_ERR_BUFFER;
 
     int64_t failed = 0;
@@ -361,5 +363,9 @@ int64_t kms_gcm_open_batch(const kms_gcm_ctx *ctx, size_t count,
         out_off += plain;
     }
     out_offsets[count] = out_off;
+    /* out may be larger than needed (callers pass an upper bound); never
+     * leave whatever the allocator had there readable after the items. */
+    if (out_len > out_off)
+        memset(out + out_off, 0, out_len - out_off);
     return failed;
 }

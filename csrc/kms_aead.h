@@ -81,6 +81,8 @@ int kms_gcm_open(const kms_gcm_ctx *ctx,
  *
  * Outputs are packed back to back in `out`: item i gets in_lens[i] + 16
  * bytes (seal) or in_lens[i] - 16 bytes (open; 0 for an item too short).
+ * For seal out_len must be exactly the sum; for open at least the sum (so a
+ * caller may pass in_total without first scanning for short items).
  * out_offsets receives count + 1 entries so item i is
  * out[out_offsets[i] : out_offsets[i + 1]]. status[i] receives the item's
  * code. A failed item's output is zeroed; other items are not affected.
@@ -106,10 +108,19 @@ int64_t kms_gcm_open_batch(const kms_gcm_ctx *ctx, size_t count,
                            uint8_t *out, size_t out_len,
                            uint64_t *out_offsets, int32_t *status);
 
-/* Size checks with no buffers, so tests can probe the limits without
- * allocating 64 GiB. Return KMS_AEAD_OK or the code a call would get. */
-int kms_gcm_check_lengths(uint64_t nonce_len, uint64_t aad_len,
-                          uint64_t plaintext_len);
+/* Parameter checks with no buffers, so callers can refuse early and tests
+ * can probe the limits without allocating 64 GiB. Returns KMS_AEAD_OK or
+ * the code a call would get. Only 12-byte nonces and 16-byte tags pass. */
+int kms_gcm_check_params(uint64_t nonce_len, uint64_t tag_len,
+                         uint64_t aad_len, uint64_t plaintext_len);
+
+/* Output arenas for batch results: 64-byte aligned, recycled on release
+ * (a few are kept) so large batches do not fault in fresh pages each time.
+ * release wipes the first `used` bytes when wipe != 0 (plaintext). */
+uint8_t *kms_arena_new(size_t size);
+void kms_arena_release(uint8_t *payload, size_t used, int wipe);
+/* Free every cached arena (memory pressure, tests). */
+void kms_arena_trim(void);
 
 /* Constant-time comparison of n bytes: 1 if equal, 0 otherwise. */
 int kms_aead_ct_equal(const uint8_t *a, const uint8_t *b, size_t n);

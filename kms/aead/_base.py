@@ -1,0 +1,110 @@
+"""AESGCM: the public class, and the registry its constructor dispatches on.
+
+``AESGCM(key)`` returns an instance of the live backend's subclass (see
+kms.aead); ``AESGCM(key, backend="aesni")`` picks one explicitly, which is
+how tests and benchmarks compare backends in one process.
+"""
+from typing import Dict, Optional, Sequence, Type, Union
+
+from kms import errors
+from kms.aead.batch import BytesLike, OpenedBatch, Packed, SealedBatch
+from kms.aead.status import KEY_SIZES, TAG_SIZE
+
+# Filled by kms.aead at import: backend name -> class, and the default name.
+REGISTRY: Dict[str, Type["AESGCM"]] = {}
+DEFAULT: Dict[str, str] = {}
+
+
+def check_key(key: object) -> bytes:
+    if not isinstance(key, (bytes, bytearray, memoryview)):
+        raise errors.InvalidType("key must be bytes-like")
+    key = bytes(key)
+    if len(key) not in KEY_SIZES:
+        raise errors.InvalidKeySize(
+            f"AES-GCM key must be 128 or 256 bits; got {8 * len(key)} bits"
+        )
+    return key
+
+
+def check_tag_length(tag_length: int) -> None:
+    if tag_length != TAG_SIZE:
+        raise errors.InvalidTagSize(
+            f"only 128-bit (16-byte) AES-GCM tags are supported; got {tag_length} bytes"
+        )
+
+
+class AESGCM:
+    """AES-GCM with 96-bit nonces and 128-bit tags (AES-128 or AES-256).
+
+    Same calls and results as ``cryptography``'s AESGCM: ``encrypt`` returns
+    ciphertext followed by the 16-byte tag, ``decrypt`` raises
+    ``cryptography.exceptions.InvalidTag`` on any authentication failure
+    (including input shorter than a tag), and bytes, bytearray and memoryview
+    are accepted everywhere. The key schedule is expanded once, here.
+
+    .. warning:: A nonce must never repeat under one key: reuse reveals the
+       GHASH key and the XOR of the plaintexts. Random 96-bit nonces are safe
+       for up to 2**32 messages per key (NIST SP 800-38D, section 8.3).
+    """
+
+    backend = "abstract"
+
+    def __new__(cls, key: BytesLike, *, backend: Optional[str] = None,
+                tag_length: int = TAG_SIZE) -> "AESGCM":
+        if cls is AESGCM:
+            name = backend or DEFAULT["name"]
+            try:
+                cls = REGISTRY[name]
+            except KeyError:
+                raise errors.BackendUnavailable(
+                    f"AEAD backend {name!r} is not available here; available: "
+                    + ", ".join(REGISTRY)
+                ) from None
+        elif backend is not None and backend != cls.backend:
+            raise errors.BackendUnavailable(f"{cls.__name__} is the {cls.backend!r} backend")
+        return super().__new__(cls)
+
+    @staticmethod
+    def generate_key(bit_length: int) -> bytes:
+        import os
+
+        if bit_length not in (128, 256):
+            raise errors.InvalidKeySize("bit_length must be 128 or 256")
+        return os.urandom(bit_length // 8)
+
+    def encrypt(self, nonce: BytesLike, data: BytesLike,
+                associated_data: Optional[BytesLike]) -> bytes:
+        raise NotImplementedError
+
+    def decrypt(self, nonce: BytesLike, data: BytesLike,
+                associated_data: Optional[BytesLike]) -> bytes:
+        raise NotImplementedError
+
+    def encrypt_batch(
+        self,
+        nonces: Union[None, BytesLike, Sequence[BytesLike]],
+        data: Union[Packed, Sequence[BytesLike]],
+        associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
+    ) -> SealedBatch:
+        """Encrypt many messages in one call.
+
+        nonces: None to have the engine draw fresh random nonces (one
+        getrandom call for the whole batch), or count * 12 bytes packed, or a
+        sequence of 12-byte nonces. data: a sequence of bytes-like items or a
+        Packed. associated_data: None, one bytes-like value shared by all
+        items, or one per item (sequence or Packed).
+        Returns a SealedBatch in input order, carrying the nonces used.
+        """
+        raise NotImplementedError
+
+    def decrypt_batch(
+        self,
+        nonces: Union[BytesLike, Sequence[BytesLike]],
+        data: Union[Packed, Sequence[BytesLike]],
+        associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
+    ) -> OpenedBatch:
+        """Decrypt many messages in one call. A failed item (bad tag, too
+        short) is None in the result with its error available; it never
+        disturbs the other items and never raises for the whole batch.
+        Malformed arguments (wrong nonce count, non-bytes items) raise."""
+        raise NotImplementedError

@@ -1,0 +1,210 @@
+"""The native backends: thin wrappers over the C engine, one class per tier.
+
+Each call is one crossing into C (cffi releases the GIL for it). Outputs are
+written straight into a freshly created bytes object, so no result is ever
+copied: see ``_fresh_bytes``.
+"""
+import sys
+from array import array
+from typing import Any, Optional, Sequence, Union
+
+from cryptography.exceptions import InvalidTag
+
+from kms import errors
+from kms._native import ffi, lib
+from kms.aead import batch as _batch
+from kms.aead._base import AESGCM, check_key, check_tag_length
+from kms.aead.batch import BytesLike, OpenedBatch, Packed, SealedBatch
+from kms.aead.status import NONCE_SIZE, TAG_SIZE, Status, error_for
+
+_AUTH = int(Status.ERR_AUTH)
+_NULL: Any = ffi.NULL if ffi is not None else None
+
+if sys.implementation.name == "cpython":
+
+    def _fresh_bytes(size: int) -> bytes:
+        # A new, unshared bytes object the engine fills in place, as C code
+        # that builds a bytes result does. bytes(0) is the shared empty
+        # singleton, but nothing is ever written to a zero-length output.
+        return bytes(size)
+
+    def _finish(out: bytes) -> bytes:
+        return out
+
+else:  # pragma: no cover - other interpreters may share or move bytes
+
+    def _fresh_bytes(size: int) -> bytes:
+        return bytearray(size)  # type: ignore[return-value]
+
+    def _finish(out: bytes) -> bytes:
+        return bytes(out)
+
+
+def _arg(value: Any, name: str) -> Any:
+    """A bytes-like argument as something cffi passes without copying."""
+    if type(value) is bytes:
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        try:
+            return ffi.from_buffer(value)
+        except (TypeError, ValueError, BufferError):
+            raise errors.InvalidType(f"{name} must be a contiguous bytes-like object") from None
+    raise errors.InvalidType(f"{name} must be bytes-like")
+
+
+def _nonce_arg(nonce: Any) -> Any:
+    nonce = _arg(nonce, "nonce")
+    if len(nonce) != NONCE_SIZE:
+        raise errors.InvalidNonceSize(
+            f"AES-GCM nonce must be 12 bytes (96 bits); got {len(nonce)} bytes"
+        )
+    return nonce
+
+
+def _arena(size: int, wipe: bool) -> Any:
+    """A recycled C buffer for a batch result, released (and wiped, for
+    plaintext) when the last reference to it goes."""
+    if size == 0:
+        return b""
+    ptr = lib.kms_arena_new(size)
+    if ptr == _NULL:
+        raise MemoryError("cannot allocate a batch output buffer")
+    ptr = ffi.gc(ptr, lambda p: lib.kms_arena_release(p, size, wipe), size)
+    return ffi.buffer(ptr, size)
+
+
+def _u64(table: "array[int]") -> Any:
+    return ffi.from_buffer("uint64_t[]", table) if len(table) else _NULL
+
+
+class NativeAESGCM(AESGCM):
+    """AES-GCM on one tier of the C engine."""
+
+    tier = 0
+    __slots__ = ("_ctx",)
+
+    def __init__(self, key: BytesLike, *, backend: Optional[str] = None,
+                 tag_length: int = TAG_SIZE) -> None:
+        key = check_key(key)
+        check_tag_length(tag_length)
+        status = ffi.new("int *")
+        ctx = lib.kms_gcm_new(key, len(key), self.tier, status)
+        if status[0]:
+            raise error_for(status[0])
+        # Freed (and wiped: round keys and H powers) when the object goes.
+        self._ctx = ffi.gc(ctx, lib.kms_gcm_free)
+
+    def encrypt(self, nonce: BytesLike, data: BytesLike,
+                associated_data: Optional[BytesLike]) -> bytes:
+        nonce = _nonce_arg(nonce)
+        data = _arg(data, "data")
+        if associated_data is None:
+            aad, aad_len = _NULL, 0
+        else:
+            aad = _arg(associated_data, "associated_data")
+            aad_len = len(aad)
+        size = len(data) + TAG_SIZE
+        out = _fresh_bytes(size)
+        st = lib.kms_gcm_seal(self._ctx, nonce, NONCE_SIZE, aad, aad_len,
+                              data, len(data), out, size)
+        if st:
+            raise error_for(st)
+        return _finish(out)
+
+    def decrypt(self, nonce: BytesLike, data: BytesLike,
+                associated_data: Optional[BytesLike]) -> bytes:
+        nonce = _nonce_arg(nonce)
+        data = _arg(data, "data")
+        if len(data) < TAG_SIZE:
+            raise InvalidTag()
+        if associated_data is None:
+            aad, aad_len = _NULL, 0
+        else:
+            aad = _arg(associated_data, "associated_data")
+            aad_len = len(aad)
+        size = len(data) - TAG_SIZE
+        out = _fresh_bytes(size)
+        st = lib.kms_gcm_open(self._ctx, nonce, NONCE_SIZE, aad, aad_len,
+                              data, len(data), out if size else _NULL, size)
+        if st:
+            # The engine already zeroed whatever plaintext it had written.
+            raise InvalidTag() if st == _AUTH else error_for(st)
+        return _finish(out)
+
+    def encrypt_batch(
+        self,
+        nonces: Union[None, BytesLike, Sequence[BytesLike]],
+        data: Union[Packed, Sequence[BytesLike]],
+        associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
+    ) -> SealedBatch:
+        items = _batch.pack(data, "data")
+        count = len(items.lengths)
+        aad = _batch.pack_associated_data(associated_data, count)
+        if nonces is None:
+            nonce_buf, generate = _fresh_bytes(NONCE_SIZE * count), 1
+        else:
+            nonce_buf, generate = _batch.pack_nonces(nonces, count), 0
+        in_buf = _arg(items.buffer, "data")
+        aad_buf = _arg(aad.buffer, "associated_data")
+        out_len = len(in_buf) + TAG_SIZE * count
+        out = _arena(out_len, wipe=False)
+        offsets = _batch.empty_offsets(count)
+        statuses = _batch.empty_statuses(count)
+        failed = lib.kms_gcm_seal_batch(
+            self._ctx, count, nonce_buf if count else _NULL, len(nonce_buf), generate,
+            aad_buf, len(aad_buf), _u64(aad.lengths),
+            in_buf, len(in_buf), _u64(items.lengths),
+            ffi.from_buffer(out) if out_len else _NULL, out_len,
+            ffi.from_buffer("uint64_t[]", offsets), ffi.from_buffer("int32_t[]", statuses),
+        )
+        if failed < 0:
+            raise error_for(failed)
+        if failed:
+            # Sealing fails only for items over the GCM size limit.
+            raise error_for(next(st for st in statuses if st))
+        return SealedBatch(_finish(nonce_buf), out, offsets)
+
+    def decrypt_batch(
+        self,
+        nonces: Union[BytesLike, Sequence[BytesLike]],
+        data: Union[Packed, Sequence[BytesLike]],
+        associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
+    ) -> OpenedBatch:
+        items = _batch.pack(data, "data")
+        count = len(items.lengths)
+        aad = _batch.pack_associated_data(associated_data, count)
+        nonce_buf = _batch.pack_nonces(nonces, count)
+        in_buf = _arg(items.buffer, "data")
+        aad_buf = _arg(aad.buffer, "associated_data")
+        # An upper bound (items shorter than a tag yield nothing), so no
+        # per-item scan is needed; offsets say where each plaintext lies.
+        out_len = len(in_buf)
+        out = _arena(out_len, wipe=True)
+        offsets = _batch.empty_offsets(count)
+        statuses = _batch.empty_statuses(count)
+        failed = lib.kms_gcm_open_batch(
+            self._ctx, count, nonce_buf if count else _NULL, len(nonce_buf),
+            aad_buf, len(aad_buf), _u64(aad.lengths),
+            in_buf, len(in_buf), _u64(items.lengths),
+            ffi.from_buffer(out) if out_len else _NULL, out_len,
+            ffi.from_buffer("uint64_t[]", offsets), ffi.from_buffer("int32_t[]", statuses),
+        )
+        if failed < 0:
+            raise error_for(failed)
+        return OpenedBatch(out, offsets, statuses)
+
+
+class VaesAESGCM(NativeAESGCM):
+    """VAES + VPCLMULQDQ on 512-bit vectors, 16 blocks per iteration."""
+
+    backend = "vaes"
+    tier = 2
+    __slots__ = ()
+
+
+class AesniAESGCM(NativeAESGCM):
+    """AES-NI + PCLMULQDQ, 8 blocks in flight."""
+
+    backend = "aesni"
+    tier = 1
+    __slots__ = ()

@@ -1,0 +1,74 @@
+"""The one exception hierarchy of kms.
+
+Every error the project raises on purpose derives from KMSError and carries
+a stable ``code`` string; protocol adapters map classes to their own error
+formats in one place each. User-facing classes also derive from the builtin
+a Python caller would expect (ValueError, TypeError, ...), so code written
+against ``cryptography`` keeps catching what it caught before.
+
+This module imports nothing from kms; every layer may import it.
+"""
+
+
+class KMSError(Exception):
+    """Base of every kms error."""
+
+    code = "kms_error"
+
+
+class InvalidRequest(KMSError, ValueError):
+    """The caller sent something the operation cannot accept."""
+
+    code = "invalid_request"
+
+
+class InvalidKeySize(InvalidRequest):
+    code = "invalid_key_size"
+
+
+class InvalidNonceSize(InvalidRequest):
+    code = "invalid_nonce_size"
+
+
+class InvalidTagSize(InvalidRequest):
+    code = "invalid_tag_size"
+
+
+class DataTooLong(InvalidRequest, OverflowError):
+    """Plaintext or associated data above the AES-GCM limits."""
+
+    code = "data_too_long"
+
+
+class InvalidBuffer(InvalidRequest):
+    """Buffers or length tables that do not fit together."""
+
+    code = "invalid_buffer"
+
+
+class OverlappingBuffers(InvalidBuffer):
+    code = "overlapping_buffers"
+
+
+class InvalidType(KMSError, TypeError):
+    code = "invalid_type"
+
+
+class InternalError(KMSError):
+    """A fault on our side, never the caller's."""
+
+    code = "internal_error"
+
+
+class NativeError(InternalError):
+    code = "native_error"
+
+
+class RandomSourceError(InternalError):
+    code = "random_source_error"
+
+
+class BackendUnavailable(InternalError, RuntimeError):
+    """A requested AEAD backend is not available on this machine or build."""
+
+    code = "backend_unavailable"

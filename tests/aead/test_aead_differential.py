@@ -1,0 +1,110 @@
+"""Differential tests against cryptography's AESGCM (OpenSSL): identical
+ciphertext and tag bytes, and round trips, across lengths that hit every
+tail and aggregate boundary of both native tiers (8 and 16 blocks)."""
+import os
+import random
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM as OpenSSLAESGCM
+
+from kms import aead
+
+KEY_SIZES = (16, 32)
+
+
+def _check(box, ref, nonce, data, ad):
+    sealed = box.encrypt(nonce, data, ad)
+    assert sealed == ref.encrypt(nonce, bytes(data), ad), (len(data), None if ad is None else len(ad))
+    assert box.decrypt(nonce, sealed, ad) == bytes(data)
+
+
+@pytest.mark.parametrize("key_size", KEY_SIZES)
+def test_every_plaintext_length_up_to_600(backend, key_size):
+    rng = random.Random(600 + key_size)
+    key = rng.randbytes(key_size)
+    box, ref = aead.AESGCM(key, backend=backend), OpenSSLAESGCM(key)
+    for n in range(601):
+        _check(box, ref, rng.randbytes(12), rng.randbytes(n), rng.randbytes(n % 81))
+
+
+@pytest.mark.parametrize("key_size", KEY_SIZES)
+def test_every_aad_length_up_to_80(backend, key_size):
+    rng = random.Random(80 + key_size)
+    key = rng.randbytes(key_size)
+    box, ref = aead.AESGCM(key, backend=backend), OpenSSLAESGCM(key)
+    for a in range(81):
+        for n in (0, 1, 16, 63, 64, 255, 256, 257):
+            _check(box, ref, rng.randbytes(12), rng.randbytes(n), rng.randbytes(a))
+
+
+def test_long_associated_data(backend):
+    rng = random.Random(7)
+    key = rng.randbytes(32)
+    box, ref = aead.AESGCM(key, backend=backend), OpenSSLAESGCM(key)
+    for a in (127, 128, 129, 255, 256, 257, 4095, 4096, 65_537):
+        _check(box, ref, rng.randbytes(12), rng.randbytes(a % 300), rng.randbytes(a))
+
+
+def test_lengths_around_aggregate_multiples(backend):
+    rng = random.Random(11)
+    key = rng.randbytes(32)
+    box, ref = aead.AESGCM(key, backend=backend), OpenSSLAESGCM(key)
+    lengths = set()
+    for base in range(128, 4097, 128):
+        for delta in (-16, -15, -1, 0, 1, 15, 16):
+            lengths.add(base + delta)
+    for n in sorted(lengths):
+        _check(box, ref, rng.randbytes(12), rng.randbytes(n), b"aad")
+
+
+def test_random_lengths_up_to_one_mebibyte(backend):
+    rng = random.Random(1 << 20)
+    key = rng.randbytes(32)
+    box, ref = aead.AESGCM(key, backend=backend), OpenSSLAESGCM(key)
+    sizes = [rng.randrange(1 << 20) for _ in range(12)] + [65_536, 1 << 20]
+    for n in sizes:
+        _check(box, ref, rng.randbytes(12), os.urandom(n), rng.randbytes(rng.randrange(40)))
+
+
+def test_misaligned_buffers(backend):
+    """Inputs and outputs that start at every offset 0..63 of a larger buffer."""
+    rng = random.Random(63)
+    key = rng.randbytes(32)
+    box, ref = aead.AESGCM(key, backend=backend), OpenSSLAESGCM(key)
+    nonce = rng.randbytes(12)
+    for offset in range(64):
+        for n in (1, 33, 300):
+            backing = bytearray(rng.randbytes(offset + n + 16 + 64))
+            data = memoryview(backing)[offset : offset + n]
+            ad = memoryview(backing)[offset + 1 : offset + 1 + (offset % 20)]
+            sealed = box.encrypt(memoryview(bytearray(b"x" * offset + nonce))[offset:], data, ad)
+            assert sealed == ref.encrypt(nonce, bytes(data), bytes(ad))
+            ct_backing = bytearray(offset) + bytearray(sealed)
+            assert box.decrypt(nonce, memoryview(ct_backing)[offset:], ad) == bytes(data)
+
+
+@pytest.mark.parametrize("key_size", KEY_SIZES)
+def test_batches_of_mixed_lengths_match_single_calls(backend, key_size):
+    rng = random.Random(99 + key_size)
+    key = rng.randbytes(key_size)
+    box, ref = aead.AESGCM(key, backend=backend), OpenSSLAESGCM(key)
+    items = [rng.randbytes(rng.choice([0, 1, 15, 16, 17, 64, 200, 255, 256, 257, 1000, 5000]))
+             for _ in range(300)]
+    nonces = [rng.randbytes(12) for _ in items]
+    ads = [rng.randbytes(rng.randrange(50)) for _ in items]
+    sealed = box.encrypt_batch(nonces, items, ads)
+    assert list(sealed) == [ref.encrypt(n, p, a) for n, p, a in zip(nonces, items, ads)]
+    assert list(sealed) == [box.encrypt(n, p, a) for n, p, a in zip(nonces, items, ads)]
+    opened = box.decrypt_batch(b"".join(nonces), list(sealed), ads)
+    assert opened.ok and list(opened) == items
+
+
+def test_batch_with_shared_aad_matches_single_calls(backend):
+    rng = random.Random(5)
+    key = rng.randbytes(32)
+    box, ref = aead.AESGCM(key, backend=backend), OpenSSLAESGCM(key)
+    items = [rng.randbytes(rng.randrange(3000)) for _ in range(100)]
+    sealed = box.encrypt_batch(None, items, b"shared context")
+    for i, ct in enumerate(sealed):
+        assert ref.decrypt(sealed.nonce(i), ct, b"shared context") == items[i]
+    assert list(box.decrypt_batch(sealed.nonces, list(sealed), b"shared context")) == items
