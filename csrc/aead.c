@@ -173,36 +173,35 @@ static int open_item(const kms_gcm_ctx *ctx, const uint8_t *nonce,
     return KMS_AEAD_OK;
 }
 
-int kms_gcm_seal(const kms_gcm_ctx *ctx, const uint8_t *nonce, size_t nonce_len,
+int kms_gcm_seal(const kms_gcm_ctx *ctx, const uint8_t *nonce,
                  const uint8_t *aad, size_t aad_len, const uint8_t *in,
-                 size_t in_len, uint8_t *out, size_t out_len)
+                 size_t in_len, uint8_t *out)
 {
     if (!ctx || !nonce || (aad_len && !aad) || (in_len && !in) || !out)
         return KMS_AEAD_ERR_NULL;
-    int st = check_item(nonce_len, aad_len, in_len);
+    int st = check_item(GCM_NONCE_BYTES, aad_len, in_len);
     if (st)
         return st;
-    if (out_len != in_len + GCM_TAG_BYTES)
-        return KMS_AEAD_ERR_BUFFER;
-    if (partial_overlap(in, in_len, out, out_len))
+    if (partial_overlap(in, in_len, out, in_len + GCM_TAG_BYTES))
         return KMS_AEAD_ERR_OVERLAP;
     seal_item(ctx, nonce, aad, aad_len, in, in_len, out);
     return KMS_AEAD_OK;
 }
 
-int kms_gcm_open(const kms_gcm_ctx *ctx, const uint8_t *nonce, size_t nonce_len,
+int kms_gcm_open(const kms_gcm_ctx *ctx, const uint8_t *nonce,
                  const uint8_t *aad, size_t aad_len, const uint8_t *in,
-                 size_t in_len, uint8_t *out, size_t out_len)
+                 size_t in_len, uint8_t *out)
 {
     if (!ctx || !nonce || (aad_len && !aad) || (in_len && !in))
         return KMS_AEAD_ERR_NULL;
     if (in_len < GCM_TAG_BYTES)
         return KMS_AEAD_ERR_TOO_SHORT;
-    int st = check_item(nonce_len, aad_len, in_len - GCM_TAG_BYTES);
+    size_t out_len = in_len - GCM_TAG_BYTES;
+    int st = check_item(GCM_NONCE_BYTES, aad_len, out_len);
     if (st)
         return st;
-    if (out_len != in_len - GCM_TAG_BYTES || (out_len && !out))
-        return KMS_AEAD_ERR_BUFFER;
+    if (out_len && !out)
+        return KMS_AEAD_ERR_NULL;
     if (partial_overlap(in, in_len, out, out_len))
         return KMS_AEAD_ERR_OVERLAP;
     return open_item(ctx, nonce, aad, aad_len, in, in_len, out);

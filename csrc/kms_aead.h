@@ -56,19 +56,19 @@ kms_gcm_ctx *kms_gcm_new(const uint8_t *key, size_t key_len, int tier,
 void kms_gcm_free(kms_gcm_ctx *ctx);
 int kms_gcm_tier(const kms_gcm_ctx *ctx);
 
-/* One message. out receives len bytes of ciphertext followed by the tag
- * (seal) or len - 16 bytes of plaintext (open). out may equal in exactly;
- * any other overlap is refused. On KMS_AEAD_ERR_AUTH the output is zeroed. */
-int kms_gcm_seal(const kms_gcm_ctx *ctx,
-                 const uint8_t *nonce, size_t nonce_len,
+/* One message. nonce points at 12 bytes. seal writes in_len bytes of
+ * ciphertext followed by the 16-byte tag to out (in_len + 16 bytes); open
+ * takes ciphertext plus tag (in_len >= 16) and writes in_len - 16 bytes of
+ * plaintext. Sizes are implied, as in libsodium's AEAD calls, because every
+ * argument costs a conversion on each call from Python. out may equal in
+ * exactly; any other overlap is refused. On KMS_AEAD_ERR_AUTH the output is
+ * zeroed: no unverified plaintext is ever released. */
+int kms_gcm_seal(const kms_gcm_ctx *ctx, const uint8_t *nonce,
                  const uint8_t *aad, size_t aad_len,
-                 const uint8_t *in, size_t in_len,
-                 uint8_t *out, size_t out_len);
-int kms_gcm_open(const kms_gcm_ctx *ctx,
-                 const uint8_t *nonce, size_t nonce_len,
+                 const uint8_t *in, size_t in_len, uint8_t *out);
+int kms_gcm_open(const kms_gcm_ctx *ctx, const uint8_t *nonce,
                  const uint8_t *aad, size_t aad_len,
-                 const uint8_t *in, size_t in_len,
-                 uint8_t *out, size_t out_len);
+                 const uint8_t *in, size_t in_len, uint8_t *out);
 
 /* Batches: count messages under one key in one call.
  *
