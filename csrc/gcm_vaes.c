@@ -44,6 +44,11 @@ INLINE __m512i hp512(const kms_gcm_ctx *ctx, size_t i)
     return _mm512_loadu_si512((const void *)ctx->h_powers[i]);
 }
 
+INLINE __m512i hk512(const kms_gcm_ctx *ctx, size_t i)
+{
+    return _mm512_loadu_si512((const void *)ctx->h_karatsuba[i]);
+}
+
 INLINE __m128i hp128(const kms_gcm_ctx *ctx, size_t i)
 {
     return _mm_load_si128((const __m128i *)ctx->h_powers[i]);
@@ -67,6 +72,18 @@ INLINE void clmul4_acc(__m512i x, __m512i h, __m512i *lo, __m512i *mi, __m512i *
     *hi = _mm512_xor_si512(*hi, _mm512_clmulepi64_epi128(x, h, 0x11));
     *mi = xor3(*mi, _mm512_clmulepi64_epi128(x, h, 0x01),
                _mm512_clmulepi64_epi128(x, h, 0x10));
+}
+
+/* Karatsuba product of four lanes: three multiplies instead of four; hk
+ * holds each power's halves XORed together. The middle term still needs
+ * lo ^ hi folded in once per aggregate (karatsuba_fix). */
+INLINE void clmul4_kara_acc(__m512i x, __m512i h, __m512i hk, __m512i *lo,
+                            __m512i *mi, __m512i *hi)
+{
+    *lo = _mm512_xor_si512(*lo, _mm512_clmulepi64_epi128(x, h, 0x00));
+    *hi = _mm512_xor_si512(*hi, _mm512_clmulepi64_epi128(x, h, 0x11));
+    __m512i xs = _mm512_xor_si512(x, _mm512_shuffle_epi32(x, (_MM_PERM_ENUM)0x4e));
+    *mi = _mm512_xor_si512(*mi, _mm512_clmulepi64_epi128(xs, hk, 0x00));
 }
 
 INLINE void clmul1_acc(__m128i x, __m128i h, __m128i *lo, __m128i *mi, __m128i *hi)
@@ -216,9 +233,10 @@ INLINE __m128i stitched16(const kms_gcm_ctx *ctx, __m512i ctrv, const uint8_t *s
                 _mm512_loadu_si512((const void *)(hash_src + 64 * j)), bswap);
             if (j == 0)
                 x = _mm512_xor_si512(x, _mm512_zextsi128_si512(y));
-            clmul4_acc(x, hp512(ctx, 4 * j), &lo, &mi, &hi);
+            clmul4_kara_acc(x, hp512(ctx, 4 * j), hk512(ctx, 4 * j), &lo, &mi, &hi);
         }
     }
+    mi = xor3(mi, lo, hi); /* Karatsuba fix-up, once per 16 blocks */
     __m512i kl = rk512(ctx, rounds);
     UNROLL
     for (int k = 0; k < 4; k++)
