@@ -295,6 +295,8 @@ int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, size_t count, uint8_t *nonces
 
     int64_t failed = 0;
     uint64_t in_off = 0, aad_off = 0, out_off = 0;
+    struct gcm_msg group[GCM_SMALL_GROUP];
+    size_t pending = 0;
     for (size_t i = 0; i < count; i++) {
         uint64_t len = in_lens[i];
         uint64_t alen = aad_lens ? aad_lens[i] : aad_total;
@@ -304,6 +306,15 @@ int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, size_t count, uint8_t *nonces
         if (st) {
             kms_wipe(out + out_off, len + GCM_TAG_BYTES);
             failed++;
+        } else if (len <= GCM_SMALL_MAX) {
+            /* Small items share AES passes, GCM_SMALL_GROUP at a time. */
+            struct gcm_msg m = {nonces + GCM_NONCE_BYTES * i, item_aad, alen,
+                                in + in_off, out + out_off, len, out + out_off + len};
+            group[pending++] = m;
+            if (pending == GCM_SMALL_GROUP) {
+                ctx->ops->encrypt_small(ctx, group, pending);
+                pending = 0;
+            }
         } else {
             seal_item(ctx, nonces + GCM_NONCE_BYTES * i, item_aad, alen,
                       in + in_off, len, out + out_off);
@@ -314,7 +325,33 @@ int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, size_t count, uint8_t *nonces
             aad_off += alen;
         out_off += len + GCM_TAG_BYTES;
     }
+    if (pending)
+        ctx->ops->encrypt_small(ctx, group, pending);
     out_offsets[count] = out_off;
+    return failed;
+}
+
+/* Open the small items collected in group: compare each computed tag with
+ * the received one and wipe the plaintext of every item that fails. */
+struct pending_open {
+    size_t index;
+    const uint8_t *received;
+    uint8_t computed[GCM_TAG_BYTES];
+};
+
+static int64_t flush_open_group(const kms_gcm_ctx *ctx, struct gcm_msg *group,
+                                struct pending_open *meta, size_t n, int32_t *status)
+{
+    int64_t failed = 0;
+    ctx->ops->decrypt_small(ctx, group, n);
+    for (size_t k = 0; k < n; k++) {
+        if (!kms_aead_ct_equal(meta[k].received, meta[k].computed, GCM_TAG_BYTES)) {
+            kms_wipe(group[k].out, group[k].len);
+            status[meta[k].index] = KMS_AEAD_ERR_AUTH;
+            failed++;
+        }
+        kms_wipe(meta[k].computed, GCM_TAG_BYTES);
+    }
     return failed;
 }
 
@@ -338,6 +375,9 @@ int64_t kms_gcm_open_batch(const kms_gcm_ctx *ctx, size_t count,
 
     int64_t failed = 0;
     uint64_t in_off = 0, aad_off = 0, out_off = 0;
+    struct gcm_msg group[GCM_SMALL_GROUP];
+    struct pending_open meta[GCM_SMALL_GROUP];
+    size_t pending = 0;
     for (size_t i = 0; i < count; i++) {
         uint64_t len = in_lens[i];
         uint64_t alen = aad_lens ? aad_lens[i] : aad_total;
@@ -348,19 +388,32 @@ int64_t kms_gcm_open_batch(const kms_gcm_ctx *ctx, size_t count,
             st = KMS_AEAD_ERR_TOO_SHORT;
         else
             st = check_item(GCM_NONCE_BYTES, alen, plain);
-        if (!st)
-            st = open_item(ctx, nonces + GCM_NONCE_BYTES * i, item_aad, alen,
-                           in + in_off, len, out + out_off);
-        else
-            kms_wipe(out + out_off, plain);
-        if (st)
-            failed++;
         status[i] = st;
+        if (st) {
+            kms_wipe(out + out_off, plain);
+            failed++;
+        } else if (plain <= GCM_SMALL_MAX) {
+            struct gcm_msg m = {nonces + GCM_NONCE_BYTES * i, item_aad, alen,
+                                in + in_off, out + out_off, plain, meta[pending].computed};
+            meta[pending].index = i;
+            meta[pending].received = in + in_off + plain;
+            group[pending++] = m;
+            if (pending == GCM_SMALL_GROUP) {
+                failed += flush_open_group(ctx, group, meta, pending, status);
+                pending = 0;
+            }
+        } else if ((st = open_item(ctx, nonces + GCM_NONCE_BYTES * i, item_aad, alen,
+                                   in + in_off, len, out + out_off))) {
+            status[i] = st;
+            failed++;
+        }
         in_off += len;
         if (aad_lens)
             aad_off += alen;
         out_off += plain;
     }
+    if (pending)
+        failed += flush_open_group(ctx, group, meta, pending, status);
     out_offsets[count] = out_off;
     /* out may be larger than needed (callers pass an upper bound); never
      * leave whatever the allocator had there readable after the items. */

@@ -321,6 +321,33 @@ INLINE __m128i stitched8(const kms_gcm_ctx *ctx, __m128i ctr,
     return ghash_reduce(lo, mi, hi);
 }
 
+/* XOR keystream blocks ks over the last len < 128 bytes, hash them with the
+ * length block and write the tag (E(K, J0) = ekj0). */
+INLINE void apply_tail(const kms_gcm_ctx *ctx, __m128i y, const __m128i *ks,
+                       __m128i ekj0, const uint8_t *src, uint8_t *dst, size_t len,
+                       uint64_t aad_len, uint64_t total_len, uint8_t *tag,
+                       const int decrypt)
+{
+    size_t nb = (len + 15) / 16;
+    __m128i lengths = _mm_set_epi64x((long long)(aad_len * 8),
+                                     (long long)(total_len * 8));
+    if (decrypt)
+        y = ghash_run(ctx, y, src, len, 1, lengths);
+    for (size_t k = 0; k < nb; k++) {
+        size_t take = len - 16 * k < 16 ? len - 16 * k : 16;
+        if (take == 16) {
+            storeu(dst + 16 * k, _mm_xor_si128(loadu(src + 16 * k), ks[k]));
+        } else {
+            __m128i c = _mm_xor_si128(load_partial(src + 16 * k, take), ks[k]);
+            store_partial(dst + 16 * k, c, take);
+            c = _mm_setzero_si128();
+        }
+    }
+    if (!decrypt)
+        y = ghash_run(ctx, y, dst, len, 1, lengths);
+    storeu(tag, _mm_xor_si128(bswap128(y), ekj0));
+}
+
 /* The last len < 128 bytes (possibly 0), the length block and the tag. */
 INLINE void gcm_finish(const kms_gcm_ctx *ctx, __m128i ctr, __m128i j0,
                        __m128i y, const uint8_t *src, uint8_t *dst, size_t len,
@@ -351,28 +378,71 @@ INLINE void gcm_finish(const kms_gcm_ctx *ctx, __m128i ctr, __m128i j0,
         aes_blocks(ctx, &ekj0, 1, rounds);
     }
 
-    __m128i lengths = _mm_set_epi64x((long long)(aad_len * 8),
-                                     (long long)(total_len * 8));
-    if (decrypt)
-        y = ghash_run(ctx, y, src, len, 1, lengths);
-    UNROLL
-    for (size_t k = 0; k < nb; k++) {
-        size_t take = len - 16 * k < 16 ? len - 16 * k : 16;
-        if (take == 16) {
-            storeu(dst + 16 * k, _mm_xor_si128(loadu(src + 16 * k), b[k]));
-        } else {
-            __m128i c = _mm_xor_si128(load_partial(src + 16 * k, take), b[k]);
-            store_partial(dst + 16 * k, c, take);
-            c = _mm_setzero_si128();
-        }
-    }
-    if (!decrypt)
-        y = ghash_run(ctx, y, dst, len, 1, lengths);
+    apply_tail(ctx, y, b, ekj0, src, dst, len, aad_len, total_len, tag, decrypt);
     UNROLL
     for (int k = 0; k < 8; k++)
         b[k] = _mm_setzero_si128();
+}
 
-    storeu(tag, _mm_xor_si128(bswap128(y), ekj0));
+/* Small messages (each <= GCM_SMALL_MAX bytes: 4 data blocks + J0) two at a
+ * time, so one 10-block AES pass serves both; GHASH stays per message. */
+INLINE void crypt_small(const kms_gcm_ctx *ctx, const struct gcm_msg *msgs, size_t n,
+                        const int decrypt, const int rounds)
+{
+    const __m128i bswap_mask = _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                                            11, 12, 13, 14, 15);
+    for (size_t base = 0; base < n; base += 2) {
+        __m128i b[10], y[2];
+        UNROLL
+        for (size_t j = 0; j < 2; j++) {
+            if (base + j >= n) {
+                UNROLL
+                for (int i = 0; i < 5; i++)
+                    b[5 * j + i] = _mm_setzero_si128();
+                y[j] = _mm_setzero_si128();
+                continue;
+            }
+            const struct gcm_msg *m = &msgs[base + j];
+            __m128i j0 = j0_block(m->nonce);
+            __m128i ctr = _mm_shuffle_epi8(j0, bswap_mask);
+            UNROLL
+            for (int i = 0; i < 4; i++)
+                b[5 * j + i] = _mm_shuffle_epi8(
+                    _mm_add_epi32(ctr, _mm_set_epi32(0, 0, 0, i + 1)), bswap_mask);
+            b[5 * j + 4] = j0;
+            y[j] = ghash_update(ctx, _mm_setzero_si128(), m->aad, m->aad_len);
+        }
+        aes_blocks(ctx, b, 10, rounds);
+        UNROLL
+        for (size_t j = 0; j < 2; j++) {
+            if (base + j >= n)
+                break;
+            const struct gcm_msg *m = &msgs[base + j];
+            apply_tail(ctx, y[j], &b[5 * j], b[5 * j + 4], m->in, m->out, m->len,
+                       m->aad_len, m->len, m->tag, decrypt);
+        }
+        UNROLL
+        for (int i = 0; i < 10; i++)
+            b[i] = _mm_setzero_si128();
+    }
+}
+
+TARGET static void aesni_encrypt_small(const kms_gcm_ctx *ctx,
+                                       const struct gcm_msg *msgs, size_t n)
+{
+    if (ctx->rounds == 14)
+        crypt_small(ctx, msgs, n, 0, 14);
+    else
+        crypt_small(ctx, msgs, n, 0, 10);
+}
+
+TARGET static void aesni_decrypt_small(const kms_gcm_ctx *ctx,
+                                       const struct gcm_msg *msgs, size_t n)
+{
+    if (ctx->rounds == 14)
+        crypt_small(ctx, msgs, n, 1, 14);
+    else
+        crypt_small(ctx, msgs, n, 1, 10);
 }
 
 INLINE void gcm_crypt(const kms_gcm_ctx *ctx, const uint8_t *nonce,
@@ -445,6 +515,7 @@ TARGET static void aesni_decrypt(const kms_gcm_ctx *ctx, const uint8_t *nonce,
 
 const struct gcm_tier kms_gcm_tier_aesni = {
     "aesni", kms_gcm_x86_init, aesni_encrypt, aesni_decrypt,
+    aesni_encrypt_small, aesni_decrypt_small,
 };
 
 #endif /* KMS_HAVE_X86_TIERS */

@@ -49,12 +49,34 @@ typedef void (*gcm_crypt_fn)(const kms_gcm_ctx *ctx, const uint8_t *nonce,
                              const uint8_t *in, uint8_t *out, size_t len,
                              uint8_t *tag);
 
+/* Batches of small messages go through the tiers GCM_SMALL_GROUP at a
+ * time, so their AES rounds share one pass (at most 4 data blocks plus J0
+ * each). tag: where encrypt writes the tag, or decrypt the computed one. */
+#define GCM_SMALL_MAX 64
+#define GCM_SMALL_GROUP 4
+
+struct gcm_msg {
+    const uint8_t *nonce;
+    const uint8_t *aad;
+    size_t aad_len;
+    const uint8_t *in;
+    uint8_t *out;
+    size_t len;
+    uint8_t *tag;
+};
+
+typedef void (*gcm_small_fn)(const kms_gcm_ctx *ctx, const struct gcm_msg *msgs,
+                             size_t n);
+
 struct gcm_tier {
     const char *name;
     /* Expand the key and compute the H powers into ctx. */
     void (*init)(kms_gcm_ctx *ctx, const uint8_t *key, size_t key_len);
     gcm_crypt_fn encrypt;
     gcm_crypt_fn decrypt;
+    /* n <= GCM_SMALL_GROUP messages of at most GCM_SMALL_MAX bytes. */
+    gcm_small_fn encrypt_small;
+    gcm_small_fn decrypt_small;
 };
 
 #if KMS_HAVE_X86_TIERS

@@ -248,6 +248,29 @@ INLINE __m128i stitched16(const kms_gcm_ctx *ctx, __m512i ctrv, const uint8_t *s
     return reduce512(lo, mi, hi);
 }
 
+/* XOR up to four vectors of keystream ks over the last len < 256 bytes, hash
+ * them with the length block and write the tag (E(K, J0) = ekj0). */
+INLINE void apply_tail(const kms_gcm_ctx *ctx, __m128i y, const __m512i *ks,
+                       __m128i ekj0, const uint8_t *src, uint8_t *dst, size_t len,
+                       uint64_t aad_len, uint64_t total_len, uint8_t *tag,
+                       const int decrypt)
+{
+    size_t nv = (len + 63) / 64;
+    __m128i lengths = _mm_set_epi64x((long long)(aad_len * 8),
+                                     (long long)(total_len * 8));
+    if (decrypt)
+        y = ghash_short(ctx, y, src, len, 1, lengths);
+    for (size_t k = 0; k < nv; k++) {
+        __mmask64 m = first_bytes(len - 64 * k);
+        __m512i d = _mm512_maskz_loadu_epi8(m, src + 64 * k);
+        _mm512_mask_storeu_epi8(dst + 64 * k, m, _mm512_xor_si512(d, ks[k]));
+    }
+    if (!decrypt)
+        y = ghash_short(ctx, y, dst, len, 1, lengths);
+    _mm_storeu_si128((__m128i *)tag,
+                     _mm_xor_si128(_mm_shuffle_epi8(y, bswap_mask128()), ekj0));
+}
+
 /* The last len < 256 bytes, the length block and the tag. */
 INLINE void gcm_finish(const kms_gcm_ctx *ctx, __m512i ctrv, __m128i j0, __m128i y,
                        const uint8_t *src, uint8_t *dst, size_t len,
@@ -255,7 +278,6 @@ INLINE void gcm_finish(const kms_gcm_ctx *ctx, __m512i ctrv, __m128i j0, __m128i
                        const int decrypt, const int rounds)
 {
     size_t nb = (len + 15) / 16; /* data blocks, 0..16 */
-    size_t nv = (len + 63) / 64; /* data vectors, 0..4 */
     __m512i b[4];
     __m128i ekj0;
     counters16(ctrv, b);
@@ -278,23 +300,71 @@ INLINE void gcm_finish(const kms_gcm_ctx *ctx, __m512i ctrv, __m128i j0, __m128i
         ekj0 = _mm512_castsi512_si128(t);
     }
 
-    __m128i lengths = _mm_set_epi64x((long long)(aad_len * 8),
-                                     (long long)(total_len * 8));
-    if (decrypt)
-        y = ghash_short(ctx, y, src, len, 1, lengths);
-    UNROLL
-    for (size_t k = 0; k < nv; k++) {
-        __mmask64 m = first_bytes(len - 64 * k);
-        __m512i d = _mm512_maskz_loadu_epi8(m, src + 64 * k);
-        _mm512_mask_storeu_epi8(dst + 64 * k, m, _mm512_xor_si512(d, b[k]));
-    }
-    if (!decrypt)
-        y = ghash_short(ctx, y, dst, len, 1, lengths);
+    apply_tail(ctx, y, b, ekj0, src, dst, len, aad_len, total_len, tag, decrypt);
     UNROLL
     for (int k = 0; k < 4; k++)
         b[k] = _mm512_setzero_si512();
-    _mm_storeu_si128((__m128i *)tag,
-                     _mm_xor_si128(_mm_shuffle_epi8(y, bswap_mask128()), ekj0));
+}
+
+/* Up to 4 small messages (each <= GCM_SMALL_MAX bytes) at once: message k's
+ * counter blocks fill vector k and the four J0 blocks share a fifth, so one
+ * 5-vector AES pass serves all of them; GHASH stays per message. */
+INLINE void crypt_small(const kms_gcm_ctx *ctx, const struct gcm_msg *msgs, size_t n,
+                        const int decrypt, const int rounds)
+{
+    const __m512i bswap = bswap_mask512();
+    const __m512i steps = _mm512_set_epi32(0, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 1);
+    __m512i v[GCM_SMALL_GROUP + 1];
+    __m128i y[GCM_SMALL_GROUP];
+    v[GCM_SMALL_GROUP] = _mm512_setzero_si512();
+    UNROLL
+    for (size_t k = 0; k < GCM_SMALL_GROUP; k++) {
+        if (k >= n) {
+            v[k] = _mm512_setzero_si512();
+            continue;
+        }
+        /* J0 = nonce || 0x00000001; a masked load never reads past the
+         * 12 nonce bytes. */
+        __m128i j0 = _mm_mask_loadu_epi8(_mm_set_epi32(0x01000000, 0, 0, 0),
+                                         (__mmask16)0x0fff, msgs[k].nonce);
+        __m128i ctr = _mm_shuffle_epi8(j0, bswap_mask128());
+        v[k] = _mm512_shuffle_epi8(
+            _mm512_add_epi32(_mm512_broadcast_i32x4(ctr), steps), bswap);
+        v[GCM_SMALL_GROUP] = _mm512_mask_blend_epi64(
+            (__mmask8)(3u << (2 * k)), v[GCM_SMALL_GROUP], _mm512_broadcast_i32x4(j0));
+        y[k] = ghash_update(ctx, _mm_setzero_si128(), msgs[k].aad, msgs[k].aad_len);
+    }
+    aes_vectors(ctx, v, GCM_SMALL_GROUP + 1, rounds);
+    UNROLL
+    for (size_t k = 0; k < GCM_SMALL_GROUP; k++) {
+        if (k >= n)
+            break;
+        __m128i ekj0 = _mm512_castsi512_si128(
+            _mm512_maskz_compress_epi64((__mmask8)(3u << (2 * k)), v[GCM_SMALL_GROUP]));
+        apply_tail(ctx, y[k], &v[k], ekj0, msgs[k].in, msgs[k].out, msgs[k].len,
+                   msgs[k].aad_len, msgs[k].len, msgs[k].tag, decrypt);
+    }
+    UNROLL
+    for (size_t k = 0; k <= GCM_SMALL_GROUP; k++)
+        v[k] = _mm512_setzero_si512();
+}
+
+TARGET static void vaes_encrypt_small(const kms_gcm_ctx *ctx, const struct gcm_msg *msgs,
+                                      size_t n)
+{
+    if (ctx->rounds == 14)
+        crypt_small(ctx, msgs, n, 0, 14);
+    else
+        crypt_small(ctx, msgs, n, 0, 10);
+}
+
+TARGET static void vaes_decrypt_small(const kms_gcm_ctx *ctx, const struct gcm_msg *msgs,
+                                      size_t n)
+{
+    if (ctx->rounds == 14)
+        crypt_small(ctx, msgs, n, 1, 14);
+    else
+        crypt_small(ctx, msgs, n, 1, 10);
 }
 
 INLINE void gcm_crypt(const kms_gcm_ctx *ctx, const uint8_t *nonce,
@@ -372,6 +442,7 @@ TARGET static void vaes_decrypt(const kms_gcm_ctx *ctx, const uint8_t *nonce,
 
 const struct gcm_tier kms_gcm_tier_vaes = {
     "vaes", kms_gcm_x86_init, vaes_encrypt, vaes_decrypt,
+    vaes_encrypt_small, vaes_decrypt_small,
 };
 
 #endif /* KMS_HAVE_X86_TIERS */

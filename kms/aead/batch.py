@@ -23,13 +23,17 @@ class Packed(NamedTuple):
     lengths: "array[int]"
 
 
-def pack(items: Union[Packed, Sequence[BytesLike]], name: str) -> Packed:
-    """Pack a sequence of bytes-like items (or pass a Packed through)."""
+def pack(items: Union[Packed, Sequence[BytesLike]], name: str, check: bool = True) -> Packed:
+    """Pack a sequence of bytes-like items (or pass a Packed through).
+
+    check=False skips summing the length table: the native engine verifies
+    that the lengths add up to the buffer itself (a bad table is refused as
+    InvalidBuffer there), so the batch hot path need not walk it twice."""
     if isinstance(items, Packed):
         lengths = items.lengths
         if not isinstance(lengths, array) or lengths.typecode != "Q":
             raise errors.InvalidType(f"{name}: Packed.lengths must be an array('Q')")
-        if sum(lengths) != memoryview(items.buffer).nbytes:
+        if check and sum(lengths) != memoryview(items.buffer).nbytes:
             raise errors.InvalidBuffer(f"{name}: lengths do not add up to the buffer size")
         return items
     if isinstance(items, (bytes, bytearray, memoryview, str)):
@@ -41,7 +45,7 @@ def pack(items: Union[Packed, Sequence[BytesLike]], name: str) -> Packed:
     lengths = array("Q", map(len, items))
     # len() of a memoryview counts elements, not bytes: a mismatch here means
     # some item was not a plain byte buffer.
-    if sum(lengths) != len(buffer):
+    if check and sum(lengths) != len(buffer):
         raise errors.InvalidBuffer(f"every item of {name} must be a contiguous byte buffer")
     return Packed(buffer, lengths)
 
@@ -70,8 +74,9 @@ def pack_nonces(nonces: Union[BytesLike, Sequence[BytesLike]], count: int) -> by
 
 
 def pack_associated_data(
-    associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]], count: int
-) -> Optional[Packed]:
+    associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]], count: int,
+    check: bool = True,
+) -> Packed:
     """None or one bytes-like value: shared by every item (returned as a
     Packed with empty lengths, meaning "shared"). A sequence or Packed: one
     value per item."""
@@ -79,7 +84,7 @@ def pack_associated_data(
         return Packed(b"", array("Q"))
     if isinstance(associated_data, (bytes, bytearray, memoryview)):
         return Packed(associated_data, array("Q"))
-    per_item = pack(associated_data, "associated_data")
+    per_item = pack(associated_data, "associated_data", check)
     if len(per_item.lengths) != count:
         raise errors.InvalidBuffer(
             f"got {len(per_item.lengths)} associated data items for {count} items"

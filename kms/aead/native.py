@@ -160,9 +160,9 @@ class NativeAESGCM(AESGCM):
         data: Union[Packed, Sequence[BytesLike]],
         associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
     ) -> SealedBatch:
-        items = _batch.pack(data, "data")
+        items = _batch.pack(data, "data", check=False)
         count = len(items.lengths)
-        aad = _batch.pack_associated_data(associated_data, count)
+        aad = _batch.pack_associated_data(associated_data, count, check=False)
         if nonces is None:
             nonce_buf, generate = _fresh_bytes(NONCE_SIZE * count), 1
         else:
@@ -193,9 +193,9 @@ class NativeAESGCM(AESGCM):
         data: Union[Packed, Sequence[BytesLike]],
         associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
     ) -> OpenedBatch:
-        items = _batch.pack(data, "data")
+        items = _batch.pack(data, "data", check=False)
         count = len(items.lengths)
-        aad = _batch.pack_associated_data(associated_data, count)
+        aad = _batch.pack_associated_data(associated_data, count, check=False)
         nonce_buf = _batch.pack_nonces(nonces, count)
         in_buf = _arg(items.buffer, "data")
         aad_buf = _arg(aad.buffer, "associated_data")

@@ -40,7 +40,7 @@ _MESSAGES = {
     Status.ERR_TAG_SIZE: (errors.InvalidTagSize, "AES-GCM tag must be 16 bytes (128 bits)"),
     Status.ERR_TOO_LONG: (errors.DataTooLong, "data or associated data exceeds the AES-GCM limit"),
     Status.ERR_OVERLAP: (errors.OverlappingBuffers, "output buffer partially overlaps an input"),
-    Status.ERR_BUFFER: (errors.InvalidBuffer, "buffer sizes and length tables do not match"),
+    Status.ERR_BUFFER: (errors.InvalidBuffer, "buffer sizes do not add up: the item lengths, nonces or output size do not match the buffers given"),
     Status.ERR_BACKEND: (errors.BackendUnavailable, "the requested AES-GCM tier is not available"),
     Status.ERR_RANDOM: (errors.RandomSourceError, "the OS random source failed"),
     Status.ERR_NOMEM: (MemoryError, "out of memory"),

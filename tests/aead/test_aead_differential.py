@@ -108,3 +108,27 @@ def test_batch_with_shared_aad_matches_single_calls(backend):
     for i, ct in enumerate(sealed):
         assert ref.decrypt(sealed.nonce(i), ct, b"shared context") == items[i]
     assert list(box.decrypt_batch(sealed.nonces, list(sealed), b"shared context")) == items
+
+
+@pytest.mark.parametrize("key_size", KEY_SIZES)
+def test_small_item_batches_of_every_shape(backend, key_size):
+    """Items of 0..80 bytes (the engine groups items of up to 64 bytes into
+    shared AES passes) in batches of 1..9, so every group remainder occurs,
+    with per-item AAD; one corrupted item per batch fails alone."""
+    rng = random.Random(4 * key_size)
+    key = rng.randbytes(key_size)
+    box, ref = aead.AESGCM(key, backend=backend), OpenSSLAESGCM(key)
+    lengths = list(range(81))
+    for batch_size in range(1, 10):
+        for start in range(0, len(lengths), batch_size):
+            items = [rng.randbytes(n) for n in lengths[start : start + batch_size]]
+            nonces = [rng.randbytes(12) for _ in items]
+            ads = [rng.randbytes(rng.randrange(70)) for _ in items]
+            sealed = box.encrypt_batch(nonces, items, ads)
+            assert list(sealed) == [ref.encrypt(n, p, a) for n, p, a in zip(nonces, items, ads)]
+            cts = list(sealed)
+            bad = rng.randrange(len(cts))
+            cts[bad] = cts[bad][:-1] + bytes([cts[bad][-1] ^ 0x80])
+            opened = box.decrypt_batch(nonces, cts, ads)
+            assert opened.failed == [bad]
+            assert [p for i, p in enumerate(opened) if i != bad] == [p for i, p in enumerate(items) if i != bad]
