@@ -4,11 +4,15 @@
 kms.aead); ``AESGCM(key, backend="aesni")`` picks one explicitly, which is
 how tests and benchmarks compare backends in one process.
 """
+import os
 from typing import Dict, Optional, Sequence, Type, Union
 
+from cryptography.exceptions import InvalidTag
+
 from kms import errors
+from kms.aead import batch as _batch
 from kms.aead.batch import BytesLike, OpenedBatch, Packed, SealedBatch
-from kms.aead.status import KEY_SIZES, TAG_SIZE
+from kms.aead.status import KEY_SIZES, NONCE_SIZE, TAG_SIZE, Status
 
 # Filled by kms.aead at import: backend name -> class, and the default name.
 REGISTRY: Dict[str, Type["AESGCM"]] = {}
@@ -66,8 +70,6 @@ class AESGCM:
 
     @staticmethod
     def generate_key(bit_length: int) -> bytes:
-        import os
-
         if bit_length not in (128, 256):
             raise errors.InvalidKeySize("bit_length must be 128 or 256")
         return os.urandom(bit_length // 8)
@@ -108,3 +110,41 @@ class AESGCM:
         disturbs the other items and never raises for the whole batch.
         Malformed arguments (wrong nonce count, non-bytes items) raise."""
         raise NotImplementedError
+
+    # One call per item, through this backend's own encrypt/decrypt. The
+    # fallback batches this way; the native engine does for large items,
+    # where packing them into one buffer would cost more than it saves.
+
+    def _encrypt_each(self, nonces: Union[None, BytesLike, Sequence[BytesLike]],
+                      data: Union[Packed, Sequence[BytesLike]],
+                      associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]]
+                      ) -> SealedBatch:
+        items = _batch.as_items(data, "data")
+        count = len(items)
+        ads = _batch.as_associated_data(associated_data, count)
+        nonce_buf = (os.urandom(NONCE_SIZE * count) if nonces is None
+                     else _batch.pack_nonces(nonces, count))
+        encrypt = self.encrypt
+        parts = [encrypt(nonce_buf[NONCE_SIZE * i : NONCE_SIZE * (i + 1)], item, ad)
+                 for i, (item, ad) in enumerate(zip(items, ads))]
+        return SealedBatch(nonce_buf, parts=parts)
+
+    def _decrypt_each(self, nonces: Union[BytesLike, Sequence[BytesLike]],
+                      data: Union[Packed, Sequence[BytesLike]],
+                      associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]]
+                      ) -> OpenedBatch:
+        items = _batch.as_items(data, "data")
+        count = len(items)
+        ads = _batch.as_associated_data(associated_data, count)
+        nonce_buf = _batch.pack_nonces(nonces, count)
+        statuses = _batch.empty_statuses(count)
+        parts = []
+        decrypt = self.decrypt
+        for i, (item, ad) in enumerate(zip(items, ads)):
+            try:
+                parts.append(decrypt(nonce_buf[NONCE_SIZE * i : NONCE_SIZE * (i + 1)], item, ad))
+            except InvalidTag:
+                size = memoryview(item).nbytes
+                statuses[i] = Status.ERR_TOO_SHORT if size < TAG_SIZE else Status.ERR_AUTH
+                parts.append(bytes(max(size - TAG_SIZE, 0)))
+        return OpenedBatch(statuses, parts=parts)

@@ -92,22 +92,94 @@ def pack_associated_data(
     return per_item
 
 
-class SealedBatch(Sequence[bytes]):
+def as_items(items: Union[Packed, Sequence[BytesLike]], name: str) -> Sequence[BytesLike]:
+    """Items one by one: a sequence as given, a Packed as zero-copy slices."""
+    if isinstance(items, Packed):
+        pack(items, name)  # validates the length table
+        view = memoryview(items.buffer).cast("B")
+        out: List[BytesLike] = []
+        pos = 0
+        for n in items.lengths:
+            out.append(view[pos : pos + n])
+            pos += n
+        return out
+    if isinstance(items, (bytes, bytearray, memoryview, str)):
+        raise errors.InvalidType(f"{name} must be a sequence of bytes-like items, not one buffer")
+    # The packed path refuses these through its length table; match it.
+    if any(isinstance(item, memoryview) and item.itemsize != 1 for item in items):
+        raise errors.InvalidBuffer(f"every item of {name} must be a contiguous byte buffer")
+    return items
+
+
+def as_associated_data(associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]],
+                       count: int) -> Sequence[Optional[BytesLike]]:
+    """Associated data one value per item (a shared value repeated)."""
+    if associated_data is None or isinstance(associated_data, (bytes, bytearray, memoryview)):
+        return [associated_data] * count
+    per_item = as_items(associated_data, "associated_data")
+    if len(per_item) != count:
+        raise errors.InvalidBuffer(f"got {len(per_item)} associated data items for {count} items")
+    return per_item
+
+
+class _Items:
+    """Per-item results held either packed (one buffer plus offsets, as the
+    engine writes them) or as separate parts (large items, the fallback).
+    Each form is derived from the other only when asked for."""
+
+    __slots__ = ("_buffer", "_offsets", "_parts")
+
+    def __init__(self, buffer: Any = None, offsets: "Optional[array[int]]" = None,
+                 parts: Optional[List[bytes]] = None) -> None:
+        self._buffer, self._offsets, self._parts = buffer, offsets, parts
+
+    @property
+    def buffer(self) -> Any:
+        """Every item back to back: a read-only buffer (bytes, or an
+        engine-owned arena). Slice it, or take a memoryview to write it out
+        without a copy."""
+        if self._buffer is None:
+            self._buffer = b"".join(self._parts or ())
+        return self._buffer
+
+    @property
+    def offsets(self) -> "array[int]":
+        """count + 1 offsets: item i is buffer[offsets[i]:offsets[i + 1]]."""
+        if self._offsets is None:
+            offsets, pos = array("Q", [0]), 0
+            for part in self._parts or ():
+                pos += len(part)
+                offsets.append(pos)
+            self._offsets = offsets
+        return self._offsets
+
+    def _item(self, i: int) -> bytes:
+        if self._parts is not None:
+            return self._parts[i]
+        off = self._offsets
+        assert off is not None
+        return self._buffer[off[i] : off[i + 1]]  # type: ignore[no-any-return]
+
+    def _count(self) -> int:
+        if self._parts is not None:
+            return len(self._parts)
+        assert self._offsets is not None
+        return len(self._offsets) - 1
+
+
+class SealedBatch(_Items, Sequence[bytes]):
     """Result of encrypt_batch: item i is ciphertext followed by the tag,
-    sealed under nonce(i). ``buffer`` and ``offsets`` expose the packed form:
-    item i is buffer[offsets[i]:offsets[i + 1]]. ``buffer`` is a read-only
-    buffer (bytes, or an engine-owned arena): slice it, or take a memoryview
-    of it to write it out without a copy."""
+    sealed under nonce(i); ``nonces`` holds all of them packed."""
 
-    __slots__ = ("nonces", "buffer", "offsets")
+    __slots__ = ("nonces",)
 
-    def __init__(self, nonces: bytes, buffer: Any, offsets: "array[int]") -> None:
+    def __init__(self, nonces: bytes, buffer: Any = None, offsets: "Optional[array[int]]" = None,
+                 parts: Optional[List[bytes]] = None) -> None:
+        super().__init__(buffer, offsets, parts)
         self.nonces = nonces
-        self.buffer = buffer
-        self.offsets = offsets
 
     def __len__(self) -> int:
-        return len(self.offsets) - 1
+        return self._count()
 
     @overload
     def __getitem__(self, index: int) -> bytes: ...
@@ -117,12 +189,13 @@ class SealedBatch(Sequence[bytes]):
 
     def __getitem__(self, index):  # type: ignore[no-untyped-def]
         if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        i = range(len(self))[index]
-        return self.buffer[self.offsets[i] : self.offsets[i + 1]]
+            return [self._item(i) for i in range(*index.indices(len(self)))]
+        return self._item(range(len(self))[index])
 
     def __iter__(self) -> Iterator[bytes]:
-        buf, off = self.buffer, self.offsets
+        if self._parts is not None:
+            return iter(self._parts)
+        buf, off = self._buffer, self.offsets
         return (buf[off[i] : off[i + 1]] for i in range(len(off) - 1))
 
     def nonce(self, index: int) -> bytes:
@@ -133,17 +206,18 @@ class SealedBatch(Sequence[bytes]):
         return f"<SealedBatch of {len(self)} items>"
 
 
-class OpenedBatch(Sequence[Optional[bytes]]):
+class OpenedBatch(_Items, Sequence[Optional[bytes]]):
     """Result of decrypt_batch: item i is the plaintext, or None when that
     item failed (error(i) says why; its bytes in the buffer are zero).
     One bad item never affects another. The native engine wipes the
     plaintext arena when the last reference to this batch goes."""
 
-    __slots__ = ("buffer", "offsets", "statuses")
+    __slots__ = ("statuses",)
 
-    def __init__(self, buffer: Any, offsets: "array[int]", statuses: "array[int]") -> None:
-        self.buffer = buffer
-        self.offsets = offsets
+    def __init__(self, statuses: "array[int]", buffer: Any = None,
+                 offsets: "Optional[array[int]]" = None,
+                 parts: Optional[List[bytes]] = None) -> None:
+        super().__init__(buffer, offsets, parts)
         self.statuses = statuses
 
     def __len__(self) -> int:
@@ -159,9 +233,7 @@ class OpenedBatch(Sequence[Optional[bytes]]):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         i = range(len(self))[index]
-        if self.statuses[i]:
-            return None
-        return self.buffer[self.offsets[i] : self.offsets[i + 1]]
+        return None if self.statuses[i] else self._item(i)
 
     @property
     def ok(self) -> bool:

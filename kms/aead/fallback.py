@@ -1,33 +1,41 @@
 """The fallback backend: the same API on ``cryptography``'s AESGCM (OpenSSL).
 
 Used when the CPU has no AES-NI, on other architectures, or when the
-extension was not built. Batches are a Python loop here, with the same
-inputs, outputs and per-item statuses as the native engine.
+extension was not built. Batches are a loop of single calls here, with the
+same inputs, outputs and per-item statuses as the native engine.
 """
-import os
-from array import array
 from typing import Optional, Sequence, Union
 
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import aead as _openssl
 
 from kms import errors
-from kms.aead import batch as _batch
 from kms.aead._base import AESGCM, check_key, check_tag_length
 from kms.aead.batch import BytesLike, OpenedBatch, Packed, SealedBatch
-from kms.aead.status import MAX_AAD, MAX_PLAINTEXT, NONCE_SIZE, TAG_SIZE, Status
+from kms.aead.status import NONCE_SIZE, TAG_SIZE
 
 
-def _check_bytes(value: object, name: str) -> None:
-    if not isinstance(value, (bytes, bytearray, memoryview)):
-        raise errors.InvalidType(f"{name} must be bytes-like")
+def _bytes_arg(value: object, name: str) -> BytesLike:
+    """bytes, bytearray, or any contiguous memoryview taken as its raw bytes
+    (what the native engine sees through the buffer protocol)."""
+    if isinstance(value, (bytes, bytearray)):
+        return value
+    if isinstance(value, memoryview):
+        if not value.c_contiguous:
+            raise errors.InvalidType(f"{name} must be a contiguous bytes-like object")
+        if value.itemsize == 1 and value.format in ("B", "b", "c"):
+            return value
+        try:
+            return value.cast("B")
+        except TypeError:
+            raise errors.InvalidType(f"{name} must be a contiguous bytes-like object") from None
+    raise errors.InvalidType(f"{name} must be bytes-like")
 
 
-def _check_nonce(nonce: object) -> None:
-    _check_bytes(nonce, "nonce")
-    size = memoryview(nonce).nbytes  # type: ignore[arg-type]
-    if size != NONCE_SIZE:
-        raise errors.InvalidNonceSize(f"AES-GCM nonce must be 12 bytes (96 bits); got {size} bytes")
+def _nonce_arg(nonce: object) -> BytesLike:
+    nonce = _bytes_arg(nonce, "nonce")
+    if len(nonce) != NONCE_SIZE:
+        raise errors.InvalidNonceSize(f"AES-GCM nonce must be 12 bytes (96 bits); got {len(nonce)} bytes")
+    return nonce
 
 
 class FallbackAESGCM(AESGCM):
@@ -41,10 +49,10 @@ class FallbackAESGCM(AESGCM):
 
     def encrypt(self, nonce: BytesLike, data: BytesLike,
                 associated_data: Optional[BytesLike]) -> bytes:
-        _check_nonce(nonce)
-        _check_bytes(data, "data")
+        nonce = _nonce_arg(nonce)
+        data = _bytes_arg(data, "data")
         if associated_data is not None:
-            _check_bytes(associated_data, "associated_data")
+            associated_data = _bytes_arg(associated_data, "associated_data")
         try:
             return self._impl.encrypt(nonce, data, associated_data)
         except OverflowError:
@@ -53,10 +61,10 @@ class FallbackAESGCM(AESGCM):
 
     def decrypt(self, nonce: BytesLike, data: BytesLike,
                 associated_data: Optional[BytesLike]) -> bytes:
-        _check_nonce(nonce)
-        _check_bytes(data, "data")
+        nonce = _nonce_arg(nonce)
+        data = _bytes_arg(data, "data")
         if associated_data is not None:
-            _check_bytes(associated_data, "associated_data")
+            associated_data = _bytes_arg(associated_data, "associated_data")
         try:
             return self._impl.decrypt(nonce, data, associated_data)
         except OverflowError:
@@ -68,29 +76,7 @@ class FallbackAESGCM(AESGCM):
         data: Union[Packed, Sequence[BytesLike]],
         associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
     ) -> SealedBatch:
-        items = _batch.pack(data, "data")
-        count = len(items.lengths)
-        aad = _batch.pack_associated_data(associated_data, count)
-        nonce_buf = os.urandom(NONCE_SIZE * count) if nonces is None else _batch.pack_nonces(nonces, count)
-        if any(n > MAX_PLAINTEXT for n in items.lengths):
-            raise errors.DataTooLong("a batch item exceeds the AES-GCM plaintext limit")
-        src, shared = memoryview(items.buffer).cast("B"), bytes(aad.buffer)
-        asrc = memoryview(aad.buffer).cast("B")
-        parts, offsets = [], _batch.empty_offsets(count)
-        pos = apos = out = 0
-        for i, n in enumerate(items.lengths):
-            if aad.lengths:
-                item_aad = asrc[apos : apos + aad.lengths[i]]
-                apos += aad.lengths[i]
-            else:
-                item_aad = shared
-            sealed = self._impl.encrypt(nonce_buf[12 * i : 12 * i + 12], src[pos : pos + n], item_aad)
-            parts.append(sealed)
-            offsets[i] = out
-            out += len(sealed)
-            pos += n
-        offsets[count] = out
-        return SealedBatch(nonce_buf, b"".join(parts), offsets)
+        return self._encrypt_each(nonces, data, associated_data)
 
     def decrypt_batch(
         self,
@@ -98,35 +84,4 @@ class FallbackAESGCM(AESGCM):
         data: Union[Packed, Sequence[BytesLike]],
         associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
     ) -> OpenedBatch:
-        items = _batch.pack(data, "data")
-        count = len(items.lengths)
-        aad = _batch.pack_associated_data(associated_data, count)
-        nonce_buf = _batch.pack_nonces(nonces, count)
-        src, shared = memoryview(items.buffer).cast("B"), bytes(aad.buffer)
-        asrc = memoryview(aad.buffer).cast("B")
-        parts, offsets = [], _batch.empty_offsets(count)
-        statuses: "array[int]" = _batch.empty_statuses(count)
-        pos = apos = out = 0
-        for i, n in enumerate(items.lengths):
-            if aad.lengths:
-                item_aad = asrc[apos : apos + aad.lengths[i]]
-                apos += aad.lengths[i]
-            else:
-                item_aad = shared
-            plain_len = max(n - TAG_SIZE, 0)
-            offsets[i] = out
-            if n < TAG_SIZE:
-                statuses[i] = Status.ERR_TOO_SHORT
-            elif len(item_aad) > MAX_AAD:  # pragma: no cover - cannot be allocated
-                statuses[i] = Status.ERR_TOO_LONG
-            else:
-                try:
-                    parts.append(self._impl.decrypt(nonce_buf[12 * i : 12 * i + 12], src[pos : pos + n], item_aad))
-                except InvalidTag:
-                    statuses[i] = Status.ERR_AUTH
-            if statuses[i]:
-                parts.append(bytes(plain_len))
-            out += plain_len
-            pos += n
-        offsets[count] = out
-        return OpenedBatch(b"".join(parts), offsets, statuses)
+        return self._decrypt_each(nonces, data, associated_data)

@@ -1,8 +1,9 @@
 """The native backends: thin wrappers over the C engine, one class per tier.
 
-Each call is one crossing into C (cffi releases the GIL for it). Outputs are
-written straight into a freshly created bytes object, so no result is ever
-copied: see ``_fresh_bytes``.
+Each call is one crossing into C (cffi releases the GIL for it). Single
+results are written straight into a freshly created bytes object and batch
+results into an engine-owned arena, so no result is ever copied on the way
+out (see ``_fresh_bytes`` and ``_arena``).
 """
 import sys
 from array import array
@@ -80,15 +81,35 @@ def _nonce_arg(nonce: Any) -> Any:
 
 
 def _arena(size: int, wipe: bool) -> Any:
-    """A recycled C buffer for a batch result, released (and wiped, for
-    plaintext) when the last reference to it goes."""
+    """A recycled C buffer for a batch result (a cdata pointer), released,
+    and wiped if it held plaintext, when the last reference to it goes."""
     if size == 0:
-        return b""
+        return _NULL
     ptr = lib.kms_arena_new(size)
     if ptr == _NULL:
         raise MemoryError("cannot allocate a batch output buffer")
-    ptr = ffi.gc(ptr, lambda p: lib.kms_arena_release(p, size, wipe), size)
-    return ffi.buffer(ptr, size)
+    return ffi.gc(ptr, lambda p: lib.kms_arena_release(p, size, wipe), size)
+
+
+def _view(arena: Any, used: int) -> Any:
+    """The first `used` bytes of an arena as a read-only buffer; it keeps the
+    arena alive for as long as it is referenced."""
+    return ffi.buffer(arena, used) if used else b""
+
+
+# Items this large gain nothing from sharing one call, and packing them
+# would copy (and, for plaintext, later wipe) every byte once more.
+_LARGE_ITEM = 64 * 1024
+
+
+def _large_items(data: Any) -> bool:
+    """Judged by the first item, so the check costs nothing per item."""
+    if isinstance(data, Packed):
+        return False
+    try:
+        return len(data) > 0 and len(data[0]) >= _LARGE_ITEM
+    except TypeError:
+        return False
 
 
 def _u64(table: "array[int]") -> Any:
@@ -160,6 +181,8 @@ class NativeAESGCM(AESGCM):
         data: Union[Packed, Sequence[BytesLike]],
         associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
     ) -> SealedBatch:
+        if _large_items(data):
+            return self._encrypt_each(nonces, data, associated_data)
         items = _batch.pack(data, "data", check=False)
         count = len(items.lengths)
         aad = _batch.pack_associated_data(associated_data, count, check=False)
@@ -177,7 +200,7 @@ class NativeAESGCM(AESGCM):
             self._ctx, count, nonce_buf if count else _NULL, len(nonce_buf), generate,
             aad_buf, len(aad_buf), _u64(aad.lengths),
             in_buf, len(in_buf), _u64(items.lengths),
-            ffi.from_buffer(out) if out_len else _NULL, out_len,
+            out, out_len,
             ffi.from_buffer("uint64_t[]", offsets), ffi.from_buffer("int32_t[]", statuses),
         )
         if failed < 0:
@@ -185,7 +208,7 @@ class NativeAESGCM(AESGCM):
         if failed:
             # Sealing fails only for items over the GCM size limit.
             raise error_for(next(st for st in statuses if st))
-        return SealedBatch(_finish(nonce_buf), out, offsets)
+        return SealedBatch(_finish(nonce_buf), _view(out, out_len), offsets)
 
     def decrypt_batch(
         self,
@@ -193,6 +216,8 @@ class NativeAESGCM(AESGCM):
         data: Union[Packed, Sequence[BytesLike]],
         associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
     ) -> OpenedBatch:
+        if _large_items(data):
+            return self._decrypt_each(nonces, data, associated_data)
         items = _batch.pack(data, "data", check=False)
         count = len(items.lengths)
         aad = _batch.pack_associated_data(associated_data, count, check=False)
@@ -209,12 +234,13 @@ class NativeAESGCM(AESGCM):
             self._ctx, count, nonce_buf if count else _NULL, len(nonce_buf),
             aad_buf, len(aad_buf), _u64(aad.lengths),
             in_buf, len(in_buf), _u64(items.lengths),
-            ffi.from_buffer(out) if out_len else _NULL, out_len,
+            out, out_len,
             ffi.from_buffer("uint64_t[]", offsets), ffi.from_buffer("int32_t[]", statuses),
         )
         if failed < 0:
             raise error_for(failed)
-        return OpenedBatch(out, offsets, statuses)
+        # The arena was sized for the worst case; expose what was used.
+        return OpenedBatch(statuses, _view(out, offsets[count]), offsets)
 
 
 class VaesAESGCM(NativeAESGCM):

@@ -233,3 +233,29 @@ def test_large_batch(backend):
     items = [os.urandom(i % 97) for i in range(20_000)]
     sealed = box.encrypt_batch(None, items)
     assert list(box.decrypt_batch(sealed.nonces, list(sealed))) == items
+
+
+def test_wide_memoryviews_are_their_raw_bytes_in_single_calls(backend):
+    box = aead.AESGCM(bytes(32), backend=backend)
+    words = memoryview(array("I", [1, 2, 3]))
+    raw = words.tobytes()
+    assert box.encrypt(bytes(12), words, None) == OpenSSLAESGCM(bytes(32)).encrypt(bytes(12), raw, None)
+    with pytest.raises(TypeError):
+        box.encrypt(bytes(12), memoryview(b"abcdef")[::2], None)  # not contiguous
+
+
+@pytest.mark.parametrize("size", [10, 70_000])
+def test_large_and_small_batches_give_the_same_results(backend, size):
+    """Large items take one call each; the results must not differ."""
+    box = aead.AESGCM(os.urandom(32), backend=backend)
+    items = [os.urandom(size), os.urandom(5), os.urandom(size)]
+    nonces = [os.urandom(12) for _ in items]
+    sealed = box.encrypt_batch(nonces, items, b"ad")
+    assert list(sealed) == [box.encrypt(n, p, b"ad") for n, p in zip(nonces, items)]
+    assert bytes(sealed.buffer) == b"".join(sealed)
+    assert list(sealed.offsets) == [0, size + 16, size + 37, 2 * size + 53]
+    cts = list(sealed)
+    cts[1] = cts[1][:-1] + bytes([cts[1][-1] ^ 1])
+    opened = box.decrypt_batch(nonces, cts, b"ad")
+    assert opened.failed == [1] and opened[0] == items[0] and opened[2] == items[2]
+    assert bytes(opened.buffer) == items[0] + bytes(5) + items[2]
