@@ -2,6 +2,7 @@
 Valgrind, whose virtual CPU reports no AVX-512 and no VAES, the engine must
 pick the AES-NI tier and still compute correct results, never die with
 SIGILL (spec/aesni-gcm-notes.md, section 5.2)."""
+import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,8 @@ print(list(box.decrypt_batch([bytes(12)], [box.encrypt(bytes(12), b"x", None)]))
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="the AddressSanitizer build cannot run under Valgrind")
 @pytest.mark.skipif("aesni" not in aead.available_backends(), reason="no native engine on this machine")
 def test_engine_falls_back_to_aesni_when_the_cpu_hides_vaes():
     # --tool=none: no memory checking, just Valgrind's virtual CPU.
