@@ -63,11 +63,20 @@ static const struct gcm_tier *tier_ops(int tier)
 
 int kms_aead_ct_equal(const uint8_t *a, const uint8_t *b, size_t n)
 {
-    volatile uint8_t diff = 0;
-    for (size_t i = 0; i < n; i++)
-        diff |= a[i] ^ b[i];
-    /* Map 0 -> 1 and 1..255 -> 0 without a data-dependent branch. */
-    return (int)(1 & ((uint32_t)((uint32_t)diff - 1) >> 8));
+    /* OR together the XOR of every word: no early exit and no branch on
+     * the data; only the final 0/1 is ever looked at. */
+    uint64_t diff = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        diff |= x ^ y;
+    }
+    for (; i < n; i++)
+        diff |= (uint64_t)(a[i] ^ b[i]);
+    /* 1 when diff == 0, else 0, computed without a comparison. */
+    return (int)(1 & ((diff | (0 - diff)) >> 63 ^ 1));
 }
 
 kms_gcm_ctx *kms_gcm_new(const uint8_t *key, size_t key_len, int tier,
