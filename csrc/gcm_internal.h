@@ -13,8 +13,8 @@
 #define GCM_BLOCK 16
 #define GCM_NONCE_BYTES 12
 #define GCM_TAG_BYTES 16
-/* Powers of H kept per key: the 512-bit tier aggregates 16 blocks. */
-#define GCM_MAX_POWERS 16
+/* Powers of H kept per key: the 512-bit tier aggregates 32 blocks. */
+#define GCM_MAX_POWERS 32
 /* Zero blocks after H^1 so a vector load of powers for a short tail stays
  * inside the context (the data lanes it meets are zero anyway). */
 #define GCM_POWER_PAD 4
@@ -28,9 +28,9 @@
 struct kms_gcm_ctx {
     /* Round keys for AES-128 (11 used) or AES-256 (15 used). */
     _Alignas(64) uint8_t round_keys[15][16];
-    /* h_powers[i] = H^(16 - i) in the byte-reversed, "times x" form GHASH
+    /* h_powers[i] = H^(32 - i) in the byte-reversed, "times x" form GHASH
      * multiplies with; descending so block j of an n-block run uses index
-     * 16 - n + j. Followed by GCM_POWER_PAD zero blocks. */
+     * 32 - n + j. Followed by GCM_POWER_PAD zero blocks. */
     _Alignas(64) uint8_t h_powers[GCM_MAX_POWERS + GCM_POWER_PAD][16];
     /* Karatsuba helpers: both 64-bit halves of each power XORed together,
      * stored in both halves, same indexing as h_powers. */

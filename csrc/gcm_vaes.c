@@ -153,7 +153,7 @@ INLINE __m128i ghash_run(const kms_gcm_ctx *ctx, __m128i y, const uint8_t *p,
 INLINE __m128i ghash_short(const kms_gcm_ctx *ctx, __m128i y, const uint8_t *p,
                            size_t len, int has_last, __m128i last)
 {
-    if (has_last && len > 240) {
+    if (has_last && (len + 15) / 16 + 1 > GCM_MAX_POWERS) {
         y = ghash_run(ctx, y, p, len, 0, last);
         return ghash_run(ctx, y, p, 0, 1, last);
     }
@@ -194,58 +194,82 @@ INLINE void aes_vectors(const kms_gcm_ctx *ctx, __m512i *b, const int n,
         b[k] = _mm512_aesenclast_epi128(b[k], kl);
 }
 
-/* Counter vectors for the 16 blocks after ctr (lane 0 dword = counter). */
-INLINE void counters16(__m512i ctrv, __m512i *b)
+/* Counter vectors for the 4n blocks after ctr (lane 0 dword = counter). */
+INLINE void counters(__m512i ctrv, __m512i *b, const int n)
 {
     const __m512i four = _mm512_set_epi32(0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4);
     const __m512i bswap = bswap_mask512();
     UNROLL
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < n; k++) {
         b[k] = _mm512_shuffle_epi8(ctrv, bswap);
         ctrv = _mm512_add_epi32(ctrv, four);
     }
 }
 
-/* 16 blocks of keystream XORed from src into dst, with the GHASH of the 16
- * blocks at hash_src stitched between the rounds. */
-INLINE __m128i stitched16(const kms_gcm_ctx *ctx, __m512i ctrv, const uint8_t *src,
-                          uint8_t *dst, const uint8_t *hash_src, __m128i y,
-                          const int rounds)
+
+
+/* nv vectors (4 * nv blocks) of keystream XORed from src into dst, with the
+ * GHASH of the 4 * nv blocks at hash_src (multiplied by H^(4nv)..H^1, one
+ * reduction) stitched between the AES rounds. nv is 4 or 8: eight
+ * independent AES chains keep the units busier than four. */
+INLINE __m128i stitched(const kms_gcm_ctx *ctx, __m512i ctrv, const uint8_t *src,
+                        uint8_t *dst, const uint8_t *hash_src, __m128i y,
+                        const int rounds, const int nv)
 {
     const __m512i bswap = bswap_mask512();
-    __m512i b[4];
-    counters16(ctrv, b);
+    const size_t base = GCM_MAX_POWERS - 4 * (size_t)nv;
+    __m512i b[8];
+    counters(ctrv, b, nv);
     __m512i k0 = rk512(ctx, 0);
     UNROLL
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < nv; k++)
         b[k] = _mm512_xor_si512(b[k], k0);
     __m512i lo = _mm512_setzero_si512(), mi = lo, hi = lo;
     UNROLL
     for (int r = 1; r < rounds; r++) {
         __m512i key = rk512(ctx, r);
         UNROLL
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < nv; k++)
             b[k] = _mm512_aesenc_epi128(b[k], key);
-        /* One vector of GHASH every other round keeps both units busy. */
-        if ((r & 1) && r <= 7) {
-            int j = r >> 1;
+        /* Spread the GHASH vectors over the first 8 rounds (10 at least). */
+        if (r <= 8 && ((r - 1) % (8 / nv)) == 0) {
+            int j = (r - 1) / (8 / nv);
             __m512i x = _mm512_shuffle_epi8(
                 _mm512_loadu_si512((const void *)(hash_src + 64 * j)), bswap);
             if (j == 0)
                 x = _mm512_xor_si512(x, _mm512_zextsi128_si512(y));
-            clmul4_kara_acc(x, hp512(ctx, 4 * j), hk512(ctx, 4 * j), &lo, &mi, &hi);
+            clmul4_kara_acc(x, hp512(ctx, base + 4 * j), hk512(ctx, base + 4 * j),
+                            &lo, &mi, &hi);
         }
     }
-    mi = xor3(mi, lo, hi); /* Karatsuba fix-up, once per 16 blocks */
+    mi = xor3(mi, lo, hi); /* Karatsuba fix-up, once per aggregate */
     __m512i kl = rk512(ctx, rounds);
     UNROLL
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < nv; k++)
         b[k] = _mm512_aesenclast_epi128(
             b[k], _mm512_xor_si512(kl, _mm512_loadu_si512((const void *)(src + 64 * k))));
     UNROLL
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < nv; k++)
         _mm512_storeu_si512((void *)(dst + 64 * k), b[k]);
     return reduce512(lo, mi, hi);
+}
+
+/* Plain CTR over 4 * nv blocks (no GHASH): the first chunk of an
+ * encryption, which has no earlier ciphertext to hash alongside. */
+INLINE void ctr_only(const kms_gcm_ctx *ctx, __m512i ctrv, const uint8_t *src,
+                     uint8_t *dst, const int rounds, const int nv)
+{
+    __m512i b[8];
+    counters(ctrv, b, nv);
+    aes_vectors(ctx, b, nv, rounds);
+    UNROLL
+    for (int k = 0; k < nv; k++)
+        _mm512_storeu_si512(
+            (void *)(dst + 64 * k),
+            _mm512_xor_si512(b[k], _mm512_loadu_si512((const void *)(src + 64 * k))));
+    UNROLL
+    for (int k = 0; k < nv; k++)
+        b[k] = _mm512_setzero_si512();
 }
 
 /* XOR up to four vectors of keystream ks over the last len < 256 bytes, hash
@@ -280,7 +304,7 @@ INLINE void gcm_finish(const kms_gcm_ctx *ctx, __m512i ctrv, __m128i j0, __m128i
     size_t nb = (len + 15) / 16; /* data blocks, 0..16 */
     __m512i b[4];
     __m128i ekj0;
-    counters16(ctrv, b);
+    counters(ctrv, b, 4);
     if (nb < 16) {
         /* J0 takes the slot after the last data block. */
         size_t v = nb / 4, lane = nb % 4;
@@ -385,33 +409,44 @@ INLINE void gcm_crypt(const kms_gcm_ctx *ctx, const uint8_t *nonce,
         _mm512_set_epi32(0, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 1));
     const __m512i sixteen =
         _mm512_set_epi32(0, 0, 0, 16, 0, 0, 0, 16, 0, 0, 0, 16, 0, 0, 0, 16);
+    const __m512i thirty_two = _mm512_add_epi32(sixteen, sixteen);
     size_t i = 0;
 
     if (decrypt) {
-        for (; len - i >= 256; i += 256) {
-            y = stitched16(ctx, ctrv, in + i, out + i, in + i, y, rounds);
-            ctrv = _mm512_add_epi32(ctrv, sixteen);
+        /* Ciphertext is known up front: hash each chunk while making its
+         * keystream. Loads precede stores, so in == out is safe. */
+        for (; len - i >= 512; i += 512) {
+            y = stitched(ctx, ctrv, in + i, out + i, in + i, y, rounds, 8);
+            ctrv = _mm512_add_epi32(ctrv, thirty_two);
         }
-    } else if (len >= 256) {
+        if (len - i >= 256) {
+            y = stitched(ctx, ctrv, in + i, out + i, in + i, y, rounds, 4);
+            ctrv = _mm512_add_epi32(ctrv, sixteen);
+            i += 256;
+        }
+    } else {
         /* Chunk k is encrypted while chunk k-1 (already in out) is hashed;
-         * the first chunk has no predecessor and runs unstitched. */
-        __m512i b[4];
-        counters16(ctrv, b);
-        aes_vectors(ctx, b, 4, rounds);
-        UNROLL
-        for (int k = 0; k < 4; k++)
-            _mm512_storeu_si512(
-                (void *)(out + 64 * k),
-                _mm512_xor_si512(b[k], _mm512_loadu_si512((const void *)(in + 64 * k))));
-        UNROLL
-        for (int k = 0; k < 4; k++)
-            b[k] = _mm512_setzero_si512();
-        ctrv = _mm512_add_epi32(ctrv, sixteen);
-        for (i = 256; len - i >= 256; i += 256) {
-            y = stitched16(ctx, ctrv, in + i, out + i, out + i - 256, y, rounds);
-            ctrv = _mm512_add_epi32(ctrv, sixteen);
+         * the first chunk has no predecessor and runs unstitched, and the
+         * last is hashed alone. Below 2 KiB those two unstitched chunks
+         * would dominate, so short messages use 256-byte chunks only. */
+        if (len >= 2048) {
+            ctr_only(ctx, ctrv, in, out, rounds, 8);
+            ctrv = _mm512_add_epi32(ctrv, thirty_two);
+            for (i = 512; len - i >= 512; i += 512) {
+                y = stitched(ctx, ctrv, in + i, out + i, out + i - 512, y, rounds, 8);
+                ctrv = _mm512_add_epi32(ctrv, thirty_two);
+            }
+            y = ghash_update(ctx, y, out + i - 512, 512);
         }
-        y = ghash_short(ctx, y, out + i - 256, 256, 0, y);
+        if (len - i >= 256) {
+            ctr_only(ctx, ctrv, in + i, out + i, rounds, 4);
+            ctrv = _mm512_add_epi32(ctrv, sixteen);
+            for (i += 256; len - i >= 256; i += 256) {
+                y = stitched(ctx, ctrv, in + i, out + i, out + i - 256, y, rounds, 4);
+                ctrv = _mm512_add_epi32(ctrv, sixteen);
+            }
+            y = ghash_short(ctx, y, out + i - 256, 256, 0, y);
+        }
     }
     gcm_finish(ctx, ctrv, j0, y, in + i, out + i, len - i, aad_len, len, tag,
                decrypt, rounds);
