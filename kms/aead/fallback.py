@@ -4,7 +4,7 @@ Used when the CPU has no AES-NI, on other architectures, or when the
 extension was not built. Batches are a loop of single calls here, with the
 same inputs, outputs and per-item statuses as the native engine.
 """
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 from cryptography.hazmat.primitives.ciphers import aead as _openssl
 
@@ -49,25 +49,23 @@ class FallbackAESGCM(AESGCM):
 
     def encrypt(self, nonce: BytesLike, data: BytesLike,
                 associated_data: Optional[BytesLike]) -> bytes:
-        nonce = _nonce_arg(nonce)
-        data = _bytes_arg(data, "data")
-        if associated_data is not None:
-            associated_data = _bytes_arg(associated_data, "associated_data")
-        try:
-            return self._impl.encrypt(nonce, data, associated_data)
-        except OverflowError:
-            # OpenSSL's binding caps inputs at 2**31 - 1 bytes.
-            raise errors.DataTooLong("data or associated data too long for the fallback backend") from None
+        return self._call(self._impl.encrypt, nonce, data, associated_data)
 
     def decrypt(self, nonce: BytesLike, data: BytesLike,
                 associated_data: Optional[BytesLike]) -> bytes:
+        return self._call(self._impl.decrypt, nonce, data, associated_data)
+
+    @staticmethod
+    def _call(operation: Callable[[BytesLike, BytesLike, Optional[BytesLike]], bytes],
+              nonce: BytesLike, data: BytesLike, associated_data: Optional[BytesLike]) -> bytes:
         nonce = _nonce_arg(nonce)
         data = _bytes_arg(data, "data")
         if associated_data is not None:
             associated_data = _bytes_arg(associated_data, "associated_data")
         try:
-            return self._impl.decrypt(nonce, data, associated_data)
+            return operation(nonce, data, associated_data)
         except OverflowError:
+            # OpenSSL's binding caps inputs at 2**31 - 1 bytes.
             raise errors.DataTooLong("data or associated data too long for the fallback backend") from None
 
     def encrypt_batch(

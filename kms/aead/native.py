@@ -8,7 +8,7 @@ out (see ``_fresh_bytes`` and ``_arena``).
 import os
 import sys
 from array import array
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 from cryptography.exceptions import InvalidTag
 
@@ -118,6 +118,26 @@ def _u64(table: "array[int]") -> Any:
     return ffi.from_buffer("uint64_t[]", table) if len(table) else _NULL
 
 
+def _i32(table: "array[int]") -> Any:
+    # Never NULL, even for an empty batch: the engine requires the table.
+    return ffi.from_buffer("int32_t[]", table)
+
+
+def _packed(data: Union[Packed, Sequence[BytesLike]],
+            associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]]
+            ) -> Tuple[int, Tuple[Any, int, Any], Tuple[Any, int, Any]]:
+    """A batch's inputs as the engine takes them: the item count, then
+    (buffer, total length, length table) for the data and for the associated
+    data (a NULL table meaning one value shared by every item). The length
+    sums are left to the engine, which checks them."""
+    items = _batch.pack(data, "data", check=False)
+    count = len(items.lengths)
+    aad = _batch.pack_associated_data(associated_data, count, check=False)
+    in_buf, aad_buf = _arg(items.buffer, "data"), _arg(aad.buffer, "associated_data")
+    return (count, (in_buf, len(in_buf), _u64(items.lengths)),
+            (aad_buf, len(aad_buf), _u64(aad.lengths)))
+
+
 class NativeAESGCM(AESGCM):
     """AES-GCM on one tier of the C engine."""
 
@@ -185,26 +205,17 @@ class NativeAESGCM(AESGCM):
     ) -> SealedBatch:
         if _large_items(data):
             return self._encrypt_large(nonces, data, associated_data)
-        items = _batch.pack(data, "data", check=False)
-        count = len(items.lengths)
-        aad = _batch.pack_associated_data(associated_data, count, check=False)
+        count, inputs, aad = _packed(data, associated_data)
         if nonces is None:
             nonce_buf, generate = _fresh_bytes(NONCE_SIZE * count), 1
         else:
             nonce_buf, generate = _batch.pack_nonces(nonces, count), 0
-        in_buf = _arg(items.buffer, "data")
-        aad_buf = _arg(aad.buffer, "associated_data")
-        out_len = len(in_buf) + TAG_SIZE * count
+        out_len = len(inputs[0]) + TAG_SIZE * count
         out = _arena(out_len, wipe=False)
-        offsets = _batch.empty_offsets(count)
-        statuses = _batch.empty_statuses(count)
+        offsets, statuses = _batch.empty_offsets(count), _batch.empty_statuses(count)
         failed = lib.kms_gcm_seal_batch(
             self._ctx, count, nonce_buf if count else _NULL, len(nonce_buf), generate,
-            aad_buf, len(aad_buf), _u64(aad.lengths),
-            in_buf, len(in_buf), _u64(items.lengths),
-            out, out_len,
-            ffi.from_buffer("uint64_t[]", offsets), ffi.from_buffer("int32_t[]", statuses),
-        )
+            *aad, *inputs, out, out_len, _u64(offsets), _i32(statuses))
         if failed < 0:
             raise error_for(failed)
         if failed:
@@ -220,30 +231,20 @@ class NativeAESGCM(AESGCM):
     ) -> OpenedBatch:
         if _large_items(data):
             return self._decrypt_each(nonces, data, associated_data)
-        items = _batch.pack(data, "data", check=False)
-        count = len(items.lengths)
-        aad = _batch.pack_associated_data(associated_data, count, check=False)
+        count, inputs, aad = _packed(data, associated_data)
         nonce_buf = _batch.pack_nonces(nonces, count)
-        in_buf = _arg(items.buffer, "data")
-        aad_buf = _arg(aad.buffer, "associated_data")
         # An upper bound (items shorter than a tag yield nothing), so no
         # per-item scan is needed; offsets say where each plaintext lies.
-        out_len = len(in_buf)
+        out_len = len(inputs[0])
         out = _arena(out_len, wipe=True)
-        offsets = _batch.empty_offsets(count)
-        statuses = _batch.empty_statuses(count)
+        offsets, statuses = _batch.empty_offsets(count), _batch.empty_statuses(count)
         failed = lib.kms_gcm_open_batch(
             self._ctx, count, nonce_buf if count else _NULL, len(nonce_buf),
-            aad_buf, len(aad_buf), _u64(aad.lengths),
-            in_buf, len(in_buf), _u64(items.lengths),
-            out, out_len,
-            ffi.from_buffer("uint64_t[]", offsets), ffi.from_buffer("int32_t[]", statuses),
-        )
+            *aad, *inputs, out, out_len, _u64(offsets), _i32(statuses))
         if failed < 0:
             raise error_for(failed)
         # The arena was sized for the worst case; expose what was used.
         return OpenedBatch(statuses, _view(out, offsets[count]), offsets)
-
 
     def _encrypt_large(
         self,
