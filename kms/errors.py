@@ -72,3 +72,20 @@ class BackendUnavailable(InternalError, RuntimeError):
     """A requested AEAD backend is not available on this machine or build."""
 
     code = "backend_unavailable"
+
+
+class StoreCorrupt(InternalError):
+    """A store file is damaged: the server refuses to start rather than run
+    on a partial view of the keys."""
+
+    code = "store_corrupt"
+
+    def __init__(self, path: str, offset: int, problem: str) -> None:
+        super().__init__(f"{path}: at byte {offset}: {problem}")
+        self.path, self.offset, self.problem = path, offset, problem
+
+
+class ConflictError(KMSError):
+    """A change lost a race with another writer's change."""
+
+    code = "conflict"
