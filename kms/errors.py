@@ -89,3 +89,87 @@ class ConflictError(KMSError):
     """A change lost a race with another writer's change."""
 
     code = "conflict"
+
+
+# ---- key service -----------------------------------------------------------
+# Each protocol adapter maps these classes to its own codes in one table.
+
+
+class InvalidParameter(InvalidRequest):
+    """A parameter is missing, of the wrong type, or out of range."""
+
+    code = "invalid_parameter"
+
+
+class InvalidKeyId(InvalidRequest):
+    code = "invalid_key_id"
+
+
+class InvalidAlias(InvalidRequest):
+    code = "invalid_alias"
+
+
+class AliasExists(InvalidRequest):
+    code = "alias_exists"
+
+
+class DuplicatedKeyId(InvalidRequest):
+    code = "duplicated_key_id"
+
+
+class InvalidPlaintext(InvalidRequest):
+    code = "invalid_plaintext"
+
+
+class InvalidPendingWindow(InvalidRequest):
+    code = "invalid_pending_window"
+
+
+class KeyNotFound(KMSError):
+    code = "key_not_found"
+
+
+class KeyStateError(KMSError):
+    """The key's state does not allow the operation."""
+
+    code = "key_state_not_supported"
+
+
+class KeyDisabled(KeyStateError):
+    code = "key_disabled"
+
+
+class KeyArchived(KeyStateError):
+    code = "key_archived"
+
+
+class KeyPendingDelete(KeyStateError):
+    code = "key_pending_delete"
+
+
+class KeyShouldBeDisabled(KeyStateError):
+    code = "key_should_be_disabled"
+
+
+class KeyNotPendingDelete(KeyStateError):
+    code = "key_not_pending_delete"
+
+
+class UnsupportedOperation(KMSError):
+    code = "unsupported_operation"
+
+
+class RotateNotSupported(UnsupportedOperation):
+    code = "rotate_not_supported"
+
+
+class ExternalKeyCannotRotate(UnsupportedOperation):
+    code = "external_key_cannot_rotate"
+
+
+class NotUserCreatedKey(UnsupportedOperation):
+    code = "not_user_created_key"
+
+
+class PermissionDenied(KMSError):
+    code = "permission_denied"

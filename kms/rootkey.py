@@ -1,0 +1,105 @@
+"""Where the root key comes from, and what it is used for: wrapping key
+versions and stored secrets, nothing else.
+
+Sources sit behind one small interface so Shamir unsealing or a PKCS#11 HSM
+can be added without touching the rest: ``RootKeySource.load()`` returns the
+32-byte key. Two exist today: a 0600 file in the data directory (created on
+first start) and the KMS_ROOT_KEY environment variable (base64).
+"""
+import base64
+import binascii
+import os
+import stat
+from typing import Protocol
+
+from kms import errors
+from kms.aead import AESGCM
+
+ROOT_KEY_BYTES = 32
+ENV_VAR = "KMS_ROOT_KEY"
+
+
+class RootKeyError(errors.InternalError):
+    code = "root_key_error"
+
+
+class RootKeySource(Protocol):
+    description: str
+
+    def load(self) -> bytes: ...
+
+
+class FileRootKey:
+    """root.key in the data directory: 32 random bytes, mode 0600."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.description = f"file {path}"
+
+    def create(self) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, os.urandom(ROOT_KEY_BYTES))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def load(self) -> bytes:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise RootKeyError(f"root key file {self.path} is missing") from None
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            raise RootKeyError(f"root key file {self.path} is readable by others "
+                               f"(mode {stat.S_IMODE(st.st_mode):o}); it must be 0600")
+        with open(self.path, "rb") as f:
+            key = f.read()
+        if len(key) != ROOT_KEY_BYTES:
+            raise RootKeyError(f"root key file {self.path} holds {len(key)} bytes, not {ROOT_KEY_BYTES}")
+        return key
+
+
+class EnvRootKey:
+    """The root key as base64 in an environment variable (for deployments
+    whose secret store injects it)."""
+
+    description = f"environment variable {ENV_VAR}"
+
+    def load(self) -> bytes:
+        try:
+            key = base64.b64decode(os.environ[ENV_VAR], validate=True)
+        except KeyError:
+            raise RootKeyError(f"{ENV_VAR} is not set") from None
+        except (binascii.Error, ValueError):
+            raise RootKeyError(f"{ENV_VAR} is not valid base64") from None
+        if len(key) != ROOT_KEY_BYTES:
+            raise RootKeyError(f"{ENV_VAR} decodes to {len(key)} bytes, not {ROOT_KEY_BYTES}")
+        return key
+
+
+def source_for(data_dir: str) -> RootKeySource:
+    if ENV_VAR in os.environ:
+        return EnvRootKey()
+    return FileRootKey(os.path.join(data_dir, "root.key"))
+
+
+class Wrapper:
+    """AES-256-GCM under the root key. The associated data names what is
+    wrapped (purpose, owner id, version), so a wrapped value cannot be
+    moved onto another key, version or account."""
+
+    def __init__(self, root_key: bytes) -> None:
+        self._box = AESGCM(root_key)
+
+    @staticmethod
+    def _context(purpose: str, owner: str, version: int) -> bytes:
+        return f"kms-wrap/1\x00{purpose}\x00{owner}\x00{version}".encode()
+
+    def wrap(self, purpose: str, owner: str, version: int, secret: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._box.encrypt(nonce, secret, self._context(purpose, owner, version))
+
+    def unwrap(self, purpose: str, owner: str, version: int, wrapped: bytes) -> bytes:
+        """Raises cryptography's InvalidTag if the value was altered, made
+        under another root key, or belongs to another owner/version."""
+        return self._box.decrypt(wrapped[:12], wrapped[12:], self._context(purpose, owner, version))

@@ -1,0 +1,411 @@
+"""KeyService: customer master keys, their lifecycle, and every cryptographic
+operation on them. Protocol adapters call this; it never sees HTTP.
+
+Records in the store (namespace / id -> value):
+    key   / <key id>              metadata (a dict, see _new_record)
+    ver   / <key id>/<version>    {"wrapped": AES-GCM of the material under the
+                                   root key, bound to key id and version, "created"}
+    alias / <alias>               <key id> (uniqueness and lookup)
+
+Every change is one store commit whose preconditions are checked on the
+latest state under the store's lock, so concurrent workers cannot both
+succeed where only one may.
+"""
+import base64
+import os
+import re
+import uuid
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from cryptography.exceptions import InvalidTag
+
+from kms import errors
+from kms.aead import AESGCM
+from kms.clock import Clock
+from kms.keys import blob as blobs
+from kms.rootkey import Wrapper
+from kms.store import LogStore, Op
+
+ENABLED, DISABLED, PENDING_DELETE, PENDING_IMPORT, ARCHIVED = (
+    "Enabled", "Disabled", "PendingDelete", "PendingImport", "Archived")
+STATES = (ENABLED, DISABLED, PENDING_DELETE, PENDING_IMPORT, ARCHIVED)
+USAGE_SYMMETRIC = "ENCRYPT_DECRYPT"
+ORIGIN_KMS, ORIGIN_EXTERNAL = "TENCENT_KMS", "EXTERNAL"
+DAY = 86400
+
+MAX_PLAINTEXT = 4096
+MAX_DESCRIPTION_BYTES = 1024
+ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,59}$")
+
+# What each operation allows per key state: None = allowed, else the error.
+# (spec/tencent-kms-api.md, section 3.2; "inferred" rows follow its advice.)
+_S = errors.KeyStateError
+STATE_RULES: Dict[str, Dict[str, Optional[type]]] = {
+    "encrypt": {ENABLED: None, DISABLED: errors.KeyDisabled, PENDING_DELETE: _S,
+                PENDING_IMPORT: _S, ARCHIVED: errors.KeyArchived},
+    "generate_data_key": {ENABLED: None, DISABLED: errors.KeyDisabled,
+                          PENDING_DELETE: errors.KeyPendingDelete, PENDING_IMPORT: _S,
+                          ARCHIVED: errors.KeyArchived},
+    "decrypt": {ENABLED: None, DISABLED: errors.KeyDisabled, PENDING_DELETE: _S,
+                PENDING_IMPORT: _S, ARCHIVED: None},
+    "update": {ENABLED: None, DISABLED: None, PENDING_DELETE: _S, PENDING_IMPORT: None,
+               ARCHIVED: None},
+    "enable": {ENABLED: None, DISABLED: None, PENDING_DELETE: _S, PENDING_IMPORT: _S,
+               ARCHIVED: _S},
+    "disable": {ENABLED: None, DISABLED: None, PENDING_DELETE: _S, PENDING_IMPORT: _S,
+                ARCHIVED: _S},
+    "schedule_deletion": {ENABLED: errors.KeyShouldBeDisabled, DISABLED: None,
+                          PENDING_DELETE: _S, PENDING_IMPORT: None, ARCHIVED: _S},
+    "cancel_deletion": {s: errors.KeyNotPendingDelete for s in STATES if s != PENDING_DELETE}
+                       | {PENDING_DELETE: None},
+    "rotation_config": {ENABLED: None, DISABLED: None, PENDING_DELETE: _S,
+                        PENDING_IMPORT: _S, ARCHIVED: _S},
+    "rotate": {ENABLED: None, DISABLED: _S, PENDING_DELETE: _S, PENDING_IMPORT: _S,
+               ARCHIVED: _S},
+    "archive": {ENABLED: None, DISABLED: _S, PENDING_DELETE: _S, PENDING_IMPORT: _S,
+                ARCHIVED: None},
+    "cancel_archive": {ENABLED: _S, DISABLED: _S, PENDING_DELETE: _S, PENDING_IMPORT: _S,
+                       ARCHIVED: None},
+}
+# Operations a service-managed key refuses (it can be queried and rotated).
+USER_KEY_ONLY = {"disable", "schedule_deletion", "archive", "cancel_archive", "update"}
+
+
+def _check_state(record: Dict[str, Any], operation: str) -> None:
+    error = STATE_RULES[operation][record["state"]]
+    if error is not None:
+        raise error(f"key {record['id']} is {record['state']}; {operation.replace('_', ' ')} is not allowed")
+    if operation in USER_KEY_ONLY and record["owner"] != "user":
+        raise errors.NotUserCreatedKey(
+            f"key {record['id']} is managed by service {record['owner']!r}; {operation.replace('_', ' ')} is not allowed")
+
+
+def check_key_id(key_id: Any) -> str:
+    if not isinstance(key_id, str) or not key_id:
+        raise errors.InvalidKeyId("KeyId must be a non-empty string")
+    try:
+        if str(uuid.UUID(key_id)) != key_id:
+            raise ValueError
+    except ValueError:
+        raise errors.InvalidKeyId(f"KeyId {key_id!r} is not a key id (lowercase UUID)") from None
+    return key_id
+
+
+def check_alias(alias: Any) -> str:
+    if not isinstance(alias, str) or not ALIAS_RE.match(alias):
+        raise errors.InvalidAlias(
+            "Alias must be 1 to 60 characters of A-Z a-z 0-9 - _, starting with a letter or digit")
+    return alias
+
+
+def check_description(description: Any) -> str:
+    if description is None:
+        return ""
+    if not isinstance(description, str):
+        raise errors.InvalidParameter("Description must be a string")
+    if len(description.encode()) > MAX_DESCRIPTION_BYTES:
+        raise errors.InvalidParameter(f"Description is over {MAX_DESCRIPTION_BYTES} bytes")
+    return description
+
+
+class KeyService:
+    def __init__(self, store: LogStore, wrapper: Wrapper, clock: Optional[Clock] = None,
+                 creator_uin: int = 1) -> None:
+        self.store = store
+        self.wrapper = wrapper
+        self.clock = clock or Clock()
+        self.creator_uin = creator_uin
+        # Unwrapped key versions, ready to use: (key id, version) -> AESGCM.
+        self._boxes: Dict[Tuple[str, int], AESGCM] = {}
+        store.listeners.append(self._forget_versions)
+
+    # ---- plumbing ----------------------------------------------------------
+
+    def _forget_versions(self, op: Op) -> None:
+        if op.namespace == "ver" and op.op == "del":
+            key_id, _, version = op.id.rpartition("/")
+            self._boxes.pop((key_id, int(version)), None)
+
+    def _record(self, key_id: str) -> Dict[str, Any]:
+        record = self.store.get("key", check_key_id(key_id))
+        if record is None:
+            raise errors.KeyNotFound(f"key {key_id} does not exist")
+        return record
+
+    def _box(self, key_id: str, version: int) -> AESGCM:
+        box = self._boxes.get((key_id, version))
+        if box is None:
+            entry = self.store.get("ver", f"{key_id}/{version}")
+            if entry is None:
+                raise blobs.InvalidCiphertext("the key version of this ciphertext no longer exists")
+            material = self.wrapper.unwrap("key", key_id, version, entry["wrapped"])
+            box = self._boxes[(key_id, version)] = AESGCM(material)
+        return box
+
+    def _change(self, key_id: str, operation: str,
+                mutate: Callable[[Dict[str, Any]], List[Op]]) -> Dict[str, Any]:
+        """Check the state rule and apply mutate() to a copy of the record,
+        all under the store lock on the latest state."""
+        out: Dict[str, Any] = {}
+
+        def build() -> List[Op]:
+            record = dict(self._record(key_id))
+            _check_state(record, operation)
+            extra = mutate(record)
+            out.update(record)
+            return [Op("put", "key", key_id, record)] + extra
+
+        self.store.commit(build)
+        return out
+
+    def _new_version_ops(self, key_id: str, version: int, material: bytes) -> List[Op]:
+        wrapped = self.wrapper.wrap("key", key_id, version, material)
+        return [Op("put", "ver", f"{key_id}/{version}",
+                   {"wrapped": wrapped, "created": self.clock.now_s()})]
+
+    # ---- lifecycle ---------------------------------------------------------
+
+    def create_key(self, alias: str, description: str = "", usage: str = USAGE_SYMMETRIC,
+                   external: bool = False, tags: Optional[Dict[str, str]] = None,
+                   owner: str = "user", creator: str = "root") -> Dict[str, Any]:
+        alias = check_alias(alias)
+        description = check_description(description)
+        if usage != USAGE_SYMMETRIC:
+            raise errors.UnsupportedOperation(f"KeyUsage {usage} is not offered; only {USAGE_SYMMETRIC}")
+        key_id = str(uuid.uuid4())
+        now = self.clock.now_s()
+        record = {
+            "id": key_id, "alias": alias, "description": description, "created": now,
+            "state": PENDING_IMPORT if external else ENABLED, "usage": usage,
+            "origin": ORIGIN_EXTERNAL if external else ORIGIN_KMS, "owner": owner,
+            "creator": creator, "rotation_enabled": False, "rotate_days": 365,
+            "next_rotate": 0, "last_rotate": 0, "deletion_date": 0, "valid_to": 0,
+            "tags": dict(tags or {}), "latest": 0 if external else 1,
+        }
+
+        def build() -> List[Op]:
+            if self.store.get("alias", alias) is not None:
+                raise errors.AliasExists(f"alias {alias!r} is already in use")
+            ops = [Op("put", "key", key_id, record), Op("put", "alias", alias, key_id)]
+            if not external:
+                ops += self._new_version_ops(key_id, 1, os.urandom(32))
+            return ops
+
+        self.store.commit(build)
+        return dict(record)
+
+    def describe(self, key_id: str) -> Dict[str, Any]:
+        return dict(self._record(key_id))
+
+    def describe_many(self, key_ids: List[str]) -> List[Dict[str, Any]]:
+        if len(set(key_ids)) != len(key_ids):
+            raise errors.DuplicatedKeyId("KeyIds lists a key more than once")
+        return [self.describe(k) for k in key_ids]
+
+    def all_keys(self) -> List[Dict[str, Any]]:
+        """Every key, oldest first (stable order for listing)."""
+        return sorted(self.store.items("key").values(), key=lambda r: (r["created"], r["id"]))
+
+    def update_alias(self, key_id: str, alias: str) -> None:
+        alias = check_alias(alias)
+        old: Dict[str, str] = {}
+
+        def mutate(record: Dict[str, Any]) -> List[Op]:
+            holder = self.store.get("alias", alias)
+            if holder is not None and holder != key_id:
+                raise errors.AliasExists(f"alias {alias!r} is already in use")
+            old["alias"] = record["alias"]
+            record["alias"] = alias
+            ops = [Op("put", "alias", alias, key_id)]
+            if old["alias"] != alias:
+                ops.append(Op("del", "alias", old["alias"]))
+            return ops
+
+        self._change(key_id, "update", mutate)
+
+    def update_description(self, key_id: str, description: str) -> None:
+        description = check_description(description)
+        self._change(key_id, "update", lambda r: r.update(description=description) or [])
+
+    def enable(self, key_id: str) -> None:
+        self._change(key_id, "enable", lambda r: r.update(state=ENABLED) or [])
+
+    def disable(self, key_id: str) -> None:
+        self._change(key_id, "disable", lambda r: r.update(state=DISABLED) or [])
+
+    def set_state_many(self, key_ids: List[str], enable: bool) -> None:
+        """All keys are checked first; then all change in one commit."""
+        if len(set(key_ids)) != len(key_ids):
+            raise errors.DuplicatedKeyId("KeyIds lists a key more than once")
+        operation = "enable" if enable else "disable"
+
+        def build() -> List[Op]:
+            ops = []
+            for key_id in key_ids:
+                record = dict(self._record(key_id))
+                _check_state(record, operation)
+                record["state"] = ENABLED if enable else DISABLED
+                ops.append(Op("put", "key", key_id, record))
+            return ops
+
+        self.store.commit(build)
+
+    def schedule_deletion(self, key_id: str, days: int) -> int:
+        if not isinstance(days, int) or isinstance(days, bool) or not 7 <= days <= 30:
+            raise errors.InvalidPendingWindow("PendingWindowInDays must be 7 to 30")
+        when = self.clock.now_s() + days * DAY
+        self._change(key_id, "schedule_deletion",
+                     lambda r: r.update(state=PENDING_DELETE, deletion_date=when) or [])
+        return when
+
+    def cancel_deletion(self, key_id: str) -> None:
+        self._change(key_id, "cancel_deletion",
+                     lambda r: r.update(state=DISABLED, deletion_date=0) or [])
+
+    def archive(self, key_id: str) -> None:
+        self._change(key_id, "archive", lambda r: r.update(state=ARCHIVED) or [])
+
+    def cancel_archive(self, key_id: str) -> None:
+        self._change(key_id, "cancel_archive", lambda r: r.update(state=ENABLED) or [])
+
+    # ---- rotation ----------------------------------------------------------
+
+    def enable_rotation(self, key_id: str, days: int = 365) -> None:
+        if not isinstance(days, int) or isinstance(days, bool) or not 7 <= days <= 365:
+            raise errors.InvalidParameter("RotateDays must be 7 to 365")
+
+        def mutate(record: Dict[str, Any]) -> List[Op]:
+            if record["origin"] == ORIGIN_EXTERNAL:
+                raise errors.ExternalKeyCannotRotate("keys with imported material cannot rotate")
+            base = record["last_rotate"] or record["created"]
+            record.update(rotation_enabled=True, rotate_days=days,
+                          next_rotate=max(base + days * DAY, self.clock.now_s()))
+            return []
+
+        self._change(key_id, "rotation_config", mutate)
+
+    def disable_rotation(self, key_id: str) -> None:
+        self._change(key_id, "rotation_config",
+                     lambda r: r.update(rotation_enabled=False, next_rotate=0) or [])
+
+    def rotate(self, key_id: str, scheduled: bool = False) -> int:
+        """A new version becomes the one new encryptions use; every older
+        version still decrypts. Returns the new version number."""
+        out: Dict[str, int] = {}
+
+        def mutate(record: Dict[str, Any]) -> List[Op]:
+            if record["origin"] == ORIGIN_EXTERNAL:
+                raise errors.RotateNotSupported("keys with imported material cannot rotate")
+            if scheduled and not (record["rotation_enabled"] and record["next_rotate"] <= self.clock.now_s()):
+                return []  # another worker rotated it already
+            now = self.clock.now_s()
+            version = record["latest"] + 1
+            record.update(latest=version, last_rotate=now)
+            if record["rotation_enabled"]:
+                record["next_rotate"] = now + record["rotate_days"] * DAY
+            out["version"] = version
+            return self._new_version_ops(key_id, version, os.urandom(32))
+
+        self._change(key_id, "rotate", mutate)
+        return out.get("version", 0)
+
+    # ---- cryptography ------------------------------------------------------
+
+    def encrypt(self, key_id: str, plaintext: bytes, context: Optional[str] = None,
+                operation: str = "encrypt") -> str:
+        if len(plaintext) > MAX_PLAINTEXT:
+            raise errors.InvalidPlaintext(f"Plaintext is over {MAX_PLAINTEXT} bytes")
+        aad_context = blobs.canonical_context(context)
+        record = self._record(key_id)
+        _check_state(record, operation)
+        version = record["latest"]
+        nonce = os.urandom(blobs.NONCE_BYTES)
+        header = blobs.header_for(key_id, version)
+        sealed = self._box(key_id, version).encrypt(nonce, plaintext, header + aad_context)
+        return blobs.Blob(key_id, version, nonce, sealed).encode()
+
+    def decrypt(self, ciphertext: str, context: Optional[str] = None) -> Tuple[str, bytes]:
+        """Returns (key id, plaintext). A damaged blob, a foreign blob or a
+        wrong context are all InvalidCiphertext, with no further detail."""
+        blob = blobs.decode(ciphertext)
+        aad_context = blobs.canonical_context(context)
+        record = self.store.get("key", blob.key_id)
+        if record is None:
+            raise errors.KeyNotFound(f"key {blob.key_id} does not exist")
+        _check_state(record, "decrypt")
+        if blob.version < 1 or blob.version > record["latest"]:
+            raise blobs.InvalidCiphertext("CiphertextBlob names a key version that does not exist")
+        try:
+            plaintext = self._box(blob.key_id, blob.version).decrypt(
+                blob.nonce, blob.sealed, blob.header + aad_context)
+        except InvalidTag:
+            raise blobs.InvalidCiphertext(
+                "CiphertextBlob does not decrypt (damaged, or the EncryptionContext differs)") from None
+        return blob.key_id, plaintext
+
+    def reencrypt(self, ciphertext: str, destination_key_id: Optional[str] = None,
+                  source_context: Optional[str] = None,
+                  destination_context: Optional[str] = None) -> Tuple[str, str, str, bool]:
+        """Returns (new blob, destination key id, source key id, re-encrypted?)."""
+        source_key_id, plaintext = self.decrypt(ciphertext, source_context)
+        destination = destination_key_id or source_key_id
+        record = self._record(destination)
+        if (destination == source_key_id and blobs.decode(ciphertext).version == record["latest"]
+                and blobs.canonical_context(source_context) == blobs.canonical_context(destination_context)):
+            return ciphertext, destination, source_key_id, False
+        return (self.encrypt(destination, plaintext, destination_context), destination,
+                source_key_id, True)
+
+    def generate_data_key(self, key_id: str, number_of_bytes: int,
+                          context: Optional[str] = None) -> Tuple[bytes, str]:
+        """A fresh data key: (plaintext, the same encrypted under the CMK)."""
+        if not 1 <= number_of_bytes <= 1024:
+            raise errors.InvalidParameter("NumberOfBytes must be 1 to 1024")
+        data_key = os.urandom(number_of_bytes)
+        return data_key, self.encrypt(key_id, data_key, context, operation="generate_data_key")
+
+    @staticmethod
+    def generate_random(number_of_bytes: int) -> bytes:
+        if not 1 <= number_of_bytes <= 1024:
+            raise errors.InvalidParameter("NumberOfBytes must be 1 to 1024")
+        return os.urandom(number_of_bytes)
+
+    # ---- time-driven work --------------------------------------------------
+
+    def run_due(self) -> Dict[str, List[str]]:
+        """Rotations and deletions that have fallen due (also those that fell
+        due while the server was down). Safe to run in every worker: each
+        change re-checks that it is still due under the store lock."""
+        now = self.clock.now_s()
+        done: Dict[str, List[str]] = {"rotated": [], "deleted": []}
+        for record in list(self.store.items("key").values()):
+            if record["state"] == PENDING_DELETE and 0 < record["deletion_date"] <= now:
+                if self.destroy(record["id"]):
+                    done["deleted"].append(record["id"])
+            elif (record["rotation_enabled"] and record["state"] == ENABLED
+                  and 0 < record["next_rotate"] <= now):
+                if self.rotate(record["id"], scheduled=True):
+                    done["rotated"].append(record["id"])
+        return done
+
+    def destroy(self, key_id: str) -> bool:
+        """End of the deletion window: the key and every wrapped version are
+        removed, and the log is compacted so they are gone from disk."""
+        def build() -> List[Op]:
+            record = self.store.get("key", key_id)
+            if record is None or record["state"] != PENDING_DELETE:
+                return []
+            if not 0 < record["deletion_date"] <= self.clock.now_s():
+                return []
+            ops = [Op("del", "key", key_id), Op("del", "alias", record["alias"])]
+            ops += [Op("del", "ver", f"{key_id}/{v}") for v in range(1, record["latest"] + 1)]
+            return ops
+
+        if not self.store.commit(build):
+            return False
+        self.store.compact()
+        return True
+
+
+def b64encode(data: bytes) -> str:
+    return base64.b64encode(data).decode()
