@@ -1,12 +1,17 @@
-"""The ``kms`` command. For now: ``kms info`` (which AEAD backend is live).
-The server command arrives with the key service."""
+"""The ``kms`` command: ``kms server`` runs the service; ``kms info`` shows
+the version and the live AES-GCM backend; ``kms store check|repair``
+inspects a data directory's key store."""
 import argparse
 import json
+import logging
+import os
 import sys
 from typing import List, Optional
 
+from kms import errors
 
-def _info(_args: argparse.Namespace) -> int:
+
+def _info(args: argparse.Namespace) -> int:
     import kms
     from kms import aead
 
@@ -18,13 +23,72 @@ def _info(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _server(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from kms.server import open_data_dir
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    runtime = open_data_dir(args.data_dir)  # initialises on first start
+    if runtime.new_credentials:
+        print("Initialised", runtime.data_dir, file=sys.stderr)
+        print("Root credentials (shown once; also saved 0600 in root-credentials.json):", file=sys.stderr)
+        print(f"  SecretId:  {runtime.new_credentials['secret_id']}", file=sys.stderr)
+        print(f"  SecretKey: {runtime.new_credentials['secret_key']}", file=sys.stderr)
+    runtime.store.close()
+    os.environ["KMS_DATA_DIR"] = runtime.data_dir
+    if args.test_clock:
+        os.environ["KMS_TEST_CLOCK"] = "1"
+    if args.scheduler_period is not None:
+        os.environ["KMS_SCHEDULER_PERIOD"] = str(args.scheduler_period)
+    uvicorn.run("kms.api.app:app_from_environment", factory=True, host=args.host,
+                port=args.port, workers=args.workers, log_level="warning",
+                access_log=False)
+    return 0
+
+
+def _store(args: argparse.Namespace) -> int:
+    from kms.store import log as store_log
+
+    path = os.path.join(args.data_dir, "store.log")
+    if args.action == "check":
+        good, problem = store_log.check(path)
+        print(f"{path}: {'intact' if problem is None else problem} ({good} bytes intact)")
+        return 0 if problem is None else 1
+    result = store_log.repair(path)
+    print(result or f"{path}: intact, nothing to repair")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="kms", description="Self-hosted key management service")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    server = sub.add_parser("server", help="run the KMS HTTP server")
+    server.add_argument("--host", default="127.0.0.1")
+    server.add_argument("--port", type=int, default=8300)
+    server.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    server.add_argument("--data-dir", default="./kms-data")
+    server.add_argument("--test-clock", action="store_true",
+                        help="TESTS ONLY: allow POST /_test/clock to shift the service's clock")
+    server.add_argument("--scheduler-period", type=float, default=None,
+                        help="seconds between scheduler passes (default 30)")
+    server.set_defaults(func=_server)
+
     info = sub.add_parser("info", help="show the version and the live AES-GCM backend")
     info.set_defaults(func=_info)
+
+    store = sub.add_parser("store", help="check or repair a data directory's key store")
+    store.add_argument("action", choices=["check", "repair"])
+    store.add_argument("--data-dir", default="./kms-data")
+    store.set_defaults(func=_store)
+
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except errors.KMSError as exc:
+        print(f"kms: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,6 +24,7 @@ offset and the problem. ``repair`` truncates a torn tail only when asked.
 import fcntl
 import os
 import struct
+import threading
 import zlib
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
@@ -66,6 +67,8 @@ class LogStore:
         self.path = os.path.join(directory, name + ".log")
         self._lock_path = os.path.join(directory, name + ".lock")
         self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        # flock excludes other processes, not other threads of this one.
+        self._mutex = threading.RLock()
         self._fd = -1
         self._ino = -1
         self._offset = 0
@@ -82,11 +85,12 @@ class LogStore:
 
     @contextmanager
     def _locked(self, mode: int) -> Iterator[None]:
-        fcntl.flock(self._lock_fd, mode)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        with self._mutex:
+            fcntl.flock(self._lock_fd, mode)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _create(self, path: str, records: List[bytes]) -> None:
         """Write a complete log file at path durably (temp file, fsync,

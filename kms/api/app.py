@@ -1,0 +1,106 @@
+"""The Starlette application: routes, the background scheduler, and (only
+with the explicit test flag) a route that shifts the service's clock."""
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+from typing import AsyncIterator, Optional
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+import kms
+from kms import aead
+from kms.api.tencent.endpoint import TencentEndpoint
+from kms.server import Runtime, open_data_dir
+from kms.store import Op
+
+log = logging.getLogger("kms.api")
+SCHEDULER_PERIOD = 30.0
+
+
+def create_app(runtime: Runtime, test_clock: bool = False,
+               scheduler_period: float = SCHEDULER_PERIOD) -> Starlette:
+    def sync_clock() -> None:
+        # Tests shift time through the store so every worker agrees.
+        runtime.clock.offset = float(runtime.store.get("test", "clock-offset") or 0)
+
+    endpoint = TencentEndpoint(runtime.keys, runtime.accounts,
+                               before_request=sync_clock if test_clock else None)
+
+    async def tencent_action(request: Request) -> JSONResponse:
+        return await endpoint(request)
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": kms.__version__,
+                             "aead_backend": aead.BACKEND})
+
+    def run_due() -> dict:
+        runtime.store.refresh()
+        if test_clock:
+            sync_clock()
+        return runtime.keys.run_due()
+
+    async def scheduler() -> None:
+        """Rotations and deletions that fall due; the first pass also
+        catches up on whatever fell due while the server was down. One
+        worker at a time holds the scheduler lock and does the work."""
+        lock_path = os.path.join(runtime.data_dir, "scheduler.lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    pass  # another worker is the scheduler
+                else:
+                    try:
+                        done = await run_in_threadpool(run_due)
+                        if done["rotated"] or done["deleted"]:
+                            log.info("scheduler: rotated %d, deleted %d keys",
+                                     len(done["rotated"]), len(done["deleted"]))
+                    except Exception:
+                        log.exception("scheduler pass failed")
+                    finally:
+                        fcntl.flock(fd, fcntl.LOCK_UN)
+                await asyncio.sleep(scheduler_period)
+        finally:
+            os.close(fd)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        log.info("kms %s: AEAD backend %s, root key from %s", kms.__version__,
+                 aead.BACKEND, runtime.root_source)
+        task = asyncio.create_task(scheduler())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    routes = [Route("/", tencent_action, methods=["POST", "GET"]),
+              Route("/health", health, methods=["GET"])]
+    if test_clock:
+        async def shift_clock(request: Request) -> JSONResponse:
+            body = await request.json()
+            offset = float(body.get("offset", 0))
+            await run_in_threadpool(runtime.store.commit,
+                                    lambda: [Op("put", "test", "clock-offset", offset)])
+            done = await run_in_threadpool(run_due)
+            return JSONResponse({"offset": offset, **done})
+
+        routes.append(Route("/_test/clock", shift_clock, methods=["POST"]))
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def app_from_environment() -> Starlette:
+    """The factory uvicorn workers call: settings come from the environment
+    that ``kms server`` prepared."""
+    runtime = open_data_dir(os.environ["KMS_DATA_DIR"], initialise=False)
+    return create_app(runtime, test_clock=os.environ.get("KMS_TEST_CLOCK") == "1",
+                      scheduler_period=float(os.environ.get("KMS_SCHEDULER_PERIOD", SCHEDULER_PERIOD)))

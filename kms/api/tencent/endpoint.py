@@ -1,0 +1,109 @@
+"""POST / : the Tencent Cloud KMS Action API over HTTP.
+
+Every answer is HTTP 200 with Content-Type exactly application/json (the
+SDK ignores errors under any other type) and the {"Response": ...} envelope
+carrying a RequestId. Bad input of any kind gets a specific error code.
+"""
+import json
+import logging
+import time
+import uuid
+from typing import Any, Dict, Tuple
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from kms.api.tencent.actions import ACTIONS, Context
+from kms.api.tencent.errors import TencentError, code_for
+from kms.api.tencent.params import Params
+from kms.api.tencent.signing import SignatureError, Verifier
+from kms.service.accounts import AccountService
+from kms.service.keys import KeyService
+
+API_VERSION = "2019-01-18"
+MAX_BODY = 1 << 20  # an Encrypt of 4 KiB is ~6 KB; nothing legitimate nears this
+
+log = logging.getLogger("kms.api.tencent")
+
+
+def envelope(request_id: str, fields: Dict[str, Any]) -> JSONResponse:
+    return JSONResponse({"Response": {**fields, "RequestId": request_id}})
+
+
+def error_envelope(request_id: str, code: str, message: str) -> JSONResponse:
+    return envelope(request_id, {"Error": {"Code": code, "Message": message}})
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise TencentError("RequestSizeLimitExceeded", f"request body over {MAX_BODY} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise TencentError("RequestSizeLimitExceeded", f"request body over {MAX_BODY} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class TencentEndpoint:
+    def __init__(self, keys: KeyService, accounts: AccountService, before_request=None) -> None:
+        self.keys = keys
+        self.accounts = accounts
+        self.verifier = Verifier(accounts.secret_key, now=keys.clock.now)
+        self.before_request = before_request
+
+    async def __call__(self, request: Request) -> JSONResponse:
+        request_id = str(uuid.uuid4())
+        started = time.perf_counter()
+        action = request.headers.get("x-tc-action", "")
+        try:
+            if request.method != "POST":
+                raise TencentError("UnsupportedOperation", "only POST requests signed with TC3-HMAC-SHA256 are accepted")
+            body = await _read_body(request)
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            fields = await run_in_threadpool(self._handle, headers, body)
+            response, code = envelope(request_id, fields), "Success"
+        except Exception as exc:  # every failure becomes an envelope, never a 500
+            code, message = code_for(exc)
+            if code == "InternalError":
+                log.exception("request %s (%s) failed", request_id, action)
+            response = error_envelope(request_id, code, message)
+        log.info("request=%s action=%s result=%s ms=%.2f", request_id, action or "-", code,
+                 (time.perf_counter() - started) * 1000)
+        return response
+
+    def _handle(self, headers: Dict[str, str], body: bytes) -> Dict[str, Any]:
+        self.keys.store.refresh()
+        if self.before_request is not None:
+            self.before_request()
+        try:
+            secret_id = self.verifier.verify("POST", "", headers, body)
+        except SignatureError as exc:
+            raise TencentError(exc.code, str(exc)) from None
+        caller = self.accounts.get(secret_id)
+        if headers.get("x-tc-version") != API_VERSION:
+            raise TencentError("NoSuchVersion", f"X-TC-Version must be {API_VERSION}")
+        name = headers.get("x-tc-action", "")
+        handler = ACTIONS.get(name)
+        if handler is None:
+            raise TencentError("InvalidAction", f"unknown action {name!r}")
+        params = _parse(body)
+        if caller is None or caller["kind"] != "root":
+            # Sub-account policies are evaluated here once they exist.
+            raise TencentError("UnauthorizedOperation", f"{name} is not permitted for this account")
+        return handler(Context(self.keys, self.accounts, caller), params)
+
+
+def _parse(body: bytes) -> Params:
+    if not body:
+        return Params({})
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise TencentError("InvalidParameter", "the request body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise TencentError("InvalidParameter", "the request body must be a JSON object")
+    return Params(value)

@@ -1,0 +1,52 @@
+"""The one map from kms errors to Tencent Cloud error codes
+(spec/tencent-kms-api.md, section 5), plus errors only this protocol has."""
+from typing import Tuple
+
+from kms import errors
+from kms.keys.blob import InvalidCiphertext, InvalidContext
+
+
+class TencentError(Exception):
+    """An error with its Tencent code, raised by the adapter itself."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# Most specific first: the first class the error is an instance of wins.
+CODES = [
+    (errors.InvalidKeyId, "InvalidParameterValue.InvalidKeyId"),
+    (errors.KeyNotFound, "ResourceUnavailable.CmkNotFound"),
+    (errors.KeyDisabled, "ResourceUnavailable.CmkDisabled"),
+    (errors.KeyArchived, "ResourceUnavailable.CmkArchived"),
+    (errors.KeyPendingDelete, "ResourceUnavailable.KeyPendingDelete"),
+    (errors.KeyShouldBeDisabled, "ResourceUnavailable.CmkShouldBeDisabled"),
+    (errors.KeyNotPendingDelete, "ResourceUnavailable.CmkNotPendingDelete"),
+    (errors.KeyStateError, "ResourceUnavailable.CmkStateNotSupport"),
+    (errors.InvalidAlias, "InvalidParameterValue.InvalidAlias"),
+    (errors.AliasExists, "InvalidParameterValue.AliasAlreadyExists"),
+    (errors.DuplicatedKeyId, "InvalidParameterValue.DuplicatedKeyId"),
+    (errors.InvalidPlaintext, "InvalidParameterValue.InvalidPlaintext"),
+    (InvalidCiphertext, "InvalidParameterValue.InvalidCiphertext"),
+    (InvalidContext, "InvalidParameterValue"),
+    (errors.InvalidPendingWindow, "InvalidParameter.InvalidPendingWindowInDays"),
+    (errors.RotateNotSupported, "UnsupportedOperation.RotateNotSupported"),
+    (errors.ExternalKeyCannotRotate, "UnsupportedOperation.ExternalCmkCanNotRotate"),
+    (errors.NotUserCreatedKey, "UnsupportedOperation.NotUserCreatedCmk"),
+    (errors.UnsupportedOperation, "UnsupportedOperation"),
+    (errors.PermissionDenied, "UnauthorizedOperation"),
+    (errors.InvalidParameter, "InvalidParameter"),
+    (errors.InvalidRequest, "InvalidParameter"),
+]
+
+
+def code_for(exc: BaseException) -> Tuple[str, str]:
+    """(code, message) for an error; unknown errors are InternalError with
+    a message that reveals nothing."""
+    if isinstance(exc, TencentError):
+        return exc.code, str(exc)
+    for cls, code in CODES:
+        if isinstance(exc, cls):
+            return code, str(exc)
+    return "InternalError", "internal error; the server log has the details"
