@@ -173,9 +173,12 @@ class KeyService:
         if usage != USAGE_SYMMETRIC:
             raise errors.UnsupportedOperation(f"KeyUsage {usage} is not offered; only {USAGE_SYMMETRIC}")
         key_id = str(uuid.uuid4())
-        now = self.clock.now_s()
+        precise = self.clock.now()
+        now = int(precise)
         record = {
             "id": key_id, "alias": alias, "description": description, "created": now,
+            # CreateTime is whole seconds; listing order needs finer time.
+            "created_precise": precise,
             "state": PENDING_IMPORT if external else ENABLED, "usage": usage,
             "origin": ORIGIN_EXTERNAL if external else ORIGIN_KMS, "owner": owner,
             "creator": creator, "rotation_enabled": False, "rotate_days": 365,
@@ -204,7 +207,8 @@ class KeyService:
 
     def all_keys(self) -> List[Dict[str, Any]]:
         """Every key, oldest first (stable order for listing)."""
-        return sorted(self.store.items("key").values(), key=lambda r: (r["created"], r["id"]))
+        return sorted(self.store.items("key").values(),
+                      key=lambda r: (r["created_precise"], r["id"]))
 
     def update_alias(self, key_id: str, alias: str) -> None:
         alias = check_alias(alias)

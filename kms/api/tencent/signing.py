@@ -2,9 +2,16 @@
 (spec/tencent-kms-api.md, section 1.6), and their verification.
 
 The signature covers Content-Type, Host, the body, the timestamp and the
-credential scope, but not X-TC-Action: the same signed body could be replayed
-under another action. Verified signatures are therefore remembered for the
-whole time window, and a second use is refused.
+credential scope, but not X-TC-Action: a captured DescribeKey body could be
+replayed as DisableKey or ScheduleKeyDeletion. But the SDK also signs
+byte-identical requests made within the same second identically (its
+timestamp has 1 s resolution), and many actions share a body shape
+({"KeyId": ...}), so an honest client legitimately reuses a signature, under
+the same or another action, within about a second. Each verified signature
+is therefore remembered for the whole time window with the action and time
+of its first use: a reuse under another action is accepted only within
+REUSE_GRACE seconds of that first use and refused after it; a repeat of the
+same action (a duplicate call, or an SDK retry) is accepted.
 """
 import hashlib
 import hmac
@@ -12,11 +19,12 @@ import re
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Callable, Dict, NamedTuple, Optional
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 ALGORITHM = "TC3-HMAC-SHA256"
 SERVICE = "kms"
 WINDOW_SECONDS = 300
+REUSE_GRACE = 2.0
 
 _AUTH_RE = re.compile(
     r"^TC3-HMAC-SHA256 Credential=(?P<id>[^/, ]+)/(?P<date>\d{4}-\d{2}-\d{2})/(?P<service>[^/, ]+)/tc3_request,"
@@ -74,7 +82,7 @@ class Verifier:
                  now: Callable[[], float] = time.time) -> None:
         self._lookup = lookup_secret
         self._now = now
-        self._seen: Dict[str, float] = {}
+        self._seen: Dict[str, Tuple[str, float]] = {}
         self._lock = threading.Lock()
 
     def verify(self, method: str, query: str, headers: Dict[str, str], body: bytes) -> str:
@@ -104,15 +112,17 @@ class Verifier:
         expected = signature(secret, cred.date, cred.service, timestamp, canonical)
         if not hmac.compare_digest(expected, cred.signature):
             raise SignatureError("AuthFailure.SignatureFailure", "the request signature does not match")
-        self._remember(cred.signature, now)
+        self._remember(cred.signature, headers.get("x-tc-action", ""), now)
         return cred.secret_id
 
-    def _remember(self, sig: str, now: float) -> None:
+    def _remember(self, sig: str, action: str, now: float) -> None:
         with self._lock:
-            if sig in self._seen:
+            first = self._seen.get(sig)
+            if first is not None and first[0] != action and now - first[1] > REUSE_GRACE:
                 raise SignatureError("AuthFailure.SignatureFailure",
-                                     "this signature was already used; sign each request afresh")
-            self._seen[sig] = now
+                                     "this signature was already used for another action; sign each request afresh")
+            if first is None:
+                self._seen[sig] = (action, now)
             if len(self._seen) > 4096:  # forget what the window no longer accepts
                 horizon = now - 2 * WINDOW_SECONDS
-                self._seen = {k: t for k, t in self._seen.items() if t >= horizon}
+                self._seen = {k: v for k, v in self._seen.items() if v[1] >= horizon}

@@ -1,0 +1,96 @@
+"""Real ``kms server`` processes on 127.0.0.1, driven by the official
+Tencent Cloud SDK (tencentcloud-sdk-python-kms)."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import List, Optional
+
+import pytest
+import requests
+
+ROOT_ID = "AKIDtestroot0000000000000000000001"
+ROOT_KEY = "test-root-secret-key-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, data_dir: str, workers: int = 1, extra: Optional[List[str]] = None) -> None:
+        self.data_dir = data_dir
+        self.workers = workers
+        self.extra = extra or []
+        self.port = free_port()
+        self.proc: Optional[subprocess.Popen] = None
+        self.log_path = os.path.join(os.path.dirname(data_dir), f"server-{self.port}.log")
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, expect_failure: bool = False) -> subprocess.Popen:
+        env = dict(os.environ, KMS_ROOT_SECRET_ID=ROOT_ID, KMS_ROOT_SECRET_KEY=ROOT_KEY,
+                   NO_PROXY="127.0.0.1,localhost")
+        cmd = [sys.executable, "-m", "kms.cli", "server", "--data-dir", self.data_dir,
+               "--port", str(self.port), "--workers", str(self.workers), "--test-clock",
+               "--scheduler-period", "0.2", *self.extra]
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        log.close()
+        if expect_failure:
+            self.proc.wait(60)
+            return self.proc
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log()}")
+            try:
+                if requests.get(f"http://{self.endpoint}/health", timeout=1).ok:
+                    return self.proc
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not come up: {self.log()}")
+
+    def log(self) -> str:
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def kill(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(30)
+
+    def shift_clock(self, seconds: float) -> dict:
+        return requests.post(f"http://{self.endpoint}/_test/clock", json={"offset": seconds}, timeout=30).json()
+
+
+def sdk_client(endpoint: str, secret_id: str = ROOT_ID, secret_key: str = ROOT_KEY):
+    from tencentcloud.common import credential
+    from tencentcloud.common.profile.client_profile import ClientProfile
+    from tencentcloud.common.profile.http_profile import HttpProfile
+    from tencentcloud.kms.v20190118 import kms_client
+
+    profile = ClientProfile(httpProfile=HttpProfile(endpoint=endpoint, protocol="http", reqTimeout=30),
+                            language="en-US")
+    return kms_client.KmsClient(credential.Credential(secret_id, secret_key), "ap-guangzhou", profile)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = Server(str(tmp_path_factory.mktemp("kms") / "data"))
+    srv.start()
+    yield srv
+    srv.kill()
+
+
+@pytest.fixture(scope="module")
+def kms(server):
+    return sdk_client(server.endpoint)
