@@ -37,7 +37,7 @@ def create_app(runtime: Runtime, test_clock: bool = False,
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "version": kms.__version__,
-                             "aead_backend": aead.BACKEND})
+                             "aead_backend": aead.BACKEND, "worker": os.getpid()})
 
     def run_due() -> dict:
         runtime.store.refresh()
