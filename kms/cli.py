@@ -60,6 +60,18 @@ def _store(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from kms import audit
+
+    path = os.path.join(args.data_dir, "audit.log")
+    count, problem = audit.verify(path)
+    if problem is None:
+        print(f"{path}: chain intact, {count} entries")
+        return 0
+    print(f"{path}: {problem} (the {count} entries before it are intact)")
+    return 1
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="kms", description="Self-hosted key management service")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -82,6 +94,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     store.add_argument("action", choices=["check", "repair"])
     store.add_argument("--data-dir", default="./kms-data")
     store.set_defaults(func=_store)
+
+    audit = sub.add_parser("audit", help="verify the audit log's hash chain")
+    audit.add_argument("action", choices=["verify"])
+    audit.add_argument("--data-dir", default="./kms-data")
+    audit.set_defaults(func=_audit)
 
     args = parser.parse_args(argv)
     try:

@@ -16,6 +16,7 @@ from starlette.routing import Route
 import kms
 from kms import aead
 from kms.api.tencent.endpoint import TencentEndpoint
+from kms.audit import AuditLog
 from kms.server import Runtime, open_data_dir
 from kms.store import Op
 
@@ -29,7 +30,8 @@ def create_app(runtime: Runtime, test_clock: bool = False,
         # Tests shift time through the store so every worker agrees.
         runtime.clock.offset = float(runtime.store.get("test", "clock-offset") or 0)
 
-    endpoint = TencentEndpoint(runtime.keys, runtime.accounts,
+    audit = AuditLog(os.path.join(runtime.data_dir, "audit.log"))
+    endpoint = TencentEndpoint(runtime.keys, runtime.accounts, audit,
                                before_request=sync_clock if test_clock else None)
 
     async def tencent_action(request: Request) -> JSONResponse:

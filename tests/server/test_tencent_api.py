@@ -312,3 +312,21 @@ def test_service_status_and_algorithms(kms):
     assert call(kms, "GetServiceStatus").ServiceEnabled is True
     algorithms = call(kms, "ListAlgorithms").SymmetricAlgorithms
     assert [(a.KeyUsage, a.Algorithm) for a in algorithms] == [("ENCRYPT_DECRYPT", "AES_256")]
+
+
+def test_every_call_is_audited_without_secrets(kms, server):
+    key = new_key(kms, Alias="audited-key")
+    secret = b"audit must never see this"
+    blob = call(kms, "Encrypt", KeyId=key, Plaintext=b64(secret)).CiphertextBlob
+    error_of(kms, "Decrypt", CiphertextBlob=blob, EncryptionContext='{"wrong":"1"}')
+    with open(f"{server.data_dir}/audit.log") as f:
+        text = f.read()
+    entries = [json.loads(line) for line in text.splitlines()]
+    mine = [e for e in entries if e["key_id"] == key]
+    assert [(e["action"], e["result"]) for e in mine] == [
+        ("CreateKey", "Success"), ("Encrypt", "Success"),
+        ("Decrypt", "InvalidParameterValue.InvalidCiphertext")]
+    assert all(e["account"] and e["request_id"] and e["latency_ms"] >= 0 for e in mine)
+    assert b64(secret) not in text and blob not in text and secret.decode() not in text
+    from kms.cli import main
+    assert main(["audit", "verify", "--data-dir", server.data_dir]) == 0

@@ -8,13 +8,16 @@ import json
 import logging
 import time
 import uuid
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from kms.api.tencent.actions import ACTIONS, Context
+from kms import errors
+from kms.audit import AuditLog
+from kms.keys import blob as blobs
 from kms.api.tencent.errors import TencentError, code_for
 from kms.api.tencent.params import Params
 from kms.api.tencent.signing import SignatureError, Verifier
@@ -49,9 +52,11 @@ async def _read_body(request: Request) -> bytes:
 
 
 class TencentEndpoint:
-    def __init__(self, keys: KeyService, accounts: AccountService, before_request=None) -> None:
+    def __init__(self, keys: KeyService, accounts: AccountService,
+                 audit: Optional[AuditLog] = None, before_request=None) -> None:
         self.keys = keys
         self.accounts = accounts
+        self.audit = audit
         # Signatures are checked against real time: a test that shifts the
         # service clock shifts key lifetimes, not the callers' clocks.
         self.verifier = Verifier(accounts.secret_key)
@@ -61,23 +66,31 @@ class TencentEndpoint:
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
         action = request.headers.get("x-tc-action", "")
+        seen: Dict[str, Any] = {}  # what the audit entry may name
         try:
             if request.method != "POST":
                 raise TencentError("UnsupportedOperation", "only POST requests signed with TC3-HMAC-SHA256 are accepted")
             body = await _read_body(request)
             headers = {k.lower(): v for k, v in request.headers.items()}
-            fields = await run_in_threadpool(self._handle, headers, body)
+            fields = await run_in_threadpool(self._handle, headers, body, seen)
             response, code = envelope(request_id, fields), "Success"
+            if seen.get("key_id") is None:  # CreateKey: known once made
+                seen["key_id"] = fields.get("KeyId")
         except Exception as exc:  # every failure becomes an envelope, never a 500
             code, message = code_for(exc)
             if code == "InternalError":
                 log.exception("request %s (%s) failed", request_id, action)
             response = error_envelope(request_id, code, message)
-        log.info("request=%s action=%s result=%s ms=%.2f", request_id, action or "-", code,
-                 (time.perf_counter() - started) * 1000)
+        latency = (time.perf_counter() - started) * 1000
+        log.info("request=%s action=%s result=%s ms=%.2f", request_id, action or "-", code, latency)
+        if self.audit is not None:
+            self.audit.record(time=round(time.time(), 3), request_id=request_id,
+                              account=seen.get("account"), action=action or None,
+                              key_id=seen.get("key_id"), result=code,
+                              latency_ms=round(latency, 3))
         return response
 
-    def _handle(self, headers: Dict[str, str], body: bytes) -> Dict[str, Any]:
+    def _handle(self, headers: Dict[str, str], body: bytes, seen: Dict[str, Any]) -> Dict[str, Any]:
         self.keys.store.refresh()
         if self.before_request is not None:
             self.before_request()
@@ -86,6 +99,7 @@ class TencentEndpoint:
         except SignatureError as exc:
             raise TencentError(exc.code, str(exc)) from None
         caller = self.accounts.get(secret_id)
+        seen["account"] = secret_id
         if headers.get("x-tc-version") != API_VERSION:
             raise TencentError("NoSuchVersion", f"X-TC-Version must be {API_VERSION}")
         name = headers.get("x-tc-action", "")
@@ -93,10 +107,26 @@ class TencentEndpoint:
         if handler is None:
             raise TencentError("InvalidAction", f"unknown action {name!r}")
         params = _parse(body)
+        seen["key_id"] = _key_named(params.body)
         if caller is None or caller["kind"] != "root":
             # Sub-account policies are evaluated here once they exist.
             raise TencentError("UnauthorizedOperation", f"{name} is not permitted for this account")
         return handler(Context(self.keys, self.accounts, caller), params)
+
+
+def _key_named(body: Dict[str, Any]) -> Optional[str]:
+    """The key a request is about, for the audit entry: KeyId, or the key a
+    CiphertextBlob's header names (so failed decryptions are attributed)."""
+    key_id = body.get("KeyId")
+    if isinstance(key_id, str):
+        return key_id[:64]
+    text = body.get("CiphertextBlob")
+    if isinstance(text, str):
+        try:
+            return blobs.decode(text).key_id
+        except errors.KMSError:
+            return None
+    return None
 
 
 def _parse(body: bytes) -> Params:

@@ -1,0 +1,48 @@
+"""The hash-chained audit log: intact chains verify, and any edit, removal
+or reordering is found at the right line; several writers keep one chain."""
+import json
+
+from kms import audit
+
+
+def _write(path, n, writers=1):
+    logs = [audit.AuditLog(str(path)) for _ in range(writers)]
+    for i in range(n):
+        logs[i % writers].record(time=i, request_id=f"r{i}", account="AKIDx", action="Encrypt",
+                                 key_id="k", result="Success", latency_ms=0.1)
+    for log in logs:
+        log.close()
+
+
+def test_intact_chain_verifies(tmp_path):
+    path = tmp_path / "audit.log"
+    _write(path, 10)
+    assert audit.verify(str(path)) == (10, None)
+    entry = json.loads(path.read_text().splitlines()[0])
+    assert set(entry) == {"time", "request_id", "account", "action", "key_id", "result",
+                          "latency_ms", "prev", "hash"}
+
+
+def test_interleaved_writers_keep_one_chain(tmp_path):
+    path = tmp_path / "audit.log"
+    _write(path, 30, writers=3)
+    assert audit.verify(str(path)) == (30, None)
+
+
+def test_edited_line_is_found(tmp_path):
+    path = tmp_path / "audit.log"
+    _write(path, 5)
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].replace('"Success"', '"Failure"')
+    path.write_text("\n".join(lines) + "\n")
+    assert audit.verify(str(path)) == (2, "line 3: content does not match its hash (altered)")
+
+
+def test_removed_or_reordered_lines_break_the_chain(tmp_path):
+    path = tmp_path / "audit.log"
+    _write(path, 5)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:1] + lines[2:]) + "\n")
+    assert audit.verify(str(path))[1].startswith("line 2: does not follow")
+    path.write_text("\n".join([lines[1], lines[0]] + lines[2:]) + "\n")
+    assert audit.verify(str(path))[1].startswith("line 1: does not follow")
