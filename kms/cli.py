@@ -60,6 +60,50 @@ def _store(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runtime(args: argparse.Namespace):
+    from kms.server import open_data_dir
+
+    return open_data_dir(args.data_dir, initialise=False)
+
+
+def _accounts(args: argparse.Namespace) -> int:
+    runtime = _runtime(args)
+    if args.action == "create":
+        if not args.name:
+            raise errors.InvalidParameter("give the account a name")
+        creds = runtime.accounts.create("service" if args.service else "user", args.name)
+        print(json.dumps({"SecretId": creds["secret_id"], "SecretKey": creds["secret_key"]}, indent=2))
+        print("The SecretKey is shown only now.", file=sys.stderr)
+    elif args.action == "delete":
+        runtime.accounts.delete(args.name)
+    else:
+        print(json.dumps(runtime.accounts.listing(), indent=2))
+    return 0
+
+
+def _policies(args: argparse.Namespace) -> int:
+    from kms.service.policies import PolicyService
+
+    runtime = _runtime(args)
+    policies = PolicyService(runtime.store)
+    if args.action == "put":
+        with open(args.file) as f:
+            try:
+                statements = json.load(f)
+            except ValueError as exc:
+                raise errors.InvalidParameter(f"{args.file} is not JSON: {exc}") from None
+        policies.put(args.name, statements)
+    elif args.action in ("attach", "detach"):
+        if not args.account:
+            raise errors.InvalidParameter("give --account SECRET_ID")
+        policies.attach(args.name, args.account, attach=args.action == "attach")
+    elif args.action == "delete":
+        policies.delete(args.name)
+    else:
+        print(json.dumps(list(runtime.store.items("policy").values()), indent=2))
+    return 0
+
+
 def _audit(args: argparse.Namespace) -> int:
     from kms import audit
 
@@ -94,6 +138,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     store.add_argument("action", choices=["check", "repair"])
     store.add_argument("--data-dir", default="./kms-data")
     store.set_defaults(func=_store)
+
+    accounts = sub.add_parser("accounts", help="sub-accounts and service accounts (root's job)")
+    accounts.add_argument("action", choices=["create", "list", "delete"])
+    accounts.add_argument("name", nargs="?", help="name (create) or SecretId (delete)")
+    accounts.add_argument("--service", action="store_true",
+                          help="a service account: owns the service/NAME keys it uses")
+    accounts.add_argument("--data-dir", default="./kms-data")
+    accounts.set_defaults(func=_accounts)
+
+    policies = sub.add_parser("policies", help="access policies for sub-accounts")
+    policies.add_argument("action", choices=["put", "list", "delete", "attach", "detach"])
+    policies.add_argument("name", nargs="?", default="")
+    policies.add_argument("--file", help="put: a JSON list of statements "
+                          '[{"effect": "allow", "actions": ["kms:Encrypt"], "resources": ["key/ID"]}]')
+    policies.add_argument("--account", help="attach/detach: the SecretId")
+    policies.add_argument("--data-dir", default="./kms-data")
+    policies.set_defaults(func=_policies)
 
     audit = sub.add_parser("audit", help="verify the audit log's hash chain")
     audit.add_argument("action", choices=["verify"])

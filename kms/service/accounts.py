@@ -73,3 +73,19 @@ class AccountService:
             cached = self.wrapper.unwrap("account", secret_id, 1, record["wrapped"]).decode()
             self._secrets[secret_id] = cached
         return cached
+
+    def delete(self, secret_id: str) -> None:
+        def build() -> list:
+            record = self.store.get("account", secret_id)
+            if record is None:
+                raise errors.InvalidParameter(f"no account with SecretId {secret_id}")
+            if record["kind"] == "root":
+                raise errors.InvalidParameter("the root account cannot be deleted")
+            return [Op("del", "account", secret_id)]
+
+        self.store.commit(build)
+
+    def listing(self) -> list:
+        return [{"SecretId": r["secret_id"], "Kind": r["kind"], "Name": r["name"],
+                 "Policies": r.get("policies", [])}
+                for r in self.store.items("account").values()]

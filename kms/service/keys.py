@@ -34,6 +34,8 @@ ORIGIN_KMS, ORIGIN_EXTERNAL = "TENCENT_KMS", "EXTERNAL"
 DAY = 86400
 
 MAX_PLAINTEXT = 4096
+# Aliases of service-managed keys: service/NAME, created on first use.
+SERVICE_ALIAS_PREFIX = "service/"
 MAX_DESCRIPTION_BYTES = 1024
 ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,59}$")
 
@@ -72,12 +74,13 @@ USER_KEY_ONLY = {"disable", "schedule_deletion", "archive", "cancel_archive", "u
 
 
 def _check_state(record: Dict[str, Any], operation: str) -> None:
-    error = STATE_RULES[operation][record["state"]]
-    if error is not None:
-        raise error(f"key {record['id']} is {record['state']}; {operation.replace('_', ' ')} is not allowed")
+    # Ownership first: a service-managed key refuses these in every state.
     if operation in USER_KEY_ONLY and record["owner"] != "user":
         raise errors.NotUserCreatedKey(
             f"key {record['id']} is managed by service {record['owner']!r}; {operation.replace('_', ' ')} is not allowed")
+    error = STATE_RULES[operation][record["state"]]
+    if error is not None:
+        raise error(f"key {record['id']} is {record['state']}; {operation.replace('_', ' ')} is not allowed")
 
 
 def check_key_id(key_id: Any) -> str:
@@ -167,8 +170,13 @@ class KeyService:
 
     def create_key(self, alias: str, description: str = "", usage: str = USAGE_SYMMETRIC,
                    external: bool = False, tags: Optional[Dict[str, str]] = None,
-                   owner: str = "user", creator: str = "root") -> Dict[str, Any]:
-        alias = check_alias(alias)
+                   creator: str = "root") -> Dict[str, Any]:
+        """A customer-managed key (owner "user")."""
+        return self._create(check_alias(alias), description, usage, external, tags,
+                            owner="user", creator=creator)
+
+    def _create(self, alias: str, description: str, usage: str, external: bool,
+                tags: Optional[Dict[str, str]], owner: str, creator: str) -> Dict[str, Any]:
         description = check_description(description)
         if usage != USAGE_SYMMETRIC:
             raise errors.UnsupportedOperation(f"KeyUsage {usage} is not offered; only {USAGE_SYMMETRIC}")
@@ -196,6 +204,30 @@ class KeyService:
 
         self.store.commit(build)
         return dict(record)
+
+    def resolve_service_key(self, key_id: str, account: Dict[str, Any]) -> str:
+        """A key id as given, or for service/NAME the service-managed key of
+        that alias: created, owned by the calling service account, the first
+        time it is used. Only service accounts create such keys."""
+        if not key_id.startswith(SERVICE_ALIAS_PREFIX):
+            return key_id
+        name = key_id[len(SERVICE_ALIAS_PREFIX):]
+        if not ALIAS_RE.match(name):
+            raise errors.InvalidKeyId(f"{key_id!r} is not service/NAME with a valid NAME")
+        holder = self.store.get("alias", key_id)
+        if holder is not None:
+            record = self.store.get("key", holder)
+            if account["kind"] == "service" and record["owner"] != account["name"]:
+                raise errors.PermissionDenied(f"{key_id} belongs to another service")
+            return str(holder)
+        if account["kind"] != "service":
+            raise errors.KeyNotFound(f"no service-managed key {key_id} exists")
+        try:
+            return str(self._create(key_id, f"managed for service {account['name']}", USAGE_SYMMETRIC,
+                                    False, {}, owner=account["name"],
+                                    creator=account["secret_id"])["id"])
+        except errors.AliasExists:  # another worker created it first
+            return str(self.store.get("alias", key_id))
 
     def describe(self, key_id: str) -> Dict[str, Any]:
         return dict(self._record(key_id))

@@ -14,6 +14,7 @@ from kms import errors
 from kms.api.tencent.errors import TencentError
 from kms.api.tencent.params import Params
 from kms.service.accounts import AccountService
+from kms.service.policies import PolicyService
 from kms.service.keys import (ARCHIVED, DISABLED, ENABLED, ORIGIN_EXTERNAL, ORIGIN_KMS,
                               PENDING_DELETE, PENDING_IMPORT, USAGE_SYMMETRIC, KeyService)
 
@@ -27,6 +28,7 @@ DATA_KEY_SPECS = {"AES_128": 16, "AES_256": 32}
 class Context:
     keys: KeyService
     accounts: AccountService
+    policies: PolicyService
     caller: Dict[str, Any]
 
 
@@ -280,9 +282,16 @@ def RotateKey(ctx: Context, p: Params) -> Dict[str, Any]:
 # ---- cryptography ----------------------------------------------------------
 
 
+def _usable_key(ctx: Context, p: Params) -> str:
+    """KeyId, or service/NAME for a service account's own managed key,
+    created on first use."""
+    key_id = p.str("KeyId", required=True)
+    return ctx.keys.resolve_service_key(key_id, ctx.caller)
+
+
 @action
 def Encrypt(ctx: Context, p: Params) -> Dict[str, Any]:
-    key_id = p.str("KeyId", required=True)
+    key_id = _usable_key(ctx, p)
     plaintext = p.base64("Plaintext", code="InvalidParameterValue.InvalidPlaintext")
     blob = ctx.keys.encrypt(key_id, plaintext, p.str("EncryptionContext"))
     return {"CiphertextBlob": blob, "KeyId": key_id}
@@ -306,7 +315,7 @@ def ReEncrypt(ctx: Context, p: Params) -> Dict[str, Any]:
 
 @action
 def GenerateDataKey(ctx: Context, p: Params) -> Dict[str, Any]:
-    key_id = p.str("KeyId", required=True)
+    key_id = _usable_key(ctx, p)
     if p.int("IsHostedByKms", default=0, low=0, high=1):
         raise TencentError("UnsupportedOperation", "data keys hosted by KMS are not offered")
     size = p.int("NumberOfBytes", low=1, high=1024)

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from kms.api.tencent.access import authorize
 from kms.api.tencent.actions import ACTIONS, Context
 from kms import errors
 from kms.audit import AuditLog
@@ -23,6 +24,7 @@ from kms.api.tencent.params import Params
 from kms.api.tencent.signing import SignatureError, Verifier
 from kms.service.accounts import AccountService
 from kms.service.keys import KeyService
+from kms.service.policies import PolicyService
 
 API_VERSION = "2019-01-18"
 MAX_BODY = 1 << 20  # an Encrypt of 4 KiB is ~6 KB; nothing legitimate nears this
@@ -56,6 +58,7 @@ class TencentEndpoint:
                  audit: Optional[AuditLog] = None, before_request=None) -> None:
         self.keys = keys
         self.accounts = accounts
+        self.policies = PolicyService(keys.store)
         self.audit = audit
         # Signatures are checked against real time: a test that shifts the
         # service clock shifts key lifetimes, not the callers' clocks.
@@ -108,10 +111,11 @@ class TencentEndpoint:
             raise TencentError("InvalidAction", f"unknown action {name!r}")
         params = _parse(body)
         seen["key_id"] = _key_named(params.body)
-        if caller is None or caller["kind"] != "root":
-            # Sub-account policies are evaluated here once they exist.
-            raise TencentError("UnauthorizedOperation", f"{name} is not permitted for this account")
-        return handler(Context(self.keys, self.accounts, caller), params)
+        if caller is None:
+            raise TencentError("AuthFailure.SecretIdNotFound", "the SecretId is not known")
+        ctx = Context(self.keys, self.accounts, self.policies, caller)
+        authorize(ctx, name, params)
+        return handler(ctx, params)
 
 
 def _key_named(body: Dict[str, Any]) -> Optional[str]:
