@@ -173,3 +173,19 @@ class NotUserCreatedKey(UnsupportedOperation):
 
 class PermissionDenied(KMSError):
     code = "permission_denied"
+
+
+class NotExternalKey(UnsupportedOperation):
+    code = "not_external_key"
+
+
+class ImportTokenExpired(KMSError):
+    code = "import_token_expired"
+
+
+class MaterialUnwrapFailed(InvalidRequest):
+    code = "material_unwrap_failed"
+
+
+class MaterialMismatch(InvalidRequest):
+    code = "material_mismatch"

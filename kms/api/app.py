@@ -45,7 +45,9 @@ def create_app(runtime: Runtime, test_clock: bool = False,
         runtime.store.refresh()
         if test_clock:
             sync_clock()
-        return runtime.keys.run_due()
+        done = runtime.keys.run_due()
+        done["expired"] = endpoint.imports.expire_due()
+        return done
 
     async def scheduler() -> None:
         """Rotations and deletions that fall due; the first pass also

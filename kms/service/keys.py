@@ -68,12 +68,16 @@ STATE_RULES: Dict[str, Dict[str, Optional[type]]] = {
                 ARCHIVED: None},
     "cancel_archive": {ENABLED: _S, DISABLED: _S, PENDING_DELETE: _S, PENDING_IMPORT: _S,
                        ARCHIVED: None},
+    "import": {ENABLED: None, DISABLED: _S, PENDING_DELETE: _S, PENDING_IMPORT: None,
+               ARCHIVED: _S},
+    "delete_material": {ENABLED: None, DISABLED: None, PENDING_DELETE: _S,
+                        PENDING_IMPORT: None, ARCHIVED: _S},
 }
 # Operations a service-managed key refuses (it can be queried and rotated).
 USER_KEY_ONLY = {"disable", "schedule_deletion", "archive", "cancel_archive", "update"}
 
 
-def _check_state(record: Dict[str, Any], operation: str) -> None:
+def check_state(record: Dict[str, Any], operation: str) -> None:
     # Ownership first: a service-managed key refuses these in every state.
     if operation in USER_KEY_ONLY and record["owner"] != "user":
         raise errors.NotUserCreatedKey(
@@ -153,7 +157,7 @@ class KeyService:
 
         def build() -> List[Op]:
             record = dict(self._record(key_id))
-            _check_state(record, operation)
+            check_state(record, operation)
             extra = mutate(record)
             out.update(record)
             return [Op("put", "key", key_id, record)] + extra
@@ -279,7 +283,7 @@ class KeyService:
             ops = []
             for key_id in key_ids:
                 record = dict(self._record(key_id))
-                _check_state(record, operation)
+                check_state(record, operation)
                 record["state"] = ENABLED if enable else DISABLED
                 ops.append(Op("put", "key", key_id, record))
             return ops
@@ -310,9 +314,12 @@ class KeyService:
         if not isinstance(days, int) or isinstance(days, bool) or not 7 <= days <= 365:
             raise errors.InvalidParameter("RotateDays must be 7 to 365")
 
+        # Origin never changes, so it can be checked (first: it is the more
+        # specific refusal) outside the commit.
+        if self._record(key_id)["origin"] == ORIGIN_EXTERNAL:
+            raise errors.ExternalKeyCannotRotate("keys with imported material cannot rotate")
+
         def mutate(record: Dict[str, Any]) -> List[Op]:
-            if record["origin"] == ORIGIN_EXTERNAL:
-                raise errors.ExternalKeyCannotRotate("keys with imported material cannot rotate")
             base = record["last_rotate"] or record["created"]
             record.update(rotation_enabled=True, rotate_days=days,
                           next_rotate=max(base + days * DAY, self.clock.now_s()))
@@ -353,7 +360,7 @@ class KeyService:
             raise errors.InvalidPlaintext(f"Plaintext is over {MAX_PLAINTEXT} bytes")
         aad_context = blobs.canonical_context(context)
         record = self._record(key_id)
-        _check_state(record, operation)
+        check_state(record, operation)
         version = record["latest"]
         nonce = os.urandom(blobs.NONCE_BYTES)
         header = blobs.header_for(key_id, version)
@@ -368,7 +375,7 @@ class KeyService:
         record = self.store.get("key", blob.key_id)
         if record is None:
             raise errors.KeyNotFound(f"key {blob.key_id} does not exist")
-        _check_state(record, "decrypt")
+        check_state(record, "decrypt")
         if blob.version < 1 or blob.version > record["latest"]:
             raise blobs.InvalidCiphertext("CiphertextBlob names a key version that does not exist")
         try:

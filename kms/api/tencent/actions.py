@@ -14,6 +14,7 @@ from kms import errors
 from kms.api.tencent.errors import TencentError
 from kms.api.tencent.params import Params
 from kms.service.accounts import AccountService
+from kms.service.imports import ImportService
 from kms.service.policies import PolicyService
 from kms.service.keys import (ARCHIVED, DISABLED, ENABLED, ORIGIN_EXTERNAL, ORIGIN_KMS,
                               PENDING_DELETE, PENDING_IMPORT, USAGE_SYMMETRIC, KeyService)
@@ -29,6 +30,7 @@ class Context:
     keys: KeyService
     accounts: AccountService
     policies: PolicyService
+    imports: ImportService
     caller: Dict[str, Any]
 
 
@@ -336,6 +338,33 @@ def GenerateDataKey(ctx: Context, p: Params) -> Dict[str, Any]:
 def GenerateRandom(ctx: Context, p: Params) -> Dict[str, Any]:
     size = p.int("NumberOfBytes", required=True, low=1, high=1024)
     return {"Plaintext": _b64(ctx.keys.generate_random(size))}
+
+
+# ---- bring your own key -----------------------------------------------------
+
+
+@action
+def GetParametersForImport(ctx: Context, p: Params) -> Dict[str, Any]:
+    key_id = p.str("KeyId", required=True)
+    issued = ctx.imports.parameters(key_id, p.str("WrappingAlgorithm", required=True),
+                                    p.str("WrappingKeySpec", required=True))
+    return {"KeyId": key_id, "ImportToken": issued["token"],
+            "PublicKey": _b64(issued["public_key_der"]), "ParametersValidTo": issued["valid_to"]}
+
+
+@action
+def ImportKeyMaterial(ctx: Context, p: Params) -> Dict[str, Any]:
+    key_id = p.str("KeyId", required=True)
+    encrypted = p.base64("EncryptedKeyMaterial", code="InvalidParameter.DecryptMaterialError")
+    ctx.imports.import_material(key_id, p.str("ImportToken", required=True), encrypted,
+                                p.int("ValidTo", default=0, low=0))
+    return {}
+
+
+@action
+def DeleteImportedKeyMaterial(ctx: Context, p: Params) -> Dict[str, Any]:
+    ctx.imports.delete_material(p.str("KeyId", required=True))
+    return {}
 
 
 # ---- service ---------------------------------------------------------------

@@ -23,6 +23,7 @@ from kms.api.tencent.errors import TencentError, code_for
 from kms.api.tencent.params import Params
 from kms.api.tencent.signing import SignatureError, Verifier
 from kms.service.accounts import AccountService
+from kms.service.imports import ImportService
 from kms.service.keys import KeyService
 from kms.service.policies import PolicyService
 
@@ -59,6 +60,7 @@ class TencentEndpoint:
         self.keys = keys
         self.accounts = accounts
         self.policies = PolicyService(keys.store)
+        self.imports = ImportService(keys)
         self.audit = audit
         # Signatures are checked against real time: a test that shifts the
         # service clock shifts key lifetimes, not the callers' clocks.
@@ -113,7 +115,7 @@ class TencentEndpoint:
         seen["key_id"] = _key_named(params.body)
         if caller is None:
             raise TencentError("AuthFailure.SecretIdNotFound", "the SecretId is not known")
-        ctx = Context(self.keys, self.accounts, self.policies, caller)
+        ctx = Context(self.keys, self.accounts, self.policies, self.imports, caller)
         authorize(ctx, name, params)
         return handler(ctx, params)
 

@@ -1,0 +1,128 @@
+"""Bring your own key: import of external key material into EXTERNAL keys.
+
+GetParametersForImport issues a fresh RSA-2048 wrapping key pair and an
+import token, valid 24 hours; the private key is stored wrapped under the
+root key, bound to the token. ImportKeyMaterial unwraps the caller's
+material with it (the token is then spent), fixes the key's material on the
+first import, and refuses different material later (a salted fingerprint is
+kept so a re-import after deletion or expiry can be checked). Material
+expires at ValidTo: the key falls back to PendingImport and the material
+leaves the store, until the same material is imported again.
+
+Records: import / <token> -> {"key_id", "algorithm", "wrapped", "valid_to"}.
+"""
+import hashlib
+import hmac
+import secrets
+from typing import Any, Dict, List, Optional
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from kms import errors
+from kms.service.keys import (DAY, ENABLED, ORIGIN_EXTERNAL, PENDING_IMPORT, KeyService,
+                              check_key_id, check_state)
+from kms.store import Op
+
+WRAPPING_ALGORITHMS = {
+    "RSAES_PKCS1_V1_5": lambda: padding.PKCS1v15(),
+    "RSAES_OAEP_SHA_1": lambda: padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA1(), None),
+    "RSAES_OAEP_SHA_256": lambda: padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None),
+}
+MATERIAL_BYTES = 32
+MAX_VALID_TO = 2147443200
+
+
+def _fingerprint(key_id: str, salt: bytes, material: bytes) -> bytes:
+    return hmac.new(salt, key_id.encode() + b"\x00" + material, hashlib.sha256).digest()
+
+
+class ImportService:
+    def __init__(self, keys: KeyService) -> None:
+        self.keys = keys
+        self.store = keys.store
+
+    def _external(self, key_id: str) -> Dict[str, Any]:
+        record = self.keys.describe(check_key_id(key_id))
+        if record["origin"] != ORIGIN_EXTERNAL:
+            raise errors.NotExternalKey(f"key {key_id} was not created for imported material (Type 2)")
+        return record
+
+    def parameters(self, key_id: str, algorithm: str, key_spec: str) -> Dict[str, Any]:
+        if algorithm not in WRAPPING_ALGORITHMS:
+            raise errors.InvalidParameter("WrappingAlgorithm must be one of " + ", ".join(WRAPPING_ALGORITHMS))
+        if key_spec != "RSA_2048":
+            raise errors.InvalidParameter("WrappingKeySpec must be RSA_2048")
+        check_state(self._external(key_id), "import")
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        der = private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+        token = secrets.token_urlsafe(32)
+        valid_to = self.keys.clock.now_s() + DAY
+        entry = {"key_id": key_id, "algorithm": algorithm, "valid_to": valid_to,
+                 "wrapped": self.keys.wrapper.wrap("import", token, 1, der)}
+        self.store.commit(lambda: [Op("put", "import", token, entry)])
+        public = private.public_key().public_bytes(serialization.Encoding.DER,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+        return {"token": token, "public_key_der": public, "valid_to": valid_to}
+
+    def import_material(self, key_id: str, token: str, encrypted: bytes,
+                        valid_to: Optional[int]) -> None:
+        self._external(key_id)
+        entry = self.store.get("import", token)
+        if entry is None or entry["key_id"] != key_id:
+            raise errors.InvalidParameter("ImportToken was not issued for this key (or was used already)")
+        if entry["valid_to"] < self.keys.clock.now_s():
+            raise errors.ImportTokenExpired("ImportToken has expired; call GetParametersForImport again")
+        valid_to = valid_to or 0
+        if valid_to and not self.keys.clock.now_s() < valid_to <= MAX_VALID_TO:
+            raise errors.InvalidParameter(f"ValidTo must be 0 or a time after now and at most {MAX_VALID_TO}")
+        der = self.keys.wrapper.unwrap("import", token, 1, entry["wrapped"])
+        private = serialization.load_der_private_key(der, password=None)
+        try:
+            material = private.decrypt(encrypted, WRAPPING_ALGORITHMS[entry["algorithm"]]())  # type: ignore[union-attr]
+        except ValueError:
+            raise errors.MaterialUnwrapFailed(
+                "EncryptedKeyMaterial does not decrypt with the issued public key and algorithm") from None
+        if len(material) != MATERIAL_BYTES:
+            raise errors.MaterialUnwrapFailed(f"key material must be {MATERIAL_BYTES} bytes, got {len(material)}")
+
+        def mutate(record: Dict[str, Any]) -> List[Op]:
+            if self.store.get("import", token) is None:
+                raise errors.InvalidParameter("ImportToken was used already")
+            ops = [Op("del", "import", token)]
+            if "import_salt" in record:
+                if not hmac.compare_digest(_fingerprint(key_id, record["import_salt"], material),
+                                           record["import_fingerprint"]):
+                    raise errors.MaterialMismatch("this key was first imported with different material")
+            else:
+                record["import_salt"] = secrets.token_bytes(16)
+                record["import_fingerprint"] = _fingerprint(key_id, record["import_salt"], material)
+            if self.store.get("ver", f"{key_id}/1") is None:
+                ops += self.keys._new_version_ops(key_id, 1, material)
+            record.update(state=ENABLED, latest=1, valid_to=valid_to)
+            return ops
+
+        self.keys._change(key_id, "import", mutate)
+
+    def delete_material(self, key_id: str) -> None:
+        self._external(key_id)
+        self.keys._change(key_id, "delete_material", self._drop_material)
+        self.store.compact()  # the wrapped material leaves the disk too
+
+    def _drop_material(self, record: Dict[str, Any]) -> List[Op]:
+        record.update(state=PENDING_IMPORT, valid_to=0)
+        return [Op("del", "ver", f"{record['id']}/1")]
+
+    def expire_due(self) -> List[str]:
+        """Imported material whose ValidTo has passed goes away."""
+        now = self.keys.clock.now_s()
+        expired = []
+        for record in list(self.store.items("key").values()):
+            if (record["origin"] == ORIGIN_EXTERNAL and record["state"] == ENABLED
+                    and 0 < record["valid_to"] <= now):
+                self.keys._change(record["id"], "delete_material", self._drop_material)
+                expired.append(record["id"])
+        if expired:
+            self.store.compact()
+        return expired
