@@ -16,6 +16,7 @@ from starlette.routing import Route
 import kms
 from kms import aead
 from kms.api.tencent.endpoint import TencentEndpoint
+from kms.api.tencent.replay import SharedSeen
 from kms.audit import AuditLog
 from kms.server import Runtime, open_data_dir
 from kms.store import Op
@@ -32,7 +33,8 @@ def create_app(runtime: Runtime, test_clock: bool = False,
 
     audit = AuditLog(os.path.join(runtime.data_dir, "audit.log"))
     endpoint = TencentEndpoint(runtime.keys, runtime.accounts, audit,
-                               before_request=sync_clock if test_clock else None)
+                               before_request=sync_clock if test_clock else None,
+                               seen=SharedSeen(os.path.join(runtime.data_dir, "replay.table")))
 
     async def tencent_action(request: Request) -> JSONResponse:
         return await endpoint(request)

@@ -79,3 +79,33 @@ def test_identical_repeat_of_the_same_action_is_accepted():
     """The SDK signs identical requests within one second identically."""
     verifier = _verifier()
     assert verifier.verify("POST", "", HEADERS, BODY) == verifier.verify("POST", "", HEADERS, BODY)
+
+
+def test_shared_table_catches_replays_across_processes(tmp_path):
+    """Two tables on one file stand for two workers."""
+    from kms.api.tencent.replay import SharedSeen
+
+    a, b = SharedSeen(str(tmp_path / "replay.table"), slots=64), SharedSeen(str(tmp_path / "replay.table"), slots=64)
+    assert a.first_use("sig-1", "DescribeKey", 1000.0, 600) is None
+    assert b.first_use("sig-1", "DisableKey", 1010.0, 600) == ("other", 1000.0)
+    assert b.first_use("sig-1", "DescribeKey", 1010.0, 600) == ("same", 1000.0)
+    # Past the window the slot is free again.
+    assert a.first_use("sig-1", "DisableKey", 1700.0, 600) is None
+    # A full table evicts the oldest entries and keeps working.
+    for i in range(500):
+        a.first_use(f"flood-{i}", "Encrypt", 2000.0 + i / 100, 600)
+    assert b.first_use("flood-499", "Decrypt", 2010.0, 600) == ("other", 2004.0)
+
+
+def test_verifier_uses_the_shared_table(tmp_path):
+    from kms.api.tencent.replay import SharedSeen
+
+    secrets = {"AKIDEXAMPLE123": "SecretKeyExample456"}
+    path = str(tmp_path / "replay.table")
+    clock = [1700000010.0]
+    first = signing.Verifier(secrets.get, now=lambda: clock[0], seen=SharedSeen(path))
+    second = signing.Verifier(secrets.get, now=lambda: clock[0], seen=SharedSeen(path))
+    first.verify("POST", "", HEADERS, BODY)
+    clock[0] += 10
+    with pytest.raises(signing.SignatureError, match="another action"):
+        second.verify("POST", "", {**HEADERS, "x-tc-action": "ScheduleKeyDeletion"}, BODY)

@@ -94,9 +94,20 @@ def test_disable_holds_in_every_worker_at_once(tmp_path):
     stop.set()
     for t in threads:
         t.join(30)
-    server.kill()
     assert successes_before[0] > 0 and refusals_after[0] > 50
     assert violations == [], f"{len(violations)} encryptions succeeded after DisableKey returned"
+
+    # A signature replayed under another action is refused by every worker.
+    from test_tencent_protocol import error_code, signed_post
+    other = call(client, "CreateKey", Alias="replayed-across-workers").KeyId
+    first = signed_post(server, "DescribeKey", json.dumps({"KeyId": other}).encode())
+    time.sleep(2.5)
+    for _ in range(20):  # connections land on both workers
+        replay = requests.post(f"http://{server.endpoint}/", data=first.request.body, timeout=10,
+                               headers={**first.request.headers, "X-TC-Action": "DisableKey"})
+        assert error_code(replay) == "AuthFailure.SignatureFailure"
+    assert call(client, "DescribeKey", KeyId=other).KeyMetadata.KeyState == "Enabled"
+    server.kill()
 
 
 @pytest.mark.parametrize("damage, expected", [

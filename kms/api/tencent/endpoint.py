@@ -56,7 +56,8 @@ async def _read_body(request: Request) -> bytes:
 
 class TencentEndpoint:
     def __init__(self, keys: KeyService, accounts: AccountService,
-                 audit: Optional[AuditLog] = None, before_request=None) -> None:
+                 audit: Optional[AuditLog] = None, before_request=None,
+                 seen: Optional[Any] = None) -> None:
         self.keys = keys
         self.accounts = accounts
         self.policies = PolicyService(keys.store)
@@ -64,7 +65,7 @@ class TencentEndpoint:
         self.audit = audit
         # Signatures are checked against real time: a test that shifts the
         # service clock shifts key lifetimes, not the callers' clocks.
-        self.verifier = Verifier(accounts.secret_key)
+        self.verifier = Verifier(accounts.secret_key, seen=seen)
         self.before_request = before_request
 
     async def __call__(self, request: Request) -> JSONResponse:

@@ -19,7 +19,7 @@ import re
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 ALGORITHM = "TC3-HMAC-SHA256"
 SERVICE = "kms"
@@ -75,15 +75,34 @@ def signature(secret_key: str, date: str, service: str, timestamp: str, canonica
     return hmac.new(k_signing, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
+class LocalSeen:
+    """Used signatures in this process only (for tests and single-process
+    use); the server shares kms.api.tencent.replay.SharedSeen among workers."""
+
+    def __init__(self) -> None:
+        self._seen: Dict[str, Tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def first_use(self, signature: str, action: str, now: float,
+                  window: float) -> Optional[Tuple[str, float]]:
+        with self._lock:
+            first = self._seen.get(signature)
+            if first is not None and now - first[1] <= window:
+                return ("same" if first[0] == action else "other", first[1])
+            self._seen[signature] = (action, now)
+            if len(self._seen) > 65536:
+                self._seen = {k: v for k, v in self._seen.items() if now - v[1] <= window}
+            return None
+
+
 class Verifier:
     """Checks a request's signature against the caller's secret."""
 
     def __init__(self, lookup_secret: Callable[[str], Optional[str]],
-                 now: Callable[[], float] = time.time) -> None:
+                 now: Callable[[], float] = time.time, seen: Optional[Any] = None) -> None:
         self._lookup = lookup_secret
         self._now = now
-        self._seen: Dict[str, Tuple[str, float]] = {}
-        self._lock = threading.Lock()
+        self._seen = seen if seen is not None else LocalSeen()
 
     def verify(self, method: str, query: str, headers: Dict[str, str], body: bytes) -> str:
         """Returns the caller's SecretId, or raises SignatureError."""
@@ -116,13 +135,7 @@ class Verifier:
         return cred.secret_id
 
     def _remember(self, sig: str, action: str, now: float) -> None:
-        with self._lock:
-            first = self._seen.get(sig)
-            if first is not None and first[0] != action and now - first[1] > REUSE_GRACE:
-                raise SignatureError("AuthFailure.SignatureFailure",
-                                     "this signature was already used for another action; sign each request afresh")
-            if first is None:
-                self._seen[sig] = (action, now)
-            if len(self._seen) > 4096:  # forget what the window no longer accepts
-                horizon = now - 2 * WINDOW_SECONDS
-                self._seen = {k: v for k, v in self._seen.items() if v[1] >= horizon}
+        earlier = self._seen.first_use(sig, action, now, 2 * WINDOW_SECONDS)
+        if earlier is not None and earlier[0] == "other" and now - earlier[1] > REUSE_GRACE:
+            raise SignatureError("AuthFailure.SignatureFailure",
+                                 "this signature was already used for another action; sign each request afresh")
