@@ -189,3 +189,7 @@ class MaterialUnwrapFailed(InvalidRequest):
 
 class MaterialMismatch(InvalidRequest):
     code = "material_mismatch"
+
+
+class RotateRateLimited(KMSError):
+    code = "rotate_rate_limited"

@@ -5,7 +5,7 @@ import contextlib
 import fcntl
 import logging
 import os
-from typing import AsyncIterator, Optional
+from typing import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool

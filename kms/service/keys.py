@@ -34,6 +34,7 @@ ORIGIN_KMS, ORIGIN_EXTERNAL = "TENCENT_KMS", "EXTERNAL"
 DAY = 86400
 
 MAX_PLAINTEXT = 4096
+MANUAL_ROTATION_INTERVAL = DAY  # the real service's default limit
 # Aliases of service-managed keys: service/NAME, created on first use.
 SERVICE_ALIAS_PREFIX = "service/"
 MAX_DESCRIPTION_BYTES = 1024
@@ -333,15 +334,24 @@ class KeyService:
 
     def rotate(self, key_id: str, scheduled: bool = False) -> int:
         """A new version becomes the one new encryptions use; every older
-        version still decrypts. Returns the new version number."""
+        version still decrypts. Returns the new version number. A manual
+        rotation (not scheduled) needs rotation enabled, and happens at most
+        once per MANUAL_ROTATION_INTERVAL."""
         out: Dict[str, int] = {}
 
         def mutate(record: Dict[str, Any]) -> List[Op]:
+            now = self.clock.now_s()
             if record["origin"] == ORIGIN_EXTERNAL:
                 raise errors.RotateNotSupported("keys with imported material cannot rotate")
-            if scheduled and not (record["rotation_enabled"] and record["next_rotate"] <= self.clock.now_s()):
+            if scheduled and not (record["rotation_enabled"] and record["next_rotate"] <= now):
                 return []  # another worker rotated it already
-            now = self.clock.now_s()
+            if not scheduled:
+                if not record["rotation_enabled"]:
+                    raise errors.RotateNotSupported("RotateKey needs key rotation enabled (EnableKeyRotation)")
+                last = record.get("last_manual_rotate", 0)
+                if last and now - last < MANUAL_ROTATION_INTERVAL:
+                    raise errors.RotateRateLimited("a key can be rotated by hand once per 24 hours")
+                record["last_manual_rotate"] = now
             version = record["latest"] + 1
             record.update(latest=version, last_rotate=now)
             if record["rotation_enabled"]:

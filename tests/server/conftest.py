@@ -1,6 +1,5 @@
 """Real ``kms server`` processes on 127.0.0.1, driven by the official
 Tencent Cloud SDK (tencentcloud-sdk-python-kms)."""
-import json
 import os
 import signal
 import socket

@@ -4,7 +4,6 @@ data directory while the server runs."""
 import base64
 import json
 
-import pytest
 
 from conftest import sdk_client
 from kms.cli import main

@@ -11,7 +11,7 @@ import requests
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from conftest import Server, sdk_client
-from test_tencent_api import b64, call, error_of
+from test_tencent_api import b64, call
 
 
 def test_acknowledged_work_survives_kill_9(tmp_path):
@@ -141,4 +141,29 @@ def test_damaged_store_refuses_to_start_and_repair_keeps_the_rest(tmp_path, dama
     client = sdk_client(server.endpoint)
     for key in keys:
         assert call(client, "DescribeKey", KeyId=key).KeyMetadata.KeyState == "Enabled"
+    server.kill()
+
+
+def test_rotations_that_fell_due_while_down_happen_at_start(tmp_path):
+    from kms.store import LogStore, Op
+
+    server = Server(str(tmp_path / "data"), extra=["--scheduler-period", "3600"])
+    server.start()
+    client = sdk_client(server.endpoint)
+    key = call(client, "CreateKey", Alias="due-while-down").KeyId
+    call(client, "EnableKeyRotation", KeyId=key, RotateDays=7)
+    before = call(client, "DescribeKey", KeyId=key).KeyMetadata
+    server.kill()
+    # Eight days pass while the server is down (the test clock lives in the store).
+    store = LogStore(str(tmp_path / "data"))
+    store.commit(lambda: [Op("put", "test", "clock-offset", 8 * 86400.0)])
+    store.close()
+    server.start()
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        after = call(client, "DescribeKey", KeyId=key).KeyMetadata
+        if after.LastRotateTime:
+            break
+        time.sleep(0.2)
+    assert after.LastRotateTime > before.CreateTime and after.NextRotateTime > before.NextRotateTime
     server.kill()

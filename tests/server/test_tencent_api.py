@@ -261,6 +261,7 @@ def test_rotation_keeps_old_versions_decrypting(kms, server):
     call(kms, "EnableKeyRotation", KeyId=key, RotateDays=30)
     assert call(kms, "GetKeyRotationStatus", KeyId=key).KeyRotationEnabled is True
     call(kms, "RotateKey", KeyId=key)
+    assert error_of(kms, "RotateKey", KeyId=key) == "RequestLimitExceeded.RotateRateLimited"
     new = call(kms, "Encrypt", KeyId=key, Plaintext=b64(b"v2 data")).CiphertextBlob
     assert base64.b64decode(old)[17:21] != base64.b64decode(new)[17:21]  # key version field
     assert base64.b64decode(call(kms, "Decrypt", CiphertextBlob=old).Plaintext) == b"v1 data"

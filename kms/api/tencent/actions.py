@@ -10,7 +10,6 @@ from typing import Any, Callable, Dict, List, Optional
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from kms import errors
 from kms.api.tencent.errors import TencentError
 from kms.api.tencent.params import Params
 from kms.service.accounts import AccountService
@@ -272,12 +271,7 @@ def GetKeyRotationStatus(ctx: Context, p: Params) -> Dict[str, Any]:
 
 @action
 def RotateKey(ctx: Context, p: Params) -> Dict[str, Any]:
-    key_id = p.str("KeyId", required=True)
-    record = ctx.keys.describe(key_id)
-    if record["origin"] == ORIGIN_EXTERNAL or not record["rotation_enabled"]:
-        raise errors.RotateNotSupported("RotateKey needs key rotation enabled (EnableKeyRotation) "
-                                        "and KMS-generated material")
-    ctx.keys.rotate(key_id)
+    ctx.keys.rotate(p.str("KeyId", required=True))
     return {"TaskId": str(uuid.uuid4())}
 
 

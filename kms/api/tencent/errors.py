@@ -32,6 +32,7 @@ CODES = [
     (InvalidContext, "InvalidParameterValue"),
     (errors.InvalidPendingWindow, "InvalidParameter.InvalidPendingWindowInDays"),
     (errors.RotateNotSupported, "UnsupportedOperation.RotateNotSupported"),
+    (errors.RotateRateLimited, "RequestLimitExceeded.RotateRateLimited"),
     (errors.ExternalKeyCannotRotate, "UnsupportedOperation.ExternalCmkCanNotRotate"),
     (errors.NotUserCreatedKey, "UnsupportedOperation.NotUserCreatedCmk"),
     (errors.NotExternalKey, "UnsupportedOperation.NotExternalCmk"),
