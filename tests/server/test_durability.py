@@ -61,8 +61,10 @@ def test_acknowledged_work_survives_kill_9(tmp_path):
 def test_disable_holds_in_every_worker_at_once(tmp_path):
     server = Server(str(tmp_path / "data"), workers=2)
     server.start()
-    pids = {requests.get(f"http://{server.endpoint}/health", timeout=5).json()["worker"]
-            for _ in range(60)}
+    # The second worker may still be starting when the first answers.
+    pids, deadline = set(), time.time() + 60
+    while len(pids) < 2 and time.time() < deadline:
+        pids.add(requests.get(f"http://{server.endpoint}/health", timeout=5).json()["worker"])
     assert len(pids) == 2, "both workers should be serving"
     client = sdk_client(server.endpoint)
     key = call(client, "CreateKey", Alias="shared-by-workers").KeyId
