@@ -427,24 +427,6 @@ INLINE void crypt_small(const kms_gcm_ctx *ctx, const struct gcm_msg *msgs, size
     }
 }
 
-TARGET static void aesni_encrypt_small(const kms_gcm_ctx *ctx,
-                                       const struct gcm_msg *msgs, size_t n)
-{
-    if (ctx->rounds == 14)
-        crypt_small(ctx, msgs, n, 0, 14);
-    else
-        crypt_small(ctx, msgs, n, 0, 10);
-}
-
-TARGET static void aesni_decrypt_small(const kms_gcm_ctx *ctx,
-                                       const struct gcm_msg *msgs, size_t n)
-{
-    if (ctx->rounds == 14)
-        crypt_small(ctx, msgs, n, 1, 14);
-    else
-        crypt_small(ctx, msgs, n, 1, 10);
-}
-
 INLINE void gcm_crypt(const kms_gcm_ctx *ctx, const uint8_t *nonce,
                       const uint8_t *aad, size_t aad_len, const uint8_t *in,
                       uint8_t *out, size_t len, uint8_t *tag, const int decrypt,
@@ -491,27 +473,10 @@ INLINE void gcm_crypt(const kms_gcm_ctx *ctx, const uint8_t *nonce,
                decrypt, rounds);
 }
 
-TARGET static void aesni_encrypt(const kms_gcm_ctx *ctx, const uint8_t *nonce,
-                                 const uint8_t *aad, size_t aad_len,
-                                 const uint8_t *in, uint8_t *out, size_t len,
-                                 uint8_t *tag)
-{
-    if (ctx->rounds == 14)
-        gcm_crypt(ctx, nonce, aad, aad_len, in, out, len, tag, 0, 14);
-    else
-        gcm_crypt(ctx, nonce, aad, aad_len, in, out, len, tag, 0, 10);
-}
-
-TARGET static void aesni_decrypt(const kms_gcm_ctx *ctx, const uint8_t *nonce,
-                                 const uint8_t *aad, size_t aad_len,
-                                 const uint8_t *in, uint8_t *out, size_t len,
-                                 uint8_t *tag)
-{
-    if (ctx->rounds == 14)
-        gcm_crypt(ctx, nonce, aad, aad_len, in, out, len, tag, 1, 14);
-    else
-        gcm_crypt(ctx, nonce, aad, aad_len, in, out, len, tag, 1, 10);
-}
+GCM_DEFINE_CRYPT(TARGET, aesni_encrypt, gcm_crypt, 0)
+GCM_DEFINE_CRYPT(TARGET, aesni_decrypt, gcm_crypt, 1)
+GCM_DEFINE_SMALL(TARGET, aesni_encrypt_small, crypt_small, 0)
+GCM_DEFINE_SMALL(TARGET, aesni_decrypt_small, crypt_small, 1)
 
 const struct gcm_tier kms_gcm_tier_aesni = {
     "aesni", kms_gcm_x86_init, aesni_encrypt, aesni_decrypt,

@@ -79,6 +79,31 @@ struct gcm_tier {
     gcm_small_fn decrypt_small;
 };
 
+/* A tier's entry points call its always-inline body with the round count
+ * as a compile-time constant (10 for AES-128, 14 for AES-256), so the round
+ * loops unroll. These define those thin entry points. */
+#define GCM_DEFINE_CRYPT(attrs, name, body, decrypt)                           \
+    attrs static void name(const kms_gcm_ctx *ctx, const uint8_t *nonce,      \
+                           const uint8_t *aad, size_t aad_len,                \
+                           const uint8_t *in, uint8_t *out, size_t len,       \
+                           uint8_t *tag)                                      \
+    {                                                                         \
+        if (ctx->rounds == 14)                                                \
+            body(ctx, nonce, aad, aad_len, in, out, len, tag, decrypt, 14);   \
+        else                                                                  \
+            body(ctx, nonce, aad, aad_len, in, out, len, tag, decrypt, 10);   \
+    }
+
+#define GCM_DEFINE_SMALL(attrs, name, body, decrypt)                           \
+    attrs static void name(const kms_gcm_ctx *ctx, const struct gcm_msg *msgs, \
+                           size_t n)                                          \
+    {                                                                         \
+        if (ctx->rounds == 14)                                                \
+            body(ctx, msgs, n, decrypt, 14);                                  \
+        else                                                                  \
+            body(ctx, msgs, n, decrypt, 10);                                  \
+    }
+
 #if KMS_HAVE_X86_TIERS
 extern const struct gcm_tier kms_gcm_tier_aesni;
 extern const struct gcm_tier kms_gcm_tier_vaes;
