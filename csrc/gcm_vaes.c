@@ -345,6 +345,7 @@ INLINE void crypt_small(const kms_gcm_ctx *ctx, const struct gcm_msg *msgs, size
     for (size_t k = 0; k < GCM_SMALL_GROUP; k++) {
         if (k >= n) {
             v[k] = _mm512_setzero_si512();
+            y[k] = _mm_setzero_si128();
             continue;
         }
         /* J0 = nonce || 0x00000001; a masked load never reads past the
