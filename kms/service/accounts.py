@@ -29,7 +29,13 @@ class AccountService:
         self.store = store
         self.wrapper = wrapper
         self._secrets: Dict[str, str] = {}
-        store.listeners.append(lambda op: op.namespace == "account" and self._secrets.pop(op.id, None))
+        store.listeners.append(self._forget)
+
+    def _forget(self, op: Op) -> None:
+        if op.op == "reset":
+            self._secrets.clear()
+        elif op.namespace == "account":
+            self._secrets.pop(op.id, None)
 
     def create(self, kind: str, name: str, secret_id: Optional[str] = None,
                secret_key: Optional[str] = None) -> Dict[str, str]:

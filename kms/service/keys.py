@@ -130,7 +130,10 @@ class KeyService:
     # ---- plumbing ----------------------------------------------------------
 
     def _forget_versions(self, op: Op) -> None:
-        if op.namespace == "ver" and op.op == "del":
+        # Dropped AESGCM objects free (and wipe) their C key contexts.
+        if op.op == "reset":
+            self._boxes.clear()
+        elif op.namespace == "ver" and op.op == "del":
             key_id, _, version = op.id.rpartition("/")
             self._boxes.pop((key_id, int(version)), None)
 

@@ -44,9 +44,10 @@ COMPACT_MIN_BYTES = 1 << 20
 
 
 class Op(NamedTuple):
-    """One change: put a value, or delete (value ignored)."""
+    """One change: put a value, or delete (value ignored). Listeners also
+    see op "reset" when the whole state is reloaded."""
 
-    op: str  # "put" or "del"
+    op: str  # "put" or "del" ("reset" only for listeners)
     namespace: str
     id: str
     value: Any = None
@@ -114,6 +115,11 @@ class LogStore:
             os.close(dir_fd)
 
     def _reload(self) -> None:
+        # A reloaded file holds only live records, so deletions since our
+        # last look arrive as absences, not as "del" ops: tell the layers
+        # above to drop every cache instead.
+        for listener in self.listeners:
+            listener(Op("reset", "", ""))
         if self._fd >= 0:
             os.close(self._fd)
         self._fd = os.open(self.path, os.O_RDWR)

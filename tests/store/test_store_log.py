@@ -144,3 +144,14 @@ def test_repair_keeps_every_intact_record(tmp_path):
     assert "cut at byte" in what and (tmp_path / "store.log.damaged").exists()
     assert sorted(LogStore(str(tmp_path)).items("key")) == [f"k{i}" for i in range(5)]
     assert store_log.repair(str(tmp_path / "store.log")) is None
+
+
+def test_listeners_hear_a_reset_when_another_process_compacts(tmp_path):
+    a, b = LogStore(str(tmp_path)), LogStore(str(tmp_path))
+    heard = []
+    b.listeners.append(heard.append)
+    _put(a, "ver", "k/1", {"wrapped": b"x"})
+    a.commit(lambda: [Op("del", "ver", "k/1")])
+    a.compact()
+    b.refresh()
+    assert Op("reset", "", "") in heard and b.items("ver") == {}
