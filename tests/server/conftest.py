@@ -22,9 +22,11 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data_dir: str, workers: int = 1, extra: Optional[List[str]] = None) -> None:
+    def __init__(self, data_dir: str, workers: int = 1, extra: Optional[List[str]] = None,
+                 test_clock: bool = True) -> None:
         self.data_dir = data_dir
         self.workers = workers
+        self.test_clock = test_clock
         self.extra = extra or []
         self.port = free_port()
         self.proc: Optional[subprocess.Popen] = None
@@ -38,8 +40,10 @@ class Server:
         env = dict(os.environ, KMS_ROOT_SECRET_ID=ROOT_ID, KMS_ROOT_SECRET_KEY=ROOT_KEY,
                    NO_PROXY="127.0.0.1,localhost")
         cmd = [sys.executable, "-m", "kms.cli", "server", "--data-dir", self.data_dir,
-               "--port", str(self.port), "--workers", str(self.workers), "--test-clock",
+               "--port", str(self.port), "--workers", str(self.workers),
                "--scheduler-period", "0.2", *self.extra]
+        if self.test_clock:
+            cmd.append("--test-clock")
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)

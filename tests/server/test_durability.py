@@ -169,3 +169,11 @@ def test_rotations_that_fell_due_while_down_happen_at_start(tmp_path):
         time.sleep(0.2)
     assert after.LastRotateTime > before.CreateTime and after.NextRotateTime > before.NextRotateTime
     server.kill()
+
+
+def test_the_clock_cannot_be_shifted_without_the_test_flag(tmp_path):
+    server = Server(str(tmp_path / "data"), test_clock=False)
+    server.start()
+    r = requests.post(f"http://{server.endpoint}/_test/clock", json={"offset": 10**6}, timeout=10)
+    assert r.status_code == 404
+    server.kill()
