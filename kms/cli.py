@@ -35,6 +35,7 @@ def _server(args: argparse.Namespace) -> int:
         print("Root credentials (shown once; also saved 0600 in root-credentials.json):", file=sys.stderr)
         print(f"  SecretId:  {runtime.new_credentials['secret_id']}", file=sys.stderr)
         print(f"  SecretKey: {runtime.new_credentials['secret_key']}", file=sys.stderr)
+        print(f"  Token:     {runtime.new_credentials['token']}", file=sys.stderr)
     runtime.store.close()
     os.environ["KMS_DATA_DIR"] = runtime.data_dir
     if args.test_clock:
@@ -104,6 +105,19 @@ def _policies(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tokens(args: argparse.Namespace) -> int:
+    from kms.service.tokens import TokenService
+
+    runtime = _runtime(args)
+    matches = [r for r in runtime.store.items("account").values()
+               if args.account in (r["name"], r["secret_id"])]
+    if len(matches) != 1:
+        raise errors.InvalidParameter(f"{args.account!r} names {len(matches)} accounts; give its SecretId")
+    issued = TokenService(runtime.store, runtime.clock).create(matches[0]["secret_id"], args.ttl)
+    print(json.dumps({"token": issued["token"], "expires": issued["expires"]}, indent=2))
+    return 0
+
+
 def _audit(args: argparse.Namespace) -> int:
     from kms import audit
 
@@ -155,6 +169,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     policies.add_argument("--account", help="attach/detach: the SecretId")
     policies.add_argument("--data-dir", default="./kms-data")
     policies.set_defaults(func=_policies)
+
+    tokens = sub.add_parser("tokens", help="tokens for the Vault-style APIs (X-Vault-Token)")
+    tokens.add_argument("action", choices=["create"])
+    tokens.add_argument("--account", required=True, help="account name or SecretId")
+    tokens.add_argument("--ttl", type=int, default=0, help="seconds until expiry; 0 = never")
+    tokens.add_argument("--data-dir", default="./kms-data")
+    tokens.set_defaults(func=_tokens)
 
     audit = sub.add_parser("audit", help="verify the audit log's hash chain")
     audit.add_argument("action", choices=["verify"])

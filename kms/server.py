@@ -4,7 +4,7 @@ root account's credentials on first start.
 Files in the data directory (all 0600, the directory 0700):
     root.key                  32 random bytes (unless KMS_ROOT_KEY is set)
     store.log, store.lock     the key store (kms.store)
-    root-credentials.json     the root SecretId/SecretKey, written once
+    root-credentials.json     the root SecretId/SecretKey and token, written once
 """
 import json
 import os
@@ -18,6 +18,7 @@ from kms.clock import Clock
 from kms.rootkey import FileRootKey, RootKeyError, Wrapper, source_for
 from kms.service.accounts import AccountService
 from kms.service.keys import KeyService
+from kms.service.tokens import TokenService
 from kms.store import LogStore, Op
 
 CANARY = b"kms root key check"
@@ -78,9 +79,13 @@ def _create_root_account(runtime: Runtime) -> Dict[str, str]:
     if bool(secret_id) != bool(secret_key):
         raise errors.InvalidParameter("set both KMS_ROOT_SECRET_ID and KMS_ROOT_SECRET_KEY, or neither")
     creds = runtime.accounts.create("root", "root", secret_id, secret_key)
+    root_token = os.environ.get("KMS_ROOT_TOKEN")
+    creds["token"] = TokenService(runtime.store, runtime.clock).create(
+        creds["secret_id"], token=root_token)["token"]
     path = os.path.join(runtime.data_dir, "root-credentials.json")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump({"SecretId": creds["secret_id"], "SecretKey": creds["secret_key"]}, f)
+        json.dump({"SecretId": creds["secret_id"], "SecretKey": creds["secret_key"],
+                   "Token": creds["token"]}, f)
         f.write("\n")
     return creds

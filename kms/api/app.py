@@ -17,6 +17,8 @@ import kms
 from kms import aead
 from kms.api.tencent.endpoint import TencentEndpoint
 from kms.api.tencent.replay import SharedSeen
+from kms.api.transit.endpoint import Transit
+from kms.service.tokens import TokenService
 from kms.audit import AuditLog
 from kms.server import Runtime, open_data_dir
 from kms.store import Op
@@ -89,6 +91,8 @@ def create_app(runtime: Runtime, test_clock: bool = False,
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    transit = Transit(runtime.keys, TokenService(runtime.store, runtime.clock), audit,
+                      before_request=sync_clock if test_clock else None)
     routes = [Route("/", tencent_action, methods=["POST", "GET"]),
               Route("/health", health, methods=["GET"])]
     if test_clock:
@@ -101,6 +105,7 @@ def create_app(runtime: Runtime, test_clock: bool = False,
             return JSONResponse({"offset": offset, **done})
 
         routes.append(Route("/_test/clock", shift_clock, methods=["POST"]))
+    routes += transit.routes()  # last: it ends with the /v1/ catch-all
     return Starlette(routes=routes, lifespan=lifespan)
 
 

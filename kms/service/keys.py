@@ -143,6 +143,16 @@ class KeyService:
             raise errors.KeyNotFound(f"key {key_id} does not exist")
         return record
 
+    def material(self, key_id: str, version: int) -> bytes:
+        """A version's key material, unwrapped (for key derivation)."""
+        entry = self.store.get("ver", f"{key_id}/{version}")
+        if entry is None:
+            raise blobs.InvalidCiphertext("that key version no longer exists")
+        return self.wrapper.unwrap("key", key_id, version, entry["wrapped"])
+
+    def box(self, key_id: str, version: int) -> AESGCM:
+        return self._box(key_id, version)
+
     def _box(self, key_id: str, version: int) -> AESGCM:
         box = self._boxes.get((key_id, version))
         if box is None:
@@ -184,7 +194,8 @@ class KeyService:
                             owner="user", creator=creator)
 
     def _create(self, alias: str, description: str, usage: str, external: bool,
-                tags: Optional[Dict[str, str]], owner: str, creator: str) -> Dict[str, Any]:
+                tags: Optional[Dict[str, str]], owner: str, creator: str,
+                material_bytes: int = 32, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         description = check_description(description)
         if usage != USAGE_SYMMETRIC:
             raise errors.UnsupportedOperation(f"KeyUsage {usage} is not offered; only {USAGE_SYMMETRIC}")
@@ -200,6 +211,7 @@ class KeyService:
             "creator": creator, "rotation_enabled": False, "rotate_days": 365,
             "next_rotate": 0, "last_rotate": 0, "deletion_date": 0, "valid_to": 0,
             "tags": dict(tags or {}), "latest": 0 if external else 1,
+            "material_bytes": material_bytes, **(extra or {}),
         }
 
         def build() -> List[Op]:
@@ -207,7 +219,7 @@ class KeyService:
                 raise errors.AliasExists(f"alias {alias!r} is already in use")
             ops = [Op("put", "key", key_id, record), Op("put", "alias", alias, key_id)]
             if not external:
-                ops += self._new_version_ops(key_id, 1, os.urandom(32))
+                ops += self._new_version_ops(key_id, 1, os.urandom(material_bytes))
             return ops
 
         self.store.commit(build)
@@ -335,7 +347,7 @@ class KeyService:
         self._change(key_id, "rotation_config",
                      lambda r: r.update(rotation_enabled=False, next_rotate=0) or [])
 
-    def rotate(self, key_id: str, scheduled: bool = False) -> int:
+    def rotate(self, key_id: str, scheduled: bool = False, manual_rules: bool = True) -> int:
         """A new version becomes the one new encryptions use; every older
         version still decrypts. Returns the new version number. A manual
         rotation (not scheduled) needs rotation enabled, and happens at most
@@ -348,7 +360,7 @@ class KeyService:
                 raise errors.RotateNotSupported("keys with imported material cannot rotate")
             if scheduled and not (record["rotation_enabled"] and record["next_rotate"] <= now):
                 return []  # another worker rotated it already
-            if not scheduled:
+            if not scheduled and manual_rules:
                 if not record["rotation_enabled"]:
                     raise errors.RotateNotSupported("RotateKey needs key rotation enabled (EnableKeyRotation)")
                 last = record.get("last_manual_rotate", 0)
@@ -360,7 +372,8 @@ class KeyService:
             if record["rotation_enabled"]:
                 record["next_rotate"] = now + record["rotate_days"] * DAY
             out["version"] = version
-            return self._new_version_ops(key_id, version, os.urandom(32))
+            return self._new_version_ops(key_id, version,
+                                         os.urandom(record.get("material_bytes", 32)))
 
         self._change(key_id, "rotate", mutate)
         return out.get("version", 0)

@@ -1,0 +1,384 @@
+"""The Vault transit API under /v1/transit/, and /v1/auth/token/lookup-self,
+as OpenBao answers them (spec/vault-transit-api.md): token authentication,
+the success envelope, {"errors": [...]} failures with OpenBao's status codes,
+and batch_input with per-item results.
+"""
+import json
+import logging
+import time
+import uuid
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from kms import errors
+from kms.audit import AuditLog
+from kms.service.keys import KeyService
+from kms.service.policies import PolicyService
+from kms.service.tokens import TokenService
+from kms.service.transit import TransitError, TransitService, duration
+
+MAX_BODY = 32 << 20  # OpenBao's listener default
+MAX_BATCH = 10_000
+log = logging.getLogger("kms.api.transit")
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, messages: List[str]) -> None:
+        super().__init__("; ".join(messages))
+        self.status, self.messages = status, messages
+
+
+def _denied() -> HTTPError:
+    return HTTPError(403, ["permission denied"])
+
+
+def envelope(data: Optional[Dict[str, Any]], status: int = 200,
+             warnings: Optional[List[str]] = None) -> JSONResponse:
+    return JSONResponse({"request_id": str(uuid.uuid4()), "lease_id": "", "renewable": False,
+                         "lease_duration": 0, "data": data, "wrap_info": None,
+                         "warnings": warnings or None, "auth": None},
+                        status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def failure(status: int, messages: List[str]) -> JSONResponse:
+    return JSONResponse({"errors": messages}, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+class Transit:
+    def __init__(self, keys: KeyService, tokens: TokenService, audit: Optional[AuditLog],
+                 before_request: Optional[Callable[[], None]] = None) -> None:
+        self.keys = keys
+        self.transit = TransitService(keys)
+        self.tokens = tokens
+        self.policies = PolicyService(keys.store)
+        self.audit = audit
+        self.before_request = before_request
+
+    # ---- plumbing ----------------------------------------------------------
+
+    def routes(self) -> List[Route]:
+        w = ["POST", "PUT"]
+        return [
+            Route("/v1/auth/token/lookup-self", self._wrap(self.lookup_self), methods=["GET", "POST"]),
+            Route("/v1/transit/keys", self._wrap(self.list_keys), methods=["LIST", "GET"]),
+            Route("/v1/transit/keys/", self._wrap(self.list_keys), methods=["LIST", "GET"]),
+            Route("/v1/transit/keys/{name}", self._wrap(self.key), methods=w + ["GET", "DELETE"]),
+            Route("/v1/transit/keys/{name}/config", self._wrap(self.config), methods=w),
+            Route("/v1/transit/keys/{name}/rotate", self._wrap(self.rotate), methods=w),
+            Route("/v1/transit/encrypt/{name}", self._wrap(self.encrypt), methods=w),
+            Route("/v1/transit/decrypt/{name}", self._wrap(self.decrypt), methods=w),
+            Route("/v1/transit/rewrap/{name}", self._wrap(self.rewrap), methods=w),
+            Route("/v1/transit/datakey/{kind}/{name}", self._wrap(self.datakey), methods=w),
+            Route("/v1/transit/random", self._wrap(self.random), methods=w),
+            Route("/v1/transit/random/{bytes}", self._wrap(self.random), methods=w),
+            Route("/v1/{path:path}", self._wrap(self.unknown),
+                  methods=["GET", "POST", "PUT", "DELETE", "LIST", "PATCH"]),
+        ]
+
+    def _wrap(self, handler: Callable[..., Tuple[Any, ...]]):
+        async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
+            seen: Dict[str, Any] = {}
+            try:
+                body = await self._body(request)
+                response = await run_in_threadpool(self._run, handler, request, body, seen)
+            except HTTPError as exc:
+                response = failure(exc.status, exc.messages)
+            except TransitError as exc:
+                response = failure(400, [str(exc)])
+            except errors.KMSError as exc:
+                status = 500 if isinstance(exc, errors.InternalError) else 400
+                response = failure(status, [str(exc) if status == 400 else "internal error"])
+                if status == 500:
+                    log.exception("transit request failed")
+            except Exception:
+                log.exception("transit request failed")
+                response = failure(500, ["internal error"])
+            if self.audit is not None and seen.get("action"):
+                self.audit.record(time=round(time.time(), 3), request_id=seen.get("request_id"),
+                                  account=seen.get("account"), action=seen["action"],
+                                  key_id=seen.get("key_id"), result=str(response.status_code),
+                                  latency_ms=round((time.perf_counter() - started) * 1000, 3))
+            return response
+
+        return endpoint
+
+    async def _body(self, request: Request) -> Dict[str, Any]:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > MAX_BODY:
+            raise HTTPError(413, ["http: request body too large"])
+        raw, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise HTTPError(413, ["http: request body too large"])
+            raw.append(chunk)
+        data = b"".join(raw)
+        if not data.strip():
+            return {}
+        try:
+            body = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise HTTPError(400, [f"failed to decode JSON input: {exc}"]) from None
+        if not isinstance(body, dict):
+            raise HTTPError(400, ["failed to decode JSON input: body must be an object"])
+        return body
+
+    def _run(self, handler, request: Request, body: Dict[str, Any], seen: Dict[str, Any]) -> Response:
+        self.keys.store.refresh()
+        if self.before_request is not None:
+            self.before_request()
+        token = request.headers.get("x-vault-token")
+        if not token:
+            bearer = request.headers.get("authorization", "")
+            token = bearer[7:].strip() if bearer.lower().startswith("bearer ") else None
+        account = self.tokens.lookup(token)
+        if account is None:
+            raise _denied()
+        seen["account"] = account["secret_id"]
+        seen["request_id"] = str(uuid.uuid4())
+        return handler(request, body, account, seen)
+
+    def _allow(self, account: Dict[str, Any], action: str, name: Optional[str],
+               record: Optional[Dict[str, Any]]) -> None:
+        if record is not None:
+            names = [f"key/{record['id']}", f"alias/{record['alias']}"]
+            owner = record["owner"]
+        else:
+            names, owner = ([f"alias/{name}"] if name else ["*"]), ""
+        if not self.policies.allows(account, action, names, owner):
+            raise HTTPError(403, ["1 error occurred:\n\t* permission denied\n\n"])
+
+    # ---- handlers: each returns a Response ---------------------------------
+
+    def lookup_self(self, request, body, account, seen) -> Response:
+        expires = account["token_expires"]
+        ttl = max(int(expires - self.keys.clock.now()), 0) if expires else 0
+        return envelope({"display_name": account["name"], "entity_id": account["secret_id"],
+                         "policies": ["root"] if account["kind"] == "root" else account.get("policies", []),
+                         "ttl": ttl, "expire_time": None, "renewable": False, "type": "service",
+                         "creation_time": account["token_created"], "path": "auth/token/create",
+                         "meta": None, "num_uses": 0, "orphan": True})
+
+    def unknown(self, request, body, account, seen) -> Response:
+        return failure(404, [f"no handler for route \"{request.url.path[4:]}\". route entry not found."])
+
+    def list_keys(self, request, body, account, seen) -> Response:
+        if request.method == "GET" and request.query_params.get("list") != "true":
+            raise HTTPError(405, ["1 error occurred:\n\t* unsupported operation\n\n"])
+        seen["action"] = "transit:list"
+        self._allow(account, "ListKeys", None, None)
+        names = self.transit.names()
+        after = request.query_params.get("after")
+        if after:
+            names = [n for n in names if n > after]
+        limit = request.query_params.get("limit")
+        if limit and limit.isdigit():
+            names = names[: int(limit)]
+        if not names:
+            return failure(404, [])
+        return envelope({"keys": names})
+
+    def key(self, request, body, account, seen) -> Response:
+        name = request.path_params["name"]
+        record = self.transit.record(name)
+        seen["key_id"] = record["id"] if record else None
+        if request.method == "GET":
+            seen["action"] = "transit:read"
+            self._allow(account, "DescribeKey", name, record)
+            if record is None:
+                return failure(404, [])
+            return envelope(self.transit.describe(record))
+        if request.method == "DELETE":
+            seen["action"] = "transit:delete"
+            self._allow(account, "DeleteKey", name, record)
+            self.transit.delete(name)
+            return Response(status_code=204)
+        seen["action"] = "transit:create"
+        self._allow(account, "CreateKey", name, record)
+        if "key_size" in body:
+            raise TransitError(f"key_size is not valid for algorithm {body.get('type', 'aes256-gcm96')}")
+        created = self.transit.create(
+            name, str(body.get("type") or "aes256-gcm96"), bool(body.get("derived")),
+            bool(body.get("convergent_encryption")), bool(body.get("exportable")),
+            bool(body.get("allow_plaintext_backup")),
+            duration(body.get("auto_rotate_period") or 0), creator=account["secret_id"])
+        seen["key_id"] = created["id"]
+        return envelope(self.transit.describe(created))
+
+    def config(self, request, body, account, seen) -> Response:
+        name = request.path_params["name"]
+        record = self.transit.record(name)
+        seen["action"], seen["key_id"] = "transit:config", record["id"] if record else None
+        self._allow(account, "UpdateKeyConfig", name, record)
+        updated, warnings = self.transit.configure(name, body)
+        return envelope(self.transit.describe(updated), warnings=warnings)
+
+    def rotate(self, request, body, account, seen) -> Response:
+        name = request.path_params["name"]
+        record = self.transit.record(name)
+        seen["action"], seen["key_id"] = "transit:rotate", record["id"] if record else None
+        self._allow(account, "RotateKey", name, record)
+        return envelope(self.transit.describe(self.transit.rotate(name)))
+
+    # ---- cryptography ------------------------------------------------------
+
+    @staticmethod
+    def _items(body: Dict[str, Any], field: str) -> Tuple[List[Dict[str, Any]], bool]:
+        batch = body.get("batch_input")
+        if batch is None:
+            return [body], False
+        if not isinstance(batch, list) or not all(isinstance(i, dict) for i in batch):
+            raise TransitError("failed to parse batch input: batch_input must be a list of objects")
+        if not batch:
+            raise TransitError("missing batch input to process")
+        if len(batch) > MAX_BATCH:
+            raise TransitError(f"batch_input holds more than {MAX_BATCH} items")
+        with_context = sum(1 for i in batch if i.get("context"))
+        if with_context not in (0, len(batch)):
+            raise TransitError("context should be set either in all the request blocks or in none")
+        return batch, True
+
+    def _status(self, body: Dict[str, Any], failed: int, total: int,
+                warnings: List[str]) -> int:
+        if not failed:
+            return 200
+        code = body.get("partial_failure_response_code")
+        if code is not None and failed < total:
+            try:
+                value = int(code)
+            except (TypeError, ValueError):
+                value = 0
+            if 1 <= value <= 599:
+                return value
+            warnings.append("invalid HTTP response code override from partial_failure_response_code, "
+                            "reverting to 400")
+        return 400
+
+    def _key_or_upsert(self, name: str, body: Dict[str, Any], account: Dict[str, Any],
+                       items: List[Dict[str, Any]], seen: Dict[str, Any]) -> Dict[str, Any]:
+        record = self.transit.record(name)
+        if record is None:
+            # Vault upserts on encrypt, for callers allowed to create keys.
+            self._allow(account, "CreateKey", name, None)
+            record = self.transit.create(
+                name, str(body.get("type") or "aes256-gcm96"), derived=bool(items[0].get("context")),
+                convergent=bool(body.get("convergent_encryption")), creator=account["secret_id"])
+        seen["key_id"] = record["id"]
+        return record
+
+    def encrypt(self, request, body, account, seen) -> Response:
+        name = request.path_params["name"]
+        seen["action"] = "transit:encrypt"
+        items, batched = self._items(body, "plaintext")
+        if not batched and "plaintext" not in body:
+            raise TransitError("missing plaintext to encrypt")
+        self._allow(account, "Encrypt", name, self.transit.record(name))
+        record = self._key_or_upsert(name, body, account, items, seen)
+        results = self.transit.encrypt(record, items)
+        return self._crypto_response(body, items, results, batched, "ciphertext", with_version=True)
+
+    def decrypt(self, request, body, account, seen) -> Response:
+        name = request.path_params["name"]
+        seen["action"] = "transit:decrypt"
+        items, batched = self._items(body, "ciphertext")
+        record = self.transit.record(name)
+        self._allow(account, "Decrypt", name, record)
+        if record is None:
+            raise TransitError("encryption key not found")
+        seen["key_id"] = record["id"]
+        results = self.transit.decrypt(record, items)
+        return self._crypto_response(body, items, results, batched, "plaintext", with_version=False)
+
+    def rewrap(self, request, body, account, seen) -> Response:
+        name = request.path_params["name"]
+        seen["action"] = "transit:rewrap"
+        items, batched = self._items(body, "ciphertext")
+        record = self.transit.record(name)
+        self._allow(account, "ReEncrypt", name, record)
+        if record is None:
+            raise TransitError("encryption key not found")
+        seen["key_id"] = record["id"]
+        results = self.transit.rewrap(record, items)
+        response = self._crypto_response(body, items, results, batched, "ciphertext", with_version=True)
+        if batched:
+            response.status_code = 200  # rewrap reports failures only inside items
+        return response
+
+    def _crypto_response(self, body, items, results, batched: bool, field: str,
+                         with_version: bool) -> Response:
+        if not batched:
+            result = results[0]
+            if result.error is not None:
+                raise TransitError(result.error)
+            data = {field: result.result}
+            if with_version:
+                data["key_version"] = result.version
+            return envelope(data)
+        out, failed = [], 0
+        for item, result in zip(items, results):
+            reference = item.get("reference") or ""
+            if result.error is not None:
+                failed += 1
+                entry = {"error": result.error, "reference": reference}
+                if field == "plaintext":
+                    entry = {"plaintext": "", **entry}
+            else:
+                entry = {field: result.result, "reference": reference}
+                if with_version:
+                    entry["key_version"] = result.version
+            out.append(entry)
+        warnings: List[str] = []
+        status = self._status(body, failed, len(items), warnings)
+        return envelope({"batch_results": out}, status=status, warnings=warnings)
+
+    def datakey(self, request, body, account, seen) -> Response:
+        kind, name = request.path_params["kind"], request.path_params["name"]
+        seen["action"] = "transit:datakey"
+        if kind not in ("plaintext", "wrapped"):
+            raise TransitError("Invalid path, must be 'plaintext' or 'wrapped'")
+        record = self.transit.record(name)
+        self._allow(account, "GenerateDataKey", name, record)
+        if record is None:
+            raise TransitError("encryption key not found")
+        seen["key_id"] = record["id"]
+        try:
+            bits = int(body.get("bits") or 256)
+        except (TypeError, ValueError):
+            raise TransitError("invalid bit length") from None
+        if bits not in (128, 256, 512):
+            raise TransitError("invalid bit length")
+        import base64
+        import os
+        data_key = os.urandom(bits // 8)
+        item = {"plaintext": base64.b64encode(data_key).decode(), "context": body.get("context"),
+                "associated_data": body.get("associated_data"), "key_version": body.get("key_version")}
+        result = self.transit.encrypt(record, [item])[0]
+        if result.error is not None:
+            raise TransitError(result.error)
+        data = {"ciphertext": result.result, "key_version": result.version}
+        if kind == "plaintext":
+            data["plaintext"] = item["plaintext"]
+        return envelope(data)
+
+    def random(self, request, body, account, seen) -> Response:
+        import base64
+        import os
+        seen["action"] = "transit:random"
+        self._allow(account, "GenerateRandom", None, None)
+        raw = request.path_params.get("bytes") or body.get("bytes") or 32
+        try:
+            size = int(raw)
+        except (TypeError, ValueError):
+            raise TransitError("error parsing byte count") from None
+        if not 0 < size <= 131072:
+            raise TransitError("the number of bytes must be between 1 and 131072")
+        fmt = body.get("format") or "base64"
+        if fmt not in ("base64", "hex"):
+            raise TransitError(f"unsupported encoding format {fmt}; must be \"hex\" or \"base64\"")
+        data = os.urandom(size)
+        return envelope({"random_bytes": base64.b64encode(data).decode() if fmt == "base64" else data.hex()})

@@ -1,0 +1,407 @@
+"""Vault transit semantics over the one key store (spec/vault-transit-api.md).
+
+A transit key is a CMK whose alias is the transit name: the same versions,
+states and audit records in both APIs. Its Vault settings live in the CMK
+record under "transit" (absent: the defaults). Ciphertexts are
+"vault:v<N>:" + base64(nonce || ciphertext || tag), AES-GCM with the
+caller's associated data (none by default), as OpenBao lays them out.
+
+Batches: every item is parsed and checked in Python, then all items that
+share a key version go through one native batch call; results come back in
+input order with per-item errors. A single request is a one-item batch.
+Derived keys (HKDF-SHA256 of the version's material, info = context) get one
+key per context, so they are sealed item by item.
+"""
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import re
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from kms import errors
+from kms.aead import AESGCM
+from kms.service.keys import (ENABLED, PENDING_DELETE, USAGE_SYMMETRIC, KeyService,
+                              check_state)
+from kms.store import Op
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_\-.@]*[A-Za-z0-9_])?$")
+TYPES = {"aes256-gcm96": 32, "aes128-gcm96": 16}
+DEFAULTS = {"type": "aes256-gcm96", "derived": False, "convergent_encryption": False,
+            "exportable": False, "allow_plaintext_backup": False, "auto_rotate_period": 0,
+            "deletion_allowed": False, "min_decryption_version": 1,
+            "min_encryption_version": 0, "min_available_version": 0}
+PREFIX = "vault:v"
+
+
+class TransitError(errors.InvalidRequest):
+    """A user error with the exact text OpenBao answers (HTTP 400)."""
+
+    code = "transit_error"
+
+
+def b64decode(value: Any, what: str = "input") -> bytes:
+    if value is None:
+        return b""
+    if not isinstance(value, str):
+        value = str(value)
+    try:
+        return base64.b64decode(value.rstrip("\r\n"), validate=True)
+    except (binascii.Error, ValueError):
+        raise TransitError(f"illegal base64 data in {what}") from None
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise errors.InvalidParameter(f"invalid key name {name!r}")
+    return name
+
+
+class Item:
+    """One batch item's result: ciphertext/plaintext or an error."""
+
+    __slots__ = ("result", "error", "version")
+
+    def __init__(self) -> None:
+        self.result: Optional[str] = None
+        self.error: Optional[str] = None
+        self.version = 0
+
+
+class TransitService:
+    def __init__(self, keys: KeyService) -> None:
+        self.keys = keys
+        self.store = keys.store
+
+    # ---- keys --------------------------------------------------------------
+
+    def record(self, name: str) -> Optional[Dict[str, Any]]:
+        holder = self.store.get("alias", name)
+        if holder is None:
+            return None
+        record = self.store.get("key", holder)
+        if record is None or record["state"] == PENDING_DELETE or record["usage"] != USAGE_SYMMETRIC:
+            return None
+        return record
+
+    @staticmethod
+    def settings(record: Dict[str, Any]) -> Dict[str, Any]:
+        return {**DEFAULTS, "type": {16: "aes128-gcm96"}.get(record.get("material_bytes", 32), "aes256-gcm96"),
+                **record.get("transit", {})}
+
+    def create(self, name: str, key_type: str = "aes256-gcm96", derived: bool = False,
+               convergent: bool = False, exportable: bool = False,
+               allow_plaintext_backup: bool = False, auto_rotate_period: int = 0,
+               creator: str = "root") -> Dict[str, Any]:
+        """Idempotent: an existing key is returned unchanged."""
+        check_name(name)
+        existing = self.record(name)
+        if existing is not None:
+            return existing
+        if key_type not in TYPES:
+            raise TransitError(f"unknown key type {key_type}")
+        if convergent and not derived:
+            raise TransitError("convergent encryption requires derivation to be enabled")
+        if auto_rotate_period and auto_rotate_period < 3600:
+            raise TransitError("auto rotate period must be 0 to disable or at least an hour")
+        settings = {"type": key_type, "derived": derived, "convergent_encryption": convergent,
+                    "exportable": exportable, "allow_plaintext_backup": allow_plaintext_backup,
+                    "auto_rotate_period": auto_rotate_period}
+        try:
+            return self.keys._create(name, "transit key", USAGE_SYMMETRIC, False, {}, owner="user",
+                                     creator=creator, material_bytes=TYPES[key_type],
+                                     extra={"transit": settings})
+        except errors.AliasExists:  # created concurrently: return that one
+            record = self.record(name)
+            if record is None:
+                raise
+            return record
+
+    def describe(self, record: Dict[str, Any]) -> Dict[str, Any]:
+        s = self.settings(record)
+        versions = {}
+        for v in range(max(s["min_decryption_version"], 1), record["latest"] + 1):
+            entry = self.store.get("ver", f"{record['id']}/{v}")
+            if entry is not None:
+                versions[str(v)] = entry["created"]
+        data = {
+            "name": record["alias"], "type": s["type"], "latest_version": record["latest"],
+            "min_decryption_version": s["min_decryption_version"],
+            "min_encryption_version": s["min_encryption_version"],
+            "min_available_version": s["min_available_version"],
+            "deletion_allowed": s["deletion_allowed"], "derived": s["derived"],
+            "exportable": s["exportable"], "allow_plaintext_backup": s["allow_plaintext_backup"],
+            "auto_rotate_period": s["auto_rotate_period"], "supports_encryption": True,
+            "supports_decryption": True, "supports_signing": False, "supports_derivation": True,
+            "imported_key": record["origin"] != "TENCENT_KMS", "soft_deleted": False,
+            "keys": versions,
+        }
+        if s["derived"]:
+            data["kdf"] = "hkdf_sha256"
+            data["convergent_encryption"] = s["convergent_encryption"]
+            if s["convergent_encryption"]:
+                data["convergent_encryption_version"] = -1
+        return data
+
+    def names(self) -> List[str]:
+        return sorted(r["alias"] for r in self.store.items("key").values()
+                      if r["state"] != PENDING_DELETE and r["usage"] == USAGE_SYMMETRIC)
+
+    def configure(self, name: str, params: Dict[str, Any]) -> Tuple[Dict[str, Any], List[str]]:
+        """Apply the parameters present, all or nothing. Returns the record
+        and any warnings."""
+        if self.record(name) is None:
+            raise TransitError(f"no existing key named {name} could be found")
+        warnings: List[str] = []
+
+        def mutate(record: Dict[str, Any]) -> List[Op]:
+            s = self.settings(record)
+            new = dict(s)
+            if "min_decryption_version" in params:
+                value = _int(params["min_decryption_version"], "min_decryption_version")
+                if value < 0:
+                    raise TransitError("min decryption version must not be negative")
+                if value == 0:
+                    value = 1
+                    warnings.append("since Vault 0.3 (prior to the OpenBao fork), transit key numbering "
+                                    "starts at 1; forcing minimum to 1")
+                if value > record["latest"]:
+                    raise TransitError(f"cannot set min decryption version of {value}, latest key version "
+                                       f"is {record['latest']}")
+                if value < s["min_available_version"]:
+                    raise TransitError("min decryption version should not be less then min available version")
+                new["min_decryption_version"] = value
+            if "min_encryption_version" in params:
+                value = _int(params["min_encryption_version"], "min_encryption_version")
+                if value < 0 or value > record["latest"]:
+                    raise TransitError(f"cannot set min encryption version of {value}, latest key version "
+                                       f"is {record['latest']}")
+                new["min_encryption_version"] = value
+            if new["min_encryption_version"] and new["min_encryption_version"] < new["min_decryption_version"]:
+                raise TransitError(
+                    "cannot set min encryption/decryption values; min encryption version of "
+                    f"{new['min_encryption_version']} must be greater than or equal to min decryption "
+                    f"version of {new['min_decryption_version']}")
+            for flag in ("deletion_allowed",):
+                if flag in params:
+                    new[flag] = _bool(params[flag], flag)
+            for flag in ("exportable", "allow_plaintext_backup"):  # one way: on stays on
+                if flag in params and _bool(params[flag], flag):
+                    new[flag] = True
+            if "auto_rotate_period" in params:
+                period = duration(params["auto_rotate_period"])
+                if period and period < 3600:
+                    raise TransitError("auto rotate period must be 0 to disable or at least an hour")
+                new["auto_rotate_period"] = period
+            record["transit"] = {k: v for k, v in new.items()}
+            return []
+
+        record = self.keys._change(self.record(name)["id"], "update", mutate)  # type: ignore[index]
+        return record, warnings
+
+    def rotate(self, name: str) -> Dict[str, Any]:
+        record = self.record(name)
+        if record is None:
+            raise TransitError("key not found")
+        self.keys.rotate(record["id"], manual_rules=False)
+        return self.keys.describe(record["id"])
+
+    def delete(self, name: str) -> None:
+        record = self.record(name)
+        if record is None:
+            raise TransitError(f"error deleting policy {name}: could not delete key; not found")
+        if not self.settings(record)["deletion_allowed"]:
+            raise TransitError(f"error deleting policy {name}: deletion is not allowed for this key")
+        key_id = record["id"]
+
+        def build() -> List[Op]:
+            current = self.store.get("key", key_id)
+            if current is None:
+                return []
+            ops = [Op("del", "key", key_id), Op("del", "alias", current["alias"])]
+            return ops + [Op("del", "ver", f"{key_id}/{v}") for v in range(1, current["latest"] + 1)]
+
+        self.store.commit(build)
+        self.store.compact()  # the wrapped material leaves the disk
+
+    # ---- cryptography ------------------------------------------------------
+
+    def _key_for(self, record: Dict[str, Any], version: int, context: bytes) -> Tuple[AESGCM, Optional[bytes]]:
+        """The AEAD for a version (derived per context if the key is), and the
+        convergent HMAC key when convergent encryption is on."""
+        s = self.settings(record)
+        if not s["derived"]:
+            return self.keys.box(record["id"], version), None
+        if not context:
+            raise TransitError("missing 'context' for key derivation; the key was created using a derived key, "
+                               "which means additional, per-request information must be included in order "
+                               "to perform operations with the key")
+        size = TYPES[s["type"]]
+        material = self.keys.material(record["id"], version)
+        length = size + 32 if s["convergent_encryption"] else size
+        derived = HKDF(hashes.SHA256(), length, None, context).derive(material)
+        return AESGCM(derived[:size]), derived[size:] if s["convergent_encryption"] else None
+
+    def encrypt(self, record: Dict[str, Any], items: Sequence[Dict[str, Any]]) -> List[Item]:
+        check_state(record, "encrypt")
+        s = self.settings(record)
+        results = [Item() for _ in items]
+        groups: Dict[int, List[Tuple[int, bytes, bytes]]] = {}
+        for i, item in enumerate(items):
+            try:
+                version = self._encryption_version(record, s, item.get("key_version"))
+                plaintext = b64decode(item.get("plaintext"), "plaintext")
+                aad = b64decode(item.get("associated_data"), "associated_data")
+                context = b64decode(item.get("context"), "context")
+                if s["derived"]:
+                    box, convergent = self._key_for(record, version, context)
+                    nonce = (hmac.new(convergent, plaintext, hashlib.sha256).digest()[:12]
+                             if convergent else os.urandom(12))
+                    body = nonce + box.encrypt(nonce, plaintext, aad or None)
+                    results[i].result = f"{PREFIX}{version}:{b64(body)}"
+                    results[i].version = version
+                else:
+                    groups.setdefault(version, []).append((i, plaintext, aad))
+            except errors.KMSError as exc:
+                results[i].error = str(exc)
+        for version, members in groups.items():
+            box = self.keys.box(record["id"], version)
+            sealed = box.encrypt_batch(None, [m[1] for m in members], [m[2] for m in members])
+            for j, (i, _, _) in enumerate(members):
+                results[i].result = f"{PREFIX}{version}:{b64(sealed.nonce(j) + sealed[j])}"
+                results[i].version = version
+        return results
+
+    def _encryption_version(self, record: Dict[str, Any], s: Dict[str, Any], requested: Any) -> int:
+        version = _int(requested, "key_version") if requested not in (None, "") else 0
+        if version < 0:
+            raise TransitError("requested version for encryption is negative")
+        if version > record["latest"]:
+            raise TransitError("requested version for encryption is higher than the latest key version")
+        if version == 0:
+            return int(record["latest"])  # min_encryption_version limits explicit versions only
+        if s["min_encryption_version"] and version < s["min_encryption_version"]:
+            raise TransitError("requested version for encryption is less than the minimum encryption key version")
+        if version < s["min_decryption_version"]:
+            raise TransitError("no such key version")
+        return version
+
+    def parse(self, record: Dict[str, Any], s: Dict[str, Any], ciphertext: Any) -> Tuple[int, bytes]:
+        if not ciphertext or not isinstance(ciphertext, str):
+            raise TransitError("missing ciphertext to decrypt")
+        if not ciphertext.startswith(PREFIX):
+            raise TransitError("invalid ciphertext: no prefix")
+        version_text, sep, body = ciphertext[len(PREFIX):].partition(":")
+        if not sep or not version_text.isdigit():
+            raise TransitError("invalid ciphertext: version number could not be decoded")
+        version = max(int(version_text), 1)  # vault:v0: is read as version 1
+        if version > record["latest"]:
+            raise TransitError("invalid ciphertext: version is too new")
+        if version < s["min_decryption_version"]:
+            raise TransitError("ciphertext or signature version is disallowed by policy (too old)")
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise TransitError("invalid ciphertext: could not decode base64") from None
+        if len(raw) < 12:
+            raise TransitError("invalid ciphertext length")
+        return version, raw
+
+    def decrypt(self, record: Dict[str, Any], items: Sequence[Dict[str, Any]]) -> List[Item]:
+        check_state(record, "decrypt")
+        s = self.settings(record)
+        results = [Item() for _ in items]
+        groups: Dict[int, List[Tuple[int, bytes, bytes, bytes]]] = {}
+        for i, item in enumerate(items):
+            try:
+                version, raw = self.parse(record, s, item.get("ciphertext"))
+                aad = b64decode(item.get("associated_data"), "associated_data")
+                context = b64decode(item.get("context"), "context")
+                if s["derived"]:
+                    box, _ = self._key_for(record, version, context)
+                    try:
+                        results[i].result = b64(box.decrypt(raw[:12], raw[12:], aad or None))
+                    except InvalidTag:
+                        raise TransitError("cipher: message authentication failed") from None
+                else:
+                    groups.setdefault(version, []).append((i, raw[:12], raw[12:], aad))
+            except errors.KMSError as exc:
+                results[i].error = str(exc)
+        for version, members in groups.items():
+            box = self.keys.box(record["id"], version)
+            opened = box.decrypt_batch([m[1] for m in members], [m[2] for m in members],
+                                       [m[3] for m in members])
+            for j, (i, _, _, _) in enumerate(members):
+                plain = opened[j]
+                if plain is None:
+                    results[i].error = "cipher: message authentication failed"
+                else:
+                    results[i].result = b64(plain)
+        return results
+
+    def rewrap(self, record: Dict[str, Any], items: Sequence[Dict[str, Any]]) -> List[Item]:
+        opened = self.decrypt(record, [{"ciphertext": it.get("ciphertext"), "context": it.get("context")}
+                                       for it in items])
+        again = [{"plaintext": o.result, "context": it.get("context"), "key_version": it.get("key_version")}
+                 for o, it in zip(opened, items)]
+        sealed = self.encrypt(record, [a for a, o in zip(again, opened) if o.error is None])
+        out, k = [], 0
+        for o in opened:
+            if o.error is not None:
+                out.append(o)
+            else:
+                out.append(sealed[k])
+                k += 1
+        return out
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise TransitError(f"{name} must be an integer")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise TransitError(f"{name} must be an integer") from None
+
+
+def _bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    raise TransitError(f"{name} must be a boolean")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(value: Any) -> int:
+    """Seconds from an integer or a Go-style duration string ("2h", "90m")."""
+    if isinstance(value, bool):
+        raise TransitError("invalid duration")
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    total, number = 0, ""
+    for ch in text:
+        if ch.isdigit():
+            number += ch
+        elif ch in _UNITS and number:
+            total += int(number) * _UNITS[ch]
+            number = ""
+        else:
+            raise TransitError(f"invalid duration {text!r}")
+    if number:
+        raise TransitError(f"invalid duration {text!r}")
+    return total
