@@ -1,0 +1,304 @@
+"""The Vault transit API through hvac against a real kms server: tokens,
+keys, encrypt/decrypt/rewrap with batches, version rules, derived keys, and
+one key store shared with the Tencent API."""
+import base64
+import json
+import os
+
+import hvac
+import pytest
+import requests
+from conftest import Server, sdk_client
+from kms.cli import main
+from test_tencent_api import call, error_of
+
+ROOT_TOKEN = "kms-test-root-token-0123456789"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    os.environ["KMS_ROOT_TOKEN"] = ROOT_TOKEN
+    try:
+        srv = Server(str(tmp_path_factory.mktemp("transit") / "data"))
+        srv.start()
+    finally:
+        del os.environ["KMS_ROOT_TOKEN"]
+    yield srv
+    srv.kill()
+
+
+@pytest.fixture(scope="module")
+def vault(server):
+    return hvac.Client(url=f"http://{server.endpoint}", token=ROOT_TOKEN)
+
+
+@pytest.fixture(scope="module")
+def transit(vault):
+    return vault.secrets.transit
+
+
+_names = iter(range(10**6))
+
+
+def new_key(transit, **params) -> str:
+    name = f"t-key-{next(_names)}"
+    transit.create_key(name, **params)
+    return name
+
+
+def raw(server, method, path, token=ROOT_TOKEN, **kwargs):
+    headers = kwargs.pop("headers", {})
+    if token is not None:
+        headers.setdefault("X-Vault-Token", token)
+    return requests.request(method, f"http://{server.endpoint}/v1/{path}", headers=headers,
+                            timeout=30, **kwargs)
+
+
+# ---- tokens ----------------------------------------------------------------
+
+
+def test_tokens(server, vault):
+    assert vault.is_authenticated()
+    assert hvac.Client(url=f"http://{server.endpoint}", token="wrong").is_authenticated() is False
+    for token in (None, "wrong"):
+        r = raw(server, "GET", "transit/keys?list=true", token=token)
+        assert r.status_code == 403 and r.json() == {"errors": ["permission denied"]}
+    # Even unknown paths answer 403 without a token.
+    assert raw(server, "GET", "nowhere/at/all", token=None).status_code == 403
+    assert raw(server, "GET", "nowhere/at/all").status_code == 404
+    bearer = raw(server, "POST", "transit/random/8", token=None,
+                 headers={"Authorization": f"Bearer {ROOT_TOKEN}"})
+    assert bearer.status_code == 200
+    both = raw(server, "POST", "transit/random/8", token="wrong",
+               headers={"Authorization": f"Bearer {ROOT_TOKEN}"})
+    assert both.status_code == 403  # X-Vault-Token wins
+
+
+def test_sub_account_token_carries_its_policies(server, vault, transit, tmp_path, capsys):
+    app_key = new_key(transit)
+    transit.update_key_configuration(app_key, deletion_allowed=True)
+    capsys.readouterr()
+    assert main(["accounts", "create", "transit-app", "--data-dir", server.data_dir]) == 0
+    secret_id = json.loads(capsys.readouterr().out)["SecretId"]
+    policy = tmp_path / "p.json"
+    policy.write_text(json.dumps([{"effect": "allow", "actions": ["kms:Encrypt"],
+                                   "resources": [f"alias/{app_key}"]}]))
+    assert main(["policies", "put", "transit-encrypt", "--file", str(policy), "--data-dir", server.data_dir]) == 0
+    assert main(["policies", "attach", "transit-encrypt", "--account", secret_id, "--data-dir", server.data_dir]) == 0
+    assert main(["tokens", "create", "--account", "transit-app", "--data-dir", server.data_dir]) == 0
+    token = json.loads(capsys.readouterr().out)["token"]
+    app = hvac.Client(url=f"http://{server.endpoint}", token=token).secrets.transit
+    ct = app.encrypt_data(app_key, b64(b"allowed"))["data"]["ciphertext"]
+    with pytest.raises(hvac.exceptions.Forbidden):
+        app.decrypt_data(app_key, ct)
+    with pytest.raises(hvac.exceptions.Forbidden):
+        app.encrypt_data("not-yet-created", b64(b"x"))  # upsert needs CreateKey
+    with pytest.raises(hvac.exceptions.Forbidden):
+        app.delete_key(app_key)
+    assert base64.b64decode(transit.decrypt_data(app_key, ct)["data"]["plaintext"]) == b"allowed"
+
+
+# ---- keys ------------------------------------------------------------------
+
+
+def test_create_read_list_delete(server, transit):
+    name = new_key(transit)
+    data = transit.read_key(name)["data"]
+    assert (data["name"], data["type"], data["latest_version"], data["min_decryption_version"]) == (
+        name, "aes256-gcm96", 1, 1)
+    assert set(data["keys"]) == {"1"} and data["supports_encryption"] and not data["derived"]
+    transit.create_key(name, key_type="aes256-gcm96")  # idempotent
+    assert name in transit.list_keys()["data"]["keys"]
+    assert raw(server, "LIST", "transit/keys").json()["data"]["keys"] == transit.list_keys()["data"]["keys"]
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="deletion is not allowed"):
+        transit.delete_key(name)
+    transit.update_key_configuration(name, deletion_allowed=True)
+    transit.delete_key(name)
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        transit.read_key(name)
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="not found"):
+        transit.delete_key(name)
+    r = raw(server, "POST", "transit/keys/bad-type", json={"type": "quantum-256"})
+    assert r.status_code == 400 and r.json() == {"errors": ["unknown key type quantum-256"]}
+    r = raw(server, "POST", "transit/keys/conv", json={"convergent_encryption": True})
+    assert r.json()["errors"] == ["convergent encryption requires derivation to be enabled"]
+    assert raw(server, "POST", "transit/keys/aes128", json={"type": "aes128-gcm96"}).json()["data"]["type"] == "aes128-gcm96"
+
+
+def test_rotation_rewrap_and_version_rules(server, transit):
+    name = new_key(transit)
+    v1 = transit.encrypt_data(name, b64(b"first"))["data"]["ciphertext"]
+    assert v1.startswith("vault:v1:")
+    transit.rotate_key(name)
+    transit.rotate_key(name)
+    latest = transit.encrypt_data(name, b64(b"third"))["data"]
+    assert latest["key_version"] == 3 and latest["ciphertext"].startswith("vault:v3:")
+    assert base64.b64decode(transit.decrypt_data(name, v1)["data"]["plaintext"]) == b"first"
+    pinned = transit.encrypt_data(name, b64(b"two"), key_version=2)["data"]
+    assert pinned["ciphertext"].startswith("vault:v2:")
+    rewrapped = transit.rewrap_data(name, v1)["data"]["ciphertext"]
+    assert rewrapped.startswith("vault:v3:")
+    assert base64.b64decode(transit.decrypt_data(name, rewrapped)["data"]["plaintext"]) == b"first"
+    transit.update_key_configuration(name, min_decryption_version=2)
+    assert set(transit.read_key(name)["data"]["keys"]) == {"2", "3"}
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="too old"):
+        transit.decrypt_data(name, v1)
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="no such key version"):
+        transit.encrypt_data(name, b64(b"x"), key_version=1)
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="cannot set min decryption version of 4"):
+        transit.update_key_configuration(name, min_decryption_version=4)
+    transit.update_key_configuration(name, min_decryption_version=1)
+    assert base64.b64decode(transit.decrypt_data(name, v1)["data"]["plaintext"]) == b"first"
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="too new"):
+        transit.decrypt_data(name, "vault:v9:" + v1.split(":")[2])
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="higher than the latest"):
+        transit.encrypt_data(name, b64(b"x"), key_version=7)
+
+
+@pytest.mark.parametrize("ciphertext, message", [
+    ("notvault", "invalid ciphertext: no prefix"),
+    ("vault:vX:abc", "invalid ciphertext: version number could not be decoded"),
+    ("vault:v1:!!!", "invalid ciphertext: could not decode base64"),
+    ("vault:v1:" + b64(b"short"), "invalid ciphertext length"),
+])
+def test_bad_ciphertexts(transit, ciphertext, message):
+    name = new_key(transit)
+    with pytest.raises(hvac.exceptions.InvalidRequest) as err:
+        transit.decrypt_data(name, ciphertext)
+    assert err.value.errors == [message]
+
+
+def test_tampered_ciphertext_and_associated_data(server, transit):
+    name = new_key(transit)
+    ct = transit.encrypt_data(name, b64(b"payload"), associated_data=b64(b"row 7"))["data"]["ciphertext"]
+    body = bytearray(base64.b64decode(ct.split(":")[2]))
+    body[-1] ^= 1
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="message authentication failed"):
+        transit.decrypt_data(name, "vault:v1:" + b64(bytes(body)), associated_data=b64(b"row 7"))
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="message authentication failed"):
+        transit.decrypt_data(name, ct, associated_data=b64(b"row 8"))
+    plain = transit.decrypt_data(name, ct, associated_data=b64(b"row 7"))["data"]["plaintext"]
+    assert base64.b64decode(plain) == b"payload"
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="illegal base64"):
+        transit.encrypt_data(name, "not base64!")
+    empty = raw(server, "POST", f"transit/encrypt/{name}", json={"plaintext": ""}).json()["data"]
+    assert len(base64.b64decode(empty["ciphertext"].split(":")[2])) == 28  # nonce + tag
+
+
+# ---- batches ---------------------------------------------------------------
+
+
+def test_batch_with_a_bad_item(server, transit):
+    name = new_key(transit)
+    items = [{"plaintext": b64(b"one"), "reference": "a"}, {"plaintext": "!!", "reference": "b"},
+             {"plaintext": b64(b"three"), "reference": "c"}]
+    r = raw(server, "POST", f"transit/encrypt/{name}", json={"batch_input": items})
+    assert r.status_code == 400
+    results = r.json()["data"]["batch_results"]
+    assert [x["reference"] for x in results] == ["a", "b", "c"]
+    assert "ciphertext" in results[0] and "error" in results[1] and "ciphertext" in results[2]
+    r = raw(server, "POST", f"transit/encrypt/{name}",
+            json={"batch_input": items, "partial_failure_response_code": 207})
+    assert r.status_code == 207
+    good = [results[0]["ciphertext"], results[2]["ciphertext"]]
+    decrypt_items = [{"ciphertext": good[0]}, {"ciphertext": "vault:v1:" + b64(bytes(40))},
+                     {"ciphertext": good[1]}]
+    r = raw(server, "POST", f"transit/decrypt/{name}", json={"batch_input": decrypt_items})
+    out = r.json()["data"]["batch_results"]
+    assert r.status_code == 400
+    assert [base64.b64decode(out[0]["plaintext"]), base64.b64decode(out[2]["plaintext"])] == [b"one", b"three"]
+    assert out[1] == {"plaintext": "", "error": "cipher: message authentication failed", "reference": ""}
+    rewrap = raw(server, "POST", f"transit/rewrap/{name}", json={"batch_input": decrypt_items})
+    assert rewrap.status_code == 200 and "error" in rewrap.json()["data"]["batch_results"][1]
+    assert raw(server, "POST", f"transit/encrypt/{name}", json={"batch_input": []}).json()["errors"] == [
+        "missing batch input to process"]
+    mixed = [{"plaintext": b64(b"x"), "context": b64(b"c")}, {"plaintext": b64(b"y")}]
+    assert raw(server, "POST", f"transit/encrypt/{name}", json={"batch_input": mixed}).json()["errors"] == [
+        "context should be set either in all the request blocks or in none"]
+
+
+def test_large_batch_matches_single_calls(transit):
+    name = new_key(transit)
+    plaintexts = [os.urandom(i % 300) for i in range(500)]
+    out = transit.encrypt_data(name, "", batch_input=[{"plaintext": b64(p)} for p in plaintexts])
+    cts = [r["ciphertext"] for r in out["data"]["batch_results"]]
+    back = transit.decrypt_data(name, "", batch_input=[{"ciphertext": c} for c in cts])
+    assert [base64.b64decode(r["plaintext"]) for r in back["data"]["batch_results"]] == plaintexts
+    assert base64.b64decode(transit.decrypt_data(name, cts[123])["data"]["plaintext"]) == plaintexts[123]
+
+
+# ---- derived and convergent keys -------------------------------------------
+
+
+def test_derived_keys_need_their_context(server, transit):
+    name = new_key(transit, derived=True)
+    assert transit.read_key(name)["data"]["kdf"] == "hkdf_sha256"
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="missing 'context'"):
+        transit.encrypt_data(name, b64(b"x"))
+    ct = transit.encrypt_data(name, b64(b"tenant data"), context=b64(b"tenant-1"))["data"]["ciphertext"]
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="message authentication failed"):
+        transit.decrypt_data(name, ct, context=b64(b"tenant-2"))
+    plain = transit.decrypt_data(name, ct, context=b64(b"tenant-1"))["data"]["plaintext"]
+    assert base64.b64decode(plain) == b"tenant data"
+
+
+def test_convergent_encryption_is_deterministic_per_context(server):
+    r = raw(server, "POST", "transit/keys/convergent-1", json={"derived": True, "convergent_encryption": True})
+    assert r.status_code == 200
+    seal = lambda pt, ctx: raw(server, "POST", "transit/encrypt/convergent-1",  # noqa: E731
+                               json={"plaintext": b64(pt), "context": b64(ctx)}).json()["data"]["ciphertext"]
+    assert seal(b"same", b"ctx-a") == seal(b"same", b"ctx-a")
+    assert seal(b"same", b"ctx-a") != seal(b"same", b"ctx-b")
+    assert seal(b"same", b"ctx-a") != seal(b"other", b"ctx-a")
+
+
+def test_upsert_on_encrypt_creates_the_key(transit):
+    ct = transit.encrypt_data("created-on-first-use", b64(b"hi"))["data"]["ciphertext"]
+    assert transit.read_key("created-on-first-use")["data"]["latest_version"] == 1
+    assert base64.b64decode(transit.decrypt_data("created-on-first-use", ct)["data"]["plaintext"]) == b"hi"
+
+
+def test_datakey_and_random(server, transit):
+    name = new_key(transit)
+    out = transit.generate_data_key(name, "plaintext", bits=512)["data"]
+    assert len(base64.b64decode(out["plaintext"])) == 64
+    assert transit.decrypt_data(name, out["ciphertext"])["data"]["plaintext"] == out["plaintext"]
+    wrapped = transit.generate_data_key(name, "wrapped")["data"]
+    assert "plaintext" not in wrapped
+    assert len(base64.b64decode(transit.decrypt_data(name, wrapped["ciphertext"])["data"]["plaintext"])) == 32
+    assert raw(server, "POST", f"transit/datakey/plaintext/{name}", json={"bits": 100}).json()["errors"] == [
+        "invalid bit length"]
+    assert raw(server, "POST", f"transit/datakey/other/{name}", json={}).status_code == 400
+    assert len(base64.b64decode(transit.generate_random_bytes(n_bytes=64)["data"]["random_bytes"])) == 64
+    assert raw(server, "POST", "transit/random/0").status_code == 400
+
+
+# ---- one key store for both APIs -------------------------------------------
+
+
+def test_a_key_is_shared_with_the_tencent_api(server, transit):
+    kms = sdk_client(server.endpoint)
+    created = call(kms, "CreateKey", Alias="shared-key")
+    # Made in the Tencent API, used by transit under its alias.
+    ct = transit.encrypt_data("shared-key", b64(b"both ways"))["data"]["ciphertext"]
+    assert "shared-key" in transit.list_keys()["data"]["keys"]
+    transit.rotate_key("shared-key")
+    meta = call(kms, "DescribeKey", KeyId=created.KeyId).KeyMetadata
+    assert meta.LastRotateTime > 0
+    blob = call(kms, "Encrypt", KeyId=created.KeyId, Plaintext=b64(b"tencent side")).CiphertextBlob
+    assert base64.b64decode(blob)[17:21] == (2).to_bytes(4, "big")  # the rotated version
+    # A state change in one API holds in the other.
+    call(kms, "DisableKey", KeyId=created.KeyId)
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="Disabled"):
+        transit.decrypt_data("shared-key", ct)
+    call(kms, "EnableKey", KeyId=created.KeyId)
+    assert base64.b64decode(transit.decrypt_data("shared-key", ct)["data"]["plaintext"]) == b"both ways"
+    assert error_of(kms, "DescribeKey", KeyId="00000000-0000-4000-8000-000000000abc") == "ResourceUnavailable.CmkNotFound"
+    # Both APIs' calls land in the one audit log.
+    with open(f"{server.data_dir}/audit.log") as f:
+        actions = {json.loads(line)["action"] for line in f}
+    assert {"transit:encrypt", "transit:rotate", "Encrypt", "DisableKey"} <= actions
