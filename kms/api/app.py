@@ -17,6 +17,7 @@ import kms
 from kms import aead
 from kms.api.tencent.endpoint import TencentEndpoint
 from kms.api.tencent.replay import SharedSeen
+from kms.api.bulk import Bulk
 from kms.api.transit.endpoint import Transit
 from kms.service.tokens import TokenService
 from kms.audit import AuditLog
@@ -105,6 +106,7 @@ def create_app(runtime: Runtime, test_clock: bool = False,
             return JSONResponse({"offset": offset, **done})
 
         routes.append(Route("/_test/clock", shift_clock, methods=["POST"]))
+    routes += Bulk(transit).routes()
     routes += transit.routes()  # last: it ends with the /v1/ catch-all
     return Starlette(routes=routes, lifespan=lifespan)
 

@@ -1,0 +1,197 @@
+"""The msgpack bulk path: POST /v1/bulk/encrypt/:name and /v1/bulk/decrypt/:name.
+
+Raw binary items, no base64 and no JSON, through the native batch engine.
+Bodies are msgpack maps (Content-Type: application/msgpack):
+
+  encrypt request   {"items": [bin, ...],
+                     "associated_data": bin | [bin, ...]   (optional),
+                     "key_version": int                    (optional, 0 = latest)}
+  encrypt response  {"key_version": N, "ciphertexts": [bin, ...]}
+  decrypt request   {"items": [bin | str, ...],
+                     "key_version": int | "key_versions": [int, ...],
+                     "associated_data": ...}
+  decrypt response  {"plaintexts": [bin | nil, ...], "errors": [[index, message], ...]}
+
+Each ciphertext is nonce (12) || ciphertext || tag (16), the body of a
+transit ciphertext: "vault:v<N>:" + base64(body) decrypts through transit,
+and decrypt here also takes transit strings as items. Request-level errors
+answer {"errors": [message]} with Vault's status codes.
+
+Limits: a body of at most MAX_BODY bytes and MAX_ITEMS items. This version
+unpacks the request with msgpack in Python, so a large request briefly holds
+the body, the item objects, and the output arena.
+"""
+import logging
+from typing import Any, Dict, List, Optional, Tuple
+
+import msgpack
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from kms import errors
+from kms.api.transit.endpoint import Transit, _denied, HTTPError
+from kms.service.keys import check_state
+from kms.service.transit import TransitError
+
+MAX_BODY = 256 << 20
+MAX_ITEMS = 200_000
+MEDIA_TYPE = "application/msgpack"
+log = logging.getLogger("kms.api.bulk")
+
+
+def _reply(payload: Dict[str, Any], status: int = 200) -> Response:
+    return Response(msgpack.packb(payload, use_bin_type=True), status_code=status, media_type=MEDIA_TYPE)
+
+
+class Bulk:
+    def __init__(self, transit: Transit) -> None:
+        self.transit = transit
+        self.service = transit.transit
+
+    def routes(self) -> List[Route]:
+        return [Route("/v1/bulk/encrypt/{name}", self._endpoint(self.encrypt), methods=["POST", "PUT"]),
+                Route("/v1/bulk/decrypt/{name}", self._endpoint(self.decrypt), methods=["POST", "PUT"])]
+
+    def _endpoint(self, handler):
+        async def endpoint(request: Request) -> Response:
+            try:
+                body = await self._read(request)
+                return await run_in_threadpool(self._run, handler, request, body)
+            except HTTPError as exc:
+                return _reply({"errors": exc.messages}, exc.status)
+            except TransitError as exc:
+                return _reply({"errors": [str(exc)]}, 400)
+            except errors.KMSError as exc:
+                internal = isinstance(exc, errors.InternalError)
+                if internal:
+                    log.exception("bulk request failed")
+                return _reply({"errors": ["internal error" if internal else str(exc)]}, 500 if internal else 400)
+            except Exception:
+                log.exception("bulk request failed")
+                return _reply({"errors": ["internal error"]}, 500)
+
+        return endpoint
+
+    async def _read(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > MAX_BODY:
+            raise HTTPError(413, [f"request body over {MAX_BODY} bytes"])
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise HTTPError(413, [f"request body over {MAX_BODY} bytes"])
+        return bytes(body)
+
+    def _run(self, handler, request: Request, body: bytes) -> Response:
+        t = self.transit
+        t.keys.store.refresh()
+        if t.before_request is not None:
+            t.before_request()
+        token = request.headers.get("x-vault-token")
+        if not token:
+            bearer = request.headers.get("authorization", "")
+            token = bearer[7:].strip() if bearer.lower().startswith("bearer ") else None
+        account = t.tokens.lookup(token)
+        if account is None:
+            raise _denied()
+        try:
+            message = msgpack.unpackb(body, raw=False, strict_map_key=True,
+                                      max_array_len=MAX_ITEMS, max_map_len=16)
+        except Exception:
+            raise TransitError("the body is not a msgpack map of the bulk request format") from None
+        if not isinstance(message, dict) or not isinstance(message.get("items"), list):
+            raise TransitError("the body must be a msgpack map with an \"items\" list")
+        name = request.path_params["name"]
+        return handler(account, name, message)
+
+    def _record(self, account: Dict[str, Any], name: str, action: str) -> Dict[str, Any]:
+        record = self.service.record(name)
+        self.transit._allow(account, action, name, record)
+        if record is None:
+            raise TransitError("encryption key not found")
+        return record
+
+    @staticmethod
+    def _aad(message: Dict[str, Any], count: int) -> Any:
+        aad = message.get("associated_data")
+        if aad is None or isinstance(aad, bytes):
+            return aad
+        if isinstance(aad, list) and len(aad) == count and all(isinstance(a, bytes) for a in aad):
+            return aad
+        raise TransitError("associated_data must be bytes, or a list of bytes with one entry per item")
+
+    def encrypt(self, account: Dict[str, Any], name: str, message: Dict[str, Any]) -> Response:
+        record = self._record(account, name, "Encrypt")
+        check_state(record, "encrypt")
+        items = message["items"]
+        if not all(isinstance(i, bytes) for i in items):
+            raise TransitError("every item must be binary (msgpack bin)")
+        settings = self.service.settings(record)
+        if settings["derived"]:
+            raise TransitError("derived keys need a context per item; use the transit API")
+        version = self.service._encryption_version(record, settings, message.get("key_version"))
+        sealed = self.transit.keys.box(record["id"], version).encrypt_batch(
+            None, items, self._aad(message, len(items)))
+        bodies = [sealed.nonce(i) + sealed[i] for i in range(len(sealed))]
+        return _reply({"key_version": version, "ciphertexts": bodies})
+
+    def decrypt(self, account: Dict[str, Any], name: str, message: Dict[str, Any]) -> Response:
+        record = self._record(account, name, "Decrypt")
+        check_state(record, "decrypt")
+        settings = self.service.settings(record)
+        if settings["derived"]:
+            raise TransitError("derived keys need a context per item; use the transit API")
+        items = message["items"]
+        versions = self._versions(message, len(items))
+        aad = self._aad(message, len(items))
+        plaintexts: List[Optional[bytes]] = [None] * len(items)
+        failures: List[Tuple[int, str]] = []
+        groups: Dict[int, List[Tuple[int, bytes, bytes, bytes]]] = {}
+        for i, item in enumerate(items):
+            try:
+                if isinstance(item, str):
+                    version, raw = self.service.parse(record, settings, item)
+                elif isinstance(item, bytes):
+                    version, raw = versions[i], item
+                    if version is None:
+                        raise TransitError("binary items need key_version or key_versions")
+                    if version > record["latest"]:
+                        raise TransitError("invalid ciphertext: version is too new")
+                    if version < settings["min_decryption_version"]:
+                        raise TransitError("ciphertext or signature version is disallowed by policy (too old)")
+                    if len(raw) < 28:
+                        raise TransitError("invalid ciphertext length")
+                else:
+                    raise TransitError("an item must be bin or a transit ciphertext string")
+                item_aad = aad[i] if isinstance(aad, list) else (aad or b"")
+                groups.setdefault(version, []).append((i, raw[:12], raw[12:], item_aad))
+            except errors.KMSError as exc:
+                failures.append((i, str(exc)))
+        for version, members in groups.items():
+            opened = self.transit.keys.box(record["id"], version).decrypt_batch(
+                [m[1] for m in members], [m[2] for m in members], [m[3] for m in members])
+            for j, member in enumerate(members):
+                if opened[j] is None:
+                    failures.append((member[0], "cipher: message authentication failed"))
+                else:
+                    plaintexts[member[0]] = opened[j]
+        failures.sort()
+        return _reply({"plaintexts": plaintexts, "errors": [list(f) for f in failures]})
+
+    @staticmethod
+    def _versions(message: Dict[str, Any], count: int) -> List[Optional[int]]:
+        per_item = message.get("key_versions")
+        if per_item is not None:
+            if not isinstance(per_item, list) or len(per_item) != count or not all(
+                    isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in per_item):
+                raise TransitError("key_versions must list one non-negative integer per item")
+            return [max(v, 1) for v in per_item]
+        version = message.get("key_version")
+        if version is None:
+            return [None] * count
+        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+            raise TransitError("key_version must be a non-negative integer")
+        return [max(version, 1)] * count
