@@ -59,11 +59,13 @@ class AuditLog:
                     self._last = self._tail_hash(size)
                 entry["prev"] = self._last
                 body = _canonical(entry)
-                entry["hash"] = _hash(self._last, body)
-                line = (_canonical(entry) + "\n").encode()
+                digest = _hash(self._last, body)
+                # "hash" sorts last among the fields, so the canonical form
+                # with it is the body with one more member appended.
+                line = (body[:-1] + ',"hash":"' + digest + '"}\n').encode()
                 os.write(self._fd, line)
                 self._offset = size + len(line)
-                self._last = entry["hash"]
+                self._last = digest
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 

@@ -45,7 +45,7 @@ def _server(args: argparse.Namespace) -> int:
         os.environ["KMS_SCHEDULER_PERIOD"] = str(args.scheduler_period)
     uvicorn.run("kms.api.app:app_from_environment", factory=True, host=args.host,
                 port=args.port, workers=args.workers, log_level="warning",
-                access_log=False)
+                access_log=False, http=args.http)
     return 0
 
 
@@ -184,6 +184,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     server.add_argument("--data-dir", default="./kms-data")
     server.add_argument("--test-clock", action="store_true",
                         help="TESTS ONLY: allow POST /_test/clock to shift the service's clock")
+    server.add_argument("--http", choices=["h11", "httptools", "auto"], default="h11",
+                        help="HTTP parser. h11 (default) accepts Vault's LIST method, "
+                             "which httptools (if installed) refuses")
     server.add_argument("--scheduler-period", type=float, default=None,
                         help="seconds between scheduler passes (default 30)")
     server.set_defaults(func=_server)

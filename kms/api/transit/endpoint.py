@@ -23,6 +23,9 @@ from kms.service.transit import TransitError, TransitService, duration
 
 MAX_BODY = 32 << 20  # OpenBao's listener default
 MAX_BATCH = 10_000
+# Bodies above this go to the thread pool even on inline paths, so one large
+# batch does not hold the event loop for long.
+INLINE_MAX_BODY = 64 * 1024
 log = logging.getLogger("kms.api.transit")
 
 
@@ -69,23 +72,30 @@ class Transit:
             Route("/v1/transit/keys/{name}", self._wrap(self.key), methods=w + ["GET", "DELETE"]),
             Route("/v1/transit/keys/{name}/config", self._wrap(self.config), methods=w),
             Route("/v1/transit/keys/{name}/rotate", self._wrap(self.rotate), methods=w),
-            Route("/v1/transit/encrypt/{name}", self._wrap(self.encrypt), methods=w),
-            Route("/v1/transit/decrypt/{name}", self._wrap(self.decrypt), methods=w),
-            Route("/v1/transit/rewrap/{name}", self._wrap(self.rewrap), methods=w),
-            Route("/v1/transit/datakey/{kind}/{name}", self._wrap(self.datakey), methods=w),
-            Route("/v1/transit/random", self._wrap(self.random), methods=w),
-            Route("/v1/transit/random/{bytes}", self._wrap(self.random), methods=w),
+            Route("/v1/transit/encrypt/{name}", self._wrap(self.encrypt, inline=True), methods=w),
+            Route("/v1/transit/decrypt/{name}", self._wrap(self.decrypt, inline=True), methods=w),
+            Route("/v1/transit/rewrap/{name}", self._wrap(self.rewrap, inline=True), methods=w),
+            Route("/v1/transit/datakey/{kind}/{name}", self._wrap(self.datakey, inline=True), methods=w),
+            Route("/v1/transit/random", self._wrap(self.random, inline=True), methods=w),
+            Route("/v1/transit/random/{bytes}", self._wrap(self.random, inline=True), methods=w),
             Route("/v1/{path:path}", self._wrap(self.unknown),
                   methods=["GET", "POST", "PUT", "DELETE", "LIST", "PATCH"]),
         ]
 
-    def _wrap(self, handler: Callable[..., Tuple[Any, ...]]):
+    def _wrap(self, handler: Callable[..., Tuple[Any, ...]], inline: bool = False):
+        """inline: run on the event loop. For the cryptographic paths, whose
+        work is microseconds and never touches the disk (except when an
+        encrypt creates its key), a thread-pool hop would cost more than the
+        work itself. Key management, which fsyncs, runs in the pool."""
         async def endpoint(request: Request) -> Response:
             started = time.perf_counter()
             seen: Dict[str, Any] = {}
             try:
                 body = await self._body(request)
-                response = await run_in_threadpool(self._run, handler, request, body, seen)
+                if inline and len(body) < INLINE_MAX_BODY:
+                    response = self._run(handler, request, body, seen)
+                else:
+                    response = await run_in_threadpool(self._run, handler, request, body, seen)
             except HTTPError as exc:
                 response = failure(exc.status, exc.messages)
             except TransitError as exc:
