@@ -227,6 +227,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per run")
     parser.add_argument("--quick", action="store_true", help="one connection count per scenario")
+    parser.add_argument("--only", default="", help="run only scenarios whose name contains this")
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="kms-bench-")
     servers: Dict[str, Tuple[Proc, str]] = {}
@@ -240,7 +241,7 @@ def main() -> int:
             servers["openbao"] = bao
         for _, url in servers.values():
             create_key(url)
-        for scenario in scenarios(args.quick):
+        for scenario in (s for s in scenarios(args.quick) if args.only in s["name"]):
             for connections in scenario["connections"]:
                 for server, (_, url) in servers.items():
                     if scenario.get("kms_only") and server != "kms":

@@ -45,8 +45,21 @@ def _server(args: argparse.Namespace) -> int:
         os.environ["KMS_SCHEDULER_PERIOD"] = str(args.scheduler_period)
     uvicorn.run("kms.api.app:app_from_environment", factory=True, host=args.host,
                 port=args.port, workers=args.workers, log_level="warning",
-                access_log=False, http=args.http)
+                access_log=False, http=_http_protocol(args.http))
     return 0
+
+
+def _http_protocol(choice: str):
+    """httptools (with Vault's LIST) when available, else h11."""
+    if choice == "h11":
+        return "h11"
+    try:
+        from kms.api.protocol import VaultHttpToolsProtocol
+    except ImportError:
+        if choice == "httptools":
+            raise errors.InvalidParameter("--http httptools needs the httptools package") from None
+        return "h11"
+    return VaultHttpToolsProtocol
 
 
 def _store(args: argparse.Namespace) -> int:
@@ -184,9 +197,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     server.add_argument("--data-dir", default="./kms-data")
     server.add_argument("--test-clock", action="store_true",
                         help="TESTS ONLY: allow POST /_test/clock to shift the service's clock")
-    server.add_argument("--http", choices=["h11", "httptools", "auto"], default="h11",
-                        help="HTTP parser. h11 (default) accepts Vault's LIST method, "
-                             "which httptools (if installed) refuses")
+    server.add_argument("--http", choices=["auto", "httptools", "h11"], default="auto",
+                        help="HTTP parser: httptools (C; auto picks it when installed) or h11")
     server.add_argument("--scheduler-period", type=float, default=None,
                         help="seconds between scheduler passes (default 30)")
     server.set_defaults(func=_server)

@@ -40,8 +40,8 @@ def _denied() -> HTTPError:
 
 
 def envelope(data: Optional[Dict[str, Any]], status: int = 200,
-             warnings: Optional[List[str]] = None) -> JSONResponse:
-    return JSONResponse({"request_id": str(uuid.uuid4()), "lease_id": "", "renewable": False,
+             warnings: Optional[List[str]] = None, request_id: Optional[str] = None) -> JSONResponse:
+    return JSONResponse({"request_id": request_id or str(uuid.uuid4()), "lease_id": "", "renewable": False,
                          "lease_duration": 0, "data": data, "wrap_info": None,
                          "warnings": warnings or None, "auth": None},
                         status_code=status, headers={"Cache-Control": "no-store"})
@@ -60,6 +60,9 @@ class Transit:
         self.policies = PolicyService(keys.store)
         self.audit = audit
         self.before_request = before_request
+        # The current request's id, for the envelope (set per request; the
+        # inline paths run one at a time on the event loop).
+        self._request_id: Optional[str] = None
 
     # ---- plumbing ----------------------------------------------------------
 
@@ -119,15 +122,18 @@ class Transit:
 
     async def _body(self, request: Request) -> Dict[str, Any]:
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY:
-            raise HTTPError(413, ["http: request body too large"])
-        raw, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY:
+        if declared and declared.isdigit():
+            if int(declared) > MAX_BODY:
                 raise HTTPError(413, ["http: request body too large"])
-            raw.append(chunk)
-        data = b"".join(raw)
+            data = await request.body()  # bounded by the declared length
+        else:
+            raw, size = [], 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise HTTPError(413, ["http: request body too large"])
+                raw.append(chunk)
+            data = b"".join(raw)
         if not data.strip():
             return {}
         try:
@@ -150,7 +156,7 @@ class Transit:
         if account is None:
             raise _denied()
         seen["account"] = account["secret_id"]
-        seen["request_id"] = str(uuid.uuid4())
+        seen["request_id"] = self._request_id = str(uuid.uuid4())
         return handler(request, body, account, seen)
 
     def _allow(self, account: Dict[str, Any], action: str, name: Optional[str],
@@ -191,7 +197,7 @@ class Transit:
             names = names[: int(limit)]
         if not names:
             return failure(404, [])
-        return envelope({"keys": names})
+        return envelope({"keys": names}, request_id=seen.get("request_id"))
 
     def key(self, request, body, account, seen) -> Response:
         name = request.path_params["name"]
@@ -328,7 +334,7 @@ class Transit:
             data = {field: result.result}
             if with_version:
                 data["key_version"] = result.version
-            return envelope(data)
+            return envelope(data, request_id=self._request_id)
         out, failed = [], 0
         for item, result in zip(items, results):
             reference = item.get("reference") or ""
@@ -344,7 +350,8 @@ class Transit:
             out.append(entry)
         warnings: List[str] = []
         status = self._status(body, failed, len(items), warnings)
-        return envelope({"batch_results": out}, status=status, warnings=warnings)
+        return envelope({"batch_results": out}, status=status, warnings=warnings,
+                        request_id=self._request_id)
 
     def datakey(self, request, body, account, seen) -> Response:
         kind, name = request.path_params["kind"], request.path_params["name"]
