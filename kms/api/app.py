@@ -52,6 +52,7 @@ def create_app(runtime: Runtime, test_clock: bool = False,
             sync_clock()
         done = runtime.keys.run_due()
         done["expired"] = endpoint.imports.expire_due()
+        done["rotated"] += transit.extras.rotate_due()
         return done
 
     async def scheduler() -> None:

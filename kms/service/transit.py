@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import os
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -418,3 +419,173 @@ def duration(value: Any) -> int:
     if number:
         raise TransitError(f"invalid duration {text!r}")
     return total
+
+
+# ---- hashing, HMAC, trim, export, backup, auto-rotation ----------------------
+
+HASHES = {"sha2-224": "sha224", "sha2-256": "sha256", "sha2-384": "sha384", "sha2-512": "sha512",
+          "sha3-224": "sha3_224", "sha3-256": "sha3_256", "sha3-384": "sha3_384",
+          "sha3-512": "sha3_512"}
+
+
+def hash_name(algorithm: Optional[str]) -> str:
+    algorithm = algorithm or "sha2-256"
+    if algorithm not in HASHES:
+        raise TransitError(f"unsupported hash algorithm {algorithm}")
+    return HASHES[algorithm]
+
+
+def digest(algorithm: Optional[str], data: bytes) -> bytes:
+    return hashlib.new(hash_name(algorithm), data).digest()
+
+
+class TransitExtras:
+    """The transit operations beyond encrypt/decrypt, over TransitService."""
+
+    def __init__(self, transit: TransitService) -> None:
+        self.transit = transit
+        self.keys = transit.keys
+        self.store = transit.store
+
+    def hmac_key(self, record: Dict[str, Any], version: int) -> bytes:
+        """The version's HMAC secret: derived from its material with a label
+        of its own, so it is independent of the encryption key in use."""
+        return hmac.new(self.keys.material(record["id"], version), b"kms transit hmac key",
+                        hashlib.sha256).digest()
+
+    def hmac(self, record: Dict[str, Any], data: bytes, algorithm: Optional[str],
+             key_version: Any) -> str:
+        s = self.transit.settings(record)
+        version = _int(key_version, "key_version") if key_version not in (None, "") else 0
+        if version < 0 or version > record["latest"]:
+            raise TransitError("invalid key version")
+        if version == 0:
+            version = record["latest"]
+        if version < max(s["min_encryption_version"], s["min_decryption_version"]):
+            raise TransitError("cannot generate HMAC: version is too old (disallowed by policy)")
+        mac = hmac.new(self.hmac_key(record, version), data, hash_name(algorithm)).digest()
+        return f"{PREFIX}{version}:{b64(mac)}"
+
+    def verify_hmac(self, record: Dict[str, Any], data: bytes, mac_text: Any,
+                    algorithm: Optional[str]) -> bool:
+        s = self.transit.settings(record)
+        if not isinstance(mac_text, str) or not mac_text.startswith(PREFIX):
+            raise TransitError("invalid HMAC: no prefix")
+        version_text, sep, body = mac_text[len(PREFIX):].partition(":")
+        if not sep or not version_text.isdigit():
+            raise TransitError("invalid HMAC: version number could not be decoded")
+        version = max(int(version_text), 1)
+        if version > record["latest"]:
+            raise TransitError("invalid HMAC: version is too new")
+        if version < s["min_decryption_version"]:
+            raise TransitError("cannot verify HMAC: version is too old (disallowed by policy)")
+        claimed = b64decode(body, "hmac")
+        expected = hmac.new(self.hmac_key(record, version), data, hash_name(algorithm)).digest()
+        return hmac.compare_digest(claimed, expected)
+
+    def trim(self, name: str, min_available: Any) -> Dict[str, Any]:
+        record = self.transit.record(name)
+        if record is None:
+            raise TransitError("invalid key name")
+        if min_available in (None, ""):
+            raise TransitError("missing min_available_version")
+        target = _int(min_available, "min_available_version")
+
+        def mutate(rec: Dict[str, Any]) -> List[Op]:
+            s = self.transit.settings(rec)
+            if target < s["min_available_version"]:
+                raise TransitError("minimum available version cannot be decremented")
+            if target <= 0:
+                raise TransitError("minimum available version should be positive")
+            if target > s["min_decryption_version"]:
+                raise TransitError("minimum available version cannot be greater than minimum decryption version")
+            if s["min_encryption_version"] and target > s["min_encryption_version"]:
+                raise TransitError("minimum available version cannot be greater than minimum encryption version")
+            rec["transit"] = {**s, "min_available_version": target}
+            return [Op("del", "ver", f"{rec['id']}/{v}") for v in range(1, target)]
+
+        updated = self.keys._change(record["id"], "update", mutate)
+        self.store.compact()  # trimmed versions leave the disk
+        return updated
+
+    def export(self, record: Dict[str, Any], kind: str, version: Optional[str]) -> Dict[str, Any]:
+        s = self.transit.settings(record)
+        if kind not in ("encryption-key", "hmac-key"):
+            raise TransitError(f"invalid export type {kind}" if kind != "signing-key"
+                               else "signing key export not supported for key type " + s["type"])
+        if not s["exportable"]:
+            raise TransitError("private key material is not exportable")
+        if version in (None, "", "latest"):
+            versions = range(max(s["min_decryption_version"], 1), record["latest"] + 1)
+        else:
+            wanted = _int(version, "version")
+            if not 1 <= wanted <= record["latest"] or wanted < s["min_decryption_version"]:
+                raise TransitError("invalid key version")
+            versions = range(wanted, wanted + 1)
+        out = {}
+        for v in versions:
+            if self.store.get("ver", f"{record['id']}/{v}") is None:
+                continue
+            secret = self.keys.material(record["id"], v) if kind == "encryption-key" else self.hmac_key(record, v)
+            out[str(v)] = b64(secret)
+        return {"name": record["alias"], "type": s["type"], "keys": out}
+
+    def backup(self, record: Dict[str, Any]) -> str:
+        s = self.transit.settings(record)
+        if not (s["exportable"] and s["allow_plaintext_backup"]):
+            raise TransitError("exporting is disallowed on the policy; set exportable and "
+                               "allow_plaintext_backup to back it up")
+        versions = {}
+        for v in range(1, record["latest"] + 1):
+            entry = self.store.get("ver", f"{record['id']}/{v}")
+            if entry is not None:
+                versions[str(v)] = {"key": b64(self.keys.material(record["id"], v)), "created": entry["created"]}
+        document = {"kms_backup": 1, "name": record["alias"], "settings": s,
+                    "latest": record["latest"], "versions": versions}
+        return b64(json.dumps(document, sort_keys=True).encode())
+
+    def restore(self, backup: Any, name: Optional[str], force: bool, creator: str) -> Dict[str, Any]:
+        try:
+            document = json.loads(b64decode(backup, "backup"))
+            assert document["kms_backup"] == 1
+            versions = {int(v): (base64.b64decode(e["key"]), int(e["created"]))
+                        for v, e in document["versions"].items()}
+            settings = dict(document["settings"])
+            latest = int(document["latest"])
+        except Exception:
+            raise TransitError("failed to restore the backup: not a kms transit backup") from None
+        name = check_name(name or document["name"])
+        if self.transit.record(name) is not None:
+            if not force:
+                raise TransitError(f"key {name!r} already exists")
+            raise TransitError("restoring over an existing key is not supported; delete it first")
+        if settings.get("type") not in TYPES or not versions or any(
+                len(k) != TYPES[settings["type"]] for k, _ in versions.values()):
+            raise TransitError("failed to restore the backup: key material does not match its type")
+        created = self.keys._create(name, "restored transit key", USAGE_SYMMETRIC, True, {}, owner="user",
+                                    creator=creator, material_bytes=TYPES[settings["type"]],
+                                    extra={"transit": settings})
+
+        def mutate(rec: Dict[str, Any]) -> List[Op]:
+            rec.update(state=ENABLED, latest=latest, origin="TENCENT_KMS")
+            ops = []
+            for v, (material, when) in versions.items():
+                ops += self.keys._new_version_ops(rec["id"], v, material)
+                ops[-1].value["created"] = when
+            return ops
+
+        return self.keys._change(created["id"], "import", mutate)
+
+    def rotate_due(self) -> List[str]:
+        """Keys whose auto_rotate_period has passed since their newest version."""
+        now = self.keys.clock.now_s()
+        rotated = []
+        for record in list(self.store.items("key").values()):
+            period = record.get("transit", {}).get("auto_rotate_period", 0)
+            if not period or record["state"] != ENABLED:
+                continue
+            newest = self.store.get("ver", f"{record['id']}/{record['latest']}")
+            if newest is not None and newest["created"] + period <= now:
+                self.keys.rotate(record["id"], manual_rules=False)
+                rotated.append(record["id"])
+        return rotated

@@ -302,3 +302,115 @@ def test_a_key_is_shared_with_the_tencent_api(server, transit):
     with open(f"{server.data_dir}/audit.log") as f:
         actions = {json.loads(line)["action"] for line in f}
     assert {"transit:encrypt", "transit:rotate", "Encrypt", "DisableKey"} <= actions
+
+
+# ---- hash, HMAC, trim, export, backup, auto-rotation ------------------------
+
+
+def test_hash(server, transit):
+    r = transit.hash_data(b64(b"abc"), algorithm="sha2-256", output_format="hex")
+    assert r["data"]["sum"] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    r = raw(server, "POST", "transit/hash/sha3-512", json={"input": b64(b"abc"), "format": "base64"})
+    import hashlib
+    assert base64.b64decode(r.json()["data"]["sum"]) == hashlib.sha3_512(b"abc").digest()
+    assert raw(server, "POST", "transit/hash/md5", json={"input": b64(b"abc")}).status_code == 400
+
+
+def test_hmac_and_verify(server, transit):
+    name = new_key(transit)
+    mac = transit.generate_hmac(name, b64(b"message"))["data"]["hmac"]
+    assert mac.startswith("vault:v1:")
+    assert transit.verify_signed_data(name, b64(b"message"), hmac=mac)["data"]["valid"] is True
+    assert transit.verify_signed_data(name, b64(b"other"), hmac=mac)["data"]["valid"] is False
+    transit.rotate_key(name)
+    mac2 = transit.generate_hmac(name, b64(b"message"), algorithm="sha2-512")["data"]["hmac"]
+    assert mac2.startswith("vault:v2:")
+    assert transit.verify_signed_data(name, b64(b"message"), hmac=mac2, hash_algorithm="sha2-512")["data"]["valid"]
+    transit.update_key_configuration(name, min_decryption_version=2)
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="too old"):
+        transit.verify_signed_data(name, b64(b"message"), hmac=mac)
+
+
+def test_trim_destroys_old_versions(server, transit):
+    name = new_key(transit)
+    old = transit.encrypt_data(name, b64(b"v1"))["data"]["ciphertext"]
+    transit.rotate_key(name)
+    transit.rotate_key(name)
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="greater than minimum decryption"):
+        transit.trim_key(name, 2)
+    transit.update_key_configuration(name, min_decryption_version=2)
+    data = transit.trim_key(name, 2)["data"]
+    assert data["min_available_version"] == 2 and set(data["keys"]) == {"2", "3"}
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="cannot be decremented"):
+        transit.trim_key(name, 1)
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="min available version"):
+        transit.update_key_configuration(name, min_decryption_version=1)
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="too old"):
+        transit.decrypt_data(name, old)
+
+
+def test_export_interoperates_with_plain_aes_gcm(server, transit):
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM as OpenSSLAESGCM
+
+    plain_name = new_key(transit)
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="not exportable"):
+        transit.export_key(plain_name, "encryption-key")
+    name = new_key(transit, exportable=True)
+    key = base64.b64decode(transit.export_key(name, "encryption-key")["data"]["keys"]["1"])
+    ct = transit.encrypt_data(name, b64(b"interop"), associated_data=b64(b"ad"))["data"]["ciphertext"]
+    body = base64.b64decode(ct.split(":")[2])
+    assert OpenSSLAESGCM(key).decrypt(body[:12], body[12:], b"ad") == b"interop"
+    # A ciphertext made outside is accepted (the layout of the spec, 6.2).
+    nonce = os.urandom(12)
+    outside = "vault:v1:" + b64(nonce + OpenSSLAESGCM(key).encrypt(nonce, b"from outside", None))
+    assert base64.b64decode(transit.decrypt_data(name, outside)["data"]["plaintext"]) == b"from outside"
+    hmac_key = base64.b64decode(transit.export_key(name, "hmac-key")["data"]["keys"]["1"])
+    import hashlib
+    import hmac as hmac_module
+    mac = transit.generate_hmac(name, b64(b"m"))["data"]["hmac"]
+    assert base64.b64decode(mac.split(":")[2]) == hmac_module.new(hmac_key, b"m", hashlib.sha256).digest()
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        transit.export_key("never-made", "encryption-key")
+
+
+def test_derived_key_matches_hkdf_of_the_exported_key(server, transit):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM as OpenSSLAESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    name = new_key(transit, derived=True, exportable=True)
+    ct = transit.encrypt_data(name, b64(b"tenant"), context=b64(b"ctx-1"))["data"]["ciphertext"]
+    key = base64.b64decode(transit.export_key(name, "encryption-key")["data"]["keys"]["1"])
+    derived = HKDF(hashes.SHA256(), 32, None, b"ctx-1").derive(key)
+    body = base64.b64decode(ct.split(":")[2])
+    assert OpenSSLAESGCM(derived).decrypt(body[:12], body[12:], None) == b"tenant"
+
+
+def test_backup_and_restore(server, transit):
+    name = new_key(transit)
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        transit.backup_key(name)
+    transit.update_key_configuration(name, exportable=True, allow_plaintext_backup=True)
+    ct = transit.encrypt_data(name, b64(b"kept"))["data"]["ciphertext"]
+    transit.rotate_key(name)
+    backup = transit.backup_key(name)["data"]["backup"]
+    transit.restore_key(backup, name=f"{name}-restored")
+    restored = transit.read_key(f"{name}-restored")["data"]
+    assert restored["latest_version"] == 2 and set(restored["keys"]) == {"1", "2"}
+    assert base64.b64decode(transit.decrypt_data(f"{name}-restored", ct)["data"]["plaintext"]) == b"kept"
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="already exists"):
+        transit.restore_key(backup, name=f"{name}-restored")
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="not a kms transit backup"):
+        transit.restore_key(b64(b"garbage"), name="nope")
+
+
+def test_auto_rotation_by_the_scheduler(server, transit):
+    name = new_key(transit, auto_rotate_period="2h")
+    assert transit.read_key(name)["data"]["auto_rotate_period"] == 7200
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="at least an hour"):
+        transit.create_key("too-often", auto_rotate_period="30m")
+    server.shift_clock(3 * 3600)
+    try:
+        assert transit.read_key(name)["data"]["latest_version"] == 2
+    finally:
+        server.shift_clock(0)

@@ -3,6 +3,7 @@ as OpenBao answers them (spec/vault-transit-api.md): token authentication,
 the success envelope, {"errors": [...]} failures with OpenBao's status codes,
 and batch_input with per-item results.
 """
+import base64
 import json
 import logging
 import time
@@ -19,7 +20,8 @@ from kms.audit import AuditLog
 from kms.service.keys import KeyService
 from kms.service.policies import PolicyService
 from kms.service.tokens import TokenService
-from kms.service.transit import TransitError, TransitService, duration
+from kms.service.transit import (TransitError, TransitExtras, TransitService, b64decode,
+                                 digest, duration)
 
 MAX_BODY = 32 << 20  # OpenBao's listener default
 MAX_BATCH = 10_000
@@ -56,6 +58,7 @@ class Transit:
                  before_request: Optional[Callable[[], None]] = None) -> None:
         self.keys = keys
         self.transit = TransitService(keys)
+        self.extras = TransitExtras(self.transit)
         self.tokens = tokens
         self.policies = PolicyService(keys.store)
         self.audit = audit
@@ -79,6 +82,18 @@ class Transit:
             Route("/v1/transit/decrypt/{name}", self._wrap(self.decrypt, inline=True), methods=w),
             Route("/v1/transit/rewrap/{name}", self._wrap(self.rewrap, inline=True), methods=w),
             Route("/v1/transit/datakey/{kind}/{name}", self._wrap(self.datakey, inline=True), methods=w),
+            Route("/v1/transit/keys/{name}/trim", self._wrap(self.trim), methods=w),
+            Route("/v1/transit/hash", self._wrap(self.hash, inline=True), methods=w),
+            Route("/v1/transit/hash/{algorithm}", self._wrap(self.hash, inline=True), methods=w),
+            Route("/v1/transit/hmac/{name}", self._wrap(self.hmac, inline=True), methods=w),
+            Route("/v1/transit/hmac/{name}/{algorithm}", self._wrap(self.hmac, inline=True), methods=w),
+            Route("/v1/transit/verify/{name}", self._wrap(self.verify, inline=True), methods=w),
+            Route("/v1/transit/verify/{name}/{algorithm}", self._wrap(self.verify, inline=True), methods=w),
+            Route("/v1/transit/export/{kind}/{name}", self._wrap(self.export), methods=["GET"]),
+            Route("/v1/transit/export/{kind}/{name}/{version}", self._wrap(self.export), methods=["GET"]),
+            Route("/v1/transit/backup/{name}", self._wrap(self.backup), methods=["GET"]),
+            Route("/v1/transit/restore", self._wrap(self.restore), methods=w),
+            Route("/v1/transit/restore/{name}", self._wrap(self.restore), methods=w),
             Route("/v1/transit/random", self._wrap(self.random, inline=True), methods=w),
             Route("/v1/transit/random/{bytes}", self._wrap(self.random, inline=True), methods=w),
             Route("/v1/{path:path}", self._wrap(self.unknown),
@@ -399,3 +414,104 @@ class Transit:
             raise TransitError(f"unsupported encoding format {fmt}; must be \"hex\" or \"base64\"")
         data = os.urandom(size)
         return envelope({"random_bytes": base64.b64encode(data).decode() if fmt == "base64" else data.hex()})
+
+
+    # ---- hashing, HMAC, trim, export, backup --------------------------------
+
+    def hash(self, request, body, account, seen) -> Response:
+        seen["action"] = "transit:hash"
+        self._allow(account, "GenerateRandom", None, None)  # keyless, like random
+        algorithm = request.path_params.get("algorithm") or body.get("algorithm")
+        data = b64decode(body.get("input"), "input")
+        fmt = body.get("format") or "hex"
+        if fmt not in ("hex", "base64"):
+            raise TransitError(f"unsupported encoding format {fmt}; must be \"hex\" or \"base64\"")
+        value = digest(algorithm, data)
+        return envelope({"sum": value.hex() if fmt == "hex" else base64.b64encode(value).decode()})
+
+    def _hmac_record(self, account, name, action, seen):
+        record = self.transit.record(name)
+        self._allow(account, action, name, record)
+        if record is None:
+            raise TransitError("encryption key not found")
+        seen["key_id"] = record["id"]
+        return record
+
+    def hmac(self, request, body, account, seen) -> Response:
+        name = request.path_params["name"]
+        seen["action"] = "transit:hmac"
+        record = self._hmac_record(account, name, "GenerateMac", seen)
+        algorithm = (request.path_params.get("algorithm") or body.get("algorithm")
+                     or body.get("hash_algorithm"))
+        items, batched = self._items(body, "input")
+        results = []
+        for item in items:
+            try:
+                mac = self.extras.hmac(record, b64decode(item.get("input"), "input"), algorithm,
+                                       item.get("key_version", body.get("key_version")))
+                results.append({"hmac": mac, "reference": item.get("reference") or ""})
+            except errors.KMSError as exc:
+                if not batched:
+                    raise
+                results.append({"error": str(exc), "reference": item.get("reference") or ""})
+        if not batched:
+            return envelope({"hmac": results[0]["hmac"]})
+        return envelope({"batch_results": results})
+
+    def verify(self, request, body, account, seen) -> Response:
+        name = request.path_params["name"]
+        seen["action"] = "transit:verify"
+        record = self._hmac_record(account, name, "VerifyMac", seen)
+        algorithm = (request.path_params.get("algorithm") or body.get("hash_algorithm")
+                     or body.get("algorithm"))
+        if "signature" in body:
+            raise TransitError(f"signature verification not supported for key type "
+                               f"{self.transit.settings(record)['type']}")
+        items, batched = self._items(body, "input")
+        results = []
+        for item in items:
+            try:
+                valid = self.extras.verify_hmac(record, b64decode(item.get("input"), "input"),
+                                                item.get("hmac"), algorithm)
+                results.append({"valid": valid, "reference": item.get("reference") or ""})
+            except errors.KMSError as exc:
+                if not batched:
+                    raise
+                results.append({"valid": False, "error": str(exc), "reference": item.get("reference") or ""})
+        if not batched:
+            return envelope({"valid": results[0]["valid"]})
+        return envelope({"batch_results": results})
+
+    def trim(self, request, body, account, seen) -> Response:
+        name = request.path_params["name"]
+        record = self.transit.record(name)
+        seen["action"], seen["key_id"] = "transit:trim", record["id"] if record else None
+        self._allow(account, "UpdateKeyConfig", name, record)
+        return envelope(self.transit.describe(self.extras.trim(name, body.get("min_available_version"))))
+
+    def export(self, request, body, account, seen) -> Response:
+        name = request.path_params["name"]
+        record = self.transit.record(name)
+        seen["action"], seen["key_id"] = "transit:export", record["id"] if record else None
+        self._allow(account, "ExportKey", name, record)
+        if record is None:
+            return failure(404, [])
+        return envelope(self.extras.export(record, request.path_params["kind"],
+                                           request.path_params.get("version")))
+
+    def backup(self, request, body, account, seen) -> Response:
+        name = request.path_params["name"]
+        record = self.transit.record(name)
+        seen["action"], seen["key_id"] = "transit:backup", record["id"] if record else None
+        self._allow(account, "ExportKey", name, record)
+        if record is None:
+            raise TransitError(f"key {name!r} not found")
+        return envelope({"backup": self.extras.backup(record)})
+
+    def restore(self, request, body, account, seen) -> Response:
+        name = request.path_params.get("name") or body.get("name")
+        seen["action"] = "transit:restore"
+        self._allow(account, "CreateKey", name, None)
+        created = self.extras.restore(body.get("backup"), name, bool(body.get("force")), account["secret_id"])
+        seen["key_id"] = created["id"]
+        return Response(status_code=204)
