@@ -218,7 +218,7 @@ int kms_gcm_open(const kms_gcm_ctx *ctx, const uint8_t *nonce,
 
 /* ---- batches ---------------------------------------------------------- */
 
-static int fill_random(uint8_t *p, size_t n)
+int kms_fill_random(uint8_t *p, size_t n)
 {
 #if defined(__linux__)
     while (n) {
@@ -299,7 +299,7 @@ int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, size_t count, uint8_t *nonces
     if (count > (UINT64_MAX - in_total) / GCM_TAG_BYTES ||
         out_len != in_total + (uint64_t)count * GCM_TAG_BYTES)
         return KMS_AEAD_ERR_BUFFER;
-    if (generate_nonces && (st = fill_random(nonces, nonces_len)))
+    if (generate_nonces && (st = kms_fill_random(nonces, nonces_len)))
         return st;
 
     int64_t failed = 0;

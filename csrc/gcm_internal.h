@@ -115,4 +115,7 @@ int kms_cpu_best_tier(void);
 /* Wipe memory the compiler may not optimise away. */
 void kms_wipe(void *p, size_t n);
 
+/* Fill p with n bytes from the OS CSPRNG (getrandom); a status code. */
+int kms_fill_random(uint8_t *p, size_t n);
+
 #endif /* KMS_GCM_INTERNAL_H */

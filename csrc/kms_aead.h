@@ -27,7 +27,8 @@ enum {
     KMS_AEAD_ERR_BUFFER = -9,        /* a buffer or length table is inconsistent */
     KMS_AEAD_ERR_BACKEND = -10,      /* the requested tier is not available */
     KMS_AEAD_ERR_RANDOM = -11,       /* the OS CSPRNG failed */
-    KMS_AEAD_ERR_NOMEM = -12         /* allocation failed */
+    KMS_AEAD_ERR_NOMEM = -12,        /* allocation failed */
+    KMS_AEAD_ERR_BASE64 = -13        /* an item's base64 text is invalid */
 };
 
 /* Tiers, best last. A context is bound to one tier when it is created. */
@@ -121,6 +122,20 @@ uint8_t *kms_arena_new(size_t size);
 void kms_arena_release(uint8_t *payload, size_t used, int wipe);
 /* Free every cached arena (memory pressure, tests). */
 void kms_arena_trim(void);
+
+/* Transit batches from base64 text (csrc/transit.c): the items' base64
+ * texts back to back in `texts`; item i's result "vault:v<version>:" +
+ * base64(nonce || ciphertext || tag) lands at out + out_offsets[i] (count + 1
+ * offsets). out_cap must be at least kms_transit_output_max(count,
+ * texts_len). An item whose text is not strict padded base64 gets
+ * KMS_AEAD_ERR_BASE64, bad_at[i] = offset of the first bad character, and
+ * an empty slot. Nonces come from getrandom, one call. Returns the number of
+ * failed items or a negative call-level status. */
+size_t kms_transit_output_max(size_t count, size_t texts_len);
+int64_t kms_transit_seal_b64_batch(const kms_gcm_ctx *ctx, size_t count, uint32_t version,
+                                   const uint8_t *texts, size_t texts_len,
+                                   const uint64_t *text_lens, uint8_t *out, size_t out_cap,
+                                   uint64_t *out_offsets, int32_t *status, uint64_t *bad_at);
 
 /* Constant-time comparison of n bytes: 1 if equal, 0 otherwise. */
 int kms_aead_ct_equal(const uint8_t *a, const uint8_t *b, size_t n);

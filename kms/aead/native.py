@@ -276,6 +276,45 @@ class NativeAESGCM(AESGCM):
         return SealedBatch(nonce_buf, _view(out, pos), offsets)
 
 
+    def seal_b64_to_transit(self, texts: Sequence[str], version: int) -> "NativeTransitTexts":
+        joined = "".join(texts)
+        if not joined.isascii():  # non-ASCII cannot be base64: let Python say where
+            return super().seal_b64_to_transit(texts, version)  # type: ignore[return-value]
+        data = joined.encode("ascii")
+        count = len(texts)
+        lengths = array("Q", map(len, texts))
+        out_cap = lib.kms_transit_output_max(count, len(data))
+        out = _arena(out_cap, wipe=False)
+        offsets = _batch.empty_offsets(count)
+        statuses = _batch.empty_statuses(count)
+        bad_at = array("Q", bytes(8 * count))
+        failed = lib.kms_transit_seal_b64_batch(
+            self._ctx, count, version, data, len(data), _u64(lengths), out, out_cap,
+            _u64(offsets), _i32(statuses), _u64(bad_at))
+        if failed < 0:
+            raise error_for(failed)
+        return NativeTransitTexts(_view(out, offsets[count]) if count else b"", offsets, statuses, bad_at)
+
+
+class NativeTransitTexts:
+    """seal_b64_to_transit's result in one arena (same interface as
+    kms.aead._base.TransitTexts)."""
+
+    __slots__ = ("buffer", "offsets", "statuses", "bad_at")
+
+    def __init__(self, buffer: Any, offsets: "array[int]", statuses: "array[int]",
+                 bad_at: "array[int]") -> None:
+        self.buffer, self.offsets, self.statuses, self.bad_at = buffer, offsets, statuses, bad_at
+
+    def __len__(self) -> int:
+        return len(self.statuses)
+
+    def item(self, i: int) -> Optional[bytes]:
+        if self.statuses[i]:
+            return None
+        return self.buffer[self.offsets[i] : self.offsets[i + 1]]  # type: ignore[no-any-return]
+
+
 class VaesAESGCM(NativeAESGCM):
     """VAES + VPCLMULQDQ on 512-bit vectors, 16 blocks per iteration."""
 

@@ -24,6 +24,7 @@ class Status(enum.IntEnum):
     ERR_BACKEND = -10
     ERR_RANDOM = -11
     ERR_NOMEM = -12
+    ERR_BASE64 = -13
 
 
 NONCE_SIZE = 12
@@ -44,6 +45,7 @@ _MESSAGES = {
     Status.ERR_BACKEND: (errors.BackendUnavailable, "the requested AES-GCM tier is not available"),
     Status.ERR_RANDOM: (errors.RandomSourceError, "the OS random source failed"),
     Status.ERR_NOMEM: (MemoryError, "out of memory"),
+    Status.ERR_BASE64: (errors.InvalidRequest, "illegal base64 data"),
 }
 
 

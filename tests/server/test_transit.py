@@ -414,3 +414,20 @@ def test_auto_rotation_by_the_scheduler(server, transit):
         assert transit.read_key(name)["data"]["latest_version"] == 2
     finally:
         server.shift_clock(0)
+
+
+@pytest.mark.parametrize("bad", ["!!!!", "YWJj=", "YW", "YWJjZA=x", "Y W="])
+def test_native_and_general_batch_paths_agree_on_bad_base64(server, transit, bad):
+    """A plain batch takes the native path; a context forces the general
+    one. Both name the same first bad byte, as OpenBao does."""
+    plain_key, derived_key = new_key(transit), new_key(transit, derived=True)
+    fast = raw(server, "POST", f"transit/encrypt/{plain_key}",
+               json={"batch_input": [{"plaintext": bad, "reference": "r1"}, {"plaintext": b64(b"ok")}]})
+    slow = raw(server, "POST", f"transit/encrypt/{derived_key}",
+               json={"batch_input": [{"plaintext": bad, "context": b64(b"c"), "reference": "r1"},
+                                     {"plaintext": b64(b"ok"), "context": b64(b"c")}]})
+    assert fast.status_code == slow.status_code == 400
+    fast_items, slow_items = fast.json()["data"]["batch_results"], slow.json()["data"]["batch_results"]
+    assert fast_items[0] == slow_items[0]
+    assert fast_items[0]["error"].startswith("illegal base64 data at input byte")
+    assert "ciphertext" in fast_items[1] and fast_items[1]["reference"] == ""

@@ -1,0 +1,42 @@
+"""seal_b64_to_transit: base64 text in, transit ciphertext text out, on every
+backend, with identical validity rules and error offsets."""
+import base64
+import os
+import random
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM as OpenSSLAESGCM
+
+from kms import aead
+
+TRICKY = ["", "YQ==", "YWI=", "YWJj", "YR==", "YWJ=", "YWJj=", "YW", "Y", "====", "YW==YWJj",
+          "YWJjZA=x", "Y W=", "!!!!", "YWJj\n", "YWJjZA==", "YWJjZGU=", "-_-_", "YQ=="[:3],
+          "é" * 4, "AAAA" * 300 + "A==="]
+
+
+def test_every_backend_agrees(backend):
+    key = os.urandom(32)
+    reference = aead.AESGCM(key, backend="fallback").seal_b64_to_transit(TRICKY, 1)
+    box = aead.AESGCM(key, backend=backend)
+    result = box.seal_b64_to_transit(TRICKY, 7)
+    assert len(result) == len(TRICKY)
+    for i, text in enumerate(TRICKY):
+        assert (result.item(i) is None) == (reference.item(i) is None), text
+        if result.item(i) is None:
+            assert result.bad_at[i] == reference.bad_at[i], text
+            continue
+        ct = bytes(result.item(i))
+        assert ct.startswith(b"vault:v7:")
+        body = base64.b64decode(ct[len(b"vault:v7:"):])
+        assert OpenSSLAESGCM(key).decrypt(body[:12], body[12:], None) == base64.b64decode(text)
+
+
+def test_random_valid_texts_round_trip(backend):
+    rng = random.Random(3)
+    key = os.urandom(16)
+    plaintexts = [rng.randbytes(rng.randrange(2000)) for _ in range(300)]
+    texts = [base64.b64encode(p).decode() for p in plaintexts]
+    result = aead.AESGCM(key, backend=backend).seal_b64_to_transit(texts, 12)
+    for i, p in enumerate(plaintexts):
+        body = base64.b64decode(bytes(result.item(i))[len(b"vault:v12:"):])
+        assert OpenSSLAESGCM(key).decrypt(body[:12], body[12:], None) == p
