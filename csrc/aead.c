@@ -286,7 +286,7 @@ static int check_batch(const kms_gcm_ctx *ctx, size_t count, const uint8_t *nonc
 }
 
 int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, size_t count, uint8_t *nonces,
-                           size_t nonces_len, int generate_nonces,
+                           size_t nonces_len, int flags,
                            const uint8_t *aad, size_t aad_total,
                            const uint64_t *aad_lens, const uint8_t *in,
                            size_t in_total, const uint64_t *in_lens, uint8_t *out,
@@ -296,10 +296,12 @@ int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, size_t count, uint8_t *nonces
                          in, in_total, in_lens, out, out_len, out_offsets, status);
     if (st)
         return st;
-    if (count > (UINT64_MAX - in_total) / GCM_TAG_BYTES ||
-        out_len != in_total + (uint64_t)count * GCM_TAG_BYTES)
+    const uint64_t prefix = (flags & KMS_SEAL_NONCE_PREFIX) ? GCM_NONCE_BYTES : 0;
+    const uint64_t extra = GCM_TAG_BYTES + prefix;
+    if (count > (UINT64_MAX - in_total) / extra ||
+        out_len != in_total + (uint64_t)count * extra)
         return KMS_AEAD_ERR_BUFFER;
-    if (generate_nonces && (st = kms_fill_random(nonces, nonces_len)))
+    if ((flags & KMS_SEAL_GENERATE_NONCES) && (st = kms_fill_random(nonces, nonces_len)))
         return st;
 
     int64_t failed = 0;
@@ -312,13 +314,16 @@ int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, size_t count, uint8_t *nonces
         const uint8_t *item_aad = aad_lens ? aad + aad_off : aad;
         out_offsets[i] = out_off;
         st = check_item(GCM_NONCE_BYTES, alen, len);
+        if (prefix && !st)
+            memcpy(out + out_off, nonces + GCM_NONCE_BYTES * i, GCM_NONCE_BYTES);
+        uint8_t *slot = out + out_off + prefix; /* ciphertext || tag */
         if (st) {
-            kms_wipe(out + out_off, len + GCM_TAG_BYTES);
+            kms_wipe(out + out_off, len + extra);
             failed++;
         } else if (len <= GCM_SMALL_MAX) {
             /* Small items share AES passes, GCM_SMALL_GROUP at a time. */
             struct gcm_msg m = {nonces + GCM_NONCE_BYTES * i, item_aad, alen,
-                                in + in_off, out + out_off, len, out + out_off + len};
+                                in + in_off, slot, len, slot + len};
             group[pending++] = m;
             if (pending == GCM_SMALL_GROUP) {
                 ctx->ops->encrypt_small(ctx, group, pending);
@@ -326,13 +331,13 @@ int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, size_t count, uint8_t *nonces
             }
         } else {
             seal_item(ctx, nonces + GCM_NONCE_BYTES * i, item_aad, alen,
-                      in + in_off, len, out + out_off);
+                      in + in_off, len, slot);
         }
         status[i] = st;
         in_off += len;
         if (aad_lens)
             aad_off += alen;
-        out_off += len + GCM_TAG_BYTES;
+        out_off += len + extra;
     }
     if (pending)
         ctx->ops->encrypt_small(ctx, group, pending);

@@ -77,8 +77,10 @@ int kms_gcm_open(const kms_gcm_ctx *ctx, const uint8_t *nonce,
  * in_total). Associated data is either per item (aad_lens != NULL, packed
  * back to back in `aad`, summing to aad_total) or one value shared by every
  * item (aad_lens == NULL: the whole `aad` buffer, possibly empty).
- * nonces holds count * 12 bytes; for seal with generate_nonces != 0 the
+ * nonces holds count * 12 bytes; for seal with KMS_SEAL_GENERATE_NONCES the
  * engine fills it from getrandom() in one system call before encrypting.
+ * With KMS_SEAL_NONCE_PREFIX each sealed item also starts with its nonce
+ * (the transit body layout), 12 more bytes per item.
  *
  * Outputs are packed back to back in `out`: item i gets in_lens[i] + 16
  * bytes (seal) or in_lens[i] - 16 bytes (open; 0 for an item too short).
@@ -91,9 +93,14 @@ int kms_gcm_open(const kms_gcm_ctx *ctx, const uint8_t *nonce,
  * Returns the number of failed items, or a negative code for an error of the
  * call itself (then nothing was written to out). `out` must not overlap any
  * input. */
+/* seal_batch flags */
+enum {
+    KMS_SEAL_GENERATE_NONCES = 1, /* fill nonces from getrandom first */
+    KMS_SEAL_NONCE_PREFIX = 2     /* item i's output is nonce || ct || tag */
+};
 int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, size_t count,
                            uint8_t *nonces, size_t nonces_len,
-                           int generate_nonces,
+                           int flags,
                            const uint8_t *aad, size_t aad_total,
                            const uint64_t *aad_lens,
                            const uint8_t *in, size_t in_total,

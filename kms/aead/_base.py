@@ -88,6 +88,7 @@ class AESGCM:
         nonces: Union[None, BytesLike, Sequence[BytesLike]],
         data: Union[Packed, Sequence[BytesLike]],
         associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
+        nonce_prefix: bool = False,
     ) -> SealedBatch:
         """Encrypt many messages in one call.
 
@@ -97,6 +98,8 @@ class AESGCM:
         Packed. associated_data: None, one bytes-like value shared by all
         items, or one per item (sequence or Packed).
         Returns a SealedBatch in input order, carrying the nonces used.
+        nonce_prefix=True puts each item's nonce in front of it (nonce ||
+        ciphertext || tag, the transit layout).
         """
         raise NotImplementedError
 
@@ -118,16 +121,19 @@ class AESGCM:
 
     def _encrypt_each(self, nonces: Union[None, BytesLike, Sequence[BytesLike]],
                       data: Union[Packed, Sequence[BytesLike]],
-                      associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]]
-                      ) -> SealedBatch:
+                      associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]],
+                      nonce_prefix: bool = False) -> SealedBatch:
         items = _batch.as_items(data, "data")
         count = len(items)
         ads = _batch.as_associated_data(associated_data, count)
         nonce_buf = (os.urandom(NONCE_SIZE * count) if nonces is None
                      else _batch.pack_nonces(nonces, count))
         encrypt = self.encrypt
-        parts = [encrypt(nonce_buf[NONCE_SIZE * i : NONCE_SIZE * (i + 1)], item, ad)
-                 for i, (item, ad) in enumerate(zip(items, ads))]
+        parts = []
+        for i, (item, ad) in enumerate(zip(items, ads)):
+            nonce = nonce_buf[NONCE_SIZE * i : NONCE_SIZE * (i + 1)]
+            sealed = encrypt(nonce, item, ad)
+            parts.append(nonce + sealed if nonce_prefix else sealed)
         return SealedBatch(nonce_buf, parts=parts)
 
     def _decrypt_each(self, nonces: Union[BytesLike, Sequence[BytesLike]],

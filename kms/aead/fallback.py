@@ -73,8 +73,9 @@ class FallbackAESGCM(AESGCM):
         nonces: Union[None, BytesLike, Sequence[BytesLike]],
         data: Union[Packed, Sequence[BytesLike]],
         associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
+        nonce_prefix: bool = False,
     ) -> SealedBatch:
-        return self._encrypt_each(nonces, data, associated_data)
+        return self._encrypt_each(nonces, data, associated_data, nonce_prefix)
 
     def decrypt_batch(
         self,

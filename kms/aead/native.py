@@ -202,19 +202,22 @@ class NativeAESGCM(AESGCM):
         nonces: Union[None, BytesLike, Sequence[BytesLike]],
         data: Union[Packed, Sequence[BytesLike]],
         associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
+        nonce_prefix: bool = False,
     ) -> SealedBatch:
         if _large_items(data):
-            return self._encrypt_large(nonces, data, associated_data)
+            return self._encrypt_large(nonces, data, associated_data, nonce_prefix)
         count, inputs, aad = _packed(data, associated_data)
         if nonces is None:
-            nonce_buf, generate = _fresh_bytes(NONCE_SIZE * count), 1
+            nonce_buf, flags = _fresh_bytes(NONCE_SIZE * count), lib.KMS_SEAL_GENERATE_NONCES
         else:
-            nonce_buf, generate = _batch.pack_nonces(nonces, count), 0
-        out_len = len(inputs[0]) + TAG_SIZE * count
+            nonce_buf, flags = _batch.pack_nonces(nonces, count), 0
+        if nonce_prefix:
+            flags |= lib.KMS_SEAL_NONCE_PREFIX
+        out_len = len(inputs[0]) + (TAG_SIZE + (NONCE_SIZE if nonce_prefix else 0)) * count
         out = _arena(out_len, wipe=False)
         offsets, statuses = _batch.empty_offsets(count), _batch.empty_statuses(count)
         failed = lib.kms_gcm_seal_batch(
-            self._ctx, count, nonce_buf if count else _NULL, len(nonce_buf), generate,
+            self._ctx, count, nonce_buf if count else _NULL, len(nonce_buf), flags,
             *aad, *inputs, out, out_len, _u64(offsets), _i32(statuses))
         if failed < 0:
             raise error_for(failed)
@@ -251,6 +254,7 @@ class NativeAESGCM(AESGCM):
         nonces: Union[None, BytesLike, Sequence[BytesLike]],
         data: Sequence[BytesLike],
         associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]],
+        nonce_prefix: bool = False,
     ) -> SealedBatch:
         """Large items: one engine call each, straight from the caller's
         buffers into one recycled arena (no packing copy, no fresh pages)."""
@@ -260,17 +264,20 @@ class NativeAESGCM(AESGCM):
                for ad in _batch.as_associated_data(associated_data, count)]
         nonce_buf = (os.urandom(NONCE_SIZE * count) if nonces is None
                      else _batch.pack_nonces(nonces, count))
+        prefix = NONCE_SIZE if nonce_prefix else 0
         offsets = _batch.empty_offsets(count)
         pos = 0
         for i, item in enumerate(items):
             offsets[i] = pos
-            pos += len(item) + TAG_SIZE
+            pos += len(item) + TAG_SIZE + prefix
         offsets[count] = pos
         out = _arena(pos, wipe=False)
         for i, (item, ad) in enumerate(zip(items, ads)):
-            st = _seal(self._ctx, nonce_buf[NONCE_SIZE * i : NONCE_SIZE * (i + 1)],
-                       _NULL if ad is None else ad, 0 if ad is None else len(ad),
-                       item, len(item), out + offsets[i])
+            nonce = nonce_buf[NONCE_SIZE * i : NONCE_SIZE * (i + 1)]
+            if prefix:
+                ffi.memmove(out + offsets[i], nonce, NONCE_SIZE)
+            st = _seal(self._ctx, nonce, _NULL if ad is None else ad, 0 if ad is None else len(ad),
+                       item, len(item), out + offsets[i] + prefix)
             if st:
                 raise error_for(st)
         return SealedBatch(nonce_buf, _view(out, pos), offsets)

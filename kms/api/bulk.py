@@ -134,8 +134,11 @@ class Bulk:
             raise TransitError("derived keys need a context per item; use the transit API")
         version = self.service._encryption_version(record, settings, message.get("key_version"))
         sealed = self.transit.keys.box(record["id"], version).encrypt_batch(
-            None, items, self._aad(message, len(items)))
-        bodies = [sealed.nonce(i) + sealed[i] for i in range(len(sealed))]
+            None, items, self._aad(message, len(items)), nonce_prefix=True)
+        # Zero-copy views of the engine's arena (nonce || ciphertext || tag
+        # each); msgpack writes them out directly.
+        view, off = memoryview(sealed.buffer), sealed.offsets
+        bodies = [view[off[i]:off[i + 1]] for i in range(len(off) - 1)]
         return _reply({"key_version": version, "ciphertexts": bodies})
 
     def decrypt(self, account: Dict[str, Any], name: str, message: Dict[str, Any]) -> Response:

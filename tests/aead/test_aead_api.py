@@ -259,3 +259,16 @@ def test_large_and_small_batches_give_the_same_results(backend, size):
     opened = box.decrypt_batch(nonces, cts, b"ad")
     assert opened.failed == [1] and opened[0] == items[0] and opened[2] == items[2]
     assert bytes(opened.buffer) == items[0] + bytes(5) + items[2]
+
+
+@pytest.mark.parametrize("sizes", [[0, 5, 64, 1000], [70_000, 3]])
+def test_nonce_prefix_layout(backend, sizes):
+    """nonce_prefix=True: each item is nonce || ciphertext || tag."""
+    key = os.urandom(32)
+    box = aead.AESGCM(key, backend=backend)
+    items = [os.urandom(n) for n in sizes]
+    sealed = box.encrypt_batch(None, items, b"ad", nonce_prefix=True)
+    for i, item in enumerate(items):
+        body = bytes(sealed[i])
+        assert len(body) == len(item) + 28 and body[:12] == sealed.nonce(i)
+        assert OpenSSLAESGCM(key).decrypt(body[:12], body[12:], b"ad") == item
