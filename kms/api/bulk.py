@@ -22,6 +22,8 @@ unpacks the request with msgpack in Python, so a large request briefly holds
 the body, the item objects, and the output arena.
 """
 import logging
+import time
+import uuid
 from typing import Any, Dict, List, Optional, Tuple
 
 import msgpack
@@ -55,22 +57,34 @@ class Bulk:
                 Route("/v1/bulk/decrypt/{name}", self._endpoint(self.decrypt), methods=["POST", "PUT"])]
 
     def _endpoint(self, handler):
+        action = "bulk:" + handler.__name__
+
         async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
+            seen: Dict[str, Any] = {}
             try:
                 body = await self._read(request)
-                return await run_in_threadpool(self._run, handler, request, body)
+                response = await run_in_threadpool(self._run, handler, request, body, seen)
             except HTTPError as exc:
-                return _reply({"errors": exc.messages}, exc.status)
+                response = _reply({"errors": exc.messages}, exc.status)
             except TransitError as exc:
-                return _reply({"errors": [str(exc)]}, 400)
+                response = _reply({"errors": [str(exc)]}, 400)
             except errors.KMSError as exc:
                 internal = isinstance(exc, errors.InternalError)
                 if internal:
                     log.exception("bulk request failed")
-                return _reply({"errors": ["internal error" if internal else str(exc)]}, 500 if internal else 400)
+                response = _reply({"errors": ["internal error" if internal else str(exc)]},
+                                  500 if internal else 400)
             except Exception:
                 log.exception("bulk request failed")
-                return _reply({"errors": ["internal error"]}, 500)
+                response = _reply({"errors": ["internal error"]}, 500)
+            audit = self.transit.audit
+            if audit is not None and "account" in seen:
+                audit.record(time=round(time.time(), 3), request_id=str(uuid.uuid4()),
+                             account=seen["account"], action=action, key_id=seen.get("key_id"),
+                             result=str(response.status_code),
+                             latency_ms=round((time.perf_counter() - started) * 1000, 3))
+            return response
 
         return endpoint
 
@@ -78,14 +92,15 @@ class Bulk:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > MAX_BODY:
             raise HTTPError(413, [f"request body over {MAX_BODY} bytes"])
-        body = bytearray()
+        chunks, size = [], 0
         async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
+            size += len(chunk)
+            if size > MAX_BODY:
                 raise HTTPError(413, [f"request body over {MAX_BODY} bytes"])
-        return bytes(body)
+            chunks.append(chunk)
+        return b"".join(chunks)  # the one copy of the body
 
-    def _run(self, handler, request: Request, body: bytes) -> Response:
+    def _run(self, handler, request: Request, body: bytes, seen: Dict[str, Any]) -> Response:
         t = self.transit
         t.keys.store.refresh()
         if t.before_request is not None:
@@ -97,6 +112,9 @@ class Bulk:
         account = t.tokens.lookup(token)
         if account is None:
             raise _denied()
+        seen["account"] = account["secret_id"]
+        record = self.service.record(request.path_params["name"])
+        seen["key_id"] = record["id"] if record else None
         try:
             message = msgpack.unpackb(body, raw=False, strict_map_key=True,
                                       max_array_len=MAX_ITEMS, max_map_len=16)

@@ -133,3 +133,14 @@ def test_damaged_or_truncated_files_are_refused(server, client, tmp_path, capsys
     assert "truncated inside chunk" in capsys.readouterr().err
     (tmp_path / "junk").write_bytes(b"not an envelope")
     assert _run(server, "decrypt-file", str(tmp_path / "junk"), str(tmp_path / "out")) == 2
+
+
+def test_bulk_calls_are_audited(server, client):
+    import json
+
+    client.encrypt("bulk-key", [b"audited"])
+    with open(f"{server.data_dir}/audit.log") as f:
+        entries = [json.loads(line) for line in f]
+    bulk = [e for e in entries if e["action"] == "bulk:encrypt"]
+    assert bulk and bulk[-1]["result"] == "200" and bulk[-1]["key_id"]
+    assert main(["audit", "verify", "--data-dir", server.data_dir]) == 0
