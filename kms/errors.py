@@ -193,3 +193,7 @@ class MaterialMismatch(InvalidRequest):
 
 class RotateRateLimited(KMSError):
     code = "rotate_rate_limited"
+
+
+class InvalidKeyUsage(InvalidRequest):
+    code = "invalid_key_usage"

@@ -43,6 +43,13 @@ MEDIA_TYPE = "application/msgpack"
 log = logging.getLogger("kms.api.bulk")
 
 
+def _require_bulk(settings: Dict[str, Any]) -> None:
+    if settings["derived"]:
+        raise TransitError("derived keys need a context per item; use the transit API")
+    if settings["type"] not in ("aes256-gcm96", "aes128-gcm96"):
+        raise TransitError(f"the bulk path serves AES-GCM keys; {settings['type']} is not one")
+
+
 def _reply(payload: Dict[str, Any], status: int = 200) -> Response:
     return Response(msgpack.packb(payload, use_bin_type=True), status_code=status, media_type=MEDIA_TYPE)
 
@@ -148,8 +155,7 @@ class Bulk:
         if not all(isinstance(i, bytes) for i in items):
             raise TransitError("every item must be binary (msgpack bin)")
         settings = self.service.settings(record)
-        if settings["derived"]:
-            raise TransitError("derived keys need a context per item; use the transit API")
+        _require_bulk(settings)
         version = self.service._encryption_version(record, settings, message.get("key_version"))
         sealed = self.transit.keys.box(record["id"], version).encrypt_batch(
             None, items, self._aad(message, len(items)), nonce_prefix=True)
@@ -163,8 +169,7 @@ class Bulk:
         record = self._record(account, name, "Decrypt")
         check_state(record, "decrypt")
         settings = self.service.settings(record)
-        if settings["derived"]:
-            raise TransitError("derived keys need a context per item; use the transit API")
+        _require_bulk(settings)
         items = message["items"]
         versions = self._versions(message, len(items))
         aad = self._aad(message, len(items))

@@ -23,6 +23,7 @@ from kms import errors
 from kms.aead import AESGCM
 from kms.clock import Clock
 from kms.keys import blob as blobs
+from kms.keys import material as materials
 from kms.rootkey import Wrapper
 from kms.store import LogStore, Op
 
@@ -30,6 +31,9 @@ ENABLED, DISABLED, PENDING_DELETE, PENDING_IMPORT, ARCHIVED = (
     "Enabled", "Disabled", "PendingDelete", "PendingImport", "Archived")
 STATES = (ENABLED, DISABLED, PENDING_DELETE, PENDING_IMPORT, ARCHIVED)
 USAGE_SYMMETRIC = "ENCRYPT_DECRYPT"
+# Asymmetric usages exist for transit key types (ed25519, ecdsa-p256, rsa-2048).
+KNOWN_USAGES = {USAGE_SYMMETRIC, "ASYMMETRIC_SIGN_VERIFY_ED25519", "ASYMMETRIC_SIGN_VERIFY_ECC",
+                "ASYMMETRIC_DECRYPT_RSA_2048"}
 ORIGIN_KMS, ORIGIN_EXTERNAL = "TENCENT_KMS", "EXTERNAL"
 DAY = 86400
 
@@ -86,6 +90,11 @@ def check_state(record: Dict[str, Any], operation: str) -> None:
     error = STATE_RULES[operation][record["state"]]
     if error is not None:
         raise error(f"key {record['id']} is {record['state']}; {operation.replace('_', ' ')} is not allowed")
+
+
+def _require_aes(record: Dict[str, Any]) -> None:
+    if record["usage"] != USAGE_SYMMETRIC or record.get("material_kind", "aes") != "aes":
+        raise errors.InvalidKeyUsage(f"key {record['id']} is not an AES-GCM key; this operation needs one")
 
 
 def check_key_id(key_id: Any) -> str:
@@ -197,8 +206,8 @@ class KeyService:
                 tags: Optional[Dict[str, str]], owner: str, creator: str,
                 material_bytes: int = 32, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         description = check_description(description)
-        if usage != USAGE_SYMMETRIC:
-            raise errors.UnsupportedOperation(f"KeyUsage {usage} is not offered; only {USAGE_SYMMETRIC}")
+        if usage not in KNOWN_USAGES:
+            raise errors.UnsupportedOperation(f"KeyUsage {usage} is not offered")
         key_id = str(uuid.uuid4())
         precise = self.clock.now()
         now = int(precise)
@@ -219,7 +228,8 @@ class KeyService:
                 raise errors.AliasExists(f"alias {alias!r} is already in use")
             ops = [Op("put", "key", key_id, record), Op("put", "alias", alias, key_id)]
             if not external:
-                ops += self._new_version_ops(key_id, 1, os.urandom(material_bytes))
+                ops += self._new_version_ops(key_id, 1, materials.generate(
+                    record.get("material_kind", "aes"), material_bytes))
             return ops
 
         self.store.commit(build)
@@ -372,8 +382,8 @@ class KeyService:
             if record["rotation_enabled"]:
                 record["next_rotate"] = now + record["rotate_days"] * DAY
             out["version"] = version
-            return self._new_version_ops(key_id, version,
-                                         os.urandom(record.get("material_bytes", 32)))
+            return self._new_version_ops(key_id, version, materials.generate(
+                record.get("material_kind", "aes"), record.get("material_bytes", 32)))
 
         self._change(key_id, "rotate", mutate)
         return out.get("version", 0)
@@ -387,6 +397,7 @@ class KeyService:
         aad_context = blobs.canonical_context(context)
         record = self._record(key_id)
         check_state(record, operation)
+        _require_aes(record)
         version = record["latest"]
         nonce = os.urandom(blobs.NONCE_BYTES)
         header = blobs.header_for(key_id, version)
@@ -402,6 +413,7 @@ class KeyService:
         if record is None:
             raise errors.KeyNotFound(f"key {blob.key_id} does not exist")
         check_state(record, "decrypt")
+        _require_aes(record)
         if blob.version < 1 or blob.version > record["latest"]:
             raise blobs.InvalidCiphertext("CiphertextBlob names a key version that does not exist")
         try:

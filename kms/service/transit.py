@@ -22,17 +22,37 @@ import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, utils
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kms import errors
 from kms.aead import AESGCM
+from kms.keys import material as materials
 from kms.service.keys import (ENABLED, PENDING_DELETE, USAGE_SYMMETRIC, KeyService,
                               check_state)
 from kms.store import Op
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_\-.@]*[A-Za-z0-9_])?$")
-TYPES = {"aes256-gcm96": 32, "aes128-gcm96": 16}
+# Key types: material kind and size, what each can do, and the CMK usage
+# they appear under in the Tencent API.
+KEY_TYPES: Dict[str, Dict[str, Any]] = {
+    "aes256-gcm96": {"kind": "aes", "size": 32, "encrypt": True, "sign": False, "derive": True,
+                     "usage": USAGE_SYMMETRIC},
+    "aes128-gcm96": {"kind": "aes", "size": 16, "encrypt": True, "sign": False, "derive": True,
+                     "usage": USAGE_SYMMETRIC},
+    "chacha20-poly1305": {"kind": "chacha", "size": 32, "encrypt": True, "sign": False,
+                          "derive": True, "usage": USAGE_SYMMETRIC},
+    "ed25519": {"kind": "ed25519", "size": 32, "encrypt": False, "sign": True, "derive": False,
+                "usage": "ASYMMETRIC_SIGN_VERIFY_ED25519"},
+    "ecdsa-p256": {"kind": "ecdsa-p256", "size": 0, "encrypt": False, "sign": True, "derive": False,
+                   "usage": "ASYMMETRIC_SIGN_VERIFY_ECC"},
+    "rsa-2048": {"kind": "rsa-2048", "size": 0, "encrypt": True, "sign": True, "derive": False,
+                 "usage": "ASYMMETRIC_DECRYPT_RSA_2048"},
+}
+TYPES = {name: meta["size"] for name, meta in KEY_TYPES.items()}
+USAGES = {meta["usage"] for meta in KEY_TYPES.values()}
 DEFAULTS = {"type": "aes256-gcm96", "derived": False, "convergent_encryption": False,
             "exportable": False, "allow_plaintext_backup": False, "auto_rotate_period": 0,
             "deletion_allowed": False, "min_decryption_version": 1,
@@ -120,7 +140,7 @@ class TransitService:
         if holder is None:
             return None
         record = self.store.get("key", holder)
-        if record is None or record["state"] == PENDING_DELETE or record["usage"] != USAGE_SYMMETRIC:
+        if record is None or record["state"] == PENDING_DELETE or record["usage"] not in USAGES:
             return None
         return record
 
@@ -138,8 +158,11 @@ class TransitService:
         existing = self.record(name)
         if existing is not None:
             return existing
-        if key_type not in TYPES:
+        if key_type not in KEY_TYPES:
             raise TransitError(f"unknown key type {key_type}")
+        meta = KEY_TYPES[key_type]
+        if derived and not meta["derive"]:
+            raise TransitError(f"key derivation is not supported for key type {key_type}")
         if convergent and not derived:
             raise TransitError("convergent encryption requires derivation to be enabled")
         if auto_rotate_period and auto_rotate_period < 3600:
@@ -148,9 +171,9 @@ class TransitService:
                     "exportable": exportable, "allow_plaintext_backup": allow_plaintext_backup,
                     "auto_rotate_period": auto_rotate_period}
         try:
-            return self.keys._create(name, "transit key", USAGE_SYMMETRIC, False, {}, owner="user",
-                                     creator=creator, material_bytes=TYPES[key_type],
-                                     extra={"transit": settings})
+            return self.keys._create(name, "transit key", meta["usage"], False, {}, owner="user",
+                                     creator=creator, material_bytes=meta["size"],
+                                     extra={"transit": settings, "material_kind": meta["kind"]})
         except errors.AliasExists:  # created concurrently: return that one
             record = self.record(name)
             if record is None:
@@ -159,10 +182,18 @@ class TransitService:
 
     def describe(self, record: Dict[str, Any]) -> Dict[str, Any]:
         s = self.settings(record)
-        versions = {}
+        meta = KEY_TYPES[s["type"]]
+        versions: Dict[str, Any] = {}
         for v in range(max(s["min_decryption_version"], 1), record["latest"] + 1):
             entry = self.store.get("ver", f"{record['id']}/{v}")
-            if entry is not None:
+            if entry is None:
+                continue
+            if meta["sign"]:
+                versions[str(v)] = {"name": PUBLIC_NAMES[meta["kind"]],
+                                    "public_key": self.public_key(record, v),
+                                    "creation_time": _rfc3339(entry["created"]),
+                                    "certificate_chain": ""}
+            else:
                 versions[str(v)] = entry["created"]
         data = {
             "name": record["alias"], "type": s["type"], "latest_version": record["latest"],
@@ -171,8 +202,9 @@ class TransitService:
             "min_available_version": s["min_available_version"],
             "deletion_allowed": s["deletion_allowed"], "derived": s["derived"],
             "exportable": s["exportable"], "allow_plaintext_backup": s["allow_plaintext_backup"],
-            "auto_rotate_period": s["auto_rotate_period"], "supports_encryption": True,
-            "supports_decryption": True, "supports_signing": False, "supports_derivation": True,
+            "auto_rotate_period": s["auto_rotate_period"], "supports_encryption": meta["encrypt"],
+            "supports_decryption": meta["encrypt"], "supports_signing": meta["sign"],
+            "supports_derivation": meta["derive"],
             "imported_key": record["origin"] != "TENCENT_KMS", "soft_deleted": False,
             "keys": versions,
         }
@@ -185,7 +217,7 @@ class TransitService:
 
     def names(self) -> List[str]:
         return sorted(r["alias"] for r in self.store.items("key").values()
-                      if r["state"] != PENDING_DELETE and r["usage"] == USAGE_SYMMETRIC)
+                      if r["state"] != PENDING_DELETE and r["usage"] in USAGES)
 
     def configure(self, name: str, params: Dict[str, Any]) -> Tuple[Dict[str, Any], List[str]]:
         """Apply the parameters present, all or nothing. Returns the record
@@ -270,7 +302,10 @@ class TransitService:
         """The AEAD for a version (derived per context if the key is), and the
         convergent HMAC key when convergent encryption is on."""
         s = self.settings(record)
+        kind = KEY_TYPES[s["type"]]["kind"]
         if not s["derived"]:
+            if kind == "chacha":
+                return ChaCha20Poly1305(self.keys.material(record["id"], version)), None
             return self.keys.box(record["id"], version), None
         if not context:
             raise TransitError("missing 'context' for key derivation; the key was created using a derived key, "
@@ -280,11 +315,19 @@ class TransitService:
         material = self.keys.material(record["id"], version)
         length = size + 32 if s["convergent_encryption"] else size
         derived = HKDF(hashes.SHA256(), length, None, context).derive(material)
-        return AESGCM(derived[:size]), derived[size:] if s["convergent_encryption"] else None
+        cipher = ChaCha20Poly1305 if kind == "chacha" else AESGCM
+        return cipher(derived[:size]), derived[size:] if s["convergent_encryption"] else None
+
+    def _require_encryption(self, s: Dict[str, Any], what: str) -> str:
+        meta = KEY_TYPES[s["type"]]
+        if not meta["encrypt"]:
+            raise TransitError(f"message {what} not supported for key type {s['type']}")
+        return str(meta["kind"])
 
     def encrypt(self, record: Dict[str, Any], items: Sequence[Dict[str, Any]]) -> List[Item]:
         check_state(record, "encrypt")
         s = self.settings(record)
+        kind = self._require_encryption(s, "encryption")
         results = [Item() for _ in items]
         groups: Dict[int, List[Tuple[int, bytes, bytes]]] = {}
         for i, item in enumerate(items):
@@ -293,7 +336,14 @@ class TransitService:
                 plaintext = b64decode(item.get("plaintext"), "plaintext")
                 aad = b64decode(item.get("associated_data"), "associated_data")
                 context = b64decode(item.get("context"), "context")
-                if s["derived"]:
+                if kind == "rsa-2048":
+                    if aad:
+                        raise TransitError("'[0].associated_data' provided for non-AEAD cipher suite rsa-2048")
+                    public = self._private(record, version).public_key()
+                    body = public.encrypt(plaintext, _oaep())
+                    results[i].result = f"{PREFIX}{version}:{b64(body)}"
+                    results[i].version = version
+                elif s["derived"] or kind != "aes":
                     box, convergent = self._key_for(record, version, context)
                     nonce = (hmac.new(convergent, plaintext, hashlib.sha256).digest()[:12]
                              if convergent else os.urandom(12))
@@ -356,6 +406,7 @@ class TransitService:
     def decrypt(self, record: Dict[str, Any], items: Sequence[Dict[str, Any]]) -> List[Item]:
         check_state(record, "decrypt")
         s = self.settings(record)
+        kind = self._require_encryption(s, "decryption")
         results = [Item() for _ in items]
         groups: Dict[int, List[Tuple[int, bytes, bytes, bytes]]] = {}
         for i, item in enumerate(items):
@@ -363,7 +414,12 @@ class TransitService:
                 version, raw = self.parse(record, s, item.get("ciphertext"))
                 aad = b64decode(item.get("associated_data"), "associated_data")
                 context = b64decode(item.get("context"), "context")
-                if s["derived"]:
+                if kind == "rsa-2048":
+                    try:
+                        results[i].result = b64(self._private(record, version).decrypt(raw, _oaep()))
+                    except ValueError:
+                        raise TransitError("failed to RSA decrypt the ciphertext") from None
+                elif s["derived"] or kind != "aes":
                     box, _ = self._key_for(record, version, context)
                     try:
                         results[i].result = b64(box.decrypt(raw[:12], raw[12:], aad or None))
@@ -392,6 +448,91 @@ class TransitService:
                     results[i].result = b64(plain)
         return results
 
+    # ---- asymmetric keys -----------------------------------------------------
+
+    def _private(self, record: Dict[str, Any], version: int):  # type: ignore[no-untyped-def]
+        kind = KEY_TYPES[self.settings(record)["type"]]["kind"]
+        return materials.private_key(kind, self.keys.material(record["id"], version))
+
+    def public_key(self, record: Dict[str, Any], version: int) -> str:
+        """Raw base64 for ed25519, a PEM SubjectPublicKeyInfo block otherwise."""
+        public = self._private(record, version).public_key()
+        if isinstance(public, ed25519.Ed25519PublicKey):
+            return b64(public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+        return public.public_bytes(serialization.Encoding.PEM,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+    def _signing(self, record: Dict[str, Any]) -> Tuple[Dict[str, Any], str]:
+        s = self.settings(record)
+        if not KEY_TYPES[s["type"]]["sign"]:
+            raise TransitError(f"key type {s['type']} does not support signing")
+        return s, str(KEY_TYPES[s["type"]]["kind"])
+
+    def sign(self, record: Dict[str, Any], data: bytes, hash_algorithm: Optional[str],
+             key_version: Any, prehashed: bool = False, signature_algorithm: Optional[str] = None,
+             marshaling: Optional[str] = None) -> str:
+        check_state(record, "encrypt")
+        s, kind = self._signing(record)
+        version = self._encryption_version(record, s, key_version)
+        private = self._private(record, version)
+        if kind == "ed25519":
+            if prehashed:
+                raise TransitError("ed25519 signatures over a prehashed input are not supported")
+            sig = private.sign(data)
+        else:
+            algorithm = _hash(hash_algorithm)
+            hashed = data if prehashed else _digest_with(algorithm, data)
+            chosen = utils.Prehashed(algorithm)
+            if kind == "ecdsa-p256":
+                sig = private.sign(hashed, ec.ECDSA(chosen))
+                if (marshaling or "asn1") == "jws":
+                    r, s_value = utils.decode_dss_signature(sig)
+                    raw_sig = r.to_bytes(32, "big") + s_value.to_bytes(32, "big")
+                    return f"{PREFIX}{version}:" + base64.urlsafe_b64encode(raw_sig).decode().rstrip("=")
+            else:
+                sig = private.sign(hashed, _rsa_padding(signature_algorithm, algorithm, signing=True), chosen)
+        return f"{PREFIX}{version}:{b64(sig)}"
+
+    def verify(self, record: Dict[str, Any], data: bytes, signature: Any, hash_algorithm: Optional[str],
+               prehashed: bool = False, signature_algorithm: Optional[str] = None,
+               marshaling: Optional[str] = None) -> bool:
+        from cryptography.exceptions import InvalidSignature
+
+        s, kind = self._signing(record)
+        if not isinstance(signature, str) or not signature.startswith(PREFIX):
+            raise TransitError("invalid signature: no prefix")
+        version_text, sep, body = signature[len(PREFIX):].partition(":")
+        if not sep or not version_text.isdigit():
+            raise TransitError("invalid signature: version number could not be decoded")
+        version = max(int(version_text), 1)
+        if version > record["latest"]:
+            raise TransitError("invalid signature: version is too new")
+        if version < s["min_decryption_version"]:
+            raise TransitError("ciphertext or signature version is disallowed by policy (too old)")
+        public = self._private(record, version).public_key()
+        try:
+            if kind == "ecdsa-p256" and (marshaling or "asn1") == "jws":
+                raw_sig = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+                if len(raw_sig) != 64:
+                    return False
+                sig = utils.encode_dss_signature(int.from_bytes(raw_sig[:32], "big"),
+                                                 int.from_bytes(raw_sig[32:], "big"))
+            else:
+                sig = b64decode(body, "signature")
+            if kind == "ed25519":
+                public.verify(sig, data)
+            else:
+                algorithm = _hash(hash_algorithm)
+                hashed = data if prehashed else _digest_with(algorithm, data)
+                chosen = utils.Prehashed(algorithm)
+                if kind == "ecdsa-p256":
+                    public.verify(sig, hashed, ec.ECDSA(chosen))
+                else:
+                    public.verify(sig, hashed, _rsa_padding(signature_algorithm, algorithm, signing=False), chosen)
+        except (InvalidSignature, ValueError, binascii.Error):
+            return False
+        return True
+
     def rewrap(self, record: Dict[str, Any], items: Sequence[Dict[str, Any]]) -> List[Item]:
         opened = self.decrypt(record, [{"ciphertext": it.get("ciphertext"), "context": it.get("context")}
                                        for it in items])
@@ -406,6 +547,45 @@ class TransitService:
                 out.append(sealed[k])
                 k += 1
         return out
+
+
+PUBLIC_NAMES = {"ed25519": "ed25519", "ecdsa-p256": "P-256", "rsa-2048": "rsa-2048"}
+_SIGN_HASHES = {"sha2-224": hashes.SHA224, "sha2-256": hashes.SHA256, "sha2-384": hashes.SHA384,
+                "sha2-512": hashes.SHA512, "sha3-224": hashes.SHA3_224, "sha3-256": hashes.SHA3_256,
+                "sha3-384": hashes.SHA3_384, "sha3-512": hashes.SHA3_512}
+
+
+def _hash(name: Optional[str]) -> hashes.HashAlgorithm:
+    name = name or "sha2-256"
+    if name not in _SIGN_HASHES:
+        raise TransitError(f"unsupported hash algorithm {name}")
+    return _SIGN_HASHES[name]()
+
+
+def _digest_with(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
+    h = hashes.Hash(algorithm)
+    h.update(data)
+    return h.finalize()
+
+
+def _rsa_padding(name: Optional[str], algorithm: hashes.HashAlgorithm, signing: bool) -> Any:
+    name = name or "pss"
+    if name == "pkcs1v15":
+        return padding.PKCS1v15()
+    if name != "pss":
+        raise TransitError(f"unsupported signature algorithm {name}")
+    # Vault signs with the largest salt and detects it when verifying.
+    return padding.PSS(padding.MGF1(algorithm), padding.PSS.MAX_LENGTH if signing else padding.PSS.AUTO)
+
+
+def _oaep() -> Any:
+    return padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
+
+
+def _rfc3339(seconds: int) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _int(value: Any, name: str) -> int:
@@ -540,10 +720,19 @@ class TransitExtras:
 
     def export(self, record: Dict[str, Any], kind: str, version: Optional[str]) -> Dict[str, Any]:
         s = self.transit.settings(record)
-        if kind not in ("encryption-key", "hmac-key"):
-            raise TransitError(f"invalid export type {kind}" if kind != "signing-key"
-                               else "signing key export not supported for key type " + s["type"])
-        if not s["exportable"]:
+        meta = KEY_TYPES[s["type"]]
+        allowed = {"hmac-key", "public-key"}
+        if meta["encrypt"]:
+            allowed.add("encryption-key")
+        if meta["sign"]:
+            allowed.add("signing-key")
+        if kind not in ("encryption-key", "signing-key", "hmac-key", "public-key"):
+            raise TransitError(f"invalid export type {kind}")
+        if kind not in allowed:
+            raise TransitError(f"{kind} export not supported for key type {s['type']}")
+        if kind == "public-key" and not meta["sign"]:
+            raise TransitError(f"public key export not supported for key type {s['type']}")
+        if kind != "public-key" and not s["exportable"]:
             raise TransitError("private key material is not exportable")
         if version in (None, "", "latest"):
             versions = range(max(s["min_decryption_version"], 1), record["latest"] + 1)
@@ -556,9 +745,23 @@ class TransitExtras:
         for v in versions:
             if self.store.get("ver", f"{record['id']}/{v}") is None:
                 continue
-            secret = self.keys.material(record["id"], v) if kind == "encryption-key" else self.hmac_key(record, v)
-            out[str(v)] = b64(secret)
+            out[str(v)] = self._export_one(record, meta["kind"], kind, v)
         return {"name": record["alias"], "type": s["type"], "keys": out}
+
+    def _export_one(self, record: Dict[str, Any], material_kind: str, kind: str, v: int) -> str:
+        if kind == "hmac-key":
+            return b64(self.hmac_key(record, v))
+        if kind == "public-key":
+            return self.transit.public_key(record, v)
+        material = self.keys.material(record["id"], v)
+        if material_kind in ("aes", "chacha"):
+            return b64(material)
+        private = materials.private_key(material_kind, material)
+        if material_kind == "ed25519":  # seed || public key, as Vault exports it
+            public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            return b64(material + public)
+        return private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()).decode()
 
     def backup(self, record: Dict[str, Any]) -> str:
         s = self.transit.settings(record)
@@ -589,12 +792,13 @@ class TransitExtras:
             if not force:
                 raise TransitError(f"key {name!r} already exists")
             raise TransitError("restoring over an existing key is not supported; delete it first")
-        if settings.get("type") not in TYPES or not versions or any(
-                len(k) != TYPES[settings["type"]] for k, _ in versions.values()):
+        meta = KEY_TYPES.get(settings.get("type", ""))
+        if meta is None or not versions or (meta["size"] and any(
+                len(k) != meta["size"] for k, _ in versions.values())):
             raise TransitError("failed to restore the backup: key material does not match its type")
-        created = self.keys._create(name, "restored transit key", USAGE_SYMMETRIC, True, {}, owner="user",
-                                    creator=creator, material_bytes=TYPES[settings["type"]],
-                                    extra={"transit": settings})
+        created = self.keys._create(name, "restored transit key", meta["usage"], True, {}, owner="user",
+                                    creator=creator, material_bytes=meta["size"],
+                                    extra={"transit": settings, "material_kind": meta["kind"]})
 
         def mutate(rec: Dict[str, Any]) -> List[Op]:
             rec.update(state=ENABLED, latest=latest, origin="TENCENT_KMS")

@@ -431,3 +431,91 @@ def test_native_and_general_batch_paths_agree_on_bad_base64(server, transit, bad
     assert fast_items[0] == slow_items[0]
     assert fast_items[0]["error"].startswith("illegal base64 data at input byte")
     assert "ciphertext" in fast_items[1] and fast_items[1]["reference"] == ""
+
+
+# ---- other key types -------------------------------------------------------
+
+
+@pytest.mark.parametrize("key_type", ["ed25519", "ecdsa-p256", "rsa-2048"])
+def test_signatures_verify_locally_and_through_the_api(server, transit, key_type):
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding
+
+    name = new_key(transit, key_type=key_type, exportable=True)
+    data = transit.read_key(name)["data"]
+    assert data["supports_signing"] and data["type"] == key_type
+    version = data["keys"]["1"]
+    sig = transit.sign_data(name, b64(b"signed message"))["data"]["signature"]
+    assert sig.startswith("vault:v1:")
+    assert transit.verify_signed_data(name, b64(b"signed message"), signature=sig)["data"]["valid"] is True
+    assert transit.verify_signed_data(name, b64(b"tampered"), signature=sig)["data"]["valid"] is False
+    raw_sig = base64.b64decode(sig.split(":")[2])
+    if key_type == "ed25519":
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+        Ed25519PublicKey.from_public_bytes(base64.b64decode(version["public_key"])).verify(raw_sig, b"signed message")
+    else:
+        public = serialization.load_pem_public_key(version["public_key"].encode())
+        if key_type == "ecdsa-p256":
+            public.verify(raw_sig, b"signed message", ec.ECDSA(hashes.SHA256()))
+        else:
+            public.verify(raw_sig, b"signed message",
+                          padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.AUTO), hashes.SHA256())
+    # hvac refuses "public-key" client-side; the API serves it.
+    exported = raw(server, "GET", f"transit/export/public-key/{name}").json()["data"]["keys"]["1"]
+    assert exported == version["public_key"]
+    if key_type != "rsa-2048":
+        with pytest.raises(hvac.exceptions.InvalidRequest, match="not supported"):
+            transit.encrypt_data(name, b64(b"x"))
+    # The same key is a CMK in the Tencent API, refused for AES operations there.
+    kms = sdk_client(server.endpoint)
+    assert error_of(kms, "Encrypt", KeyId=transit_key_id(server, name), Plaintext=b64(b"x")) == \
+        "InvalidParameterValue.InvalidKeyUsage"
+
+
+def transit_key_id(server, name):
+    r = raw(server, "GET", f"transit/keys/{name}")
+    assert r.status_code == 200
+    kms = sdk_client(server.endpoint)
+    listed = call(kms, "ListKeyDetail", SearchKeyAlias=name, KeyUsage="ALL", Limit=200).KeyMetadatas
+    return next(m.KeyId for m in listed if m.Alias == name)
+
+
+def test_ecdsa_jws_marshaling_and_rsa_pkcs1(server, transit):
+    ec_name = new_key(transit, key_type="ecdsa-p256")
+    sig = transit.sign_data(ec_name, b64(b"m"), marshaling_algorithm="jws")["data"]["signature"]
+    assert "=" not in sig.split(":")[2] and len(base64.urlsafe_b64decode(sig.split(":")[2] + "==")) == 64
+    assert transit.verify_signed_data(ec_name, b64(b"m"), signature=sig, marshaling_algorithm="jws")["data"]["valid"]
+    rsa_name = new_key(transit, key_type="rsa-2048")
+    sig = transit.sign_data(rsa_name, b64(b"m"), signature_algorithm="pkcs1v15",
+                            hash_algorithm="sha2-512")["data"]["signature"]
+    assert transit.verify_signed_data(rsa_name, b64(b"m"), signature=sig, signature_algorithm="pkcs1v15",
+                                      hash_algorithm="sha2-512")["data"]["valid"]
+    assert not transit.verify_signed_data(rsa_name, b64(b"m"), signature=sig, signature_algorithm="pss",
+                                          hash_algorithm="sha2-512")["data"]["valid"]
+
+
+def test_rsa_encryption(server, transit):
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    name = new_key(transit, key_type="rsa-2048", exportable=True)
+    ct = transit.encrypt_data(name, b64(b"rsa secret"))["data"]["ciphertext"]
+    assert base64.b64decode(transit.decrypt_data(name, ct)["data"]["plaintext"]) == b"rsa secret"
+    pem = transit.export_key(name, "encryption-key")["data"]["keys"]["1"]
+    private = serialization.load_pem_private_key(pem.encode(), None)
+    oaep = padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
+    assert private.decrypt(base64.b64decode(ct.split(":")[2]), oaep) == b"rsa secret"
+
+
+def test_chacha20_poly1305(server, transit):
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    name = new_key(transit, key_type="chacha20-poly1305", exportable=True)
+    ct = transit.encrypt_data(name, b64(b"chacha"), associated_data=b64(b"ad"))["data"]["ciphertext"]
+    key = base64.b64decode(transit.export_key(name, "encryption-key")["data"]["keys"]["1"])
+    body = base64.b64decode(ct.split(":")[2])
+    assert ChaCha20Poly1305(key).decrypt(body[:12], body[12:], b"ad") == b"chacha"
+    batch = transit.encrypt_data(name, "", batch_input=[{"plaintext": b64(b"a")}, {"plaintext": b64(b"b")}])
+    cts = [r["ciphertext"] for r in batch["data"]["batch_results"]]
+    out = transit.decrypt_data(name, "", batch_input=[{"ciphertext": c} for c in cts])
+    assert [base64.b64decode(r["plaintext"]) for r in out["data"]["batch_results"]] == [b"a", b"b"]

@@ -28,6 +28,7 @@ CODES = [
     (errors.AliasExists, "InvalidParameterValue.AliasAlreadyExists"),
     (errors.DuplicatedKeyId, "InvalidParameterValue.DuplicatedKeyId"),
     (errors.InvalidPlaintext, "InvalidParameterValue.InvalidPlaintext"),
+    (errors.InvalidKeyUsage, "InvalidParameterValue.InvalidKeyUsage"),
     (InvalidCiphertext, "InvalidParameterValue.InvalidCiphertext"),
     (InvalidContext, "InvalidParameterValue"),
     (errors.InvalidPendingWindow, "InvalidParameter.InvalidPendingWindowInDays"),

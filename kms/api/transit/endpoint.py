@@ -92,6 +92,8 @@ class Transit:
             Route("/v1/transit/hash/{algorithm}", self._wrap(self.hash, inline=True), methods=w),
             Route("/v1/transit/hmac/{name}", self._wrap(self.hmac, inline=True), methods=w),
             Route("/v1/transit/hmac/{name}/{algorithm}", self._wrap(self.hmac, inline=True), methods=w),
+            Route("/v1/transit/sign/{name}", self._wrap(self.sign, inline=True), methods=w),
+            Route("/v1/transit/sign/{name}/{algorithm}", self._wrap(self.sign, inline=True), methods=w),
             Route("/v1/transit/verify/{name}", self._wrap(self.verify, inline=True), methods=w),
             Route("/v1/transit/verify/{name}/{algorithm}", self._wrap(self.verify, inline=True), methods=w),
             Route("/v1/transit/export/{kind}/{name}", self._wrap(self.export), methods=["GET"]),
@@ -327,7 +329,8 @@ class Transit:
         reference, a non-derived key): base64 decoding, sealing and base64
         encoding of every item in one native call, and the JSON response
         spliced together as bytes. Anything else takes the general path."""
-        if self.transit.settings(record)["derived"]:
+        settings = self.transit.settings(record)
+        if settings["derived"] or settings["type"] not in ("aes256-gcm96", "aes128-gcm96"):
             return None
         texts, refs = [], []
         for item in items:
@@ -507,12 +510,12 @@ class Transit:
     def verify(self, request, body, account, seen) -> Response:
         name = request.path_params["name"]
         seen["action"] = "transit:verify"
-        record = self._hmac_record(account, name, "VerifyMac", seen)
         algorithm = (request.path_params.get("algorithm") or body.get("hash_algorithm")
                      or body.get("algorithm"))
-        if "signature" in body:
-            raise TransitError(f"signature verification not supported for key type "
-                               f"{self.transit.settings(record)['type']}")
+        if "signature" in body or any("signature" in i for i in body.get("batch_input") or [] if isinstance(i, dict)):
+            record = self._hmac_record(account, name, "Verify", seen)
+            return self._verify_signatures(record, body, algorithm)
+        record = self._hmac_record(account, name, "VerifyMac", seen)
         items, batched = self._items(body, "input")
         results = []
         for item in items:
@@ -561,3 +564,49 @@ class Transit:
         created = self.extras.restore(body.get("backup"), name, bool(body.get("force")), account["secret_id"])
         seen["key_id"] = created["id"]
         return Response(status_code=204)
+
+    # ---- signatures ----------------------------------------------------------
+
+    def sign(self, request, body, account, seen) -> Response:
+        name = request.path_params["name"]
+        seen["action"] = "transit:sign"
+        record = self.transit.record(name)
+        self._allow(account, "Sign", name, record)
+        if record is None:
+            raise TransitError("signing key not found")
+        seen["key_id"] = record["id"]
+        algorithm = request.path_params.get("algorithm") or body.get("hash_algorithm") or body.get("algorithm")
+        items, batched = self._items(body, "input")
+        results = []
+        for item in items:
+            try:
+                sig = self.transit.sign(record, b64decode(item.get("input"), "input"), algorithm,
+                                        item.get("key_version", body.get("key_version")),
+                                        bool(item.get("prehashed", body.get("prehashed"))),
+                                        body.get("signature_algorithm"), body.get("marshaling_algorithm"))
+                results.append({"signature": sig, "key_version": int(sig.split(":")[1][1:]),
+                                "reference": item.get("reference") or ""})
+            except errors.KMSError as exc:
+                if not batched:
+                    raise
+                results.append({"error": str(exc), "reference": item.get("reference") or ""})
+        if not batched:
+            return envelope({"signature": results[0]["signature"], "key_version": results[0]["key_version"]})
+        return envelope({"batch_results": results})
+
+    def _verify_signatures(self, record, body, algorithm) -> Response:
+        items, batched = self._items(body, "input")
+        results = []
+        for item in items:
+            try:
+                valid = self.transit.verify(record, b64decode(item.get("input"), "input"), item.get("signature"),
+                                            algorithm, bool(item.get("prehashed", body.get("prehashed"))),
+                                            body.get("signature_algorithm"), body.get("marshaling_algorithm"))
+                results.append({"valid": valid, "reference": item.get("reference") or ""})
+            except errors.KMSError as exc:
+                if not batched:
+                    raise
+                results.append({"valid": False, "error": str(exc), "reference": item.get("reference") or ""})
+        if not batched:
+            return envelope({"valid": results[0]["valid"]})
+        return envelope({"batch_results": results})

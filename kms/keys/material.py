@@ -1,0 +1,35 @@
+"""Key material by kind: what a new key version is made of.
+
+    aes / chacha   random bytes of the key's size
+    ed25519        the 32-byte private seed
+    ecdsa-p256     PKCS#8 DER private key
+    rsa-2048       PKCS#8 DER private key
+"""
+import os
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+SYMMETRIC_KINDS = ("aes", "chacha")
+
+
+def generate(kind: str, size: int = 32) -> bytes:
+    if kind in SYMMETRIC_KINDS:
+        return os.urandom(size)
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+    if kind == "ecdsa-p256":
+        private = ec.generate_private_key(ec.SECP256R1())
+    elif kind == "rsa-2048":
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        raise ValueError(f"unknown key material kind {kind!r}")
+    return private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+
+
+def private_key(kind: str, material: bytes):  # type: ignore[no-untyped-def]
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.from_private_bytes(material)
+    return serialization.load_der_private_key(material, password=None)
