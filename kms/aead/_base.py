@@ -5,12 +5,11 @@ kms.aead); ``AESGCM(key, backend="aesni")`` picks one explicitly, which is
 how tests and benchmarks compare backends in one process.
 """
 import os
-import re
 from typing import Dict, List, Optional, Sequence, Type, Union
 
 from cryptography.exceptions import InvalidTag
 
-from kms import errors
+from kms import b64text, errors
 from kms.aead import batch as _batch
 from kms.aead.batch import BytesLike, OpenedBatch, Packed, SealedBatch
 from kms.aead.status import KEY_SIZES, NONCE_SIZE, TAG_SIZE, Status
@@ -163,24 +162,20 @@ class AESGCM:
         offset of its first invalid base64 character. Nonces are drawn
         fresh. (The native engine does all items in one call.)"""
         import base64 as _b64
-        import binascii
 
         results: List[Optional[bytes]] = []
         bad_at: List[int] = []
         prefix = f"vault:v{version}:".encode()
         for text in texts:
-            if not _B64_TEXT.fullmatch(text):
+            plain = b64text.decode(text)
+            if plain is None:
                 results.append(None)
-                bad_at.append(_first_bad_base64(text))
+                bad_at.append(b64text.first_bad(text))
                 continue
-            plain = binascii.a2b_base64(text)
             nonce = os.urandom(NONCE_SIZE)
             results.append(prefix + _b64.b64encode(nonce + self.encrypt(nonce, plain, None)))
             bad_at.append(0)
         return TransitTexts(results, bad_at)
-
-
-_B64_TEXT = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 
 
 class TransitTexts:
@@ -197,30 +192,3 @@ class TransitTexts:
 
     def item(self, i: int) -> Optional[bytes]:
         return self._items[i]
-
-
-_B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-
-
-def _first_bad_base64(text: str) -> int:
-    """Where strict padded base64 fails, quantum by quantum (the rules of
-    the native decoder in csrc/transit.c)."""
-    n = len(text)
-    if n % 4:
-        return n - n % 4
-    for i in range(0, n, 4):
-        a, b, c, d = text[i:i + 4]
-        last = i + 4 == n
-        if a not in _B64_CHARS:
-            return i
-        if b not in _B64_CHARS:
-            return i + 1
-        if c == "=" and d == "=" and last:
-            return 0
-        if c not in _B64_CHARS:
-            return i + 2
-        if d == "=" and last:
-            return 0
-        if d not in _B64_CHARS:
-            return i + 3
-    return 0

@@ -33,7 +33,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kms import errors
-from kms.api.transit.endpoint import Transit, _denied, HTTPError
+from kms.api.transit.endpoint import HTTPError, Transit, _denied, token_of
 from kms.service.keys import check_state
 from kms.service.transit import TransitError
 
@@ -112,11 +112,7 @@ class Bulk:
         t.keys.store.refresh()
         if t.before_request is not None:
             t.before_request()
-        token = request.headers.get("x-vault-token")
-        if not token:
-            bearer = request.headers.get("authorization", "")
-            token = bearer[7:].strip() if bearer.lower().startswith("bearer ") else None
-        account = t.tokens.lookup(token)
+        account = t.tokens.lookup(token_of(request))
         if account is None:
             raise _denied()
         seen["account"] = account["secret_id"]

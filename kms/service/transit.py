@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, util
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from kms import errors
+from kms import b64text, errors
 from kms.aead import AESGCM
 from kms.keys import material as materials
 from kms.service.keys import (ENABLED, PENDING_DELETE, USAGE_SYMMETRIC, KeyService,
@@ -66,45 +66,17 @@ class TransitError(errors.InvalidRequest):
     code = "transit_error"
 
 
-# Standard padded base64 exactly as the native decoder (csrc/transit.c)
-# and Go's decoder accept it; leftover bits in the last quantum are ignored.
-_B64_RE = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
-_B64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-
-
 def b64decode(value: Any, what: str = "input") -> bytes:
     if value is None:
         return b""
     if not isinstance(value, str):
         value = str(value)
     value = value.rstrip("\r\n")
-    if not _B64_RE.fullmatch(value):
+    decoded = b64text.decode(value)
+    if decoded is None:
         # Go's decoder (OpenBao) names the first bad byte; so do we.
-        raise TransitError(f"illegal base64 data at input byte {first_bad_base64(value)}")
-    return binascii.a2b_base64(value)
-
-
-def first_bad_base64(text: str) -> int:
-    """Where strict decoding fails, scanning quanta as csrc/transit.c does."""
-    n = len(text)
-    if n % 4:
-        return n - n % 4
-    for i in range(0, n, 4):
-        a, b, c, d = text[i:i + 4]
-        last = i + 4 == n
-        if a not in _B64:
-            return i
-        if b not in _B64:
-            return i + 1
-        if c == "=" and d == "=" and last:
-            return -1
-        if c not in _B64:
-            return i + 2
-        if d == "=" and last:
-            return -1
-        if d not in _B64:
-            return i + 3
-    return -1
+        raise TransitError(f"illegal base64 data at input byte {b64text.first_bad(value)}")
+    return decoded
 
 
 def b64(data: bytes) -> str:

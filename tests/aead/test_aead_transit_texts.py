@@ -4,7 +4,6 @@ import base64
 import os
 import random
 
-import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM as OpenSSLAESGCM
 
 from kms import aead

@@ -97,3 +97,14 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def kms(server):
     return sdk_client(server.endpoint)
+
+
+def server_with_root_token(directory: str, token: str) -> Server:
+    """A started server whose root token is fixed (KMS_ROOT_TOKEN)."""
+    os.environ["KMS_ROOT_TOKEN"] = token
+    try:
+        srv = Server(directory)
+        srv.start()
+    finally:
+        del os.environ["KMS_ROOT_TOKEN"]
+    return srv

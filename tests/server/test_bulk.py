@@ -7,7 +7,7 @@ import hvac
 import pytest
 import requests
 
-from conftest import Server
+from conftest import server_with_root_token
 from kms.cli import main
 from kms.client import Client, ClientError
 
@@ -16,12 +16,7 @@ TOKEN = "kms-bulk-test-token-0123456789"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    os.environ["KMS_ROOT_TOKEN"] = TOKEN
-    try:
-        srv = Server(str(tmp_path_factory.mktemp("bulk") / "data"))
-        srv.start()
-    finally:
-        del os.environ["KMS_ROOT_TOKEN"]
+    srv = server_with_root_token(str(tmp_path_factory.mktemp("bulk") / "data"), TOKEN)
     yield srv
     srv.kill()
 

@@ -8,7 +8,7 @@ import os
 import hvac
 import pytest
 import requests
-from conftest import Server, sdk_client
+from conftest import sdk_client, server_with_root_token
 from kms.cli import main
 from test_tencent_api import call, error_of
 
@@ -21,12 +21,7 @@ def b64(data: bytes) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    os.environ["KMS_ROOT_TOKEN"] = ROOT_TOKEN
-    try:
-        srv = Server(str(tmp_path_factory.mktemp("transit") / "data"))
-        srv.start()
-    finally:
-        del os.environ["KMS_ROOT_TOKEN"]
+    srv = server_with_root_token(str(tmp_path_factory.mktemp("transit") / "data"), ROOT_TOKEN)
     yield srv
     srv.kill()
 

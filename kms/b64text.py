@@ -1,0 +1,41 @@
+"""Strict standard base64 text, with the rules Go's decoder applies (so
+errors match OpenBao's): padded, standard alphabet, leftover bits in the last
+quantum ignored. The native decoder in csrc/transit.c follows the same rules;
+a test checks the two agree. Imports nothing from kms."""
+import binascii
+import re
+from typing import Optional
+
+_VALID = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+
+def decode(text: str) -> Optional[bytes]:
+    """The decoded bytes, or None when text is not valid."""
+    if not _VALID.fullmatch(text):
+        return None
+    return binascii.a2b_base64(text)
+
+
+def first_bad(text: str) -> int:
+    """Offset of the first character where decoding fails (quantum by
+    quantum, as csrc/transit.c scans), or -1 if the text is valid."""
+    n = len(text)
+    if n % 4:
+        return n - n % 4
+    for i in range(0, n, 4):
+        a, b, c, d = text[i:i + 4]
+        last = i + 4 == n
+        if a not in _ALPHABET:
+            return i
+        if b not in _ALPHABET:
+            return i + 1
+        if c == "=" and d == "=" and last:
+            return -1
+        if c not in _ALPHABET:
+            return i + 2
+        if d == "=" and last:
+            return -1
+        if d not in _ALPHABET:
+            return i + 3
+    return -1
