@@ -80,7 +80,9 @@ int kms_gcm_open(const kms_gcm_ctx *ctx, const uint8_t *nonce,
  * nonces holds count * 12 bytes; for seal with KMS_SEAL_GENERATE_NONCES the
  * engine fills it from getrandom() in one system call before encrypting.
  * With KMS_SEAL_NONCE_PREFIX each sealed item also starts with its nonce
- * (the transit body layout), 12 more bytes per item.
+ * (the transit body layout), 12 more bytes per item. KMS_SEAL_MSGPACK_BIN
+ * (with NONCE_PREFIX) also writes a 5-byte msgpack bin32 header before each
+ * item, so the arena is directly the body of a msgpack array of the items.
  *
  * Outputs are packed back to back in `out`: item i gets in_lens[i] + 16
  * bytes (seal) or in_lens[i] - 16 bytes (open; 0 for an item too short).
@@ -96,7 +98,8 @@ int kms_gcm_open(const kms_gcm_ctx *ctx, const uint8_t *nonce,
 /* seal_batch flags */
 enum {
     KMS_SEAL_GENERATE_NONCES = 1, /* fill nonces from getrandom first */
-    KMS_SEAL_NONCE_PREFIX = 2     /* item i's output is nonce || ct || tag */
+    KMS_SEAL_NONCE_PREFIX = 2,    /* item i's output is nonce || ct || tag */
+    KMS_SEAL_MSGPACK_BIN = 4      /* ... preceded by a msgpack bin32 header */
 };
 int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, size_t count,
                            uint8_t *nonces, size_t nonces_len,

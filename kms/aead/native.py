@@ -203,17 +203,28 @@ class NativeAESGCM(AESGCM):
         data: Union[Packed, Sequence[BytesLike]],
         associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
         nonce_prefix: bool = False,
+        msgpack_framed: bool = False,
     ) -> SealedBatch:
-        if _large_items(data):
+        """msgpack_framed (with nonce_prefix, native backends only): every
+        item is preceded by its msgpack bin32 header, so `buffer` is the
+        body of a msgpack array of the sealed items."""
+        if msgpack_framed and not nonce_prefix:
+            raise errors.InvalidRequest("msgpack_framed needs nonce_prefix")
+        if _large_items(data) and not msgpack_framed:
             return self._encrypt_large(nonces, data, associated_data, nonce_prefix)
         count, inputs, aad = _packed(data, associated_data)
         if nonces is None:
             nonce_buf, flags = _fresh_bytes(NONCE_SIZE * count), lib.KMS_SEAL_GENERATE_NONCES
         else:
             nonce_buf, flags = _batch.pack_nonces(nonces, count), 0
+        per_item = TAG_SIZE
         if nonce_prefix:
             flags |= lib.KMS_SEAL_NONCE_PREFIX
-        out_len = len(inputs[0]) + (TAG_SIZE + (NONCE_SIZE if nonce_prefix else 0)) * count
+            per_item += NONCE_SIZE
+        if msgpack_framed:
+            flags |= lib.KMS_SEAL_MSGPACK_BIN
+            per_item += 5
+        out_len = len(inputs[0]) + per_item * count
         out = _arena(out_len, wipe=False)
         offsets, statuses = _batch.empty_offsets(count), _batch.empty_statuses(count)
         failed = lib.kms_gcm_seal_batch(
