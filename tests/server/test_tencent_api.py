@@ -331,3 +331,43 @@ def test_every_call_is_audited_without_secrets(kms, server):
     assert b64(secret) not in text and blob not in text and secret.decode() not in text
     from kms.cli import main
     assert main(["audit", "verify", "--data-dir", server.data_dir]) == 0
+
+
+def test_state_table_refusals(kms, server):
+    """More of spec table 3.2: operations a state does not allow."""
+    pending = new_key(kms)
+    call(kms, "DisableKey", KeyId=pending)
+    call(kms, "ScheduleKeyDeletion", KeyId=pending, PendingWindowInDays=30)
+    for action in ("EnableKey", "DisableKey", "ArchiveKey", "EnableKeyRotation"):
+        assert error_of(kms, action, KeyId=pending) == "ResourceUnavailable.CmkStateNotSupport", action
+    assert error_of(kms, "UpdateKeyDescription", KeyId=pending, Description="x") == \
+        "ResourceUnavailable.CmkStateNotSupport"
+    assert error_of(kms, "ScheduleKeyDeletion", KeyId=pending, PendingWindowInDays=7) == \
+        "ResourceUnavailable.CmkStateNotSupport"
+    disabled = new_key(kms)
+    call(kms, "DisableKey", KeyId=disabled)
+    assert error_of(kms, "ArchiveKey", KeyId=disabled) == "ResourceUnavailable.CmkStateNotSupport"
+    assert error_of(kms, "RotateKey", KeyId=disabled) == "ResourceUnavailable.CmkStateNotSupport"  # spec 3.2
+    external = new_key(kms, Type=2)
+    assert error_of(kms, "GenerateDataKey", KeyId=external, KeySpec="AES_256") == \
+        "ResourceUnavailable.CmkStateNotSupport"
+    # ReEncrypt to a disabled destination.
+    source = new_key(kms)
+    blob = call(kms, "Encrypt", KeyId=source, Plaintext=b64(b"x")).CiphertextBlob
+    assert error_of(kms, "ReEncrypt", CiphertextBlob=blob, DestinationKeyId=disabled) == \
+        "ResourceUnavailable.CmkDisabled"
+
+
+@pytest.mark.parametrize("action, params", [
+    ("DescribeKeys", {"KeyIds": [f"00000000-0000-4000-8000-{i:012d}" for i in range(101)]}),
+    ("DescribeKeys", {"KeyIds": []}),
+    ("ListKeyDetail", {"Origin": "SOMEWHERE"}),
+    ("ListKeyDetail", {"KeyState": 6}),
+    ("ListKeyDetail", {"OrderType": 2}),
+    ("ListKeys", {"Role": 2}),
+    ("ListKeys", {"Offset": -1}),
+    ("GenerateDataKey", {"KeyId": "00000000-0000-4000-8000-000000000000", "IsHostedByKms": 1}),
+])
+def test_parameter_limits(kms, action, params):
+    code = error_of(kms, action, **params)
+    assert code in ("InvalidParameter", "UnsupportedOperation"), code
