@@ -514,3 +514,14 @@ def test_chacha20_poly1305(server, transit):
     cts = [r["ciphertext"] for r in batch["data"]["batch_results"]]
     out = transit.decrypt_data(name, "", batch_input=[{"ciphertext": c} for c in cts])
     assert [base64.b64decode(r["plaintext"]) for r in out["data"]["batch_results"]] == [b"a", b"b"]
+
+
+@pytest.mark.parametrize("count", [2, 200])  # 200 x 1 KiB runs in the thread pool
+def test_response_and_audit_share_the_request_id(server, transit, count):
+    name = new_key(transit)
+    r = raw(server, "POST", f"transit/encrypt/{name}",
+            json={"batch_input": [{"plaintext": b64(os.urandom(1024))} for _ in range(count)]})
+    request_id = r.json()["request_id"]
+    with open(f"{server.data_dir}/audit.log") as f:
+        entries = [json.loads(line) for line in f]
+    assert [e["action"] for e in entries if e["request_id"] == request_id] == ["transit:encrypt"]

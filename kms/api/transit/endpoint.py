@@ -77,9 +77,6 @@ class Transit:
         self.policies = PolicyService(keys.store)
         self.audit = audit
         self.before_request = before_request
-        # The current request's id, for the envelope (set per request; the
-        # inline paths run one at a time on the event loop).
-        self._request_id: Optional[str] = None
 
     # ---- plumbing ----------------------------------------------------------
 
@@ -183,7 +180,7 @@ class Transit:
         if account is None:
             raise _denied()
         seen["account"] = account["secret_id"]
-        seen["request_id"] = self._request_id = str(uuid.uuid4())
+        seen["request_id"] = str(uuid.uuid4())
         return handler(request, body, account, seen)
 
     def _allow(self, account: Dict[str, Any], action: str, name: Optional[str],
@@ -323,13 +320,13 @@ class Transit:
         self._allow(account, "Encrypt", name, self.transit.record(name))
         record = self._key_or_upsert(name, body, account, items, seen)
         if batched:
-            fast = self._native_batch_encrypt(record, body, items)
+            fast = self._native_batch_encrypt(record, body, items, seen["request_id"])
             if fast is not None:
                 return fast
         results = self.transit.encrypt(record, items)
-        return self._crypto_response(body, items, results, batched, "ciphertext", with_version=True)
+        return self._crypto_response(body, items, results, batched, "ciphertext", True, seen["request_id"])
 
-    def _native_batch_encrypt(self, record, body, items) -> Optional[Response]:
+    def _native_batch_encrypt(self, record, body, items, request_id: str) -> Optional[Response]:
         """The common batch shape (items with only plaintext and a plain
         reference, a non-derived key): base64 decoding, sealing and base64
         encoding of every item in one native call, and the JSON response
@@ -360,7 +357,7 @@ class Transit:
                 parts.append(b'{"ciphertext":"' + bytes(ct) + tail + ref + b'"}')
         warnings: List[str] = []
         status = self._status(body, failed, len(items), warnings)
-        content = (b'{"request_id":"' + (self._request_id or str(uuid.uuid4())).encode()
+        content = (b'{"request_id":"' + request_id.encode()
                    + b'","lease_id":"","renewable":false,"lease_duration":0,"data":{"batch_results":['
                    + b",".join(parts) + b']},"wrap_info":null,"warnings":'
                    + (json.dumps(warnings).encode() if warnings else b"null") + b',"auth":null}')
@@ -377,7 +374,7 @@ class Transit:
             raise TransitError("encryption key not found")
         seen["key_id"] = record["id"]
         results = self.transit.decrypt(record, items)
-        return self._crypto_response(body, items, results, batched, "plaintext", with_version=False)
+        return self._crypto_response(body, items, results, batched, "plaintext", False, seen["request_id"])
 
     def rewrap(self, request, body, account, seen) -> Response:
         name = request.path_params["name"]
@@ -389,13 +386,13 @@ class Transit:
             raise TransitError("encryption key not found")
         seen["key_id"] = record["id"]
         results = self.transit.rewrap(record, items)
-        response = self._crypto_response(body, items, results, batched, "ciphertext", with_version=True)
+        response = self._crypto_response(body, items, results, batched, "ciphertext", True, seen["request_id"])
         if batched:
             response.status_code = 200  # rewrap reports failures only inside items
         return response
 
     def _crypto_response(self, body, items, results, batched: bool, field: str,
-                         with_version: bool) -> Response:
+                         with_version: bool, request_id: str) -> Response:
         if not batched:
             result = results[0]
             if result.error is not None:
@@ -403,7 +400,7 @@ class Transit:
             data = {field: result.result}
             if with_version:
                 data["key_version"] = result.version
-            return envelope(data, request_id=self._request_id)
+            return envelope(data, request_id=request_id)
         out, failed = [], 0
         for item, result in zip(items, results):
             reference = item.get("reference") or ""
@@ -420,7 +417,7 @@ class Transit:
         warnings: List[str] = []
         status = self._status(body, failed, len(items), warnings)
         return envelope({"batch_results": out}, status=status, warnings=warnings,
-                        request_id=self._request_id)
+                        request_id=request_id)
 
     def datakey(self, request, body, account, seen) -> Response:
         kind, name = request.path_params["kind"], request.path_params["name"]
