@@ -197,10 +197,7 @@ class Bulk:
                     version, raw = versions[i], item
                     if version is None:
                         raise TransitError("binary items need key_version or key_versions")
-                    if version > record["latest"]:
-                        raise TransitError("invalid ciphertext: version is too new")
-                    if version < settings["min_decryption_version"]:
-                        raise TransitError("ciphertext or signature version is disallowed by policy (too old)")
+                    self.service.check_version(record, settings, version)
                     if len(raw) < 28:
                         raise TransitError("invalid ciphertext length")
                 else:

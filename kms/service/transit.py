@@ -58,6 +58,7 @@ DEFAULTS = {"type": "aes256-gcm96", "derived": False, "convergent_encryption": F
             "deletion_allowed": False, "min_decryption_version": 1,
             "min_encryption_version": 0, "min_available_version": 0}
 PREFIX = "vault:v"
+TOO_OLD = "ciphertext or signature version is disallowed by policy (too old)"
 
 
 class TransitError(errors.InvalidRequest):
@@ -354,19 +355,33 @@ class TransitService:
             raise TransitError("no such key version")
         return version
 
+    @staticmethod
+    def check_version(record: Dict[str, Any], s: Dict[str, Any], version: int,
+                      what: str = "ciphertext", too_old: str = TOO_OLD) -> int:
+        """A version read from a ciphertext, signature or HMAC must exist and
+        not be below min_decryption_version."""
+        if version > record["latest"]:
+            raise TransitError(f"invalid {what}: version is too new")
+        if version < s["min_decryption_version"]:
+            raise TransitError(too_old)
+        return version
+
+    def versioned(self, record: Dict[str, Any], s: Dict[str, Any], text: Any,
+                  what: str = "ciphertext", too_old: str = TOO_OLD) -> Tuple[int, str]:
+        """Split "vault:v<N>:<body>" (ciphertexts, signatures and HMACs share
+        it) into a checked version and the body text."""
+        if not isinstance(text, str) or not text.startswith(PREFIX):
+            raise TransitError(f"invalid {what}: no prefix")
+        version_text, sep, body = text[len(PREFIX):].partition(":")
+        if not sep or not version_text.isdigit():
+            raise TransitError(f"invalid {what}: version number could not be decoded")
+        # vault:v0: is read as version 1
+        return self.check_version(record, s, max(int(version_text), 1), what, too_old), body
+
     def parse(self, record: Dict[str, Any], s: Dict[str, Any], ciphertext: Any) -> Tuple[int, bytes]:
         if not ciphertext or not isinstance(ciphertext, str):
             raise TransitError("missing ciphertext to decrypt")
-        if not ciphertext.startswith(PREFIX):
-            raise TransitError("invalid ciphertext: no prefix")
-        version_text, sep, body = ciphertext[len(PREFIX):].partition(":")
-        if not sep or not version_text.isdigit():
-            raise TransitError("invalid ciphertext: version number could not be decoded")
-        version = max(int(version_text), 1)  # vault:v0: is read as version 1
-        if version > record["latest"]:
-            raise TransitError("invalid ciphertext: version is too new")
-        if version < s["min_decryption_version"]:
-            raise TransitError("ciphertext or signature version is disallowed by policy (too old)")
+        version, body = self.versioned(record, s, ciphertext)
         try:
             raw = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
@@ -471,16 +486,7 @@ class TransitService:
         from cryptography.exceptions import InvalidSignature
 
         s, kind = self._signing(record)
-        if not isinstance(signature, str) or not signature.startswith(PREFIX):
-            raise TransitError("invalid signature: no prefix")
-        version_text, sep, body = signature[len(PREFIX):].partition(":")
-        if not sep or not version_text.isdigit():
-            raise TransitError("invalid signature: version number could not be decoded")
-        version = max(int(version_text), 1)
-        if version > record["latest"]:
-            raise TransitError("invalid signature: version is too new")
-        if version < s["min_decryption_version"]:
-            raise TransitError("ciphertext or signature version is disallowed by policy (too old)")
+        version, body = self.versioned(record, s, signature, "signature")
         public = self._private(record, version).public_key()
         try:
             if kind == "ecdsa-p256" and (marshaling or "asn1") == "jws":
@@ -651,16 +657,8 @@ class TransitExtras:
     def verify_hmac(self, record: Dict[str, Any], data: bytes, mac_text: Any,
                     algorithm: Optional[str]) -> bool:
         s = self.transit.settings(record)
-        if not isinstance(mac_text, str) or not mac_text.startswith(PREFIX):
-            raise TransitError("invalid HMAC: no prefix")
-        version_text, sep, body = mac_text[len(PREFIX):].partition(":")
-        if not sep or not version_text.isdigit():
-            raise TransitError("invalid HMAC: version number could not be decoded")
-        version = max(int(version_text), 1)
-        if version > record["latest"]:
-            raise TransitError("invalid HMAC: version is too new")
-        if version < s["min_decryption_version"]:
-            raise TransitError("cannot verify HMAC: version is too old (disallowed by policy)")
+        version, body = self.transit.versioned(
+            record, s, mac_text, "HMAC", "cannot verify HMAC: version is too old (disallowed by policy)")
         claimed = b64decode(body, "hmac")
         expected = hmac.new(self.hmac_key(record, version), data, hash_name(algorithm)).digest()
         return hmac.compare_digest(claimed, expected)
