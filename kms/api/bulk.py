@@ -35,7 +35,7 @@ from starlette.routing import Route
 
 from kms import errors
 from kms.aead.native import NativeAESGCM
-from kms.api.transit.endpoint import HTTPError, Transit, _denied, token_of
+from kms.api.transit.endpoint import HTTPError, Transit
 from kms.service.keys import check_state
 from kms.service.transit import TransitError
 
@@ -119,14 +119,7 @@ class Bulk:
         return b"".join(chunks)  # the one copy of the body
 
     def _run(self, handler, request: Request, body: bytes, seen: Dict[str, Any]) -> Response:
-        t = self.transit
-        t.keys.store.refresh()
-        if t.before_request is not None:
-            t.before_request()
-        account = t.tokens.lookup(token_of(request))
-        if account is None:
-            raise _denied()
-        seen["account"] = account["secret_id"]
+        account = self.transit.authenticate(request, seen)
         record = self.service.record(request.path_params["name"])
         seen["key_id"] = record["id"] if record else None
         try:
@@ -139,13 +132,6 @@ class Bulk:
         name = request.path_params["name"]
         return handler(account, name, message)
 
-    def _record(self, account: Dict[str, Any], name: str, action: str) -> Dict[str, Any]:
-        record = self.service.record(name)
-        self.transit._allow(account, action, name, record)
-        if record is None:
-            raise TransitError("encryption key not found")
-        return record
-
     @staticmethod
     def _aad(message: Dict[str, Any], count: int) -> Any:
         aad = message.get("associated_data")
@@ -156,7 +142,7 @@ class Bulk:
         raise TransitError("associated_data must be bytes, or a list of bytes with one entry per item")
 
     def encrypt(self, account: Dict[str, Any], name: str, message: Dict[str, Any]) -> Response:
-        record = self._record(account, name, "Encrypt")
+        record = self.transit.existing_key(account, name, "Encrypt")
         check_state(record, "encrypt")
         items = message["items"]
         if not all(isinstance(i, bytes) for i in items):
@@ -179,7 +165,7 @@ class Bulk:
                                  headers={"Content-Length": str(len(head) + len(sealed.buffer))})
 
     def decrypt(self, account: Dict[str, Any], name: str, message: Dict[str, Any]) -> Response:
-        record = self._record(account, name, "Decrypt")
+        record = self.transit.existing_key(account, name, "Decrypt")
         check_state(record, "decrypt")
         settings = self.service.settings(record)
         _require_bulk(settings)

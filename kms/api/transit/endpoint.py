@@ -172,7 +172,9 @@ class Transit:
             raise HTTPError(400, ["failed to decode JSON input: body must be an object"])
         return body
 
-    def _run(self, handler, request: Request, body: Dict[str, Any], seen: Dict[str, Any]) -> Response:
+    def authenticate(self, request: Request, seen: Dict[str, Any]) -> Dict[str, Any]:
+        """The account behind the request's token (JSON and bulk routes alike),
+        read against the store as it is on disk now."""
         self.keys.store.refresh()
         if self.before_request is not None:
             self.before_request()
@@ -180,8 +182,25 @@ class Transit:
         if account is None:
             raise _denied()
         seen["account"] = account["secret_id"]
+        return account
+
+    def _run(self, handler, request: Request, body: Dict[str, Any], seen: Dict[str, Any]) -> Response:
+        account = self.authenticate(request, seen)
         seen["request_id"] = str(uuid.uuid4())
         return handler(request, body, account, seen)
+
+    def existing_key(self, account: Dict[str, Any], name: str, action: str,
+                     seen: Optional[Dict[str, Any]] = None,
+                     missing: str = "encryption key not found") -> Dict[str, Any]:
+        """The named key, once the account may run `action` on it; checked
+        before existence so a denied caller cannot probe for key names."""
+        record = self.transit.record(name)
+        self._allow(account, action, name, record)
+        if record is None:
+            raise TransitError(missing)
+        if seen is not None:
+            seen["key_id"] = record["id"]
+        return record
 
     def _allow(self, account: Dict[str, Any], action: str, name: Optional[str],
                record: Optional[Dict[str, Any]]) -> None:
@@ -368,11 +387,7 @@ class Transit:
         name = request.path_params["name"]
         seen["action"] = "transit:decrypt"
         items, batched = self._items(body, "ciphertext")
-        record = self.transit.record(name)
-        self._allow(account, "Decrypt", name, record)
-        if record is None:
-            raise TransitError("encryption key not found")
-        seen["key_id"] = record["id"]
+        record = self.existing_key(account, name, "Decrypt", seen)
         results = self.transit.decrypt(record, items)
         return self._crypto_response(body, items, results, batched, "plaintext", False, seen["request_id"])
 
@@ -380,11 +395,7 @@ class Transit:
         name = request.path_params["name"]
         seen["action"] = "transit:rewrap"
         items, batched = self._items(body, "ciphertext")
-        record = self.transit.record(name)
-        self._allow(account, "ReEncrypt", name, record)
-        if record is None:
-            raise TransitError("encryption key not found")
-        seen["key_id"] = record["id"]
+        record = self.existing_key(account, name, "ReEncrypt", seen)
         results = self.transit.rewrap(record, items)
         response = self._crypto_response(body, items, results, batched, "ciphertext", True, seen["request_id"])
         if batched:
@@ -424,11 +435,7 @@ class Transit:
         seen["action"] = "transit:datakey"
         if kind not in ("plaintext", "wrapped"):
             raise TransitError("Invalid path, must be 'plaintext' or 'wrapped'")
-        record = self.transit.record(name)
-        self._allow(account, "GenerateDataKey", name, record)
-        if record is None:
-            raise TransitError("encryption key not found")
-        seen["key_id"] = record["id"]
+        record = self.existing_key(account, name, "GenerateDataKey", seen)
         try:
             bits = int(body.get("bits") or 256)
         except (TypeError, ValueError):
@@ -480,18 +487,10 @@ class Transit:
         value = digest(algorithm, data)
         return envelope({"sum": value.hex() if fmt == "hex" else base64.b64encode(value).decode()})
 
-    def _hmac_record(self, account, name, action, seen):
-        record = self.transit.record(name)
-        self._allow(account, action, name, record)
-        if record is None:
-            raise TransitError("encryption key not found")
-        seen["key_id"] = record["id"]
-        return record
-
     def hmac(self, request, body, account, seen) -> Response:
         name = request.path_params["name"]
         seen["action"] = "transit:hmac"
-        record = self._hmac_record(account, name, "GenerateMac", seen)
+        record = self.existing_key(account, name, "GenerateMac", seen)
         algorithm = (request.path_params.get("algorithm") or body.get("algorithm")
                      or body.get("hash_algorithm"))
         items, batched = self._items(body, "input")
@@ -515,9 +514,9 @@ class Transit:
         algorithm = (request.path_params.get("algorithm") or body.get("hash_algorithm")
                      or body.get("algorithm"))
         if "signature" in body or any("signature" in i for i in body.get("batch_input") or [] if isinstance(i, dict)):
-            record = self._hmac_record(account, name, "Verify", seen)
+            record = self.existing_key(account, name, "Verify", seen)
             return self._verify_signatures(record, body, algorithm)
-        record = self._hmac_record(account, name, "VerifyMac", seen)
+        record = self.existing_key(account, name, "VerifyMac", seen)
         items, batched = self._items(body, "input")
         results = []
         for item in items:
@@ -572,11 +571,7 @@ class Transit:
     def sign(self, request, body, account, seen) -> Response:
         name = request.path_params["name"]
         seen["action"] = "transit:sign"
-        record = self.transit.record(name)
-        self._allow(account, "Sign", name, record)
-        if record is None:
-            raise TransitError("signing key not found")
-        seen["key_id"] = record["id"]
+        record = self.existing_key(account, name, "Sign", seen, missing="signing key not found")
         algorithm = request.path_params.get("algorithm") or body.get("hash_algorithm") or body.get("algorithm")
         items, batched = self._items(body, "input")
         results = []
