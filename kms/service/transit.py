@@ -528,16 +528,17 @@ class TransitService:
 
 
 PUBLIC_NAMES = {"ed25519": "ed25519", "ecdsa-p256": "P-256", "rsa-2048": "rsa-2048"}
-_SIGN_HASHES = {"sha2-224": hashes.SHA224, "sha2-256": hashes.SHA256, "sha2-384": hashes.SHA384,
-                "sha2-512": hashes.SHA512, "sha3-224": hashes.SHA3_224, "sha3-256": hashes.SHA3_256,
-                "sha3-384": hashes.SHA3_384, "sha3-512": hashes.SHA3_512}
+# Vault's hash names; signing, HMAC and hash/ all accept exactly these.
+HASHES = {"sha2-224": hashes.SHA224, "sha2-256": hashes.SHA256, "sha2-384": hashes.SHA384,
+          "sha2-512": hashes.SHA512, "sha3-224": hashes.SHA3_224, "sha3-256": hashes.SHA3_256,
+          "sha3-384": hashes.SHA3_384, "sha3-512": hashes.SHA3_512}
 
 
 def _hash(name: Optional[str]) -> hashes.HashAlgorithm:
     name = name or "sha2-256"
-    if name not in _SIGN_HASHES:
+    if name not in HASHES:
         raise TransitError(f"unsupported hash algorithm {name}")
-    return _SIGN_HASHES[name]()
+    return HASHES[name]()
 
 
 def _digest_with(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
@@ -611,16 +612,9 @@ def duration(value: Any) -> int:
 
 # ---- hashing, HMAC, trim, export, backup, auto-rotation ----------------------
 
-HASHES = {"sha2-224": "sha224", "sha2-256": "sha256", "sha2-384": "sha384", "sha2-512": "sha512",
-          "sha3-224": "sha3_224", "sha3-256": "sha3_256", "sha3-384": "sha3_384",
-          "sha3-512": "sha3_512"}
-
-
 def hash_name(algorithm: Optional[str]) -> str:
-    algorithm = algorithm or "sha2-256"
-    if algorithm not in HASHES:
-        raise TransitError(f"unsupported hash algorithm {algorithm}")
-    return HASHES[algorithm]
+    """The hashlib name of a Vault hash name (hashlib spells sha3-224 as sha3_224)."""
+    return _hash(algorithm).name.replace("-", "_")
 
 
 def digest(algorithm: Optional[str], data: bytes) -> bytes:
