@@ -525,3 +525,30 @@ def test_response_and_audit_share_the_request_id(server, transit, count):
     with open(f"{server.data_dir}/audit.log") as f:
         entries = [json.loads(line) for line in f]
     assert [e["action"] for e in entries if e["request_id"] == request_id] == ["transit:encrypt"]
+
+
+def test_batch_hmac_sign_and_verify_report_each_items_error(server, transit):
+    """One bad item fails only itself and keeps its reference; the others go on."""
+    name = new_key(transit)
+    good, bad = {"input": b64(b"one"), "reference": "a"}, {"input": "not base64!", "reference": "b"}
+    macs = raw(server, "POST", f"transit/hmac/{name}", json={"batch_input": [good, bad]}).json()["data"]
+    first, second = macs["batch_results"]
+    assert first["hmac"].startswith("vault:v1:") and first["reference"] == "a"
+    assert "hmac" not in second and second["reference"] == "b" and second["error"]
+    checks = raw(server, "POST", f"transit/verify/{name}", json={"batch_input": [
+        {"input": b64(b"one"), "hmac": first["hmac"], "reference": "a"},
+        {"input": b64(b"one"), "hmac": "vault:v9:AAAA", "reference": "b"}]}).json()["data"]
+    assert checks["batch_results"][0] == {"valid": True, "reference": "a"}
+    assert checks["batch_results"][1]["valid"] is False and "too new" in checks["batch_results"][1]["error"]
+
+    signer = new_key(transit, key_type="ed25519")
+    signed = raw(server, "POST", f"transit/sign/{signer}", json={"batch_input": [good, bad]}).json()["data"]
+    sig, failed = signed["batch_results"]
+    assert sig["signature"].startswith("vault:v1:") and sig["key_version"] == 1 and sig["reference"] == "a"
+    assert "signature" not in failed and failed["reference"] == "b" and failed["error"]
+    verified = raw(server, "POST", f"transit/verify/{signer}", json={"batch_input": [
+        {"input": b64(b"one"), "signature": sig["signature"], "reference": "a"},
+        {"input": b64(b"two"), "signature": sig["signature"], "reference": "b"},
+        {"input": b64(b"one"), "signature": "no prefix", "reference": "c"}]}).json()["data"]
+    assert verified["batch_results"][:2] == [{"valid": True, "reference": "a"}, {"valid": False, "reference": "b"}]
+    assert verified["batch_results"][2]["valid"] is False and "no prefix" in verified["batch_results"][2]["error"]
