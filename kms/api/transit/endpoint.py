@@ -493,19 +493,29 @@ class Transit:
         record = self.existing_key(account, name, "GenerateMac", seen)
         algorithm = (request.path_params.get("algorithm") or body.get("algorithm")
                      or body.get("hash_algorithm"))
+
+        def one(item):
+            return {"hmac": self.extras.hmac(record, b64decode(item.get("input"), "input"), algorithm,
+                                             item.get("key_version", body.get("key_version")))}
+        return self._each_input(body, one, {}, ("hmac",))
+
+    def _each_input(self, body: Dict[str, Any], one: Callable[[Dict[str, Any]], Dict[str, Any]],
+                    failed: Dict[str, Any], single: Tuple[str, ...]) -> Response:
+        """Run `one` on every input item (hmac, verify, sign): a single request
+        raises its error; a batch reports it in the item, with the `failed`
+        fields, and goes on with the rest."""
         items, batched = self._items(body, "input")
         results = []
         for item in items:
+            reference = item.get("reference") or ""
             try:
-                mac = self.extras.hmac(record, b64decode(item.get("input"), "input"), algorithm,
-                                       item.get("key_version", body.get("key_version")))
-                results.append({"hmac": mac, "reference": item.get("reference") or ""})
+                results.append({**one(item), "reference": reference})
             except errors.KMSError as exc:
                 if not batched:
                     raise
-                results.append({"error": str(exc), "reference": item.get("reference") or ""})
+                results.append({**failed, "error": str(exc), "reference": reference})
         if not batched:
-            return envelope({"hmac": results[0]["hmac"]})
+            return envelope({field: results[0][field] for field in single})
         return envelope({"batch_results": results})
 
     def verify(self, request, body, account, seen) -> Response:
@@ -517,20 +527,11 @@ class Transit:
             record = self.existing_key(account, name, "Verify", seen)
             return self._verify_signatures(record, body, algorithm)
         record = self.existing_key(account, name, "VerifyMac", seen)
-        items, batched = self._items(body, "input")
-        results = []
-        for item in items:
-            try:
-                valid = self.extras.verify_hmac(record, b64decode(item.get("input"), "input"),
-                                                item.get("hmac"), algorithm)
-                results.append({"valid": valid, "reference": item.get("reference") or ""})
-            except errors.KMSError as exc:
-                if not batched:
-                    raise
-                results.append({"valid": False, "error": str(exc), "reference": item.get("reference") or ""})
-        if not batched:
-            return envelope({"valid": results[0]["valid"]})
-        return envelope({"batch_results": results})
+
+        def one(item):
+            return {"valid": self.extras.verify_hmac(record, b64decode(item.get("input"), "input"),
+                                                     item.get("hmac"), algorithm)}
+        return self._each_input(body, one, {"valid": False}, ("valid",))
 
     def trim(self, request, body, account, seen) -> Response:
         name = request.path_params["name"]
@@ -573,37 +574,20 @@ class Transit:
         seen["action"] = "transit:sign"
         record = self.existing_key(account, name, "Sign", seen, missing="signing key not found")
         algorithm = request.path_params.get("algorithm") or body.get("hash_algorithm") or body.get("algorithm")
-        items, batched = self._items(body, "input")
-        results = []
-        for item in items:
-            try:
-                sig = self.transit.sign(record, b64decode(item.get("input"), "input"), algorithm,
-                                        item.get("key_version", body.get("key_version")),
-                                        bool(item.get("prehashed", body.get("prehashed"))),
-                                        body.get("signature_algorithm"), body.get("marshaling_algorithm"))
-                results.append({"signature": sig, "key_version": int(sig.split(":")[1][1:]),
-                                "reference": item.get("reference") or ""})
-            except errors.KMSError as exc:
-                if not batched:
-                    raise
-                results.append({"error": str(exc), "reference": item.get("reference") or ""})
-        if not batched:
-            return envelope({"signature": results[0]["signature"], "key_version": results[0]["key_version"]})
-        return envelope({"batch_results": results})
+
+        def one(item):
+            sig = self.transit.sign(record, b64decode(item.get("input"), "input"), algorithm,
+                                    item.get("key_version", body.get("key_version")),
+                                    bool(item.get("prehashed", body.get("prehashed"))),
+                                    body.get("signature_algorithm"), body.get("marshaling_algorithm"))
+            return {"signature": sig, "key_version": int(sig.split(":")[1][1:])}
+        return self._each_input(body, one, {}, ("signature", "key_version"))
 
     def _verify_signatures(self, record, body, algorithm) -> Response:
-        items, batched = self._items(body, "input")
-        results = []
-        for item in items:
-            try:
-                valid = self.transit.verify(record, b64decode(item.get("input"), "input"), item.get("signature"),
-                                            algorithm, bool(item.get("prehashed", body.get("prehashed"))),
-                                            body.get("signature_algorithm"), body.get("marshaling_algorithm"))
-                results.append({"valid": valid, "reference": item.get("reference") or ""})
-            except errors.KMSError as exc:
-                if not batched:
-                    raise
-                results.append({"valid": False, "error": str(exc), "reference": item.get("reference") or ""})
-        if not batched:
-            return envelope({"valid": results[0]["valid"]})
-        return envelope({"batch_results": results})
+        def one(item):
+            return {"valid": self.transit.verify(record, b64decode(item.get("input"), "input"),
+                                                 item.get("signature"), algorithm,
+                                                 bool(item.get("prehashed", body.get("prehashed"))),
+                                                 body.get("signature_algorithm"),
+                                                 body.get("marshaling_algorithm"))}
+        return self._each_input(body, one, {"valid": False}, ("valid",))
