@@ -39,3 +39,31 @@ def test_random_valid_texts_round_trip(backend):
     for i, p in enumerate(plaintexts):
         body = base64.b64decode(bytes(result.item(i))[len(b"vault:v12:"):])
         assert OpenSSLAESGCM(key).decrypt(body[:12], body[12:], None) == p
+
+
+def test_python_decoders_agree_with_the_regex_rules():
+    """kms.b64text takes binascii's strict mode where Python has it (3.11+),
+    with two checks of its own; it must accept and refuse exactly what the
+    regex of Go's rules does, on many short texts over a tricky alphabet."""
+    from kms import b64text
+    rng = random.Random(11)
+    alphabet = "AB+/=\n -aé\r"
+    texts = TRICKY + ["".join(rng.choice(alphabet) for _ in range(rng.randrange(14)))
+                      for _ in range(100_000)]
+    for text in texts:
+        assert b64text.decode(text) == b64text._decode_regex(text), repr(text)
+        assert (b64text.decode(text) is None) == (b64text.first_bad(text) >= 0), repr(text)
+
+
+def test_one_item_seal_matches_the_batch_rules(backend):
+    key = os.urandom(32)
+    box = aead.AESGCM(key, backend=backend)
+    reference = aead.AESGCM(key, backend="fallback").seal_b64_to_transit(TRICKY, 3)
+    for i, text in enumerate(TRICKY):
+        ct, bad_at = box.seal_b64_one(text, 3)
+        if reference.item(i) is None:
+            assert (ct, bad_at) == (None, reference.bad_at[i]), text
+            continue
+        assert bad_at == 0 and ct.startswith(b"vault:v3:")
+        body = base64.b64decode(ct[len(b"vault:v3:"):])
+        assert OpenSSLAESGCM(key).decrypt(body[:12], body[12:], None) == base64.b64decode(text)
