@@ -46,3 +46,19 @@ def test_removed_or_reordered_lines_break_the_chain(tmp_path):
     assert audit.verify(str(path))[1].startswith("line 2: does not follow")
     path.write_text("\n".join([lines[1], lines[0]] + lines[2:]) + "\n")
     assert audit.verify(str(path))[1].startswith("line 1: does not follow")
+
+
+def test_lines_are_canonical_for_odd_field_values(tmp_path):
+    """record() builds each line by hand; verify recomputes it with the
+    general encoder, so any difference (escapes, non-ASCII, floats, None,
+    non-string values) would break the chain."""
+    import random
+    rng = random.Random(5)
+    values = [None, "", "plain", 'quote"d', "back\\slash", "ünïcode", "tab\t", "nl\n", 0.1, 1e-7,
+              123456789.123, 3, True, float("nan"), float("inf"), "200", ["list"], {"k": 1}]
+    path = tmp_path / "audit.log"
+    log = audit.AuditLog(str(path))
+    for _ in range(3000):
+        log.record(**{f: rng.choice(values) for f in audit.FIELDS})
+    log.close()
+    assert audit.verify(str(path)) == (3000, None)
