@@ -5,7 +5,7 @@ kms.aead); ``AESGCM(key, backend="aesni")`` picks one explicitly, which is
 how tests and benchmarks compare backends in one process.
 """
 import os
-from typing import Dict, List, Optional, Sequence, Type, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Type, Union
 
 from cryptography.exceptions import InvalidTag
 
@@ -176,6 +176,13 @@ class AESGCM:
             results.append(prefix + _b64.b64encode(nonce + self.encrypt(nonce, plain, None)))
             bad_at.append(0)
         return TransitTexts(results, bad_at)
+
+    def seal_b64_one(self, text: str, version: int) -> Tuple[Optional[bytes], int]:
+        """seal_b64_to_transit for one text, without the batch's result
+        tables: (ciphertext text, 0) or (None, offset of the first bad
+        character). A single transit request takes this."""
+        sealed = self.seal_b64_to_transit([text], version)
+        return sealed.item(0), sealed.bad_at[0]
 
 
 class TransitTexts:

@@ -314,6 +314,26 @@ class NativeAESGCM(AESGCM):
         return NativeTransitTexts(_view(out, offsets[count]) if count else b"", offsets, statuses, bad_at)
 
 
+    def seal_b64_one(self, text: str, version: int) -> Tuple[Optional[bytes], int]:
+        if not text.isascii():
+            return super().seal_b64_one(text, version)
+        data = text.encode("ascii")
+        cap = lib.kms_transit_output_max(1, len(data))
+        out = ffi.new("uint8_t[]", cap)
+        # [text length, output offsets 0 and 1, bad_at]
+        cells = ffi.new("uint64_t[4]", [len(data), 0, 0, 0])
+        status = ffi.new("int32_t[1]")
+        failed = lib.kms_transit_seal_b64_batch(self._ctx, 1, version, data, len(data), cells,
+                                                out, cap, cells + 1, status, cells + 3)
+        if failed < 0:
+            raise error_for(failed)
+        if status[0] != Status.ERR_BASE64 and status[0]:
+            raise error_for(status[0])
+        if failed:
+            return None, int(cells[3])
+        return ffi.buffer(out, cells[2])[:], 0
+
+
 class NativeTransitTexts:
     """seal_b64_to_transit's result in one arena (same interface as
     kms.aead._base.TransitTexts)."""
