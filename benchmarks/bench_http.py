@@ -74,7 +74,9 @@ def start_kms(workdir: str) -> Tuple[Proc, str]:
 
 
 def start_bao(workdir: str) -> Optional[Tuple[Proc, str]]:
-    binary = shutil.which("bao")
+    # The bench extra installs bao into the same environment as this Python.
+    beside = os.path.join(os.path.dirname(sys.executable), "bao")
+    binary = beside if os.access(beside, os.X_OK) else shutil.which("bao")
     if binary is None:
         return None
     port = free_port()

@@ -18,6 +18,7 @@ from kms import aead
 from kms.api.tencent.endpoint import TencentEndpoint
 from kms.api.tencent.replay import SharedSeen
 from kms.api.bulk import Bulk
+from kms.api.lane import Lane
 from kms.api.transit.endpoint import Transit
 from kms.service.tokens import TokenService
 from kms.audit import AuditLog
@@ -29,7 +30,7 @@ SCHEDULER_PERIOD = 30.0
 
 
 def create_app(runtime: Runtime, test_clock: bool = False,
-               scheduler_period: float = SCHEDULER_PERIOD) -> Starlette:
+               scheduler_period: float = SCHEDULER_PERIOD) -> Lane:
     def sync_clock() -> None:
         # Tests shift time through the store so every worker agrees.
         runtime.clock.offset = float(runtime.store.get("test", "clock-offset") or 0)
@@ -95,11 +96,8 @@ def create_app(runtime: Runtime, test_clock: bool = False,
 
     transit = Transit(runtime.keys, TokenService(runtime.store, runtime.clock), audit,
                       before_request=sync_clock if test_clock else None)
-    # Starlette tries routes in order: the hot transit paths go first.
-    transit_routes = transit.routes()
-    hot = [r for r in transit_routes if "/transit/encrypt/" in r.path or "/transit/decrypt/" in r.path]
-    routes = hot + [Route("/", tencent_action, methods=["POST", "GET"]),
-                    Route("/health", health, methods=["GET"])]
+    routes = [Route("/", tencent_action, methods=["POST", "GET"]),
+              Route("/health", health, methods=["GET"])]
     if test_clock:
         async def shift_clock(request: Request) -> JSONResponse:
             body = await request.json()
@@ -110,12 +108,13 @@ def create_app(runtime: Runtime, test_clock: bool = False,
             return JSONResponse({"offset": offset, **done})
 
         routes.append(Route("/_test/clock", shift_clock, methods=["POST"]))
-    routes += Bulk(transit).routes()
-    routes += [r for r in transit_routes if r not in hot]  # last: ends with the /v1/ catch-all
-    return Starlette(routes=routes, lifespan=lifespan)
+    routes += transit.routes()  # last: ends with the /v1/ catch-all
+    # The hot crypto routes (transit encrypt/decrypt/rewrap, bulk) are
+    # served by the lane before Starlette sees them.
+    return Lane(Starlette(routes=routes, lifespan=lifespan), [transit, Bulk(transit)])
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment() -> Lane:
     """The factory uvicorn workers call: settings come from the environment
     that ``kms server`` prepared."""
     runtime = open_data_dir(os.environ["KMS_DATA_DIR"], initialise=False)

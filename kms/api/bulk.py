@@ -24,18 +24,16 @@ the body, the item objects, and the output arena.
 import logging
 import struct
 import time
-import uuid
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import msgpack
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
 from kms import errors
 from kms.aead.native import NativeAESGCM
 from kms.api.transit.endpoint import HTTPError, Transit
+from kms.api.transit.responses import new_request_id
 from kms.service.keys import check_state
 from kms.service.transit import TransitError
 
@@ -70,55 +68,50 @@ class Bulk:
         self.transit = transit
         self.service = transit.transit
 
-    def routes(self) -> List[Route]:
-        return [Route("/v1/bulk/encrypt/{name}", self._endpoint(self.encrypt), methods=["POST", "PUT"]),
-                Route("/v1/bulk/decrypt/{name}", self._endpoint(self.decrypt), methods=["POST", "PUT"])]
+    def hot_routes(self) -> Dict[str, Tuple[Callable[..., Response], bool]]:
+        """Served by the ASGI lane (kms.api.lane): prefix -> (handler,
+        inline); the key name follows the prefix."""
+        return {"/v1/bulk/encrypt/": (self.encrypt, False),
+                "/v1/bulk/decrypt/": (self.decrypt, False)}
 
-    def _endpoint(self, handler):
-        action = "bulk:" + handler.__name__
+    body_limit = MAX_BODY
+    too_large = f"request body over {MAX_BODY} bytes"
 
-        async def endpoint(request: Request) -> Response:
-            started = time.perf_counter()
-            seen: Dict[str, Any] = {}
-            try:
-                body = await self._read(request)
-                response = await run_in_threadpool(self._run, handler, request, body, seen)
-            except HTTPError as exc:
-                response = _reply({"errors": exc.messages}, exc.status)
-            except TransitError as exc:
-                response = _reply({"errors": [str(exc)]}, 400)
-            except errors.KMSError as exc:
-                internal = isinstance(exc, errors.InternalError)
-                if internal:
-                    log.exception("bulk request failed")
-                response = _reply({"errors": ["internal error" if internal else str(exc)]},
-                                  500 if internal else 400)
-            except Exception:
+    @staticmethod
+    def error(status: int, messages: List[str]) -> Response:
+        return _reply({"errors": messages}, status)
+
+    async def respond(self, handler: Callable[..., Response], request: Any, data: bytes,
+                      inline: bool = False) -> Response:
+        """Authenticate, unpack and run one bulk request in the thread pool
+        (its work is milliseconds), mapping errors to msgpack answers with
+        Vault's status codes, and audit it."""
+        started = time.perf_counter()
+        seen: Dict[str, Any] = {}
+        try:
+            response = await run_in_threadpool(self._run, handler, request, data, seen)
+        except HTTPError as exc:
+            response = _reply({"errors": exc.messages}, exc.status)
+        except TransitError as exc:
+            response = _reply({"errors": [str(exc)]}, 400)
+        except errors.KMSError as exc:
+            internal = isinstance(exc, errors.InternalError)
+            if internal:
                 log.exception("bulk request failed")
-                response = _reply({"errors": ["internal error"]}, 500)
-            audit = self.transit.audit
-            if audit is not None and "account" in seen:
-                audit.record(time=round(time.time(), 3), request_id=str(uuid.uuid4()),
-                             account=seen["account"], action=action, key_id=seen.get("key_id"),
-                             result=str(response.status_code),
-                             latency_ms=round((time.perf_counter() - started) * 1000, 3))
-            return response
+            response = _reply({"errors": ["internal error" if internal else str(exc)]},
+                              500 if internal else 400)
+        except Exception:
+            log.exception("bulk request failed")
+            response = _reply({"errors": ["internal error"]}, 500)
+        audit = self.transit.audit
+        if audit is not None and "account" in seen:
+            audit.record(time=round(time.time(), 3), request_id=new_request_id(),
+                         account=seen["account"], action="bulk:" + handler.__name__,
+                         key_id=seen.get("key_id"), result=str(response.status_code),
+                         latency_ms=round((time.perf_counter() - started) * 1000, 3))
+        return response
 
-        return endpoint
-
-    async def _read(self, request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY:
-            raise HTTPError(413, [f"request body over {MAX_BODY} bytes"])
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY:
-                raise HTTPError(413, [f"request body over {MAX_BODY} bytes"])
-            chunks.append(chunk)
-        return b"".join(chunks)  # the one copy of the body
-
-    def _run(self, handler, request: Request, body: bytes, seen: Dict[str, Any]) -> Response:
+    def _run(self, handler, request: Any, body: bytes, seen: Dict[str, Any]) -> Response:
         account = self.transit.authenticate(request, seen)
         record = self.service.record(request.path_params["name"])
         seen["key_id"] = record["id"] if record else None

@@ -1,0 +1,115 @@
+"""The hot routes' ASGI lane, in front of the Starlette application.
+
+Transit encrypt/decrypt/rewrap and the bulk routes carry nearly all of the
+traffic, and for a 1 KiB encrypt Starlette's routing, middleware and
+Request object cost more than authentication, policy, AES-GCM and audit
+together. The lane matches those paths by prefix straight from the ASGI
+scope, reads the body itself and hands it to the same adapter method
+(``respond``) that the Starlette routes use, so behaviour is one code path;
+only the I/O in front of it differs. Everything else goes to Starlette.
+"""
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+
+from starlette.responses import Response
+
+Scope = Dict[str, Any]
+Receive = Callable[[], Awaitable[Dict[str, Any]]]
+Send = Callable[[Dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+METHODS = ("POST", "PUT")
+# The request headers the hot handlers read.
+WANTED = frozenset((b"x-vault-token", b"authorization", b"content-length", b"content-type"))
+
+
+class LaneRequest:
+    """What the hot handlers read of a request: method, the key name as a
+    path parameter, and a few headers (lower-case names, first one wins)."""
+
+    __slots__ = ("method", "path_params", "headers")
+
+    def __init__(self, method: str, name: str, raw_headers: List[Tuple[bytes, bytes]]) -> None:
+        self.method = method
+        self.path_params = {"name": name}
+        headers: Dict[str, str] = {}
+        for key, value in raw_headers:
+            if key in WANTED:
+                headers.setdefault(key.decode("latin-1"), value.decode("latin-1"))
+        self.headers = headers
+
+
+class ClientGone(Exception):
+    """The client disconnected before its body arrived."""
+
+
+async def read_body(receive: Receive, declared: Optional[str], limit: int) -> Optional[bytes]:
+    """The whole body, or None when it is (or declares itself) over limit."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientGone()
+    body = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body  # the common case: one message, no join
+    chunks, size = [body], len(body)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def send_response(response: Response, scope: Scope, receive: Receive, send: Send) -> None:
+    body = getattr(response, "body", None)
+    if body is None:  # streaming responses send themselves
+        await response(scope, receive, send)
+        return
+    await send({"type": "http.response.start", "status": response.status_code,
+                "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Lane:
+    """adapters: objects with hot_routes(), body_limit, too_large (the 413
+    message), error(status, messages) and respond(handler, request, data,
+    inline): kms.api.transit.endpoint.Transit and kms.api.bulk.Bulk."""
+
+    def __init__(self, app: ASGIApp, adapters: List[Any]) -> None:
+        self.app = app
+        self.routes: List[Tuple[str, Any, Callable[..., Response], bool]] = [
+            (prefix, adapter, handler, inline)
+            for adapter in adapters
+            for prefix, (handler, inline) in adapter.hot_routes().items()]
+
+    def _match(self, path: str) -> Optional[Tuple[Any, Callable[..., Response], bool, str]]:
+        for prefix, adapter, handler, inline in self.routes:
+            if path.startswith(prefix):
+                name = path[len(prefix):]
+                if name and "/" not in name:
+                    return adapter, handler, inline, name
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hit = (self._match(scope["path"])
+               if scope["type"] == "http" and scope["method"] in METHODS else None)
+        if hit is None:  # other methods too: Starlette authenticates, then answers 405
+            await self.app(scope, receive, send)
+            return
+        adapter, handler, inline, name = hit
+        request = LaneRequest(scope["method"], name, scope["headers"])
+        try:
+            data = await read_body(receive, request.headers.get("content-length"), adapter.body_limit)
+        except ClientGone:
+            return
+        if data is None:
+            response = adapter.error(413, [adapter.too_large])
+        else:
+            response = await adapter.respond(handler, request, data, inline)
+        await send_response(response, scope, receive, send)
