@@ -105,10 +105,10 @@ class Bulk:
             response = _reply({"errors": ["internal error"]}, 500)
         audit = self.transit.audit
         if audit is not None and "account" in seen:
-            audit.record(time=round(time.time(), 3), request_id=new_request_id(),
-                         account=seen["account"], action="bulk:" + handler.__name__,
-                         key_id=seen.get("key_id"), result=str(response.status_code),
-                         latency_ms=round((time.perf_counter() - started) * 1000, 3))
+            await audit.append(time=round(time.time(), 3), request_id=new_request_id(),
+                               account=seen["account"], action="bulk:" + handler.__name__,
+                               key_id=seen.get("key_id"), result=str(response.status_code),
+                               latency_ms=round((time.perf_counter() - started) * 1000, 3))
         return response
 
     def _run(self, handler, request: Any, body: bytes, seen: Dict[str, Any]) -> Response:

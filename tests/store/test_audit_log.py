@@ -62,3 +62,43 @@ def test_lines_are_canonical_for_odd_field_values(tmp_path):
         log.record(**{f: rng.choice(values) for f in audit.FIELDS})
     log.close()
     assert audit.verify(str(path)) == (3000, None)
+
+
+def test_appends_from_the_event_loop_are_written_before_they_return(tmp_path):
+    """append() queues the entries of one loop iteration and writes them
+    together; two logs on one file stand for two workers."""
+    import asyncio
+    path = tmp_path / "audit.log"
+    logs = [audit.AuditLog(str(path)), audit.AuditLog(str(path))]
+
+    async def one(i):
+        await logs[i % 2].append(time=i, request_id=f"r{i}", account="AKIDx", action="Encrypt",
+                                 key_id="k", result="200", latency_ms=0.1)
+        ids = {json.loads(line)["request_id"] for line in path.read_text().splitlines()}
+        assert f"r{i}" in ids  # answered only once it is on file
+        await asyncio.sleep(0)
+
+    async def main():
+        for _ in range(5):
+            await asyncio.gather(*(one(i) for i in range(40)))
+
+    asyncio.run(main())
+    for log in logs:
+        log.close()
+    assert audit.verify(str(path)) == (200, None)
+
+
+def test_a_failed_write_fails_every_queued_append(tmp_path):
+    import asyncio
+    import pytest
+    log = audit.AuditLog(str(tmp_path / "audit.log"))
+    log.close()  # the descriptor is gone: the write fails
+
+    async def main():
+        results = await asyncio.gather(*(log.append(time=i, action="Encrypt") for i in range(3)),
+                                       return_exceptions=True)
+        assert all(isinstance(r, OSError) for r in results)
+
+    asyncio.run(main())
+    with pytest.raises(OSError):
+        log.record(time=1)

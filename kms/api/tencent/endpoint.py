@@ -90,10 +90,10 @@ class TencentEndpoint:
         latency = (time.perf_counter() - started) * 1000
         log.info("request=%s action=%s result=%s ms=%.2f", request_id, action or "-", code, latency)
         if self.audit is not None:
-            self.audit.record(time=round(time.time(), 3), request_id=request_id,
-                              account=seen.get("account"), action=action or None,
-                              key_id=seen.get("key_id"), result=code,
-                              latency_ms=round(latency, 3))
+            await self.audit.append(time=round(time.time(), 3), request_id=request_id,
+                                    account=seen.get("account"), action=action or None,
+                                    key_id=seen.get("key_id"), result=code,
+                                    latency_ms=round(latency, 3))
         return response
 
     def _handle(self, headers: Dict[str, str], body: bytes, seen: Dict[str, Any]) -> Dict[str, Any]:

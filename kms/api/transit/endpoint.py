@@ -185,10 +185,10 @@ class Transit:
             log.exception("transit request failed")
             response = failure(500, ["internal error"])
         if self.audit is not None and seen.get("action"):
-            self.audit.record(time=round(time.time(), 3), request_id=seen.get("request_id"),
-                              account=seen.get("account"), action=seen["action"],
-                              key_id=seen.get("key_id"), result=str(response.status_code),
-                              latency_ms=round((time.perf_counter() - started) * 1000, 3))
+            await self.audit.append(time=round(time.time(), 3), request_id=seen.get("request_id"),
+                                    account=seen.get("account"), action=seen["action"],
+                                    key_id=seen.get("key_id"), result=str(response.status_code),
+                                    latency_ms=round((time.perf_counter() - started) * 1000, 3))
         return response
 
     def authenticate(self, request: Request, seen: Dict[str, Any]) -> Dict[str, Any]:
