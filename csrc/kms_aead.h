@@ -147,6 +147,25 @@ int64_t kms_transit_seal_b64_batch(const kms_gcm_ctx *ctx, size_t count, uint32_
                                    const uint64_t *text_lens, uint8_t *out, size_t out_cap,
                                    uint64_t *out_offsets, int32_t *status, uint64_t *bad_at);
 
+/* One transit text (a single request): as one item of the batch call,
+ * without its tables. Returns the length written to out, or a negative
+ * status; for KMS_AEAD_ERR_BASE64, *bad_at is the first bad character.
+ * out_cap >= kms_transit_output_max(1, text_len). */
+int64_t kms_transit_seal_b64_one(const kms_gcm_ctx *ctx, uint32_t version, const uint8_t *text,
+                                 size_t text_len, uint8_t *out, size_t out_cap, uint64_t *bad_at);
+
+/* Transit decrypt of one ciphertext body (the base64 text after
+ * "vault:v<N>:"): decode, check the tag in constant time, and write the
+ * plaintext's base64 to out. Returns its length, or KMS_AEAD_ERR_BASE64
+ * (not strict padded base64), KMS_AEAD_ERR_TOO_SHORT (under nonce + tag),
+ * KMS_AEAD_ERR_AUTH (nothing written), or another negative status. The
+ * scratch copies of the plaintext are wiped. out_cap >=
+ * kms_transit_open_output_max(body_len). */
+size_t kms_transit_open_output_max(size_t body_len);
+int64_t kms_transit_open_b64_one(const kms_gcm_ctx *ctx, const uint8_t *body, size_t body_len,
+                                 const uint8_t *aad, size_t aad_len, uint8_t *out,
+                                 size_t out_cap);
+
 /* Constant-time comparison of n bytes: 1 if equal, 0 otherwise. */
 int kms_aead_ct_equal(const uint8_t *a, const uint8_t *b, size_t n);
 

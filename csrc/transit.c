@@ -9,6 +9,7 @@
  * valid base64 gets KMS_AEAD_ERR_BASE64 and bad_at[i] = the offset of the
  * first offending character within its text; its output slot stays empty.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,21 +20,34 @@ static const uint8_t ALPHABET[65] =
 
 /* 0..63 for alphabet characters, 64 for '=', 0xFF for anything else. */
 static uint8_t DECODE[256];
-static volatile int decode_ready;
+/* The same values pre-shifted to their place in a quantum's 24 bits, with
+ * bit 31 set for anything that is not an alphabet character ('=' too): the
+ * fast loop ORs four lookups and checks one bit per quantum. */
+static uint32_t DECODE_AT[4][256];
+/* Two output characters for each 12-bit half of a 3-byte group. */
+static uint8_t ENCODE_PAIR[4096][2];
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
-static void init_decode(void)
+static void build_tables(void)
 {
-    if (decode_ready)
-        return;
     memset(DECODE, 0xFF, sizeof DECODE);
     for (int i = 0; i < 64; i++)
         DECODE[ALPHABET[i]] = (uint8_t)i;
     DECODE['='] = 64;
-    decode_ready = 1; /* racing initialisers write the same table */
+    for (int c = 0; c < 256; c++) {
+        uint32_t v = DECODE[c] < 64 ? DECODE[c] : 0x80000000u;
+        for (int k = 0; k < 4; k++)
+            DECODE_AT[k][c] = v & 0x80000000u ? v : v << (6 * (3 - k));
+    }
+    for (int x = 0; x < 4096; x++) {
+        ENCODE_PAIR[x][0] = ALPHABET[x >> 6];
+        ENCODE_PAIR[x][1] = ALPHABET[x & 63];
+    }
 }
 
-static size_t b64_decoded_max(size_t text_len) { return text_len / 4 * 3; }
+static void init_tables(void) { pthread_once(&tables_once, build_tables); }
 
+static size_t b64_decoded_max(size_t text_len) { return text_len / 4 * 3; }
 
 /* Strict standard base64 with padding. Returns the decoded length, or -1
  * with *bad_at set to the first invalid position. */
@@ -43,8 +57,20 @@ static int64_t b64_decode(const uint8_t *in, size_t n, uint8_t *out, size_t *bad
         *bad_at = n - n % 4; /* the incomplete final quantum */
         return -1;
     }
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 4) {
+    size_t i = 0, o = 0;
+    /* Every quantum but the last holds four alphabet characters; the first
+     * one that does not, and the last, take the careful loop below. */
+    for (; i + 4 < n; i += 4) {
+        uint32_t v = DECODE_AT[0][in[i]] | DECODE_AT[1][in[i + 1]] |
+                     DECODE_AT[2][in[i + 2]] | DECODE_AT[3][in[i + 3]];
+        if (v >> 31)
+            break;
+        out[o] = (uint8_t)(v >> 16);
+        out[o + 1] = (uint8_t)(v >> 8);
+        out[o + 2] = (uint8_t)v;
+        o += 3;
+    }
+    for (; i < n; i += 4) {
         uint8_t a = DECODE[in[i]], b = DECODE[in[i + 1]], c = DECODE[in[i + 2]],
                 d = DECODE[in[i + 3]];
         int last = i + 4 == n;
@@ -75,10 +101,9 @@ static size_t b64_encode(const uint8_t *in, size_t n, uint8_t *out)
     size_t o = 0, i = 0;
     for (; i + 3 <= n; i += 3) {
         uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = ALPHABET[v >> 18];
-        out[o++] = ALPHABET[(v >> 12) & 63];
-        out[o++] = ALPHABET[(v >> 6) & 63];
-        out[o++] = ALPHABET[v & 63];
+        memcpy(out + o, ENCODE_PAIR[v >> 12], 2);
+        memcpy(out + o + 2, ENCODE_PAIR[v & 0xFFF], 2);
+        o += 4;
     }
     if (n - i == 1) {
         uint32_t v = (uint32_t)in[i] << 16;
@@ -95,6 +120,32 @@ static size_t b64_encode(const uint8_t *in, size_t n, uint8_t *out)
     }
     return o;
 }
+
+/* Seal one base64 text: decode it into scratch after the nonce, encrypt in
+ * place, and write prefix + base64(nonce || ciphertext || tag) to out.
+ * scratch holds GCM_NONCE_BYTES + b64_decoded_max(len) + GCM_TAG_BYTES.
+ * Returns the bytes written, or a negative status (*bad_at set for
+ * KMS_AEAD_ERR_BASE64). */
+static int64_t seal_text(const kms_gcm_ctx *ctx, const char *prefix, size_t prefix_len,
+                         const uint8_t *nonce, const uint8_t *text, size_t len,
+                         uint8_t *scratch, uint8_t *out, size_t *bad_at)
+{
+    uint8_t *body = scratch + GCM_NONCE_BYTES;
+    int64_t plain = b64_decode(text, len, body, bad_at);
+    if (plain < 0)
+        return KMS_AEAD_ERR_BASE64;
+    if ((uint64_t)plain > kms_aead_max_plaintext_bytes())
+        return KMS_AEAD_ERR_TOO_LONG;
+    memcpy(scratch, nonce, GCM_NONCE_BYTES);
+    ctx->ops->encrypt(ctx, scratch, NULL, 0, body, body, (size_t)plain, body + plain);
+    memcpy(out, prefix, prefix_len);
+    return (int64_t)(prefix_len +
+                     b64_encode(scratch, GCM_NONCE_BYTES + (size_t)plain + GCM_TAG_BYTES,
+                                out + prefix_len));
+}
+
+/* Items up to this size use a stack scratch buffer instead of an arena. */
+#define STACK_SCRATCH 4096
 
 size_t kms_transit_output_max(size_t count, size_t texts_len)
 {
@@ -120,7 +171,7 @@ int64_t kms_transit_seal_b64_batch(const kms_gcm_ctx *ctx, size_t count, uint32_
     }
     if (total != texts_len || out_cap < kms_transit_output_max(count, texts_len))
         return KMS_AEAD_ERR_BUFFER;
-    init_decode();
+    init_tables();
 
     char prefix[24];
     int prefix_len = snprintf(prefix, sizeof prefix, "vault:v%u:", (unsigned)version);
@@ -131,7 +182,7 @@ int64_t kms_transit_seal_b64_batch(const kms_gcm_ctx *ctx, size_t count, uint32_
             longest = text_lens[i];
     size_t scratch_len = GCM_NONCE_BYTES + b64_decoded_max(longest) + GCM_TAG_BYTES;
     uint8_t *scratch = kms_arena_new(scratch_len ? scratch_len : 1);
-    uint8_t *nonces = kms_arena_new(count * GCM_NONCE_BYTES ? count * GCM_NONCE_BYTES : 1);
+    uint8_t *nonces = kms_arena_new(count ? count * GCM_NONCE_BYTES : 1);
     if (!scratch || !nonces) {
         kms_arena_release(scratch, 0, 0);
         kms_arena_release(nonces, 0, 0);
@@ -149,30 +200,98 @@ int64_t kms_transit_seal_b64_batch(const kms_gcm_ctx *ctx, size_t count, uint32_
     for (size_t i = 0; i < count; i++) {
         out_offsets[i] = o;
         size_t where = 0;
-        uint8_t *nonce = scratch, *body = scratch + GCM_NONCE_BYTES;
-        int64_t plain = b64_decode(texts + in_off, text_lens[i], body, &where);
+        int64_t wrote = seal_text(ctx, prefix, (size_t)prefix_len, nonces + GCM_NONCE_BYTES * i,
+                                  texts + in_off, text_lens[i], scratch, out + o, &where);
         in_off += text_lens[i];
-        if (plain < 0) {
-            status[i] = KMS_AEAD_ERR_BASE64;
-            bad_at[i] = where;
+        bad_at[i] = wrote == KMS_AEAD_ERR_BASE64 ? where : 0;
+        if (wrote < 0) {
+            status[i] = (int32_t)wrote;
             failed++;
             continue;
         }
-        if ((uint64_t)plain > kms_aead_max_plaintext_bytes()) {
-            status[i] = KMS_AEAD_ERR_TOO_LONG;
-            failed++;
-            continue;
-        }
-        memcpy(nonce, nonces + GCM_NONCE_BYTES * i, GCM_NONCE_BYTES);
-        ctx->ops->encrypt(ctx, nonce, NULL, 0, body, body, (size_t)plain, body + plain);
-        memcpy(out + o, prefix, (size_t)prefix_len);
-        o += (uint64_t)prefix_len;
-        o += b64_encode(scratch, GCM_NONCE_BYTES + (size_t)plain + GCM_TAG_BYTES, out + o);
+        o += (uint64_t)wrote;
         status[i] = KMS_AEAD_OK;
-        bad_at[i] = 0;
     }
     out_offsets[count] = o;
     kms_arena_release(scratch, scratch_len, 1); /* held plaintext */
     kms_arena_release(nonces, count * GCM_NONCE_BYTES, 0);
     return failed;
+}
+
+int64_t kms_transit_seal_b64_one(const kms_gcm_ctx *ctx, uint32_t version, const uint8_t *text,
+                                 size_t text_len, uint8_t *out, size_t out_cap, uint64_t *bad_at)
+{
+    if (!ctx || !bad_at || (text_len && !text) || !out)
+        return KMS_AEAD_ERR_NULL;
+    if (out_cap < kms_transit_output_max(1, text_len))
+        return KMS_AEAD_ERR_BUFFER;
+    init_tables();
+    char prefix[24];
+    int prefix_len = snprintf(prefix, sizeof prefix, "vault:v%u:", (unsigned)version);
+    uint8_t nonce[GCM_NONCE_BYTES];
+    int st = kms_fill_random(nonce, sizeof nonce);
+    if (st)
+        return st;
+    uint8_t stack[GCM_NONCE_BYTES + STACK_SCRATCH + GCM_TAG_BYTES];
+    size_t scratch_len = GCM_NONCE_BYTES + b64_decoded_max(text_len) + GCM_TAG_BYTES;
+    uint8_t *scratch = scratch_len <= sizeof stack ? stack : kms_arena_new(scratch_len);
+    if (!scratch)
+        return KMS_AEAD_ERR_NOMEM;
+    size_t where = 0;
+    int64_t wrote = seal_text(ctx, prefix, (size_t)prefix_len, nonce, text, text_len, scratch,
+                              out, &where);
+    *bad_at = wrote == KMS_AEAD_ERR_BASE64 ? where : 0;
+    if (scratch == stack) /* it held the plaintext */
+        kms_wipe(stack, scratch_len);
+    else
+        kms_arena_release(scratch, scratch_len, 1);
+    return wrote;
+}
+
+size_t kms_transit_open_output_max(size_t body_len)
+{
+    return (body_len / 4 * 3 + 2) / 3 * 4 + 4;
+}
+
+int64_t kms_transit_open_b64_one(const kms_gcm_ctx *ctx, const uint8_t *body, size_t body_len,
+                                 const uint8_t *aad, size_t aad_len, uint8_t *out,
+                                 size_t out_cap)
+{
+    if (!ctx || (body_len && !body) || (aad_len && !aad) || !out)
+        return KMS_AEAD_ERR_NULL;
+    if (out_cap < kms_transit_open_output_max(body_len))
+        return KMS_AEAD_ERR_BUFFER;
+    int st = kms_gcm_check_params(GCM_NONCE_BYTES, GCM_TAG_BYTES, aad_len, 0);
+    if (st)
+        return st;
+    init_tables();
+    uint8_t stack[STACK_SCRATCH];
+    /* The decoded body, then the plaintext after it. */
+    size_t decoded_max = b64_decoded_max(body_len);
+    size_t scratch_len = decoded_max * 2 + 1;
+    uint8_t *scratch = scratch_len <= sizeof stack ? stack : kms_arena_new(scratch_len);
+    if (!scratch)
+        return KMS_AEAD_ERR_NOMEM;
+    size_t where = 0;
+    int64_t raw = b64_decode(body, body_len, scratch, &where);
+    int64_t result;
+    if (raw < 0) {
+        result = KMS_AEAD_ERR_BASE64;
+    } else if (raw < GCM_NONCE_BYTES + GCM_TAG_BYTES) {
+        result = KMS_AEAD_ERR_TOO_SHORT;
+    } else {
+        size_t ct_len = (size_t)raw - GCM_NONCE_BYTES - GCM_TAG_BYTES;
+        uint8_t *plain = scratch + decoded_max;
+        uint8_t computed[GCM_TAG_BYTES];
+        ctx->ops->decrypt(ctx, scratch, aad, aad_len, scratch + GCM_NONCE_BYTES, plain, ct_len,
+                          computed);
+        int ok = kms_aead_ct_equal(scratch + GCM_NONCE_BYTES + ct_len, computed, GCM_TAG_BYTES);
+        kms_wipe(computed, sizeof computed);
+        result = ok ? (int64_t)b64_encode(plain, ct_len, out) : KMS_AEAD_ERR_AUTH;
+    }
+    if (scratch == stack)
+        kms_wipe(stack, scratch_len);
+    else
+        kms_arena_release(scratch, scratch_len, 1);
+    return result;
 }

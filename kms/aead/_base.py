@@ -184,6 +184,22 @@ class AESGCM:
         sealed = self.seal_b64_to_transit([text], version)
         return sealed.item(0), sealed.bad_at[0]
 
+    def open_b64_one(self, body: bytes, associated_data: Optional[bytes]) -> Optional[bytes]:
+        """Transit decrypt of a ciphertext body (the base64 text after
+        "vault:v<N>:"): the plaintext's base64, or None when the body is not
+        strict base64, is too short, or fails authentication (the caller
+        then names which)."""
+        import base64 as _b64
+
+        raw = b64text.decode(body.decode("ascii", "replace"))
+        if raw is None or len(raw) < NONCE_SIZE + TAG_SIZE:
+            return None
+        try:
+            plain = self.decrypt(raw[:NONCE_SIZE], raw[NONCE_SIZE:], associated_data or None)
+        except InvalidTag:
+            return None
+        return _b64.b64encode(plain)
+
 
 class TransitTexts:
     """Result of seal_b64_to_transit: item(i) is the ciphertext text (bytes)

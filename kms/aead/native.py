@@ -320,18 +320,25 @@ class NativeAESGCM(AESGCM):
         data = text.encode("ascii")
         cap = lib.kms_transit_output_max(1, len(data))
         out = ffi.new("uint8_t[]", cap)
-        # [text length, output offsets 0 and 1, bad_at]
-        cells = ffi.new("uint64_t[4]", [len(data), 0, 0, 0])
-        status = ffi.new("int32_t[1]")
-        failed = lib.kms_transit_seal_b64_batch(self._ctx, 1, version, data, len(data), cells,
-                                                out, cap, cells + 1, status, cells + 3)
-        if failed < 0:
-            raise error_for(failed)
-        if status[0] != Status.ERR_BASE64 and status[0]:
-            raise error_for(status[0])
-        if failed:
-            return None, int(cells[3])
-        return ffi.buffer(out, cells[2])[:], 0
+        bad_at = ffi.new("uint64_t *")
+        wrote = lib.kms_transit_seal_b64_one(self._ctx, version, data, len(data), out, cap, bad_at)
+        if wrote == Status.ERR_BASE64:
+            return None, int(bad_at[0])
+        if wrote < 0:
+            raise error_for(wrote)
+        return ffi.buffer(out, wrote)[:], 0
+
+    def open_b64_one(self, body: bytes, associated_data: Optional[bytes]) -> Optional[bytes]:
+        cap = lib.kms_transit_open_output_max(len(body))
+        out = ffi.new("uint8_t[]", cap)
+        aad = associated_data or b""
+        wrote = lib.kms_transit_open_b64_one(self._ctx, body, len(body), aad if aad else _NULL,
+                                             len(aad), out, cap)
+        if wrote < 0:
+            if wrote in (Status.ERR_BASE64, Status.ERR_TOO_SHORT, Status.ERR_AUTH):
+                return None
+            raise error_for(wrote)
+        return ffi.buffer(out, wrote)[:]
 
 
 class NativeTransitTexts:

@@ -67,3 +67,23 @@ def test_one_item_seal_matches_the_batch_rules(backend):
         assert bad_at == 0 and ct.startswith(b"vault:v3:")
         body = base64.b64decode(ct[len(b"vault:v3:"):])
         assert OpenSSLAESGCM(key).decrypt(body[:12], body[12:], None) == base64.b64decode(text)
+
+
+def test_one_item_open_against_openssl(backend):
+    """open_b64_one takes the base64 body of a transit ciphertext sealed by
+    OpenSSL and returns the plaintext's base64; anything wrong gives None."""
+    rng = random.Random(8)
+    key = os.urandom(32)
+    box = aead.AESGCM(key, backend=backend)
+    for size in (0, 1, 15, 16, 17, 1024, 3000, 70_000):
+        plain, aad, nonce = rng.randbytes(size), rng.randbytes(size % 40), os.urandom(12)
+        body = base64.b64encode(nonce + OpenSSLAESGCM(key).encrypt(nonce, plain, aad or None))
+        assert box.open_b64_one(body, aad) == base64.b64encode(plain), size
+        assert box.open_b64_one(body, aad + b"x") is None
+        tampered = bytearray(base64.b64decode(body))
+        tampered[rng.randrange(len(tampered))] ^= 1 << rng.randrange(8)
+        assert box.open_b64_one(base64.b64encode(bytes(tampered)), aad) is None
+    short = base64.b64encode(os.urandom(27))
+    assert box.open_b64_one(short, None) is None
+    for bad in (b"!!!!", b"YWJj=", b"YW", b"AAAA====", b"", b"YWJj\n"):
+        assert box.open_b64_one(bad, None) is None, bad
