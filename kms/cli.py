@@ -45,7 +45,10 @@ def _server(args: argparse.Namespace) -> int:
         os.environ["KMS_SCHEDULER_PERIOD"] = str(args.scheduler_period)
     uvicorn.run("kms.api.app:app_from_environment", factory=True, host=args.host,
                 port=args.port, workers=args.workers, log_level="warning",
-                access_log=False, http=_http_protocol(args.http))
+                access_log=False, http=_http_protocol(args.http),
+                # Nothing reads X-Forwarded-* (audit entries name accounts, not
+                # addresses), and the server need not announce itself.
+                proxy_headers=False, server_header=False)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol, taught Vault's LIST method.
+"""uvicorn's httptools protocol, taught Vault's LIST method, and writing
+each small response with one send.
 
 httptools (llhttp) parses only the standard HTTP methods and rejects LIST,
 which hvac uses to list keys, while the pure-Python h11 parser accepts it but
@@ -9,12 +10,20 @@ rewritten to that before httptools sees it.
 Limit: the rewrite looks at the start of each request as it arrives; a LIST
 pipelined behind another request in the same read is not rewritten (and
 gets 400). Clients such as hvac do not pipeline.
+
+uvicorn writes a response's status line and headers as soon as the app
+starts it, and the body separately: two send() calls and, with Nagle off,
+two TCP segments for every 1 KiB encrypt. The transport the protocol hands
+out holds a write back until the next one (the body, which follows at once)
+or the end of the loop iteration, so the two go out together.
 """
-from typing import Any
+import asyncio
+from typing import Any, Optional
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 _LIST = b"LIST "
+HOLD_MAX = 64 * 1024  # writes at least this large are never held or joined
 
 
 def rewrite_list(data: bytes) -> bytes:
@@ -25,11 +34,52 @@ def rewrite_list(data: bytes) -> bytes:
     return b"GET " + target + b" " + version + data[line_end:]
 
 
+class CoalescingTransport:
+    """A transport whose write() is held until the next write, a close, or
+    the end of the current loop iteration, whichever comes first; anything
+    else is the wrapped transport's."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: Optional[bytes] = None
+
+    def write(self, data: bytes) -> None:
+        held, small = self._held, len(data) < HOLD_MAX
+        if held is not None:
+            self._held = None
+            if small:
+                self._transport.write(held + data)
+                return
+            self._transport.write(held)
+        elif small:
+            self._held = bytes(data)
+            self._loop.call_soon(self.flush)
+            return
+        self._transport.write(data)  # large pieces go as they are, uncopied
+
+    def flush(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class VaultHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._at_request_start = True
         self._held = b""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
 
     def on_message_begin(self) -> None:
         self._at_request_start = False
