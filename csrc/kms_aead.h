@@ -28,7 +28,8 @@ enum {
     KMS_AEAD_ERR_BACKEND = -10,      /* the requested tier is not available */
     KMS_AEAD_ERR_RANDOM = -11,       /* the OS CSPRNG failed */
     KMS_AEAD_ERR_NOMEM = -12,        /* allocation failed */
-    KMS_AEAD_ERR_BASE64 = -13        /* an item's base64 text is invalid */
+    KMS_AEAD_ERR_BASE64 = -13,       /* an item's base64 text is invalid */
+    KMS_AEAD_NOT_SIMPLE = -14        /* not the JSON batch shape the native path reads */
 };
 
 /* Tiers, best last. A context is bound to one tier when it is created. */
@@ -165,6 +166,21 @@ size_t kms_transit_open_output_max(size_t body_len);
 int64_t kms_transit_open_b64_one(const kms_gcm_ctx *ctx, const uint8_t *body, size_t body_len,
                                  const uint8_t *aad, size_t aad_len, uint8_t *out,
                                  size_t out_cap);
+
+/* Whole transit encrypt batches from the request's JSON body, when it has
+ * the simple shape of csrc/json_scan.h (else KMS_AEAD_NOT_SIMPLE, and the
+ * caller parses it in full). info[0] = items, info[2] = 1 if
+ * partial_failure_response_code was given, info[3] = its value (int64).
+ * scan only checks the shape; seal also writes the JSON array of
+ * batch_results entries (ciphertext, key_version, reference; or error and
+ * reference) to out, its length in info[1], and returns the number of
+ * failed items. info[4] = the output bound; out_cap below it gives
+ * KMS_AEAD_ERR_BUFFER. info has 5 entries. */
+int kms_transit_scan_json_batch(const uint8_t *body, size_t body_len, size_t max_items,
+                                uint64_t *info);
+int64_t kms_transit_seal_json_batch(const kms_gcm_ctx *ctx, uint32_t version,
+                                    const uint8_t *body, size_t body_len, size_t max_items,
+                                    uint8_t *out, size_t out_cap, uint64_t *info);
 
 /* Constant-time comparison of n bytes: 1 if equal, 0 otherwise. */
 int kms_aead_ct_equal(const uint8_t *a, const uint8_t *b, size_t n);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "gcm_internal.h"
+#include "json_scan.h"
 
 static const uint8_t ALPHABET[65] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -294,4 +295,113 @@ int64_t kms_transit_open_b64_one(const kms_gcm_ctx *ctx, const uint8_t *body, si
     else
         kms_arena_release(scratch, scratch_len, 1);
     return result;
+}
+
+/* ---- whole JSON batches (csrc/json_scan.c reads the request) ----------- */
+
+static void put_info(uint64_t *info, const struct json_batch *b)
+{
+    info[0] = b->count;
+    info[2] = (uint64_t)b->has_code;
+    info[3] = (uint64_t)b->code;
+}
+
+int kms_transit_scan_json_batch(const uint8_t *body, size_t body_len, size_t max_items,
+                                uint64_t *info)
+{
+    if ((body_len && !body) || !info)
+        return KMS_AEAD_ERR_NULL;
+    struct json_batch b;
+    if (json_batch_scan(&b, body, body_len, max_items))
+        return KMS_AEAD_NOT_SIMPLE;
+    put_info(info, &b);
+    return KMS_AEAD_OK;
+}
+
+static size_t put(uint8_t *out, size_t o, const void *s, size_t n)
+{
+    memcpy(out + o, s, n);
+    return o + n;
+}
+
+int64_t kms_transit_seal_json_batch(const kms_gcm_ctx *ctx, uint32_t version,
+                                    const uint8_t *body, size_t body_len, size_t max_items,
+                                    uint8_t *out, size_t out_cap, uint64_t *info)
+{
+    if (!ctx || (body_len && !body) || (out_cap && !out) || !info)
+        return KMS_AEAD_ERR_NULL;
+    struct json_batch b;
+    if (json_batch_scan(&b, body, body_len, max_items))
+        return KMS_AEAD_NOT_SIMPLE;
+    put_info(info, &b);
+    init_tables();
+    char prefix[24], version_text[16];
+    int prefix_len = snprintf(prefix, sizeof prefix, "vault:v%u:", (unsigned)version);
+    int version_len = snprintf(version_text, sizeof version_text, "%u", (unsigned)version);
+
+    /* Every item's text lies inside the body, and its entry adds at most
+     * the prefix, 28 sealed bytes in base64 and 80 bytes of JSON. */
+    size_t need = body_len + b.count * ((size_t)prefix_len + 40 + 80) + 2;
+    info[4] = need;
+    if (out_cap < need)
+        return KMS_AEAD_ERR_BUFFER;
+
+    /* Scratch for the largest text the body can hold; only the part the
+     * longest item used is wiped. */
+    size_t scratch_len = GCM_NONCE_BYTES + b64_decoded_max(body_len) + GCM_TAG_BYTES, used = 0;
+    uint8_t *scratch = kms_arena_new(scratch_len);
+    uint8_t *nonces = kms_arena_new(b.count * GCM_NONCE_BYTES);
+    int st = !scratch || !nonces ? KMS_AEAD_ERR_NOMEM
+                                 : kms_fill_random(nonces, b.count * GCM_NONCE_BYTES);
+    if (st) {
+        kms_arena_release(scratch, 0, 0);
+        kms_arena_release(nonces, 0, 0);
+        return st;
+    }
+
+    /* Pass 2: seal each item and write its batch_results entry. */
+    static const char CT_HEAD[] = "{\"ciphertext\":\"", CT_VERSION[] = "\",\"key_version\":",
+                      REF[] = ",\"reference\":\"", ERR_HEAD[] = "{\"error\":\"illegal base64 data at input byte ",
+                      ERR_TAIL[] = "\"", TAIL[] = "\"}";
+    int64_t failed = 0, result = 0;
+    size_t o = 0, i = 0, pos = b.items_at;
+    struct json_item item;
+    out[o++] = '[';
+    while (!json_batch_next(&b, &pos, &item)) {
+        if (i)
+            out[o++] = ',';
+        size_t where = 0;
+        size_t at = put(out, o, CT_HEAD, sizeof CT_HEAD - 1);
+        int64_t wrote = seal_text(ctx, prefix, (size_t)prefix_len, nonces + GCM_NONCE_BYTES * i,
+                                  body + item.text_off, item.text_len, scratch, out + at, &where);
+        size_t held = GCM_NONCE_BYTES + b64_decoded_max(item.text_len) + GCM_TAG_BYTES;
+        used = held > used ? held : used;
+        if (wrote == KMS_AEAD_ERR_BASE64 && !json_plain(body + item.text_off, item.text_len)) {
+            result = KMS_AEAD_NOT_SIMPLE; /* an escape or such: JSON's reading counts */
+            break;
+        }
+        if (wrote >= 0) {
+            o = put(out, at + (size_t)wrote, CT_VERSION, sizeof CT_VERSION - 1);
+            o = put(out, o, version_text, (size_t)version_len);
+        } else if (wrote == KMS_AEAD_ERR_BASE64) {
+            char digits[24];
+            int n = snprintf(digits, sizeof digits, "%zu", where);
+            o = put(out, o, ERR_HEAD, sizeof ERR_HEAD - 1);
+            o = put(out, o, digits, (size_t)n);
+            o = put(out, o, ERR_TAIL, sizeof ERR_TAIL - 1);
+            failed++;
+        } else {
+            result = wrote;
+            break;
+        }
+        o = put(out, o, REF, sizeof REF - 1);
+        o = put(out, o, body + item.ref_off, item.ref_len);
+        o = put(out, o, TAIL, sizeof TAIL - 1);
+        i++;
+    }
+    out[o++] = ']';
+    info[1] = o;
+    kms_arena_release(scratch, used, 1); /* held plaintext */
+    kms_arena_release(nonces, b.count * GCM_NONCE_BYTES, 0);
+    return result ? result : failed;
 }

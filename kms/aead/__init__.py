@@ -16,7 +16,7 @@ Imports kms.errors and kms._native.
 """
 import logging
 import os
-from typing import Dict, Tuple, Type
+from typing import Dict, Optional, Tuple, Type
 
 from kms import errors
 from kms._native import LOAD_ERROR, lib
@@ -29,7 +29,7 @@ from kms.aead.status import KEY_SIZES, MAX_AAD, MAX_PLAINTEXT, NONCE_SIZE, TAG_S
 __all__ = [
     "AESGCM", "BACKEND", "BACKENDS", "Packed", "SealedBatch", "OpenedBatch",
     "available_backends", "NONCE_SIZE", "TAG_SIZE", "KEY_SIZES",
-    "MAX_PLAINTEXT", "MAX_AAD",
+    "MAX_PLAINTEXT", "MAX_AAD", "scan_json_batch",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,3 +85,14 @@ if BACKEND == "fallback":
     log.info("AEAD backend: fallback (cryptography); native: %s", _why_native_missing())
 else:
     log.info("AEAD backend: %s", BACKEND)
+
+
+def scan_json_batch(body: bytes, max_items: int) -> Optional[Tuple[int, Optional[int]]]:
+    """(items, partial_failure_response_code or None) when a transit encrypt
+    body has the simple batch shape that AESGCM.seal_json_batch reads
+    natively; None otherwise, or without the native engine."""
+    if BACKEND == "fallback":
+        return None
+    from kms.aead.native import scan_json_batch as scan
+
+    return scan(body, max_items)

@@ -184,6 +184,13 @@ class AESGCM:
         sealed = self.seal_b64_to_transit([text], version)
         return sealed.item(0), sealed.bad_at[0]
 
+    def seal_json_batch(self, body: bytes, version: int, max_items: int) -> Optional[Tuple[int, bytes]]:
+        """A whole transit encrypt batch straight from its JSON body: (failed
+        items, the batch_results JSON array), or None when the body is not
+        the simple shape (csrc/json_scan.h) or this backend has no scanner;
+        the caller then parses the JSON in full."""
+        return None
+
     def open_b64_one(self, body: bytes, associated_data: Optional[bytes]) -> Optional[bytes]:
         """Transit decrypt of a ciphertext body (the base64 text after
         "vault:v<N>:"): the plaintext's base64, or None when the body is not

@@ -25,6 +25,7 @@ class Status(enum.IntEnum):
     ERR_RANDOM = -11
     ERR_NOMEM = -12
     ERR_BASE64 = -13
+    NOT_SIMPLE = -14  # not a failure: the batch body needs the general JSON parser
 
 
 NONCE_SIZE = 12
