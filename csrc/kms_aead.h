@@ -182,6 +182,19 @@ int64_t kms_transit_seal_json_batch(const kms_gcm_ctx *ctx, uint32_t version,
                                     const uint8_t *body, size_t body_len, size_t max_items,
                                     uint8_t *out, size_t out_cap, uint64_t *info);
 
+/* The bulk encrypt request (msgpack, csrc/msgpack_scan.h) in one call:
+ * each item sealed where it lies in the body, written to out as a msgpack
+ * bin32 of nonce || ciphertext || tag, so out is the response's
+ * "ciphertexts" array body. KMS_AEAD_NOT_SIMPLE when the body has another
+ * shape or an item is out of limits (the caller unpacks it in full and
+ * names the problem). info: [0] items, [1] 1 if key_version was given,
+ * [2] its value (int64); scan: [3] the output size; seal: [3] the bytes
+ * written, [4] the size needed (KMS_AEAD_ERR_BUFFER when out_cap is
+ * smaller). info has 5 entries. */
+int kms_bulk_scan_msgpack(const uint8_t *body, size_t len, size_t max_items, uint64_t *info);
+int64_t kms_bulk_seal_msgpack(const kms_gcm_ctx *ctx, const uint8_t *body, size_t len,
+                              size_t max_items, uint8_t *out, size_t out_cap, uint64_t *info);
+
 /* Constant-time comparison of n bytes: 1 if equal, 0 otherwise. */
 int kms_aead_ct_equal(const uint8_t *a, const uint8_t *b, size_t n);
 

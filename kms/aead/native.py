@@ -337,13 +337,31 @@ class NativeAESGCM(AESGCM):
         # characters of nonce and tag, and 80 of JSON.
         cap = len(body) + found[0] * (19 + 40 + 80) + 2
         out = _arena(cap, wipe=False)
-        failed = lib.kms_transit_seal_json_batch(self._ctx, version, body, len(body), max_items,
-                                                 out, cap, info)
+        failed = lib.kms_transit_seal_json_batch(self._ctx, version, ffi.from_buffer(body), len(body),
+                                                 max_items, out, cap, info)
         if failed == Status.NOT_SIMPLE:
             return None
         if failed < 0:
             raise error_for(failed)
         return int(failed), ffi.buffer(out, info[1])[:]
+
+    def seal_bulk_request(self, body: Any, max_items: int) -> Optional[Any]:
+        """Every item of a bulk encrypt body (msgpack) sealed where it lies,
+        as a buffer of msgpack bin32 entries (nonce || ciphertext || tag):
+        the response's "ciphertexts" array body. None when the body is not
+        the simple shape or an item is out of limits."""
+        info = ffi.new("uint64_t[5]")
+        data = ffi.from_buffer(body)
+        if lib.kms_bulk_scan_msgpack(data, len(body), max_items, info) != Status.OK:
+            return None
+        cap = int(info[3])
+        out = _arena(cap, wipe=False)
+        st = lib.kms_bulk_seal_msgpack(self._ctx, data, len(body), max_items, out, cap, info)
+        if st == Status.NOT_SIMPLE:
+            return None
+        if st < 0:
+            raise error_for(st)
+        return _view(out, int(info[3]))
 
     def open_b64_one(self, body: bytes, associated_data: Optional[bytes]) -> Optional[bytes]:
         cap = lib.kms_transit_open_output_max(len(body))
@@ -358,11 +376,21 @@ class NativeAESGCM(AESGCM):
         return ffi.buffer(out, wrote)[:]
 
 
+def scan_bulk_request(body: Any, max_items: int) -> Optional[Tuple[int, Optional[int]]]:
+    """(items, key_version or None) when a bulk encrypt body (msgpack) has
+    the shape the engine reads itself (csrc/msgpack_scan.h), else None."""
+    info = ffi.new("uint64_t[5]")
+    if lib.kms_bulk_scan_msgpack(ffi.from_buffer(body), len(body), max_items, info) != Status.OK:
+        return None
+    version = info[2] - (1 << 64) if info[2] >> 63 else info[2]
+    return int(info[0]), (int(version) if info[1] else None)
+
+
 def scan_json_batch(body: bytes, max_items: int) -> Optional[Tuple[int, Optional[int]]]:
     """(items, partial_failure_response_code or None) when a transit encrypt
     body has the simple batch shape the engine reads itself, else None."""
     info = ffi.new("uint64_t[5]")
-    if lib.kms_transit_scan_json_batch(body, len(body), max_items, info) != Status.OK:
+    if lib.kms_transit_scan_json_batch(ffi.from_buffer(body), len(body), max_items, info) != Status.OK:
         return None
     code = info[3] - (1 << 64) if info[3] >> 63 else info[3]
     return int(info[0]), (int(code) if info[2] else None)

@@ -1,0 +1,38 @@
+/*
+ * msgpack_scan.h: a reader for the bulk encrypt request (kms/api/bulk.py),
+ *
+ *   {"items": [bin, ...], "associated_data": bin | [bin, ...] | nil,
+ *    "key_version": int | nil}
+ *
+ * members in any order, the last two optional; a per-item associated_data
+ * list must have one entry per item. Anything else is "not simple" and the
+ * caller unpacks the body in full (so it names what is wrong). Items stay
+ * where they are in the body: the reader gives their offsets. Private to
+ * csrc/.
+ */
+#ifndef KMS_MSGPACK_SCAN_H
+#define KMS_MSGPACK_SCAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct bulk_request {
+    const uint8_t *body;
+    size_t len;
+    size_t items_at;    /* the first item's header */
+    size_t count;
+    uint64_t payload;   /* the items' lengths added up */
+    int aad_kind;       /* 0 none, 1 one bin for all, 2 one per item */
+    size_t aad_at;      /* the bin (kind 1) or the list's first entry (kind 2) */
+    int has_version;
+    int64_t version;
+};
+
+/* 0 when the body has the shape (at most max_items items), else -1. */
+int bulk_request_scan(struct bulk_request *r, const uint8_t *body, size_t len, size_t max_items);
+
+/* The bin at *pos: its data's offset and length; *pos moves past it.
+ * 0, or -1 when *pos holds no bin (never after a successful scan). */
+int bulk_read_bin(const uint8_t *body, size_t len, size_t *pos, size_t *off, size_t *n);
+
+#endif /* KMS_MSGPACK_SCAN_H */
