@@ -18,6 +18,7 @@ Send = Callable[[Dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 METHODS = ("POST", "PUT")
+PREALLOCATE = 1 << 20  # bodies declared at least this large are read into one buffer
 # The request headers the hot handlers read.
 WANTED = frozenset((b"x-vault-token", b"authorization", b"content-length", b"content-type"))
 
@@ -42,9 +43,11 @@ class ClientGone(Exception):
     """The client disconnected before its body arrived."""
 
 
-async def read_body(receive: Receive, declared: Optional[str], limit: int) -> Optional[bytes]:
-    """The whole body, or None when it is (or declares itself) over limit."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+async def read_body(receive: Receive, declared: Optional[str], limit: int) -> Optional[Any]:
+    """The whole body (bytes, or a bytearray for large declared bodies), or
+    None when it is (or declares itself) over limit."""
+    length = int(declared) if declared is not None and declared.isdigit() else None
+    if length is not None and length > limit:
         return None
     message = await receive()
     if message["type"] == "http.disconnect":
@@ -52,6 +55,8 @@ async def read_body(receive: Receive, declared: Optional[str], limit: int) -> Op
     body = message.get("body", b"")
     if not message.get("more_body", False):
         return body  # the common case: one message, no join
+    if length is not None and length >= PREALLOCATE:
+        return await _read_into(receive, body, length)
     chunks, size = [body], len(body)
     while True:
         message = await receive()
@@ -64,6 +69,29 @@ async def read_body(receive: Receive, declared: Optional[str], limit: int) -> Op
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+async def _read_into(receive: Receive, first: bytes, length: int) -> Optional[bytearray]:
+    """A large body with a declared length, copied once into its final
+    buffer as it arrives: a 10 MB bulk request never exists as chunks and a
+    joined copy at once. (The server holds the peer to the declared length.)"""
+    body = bytearray(length)
+    view = memoryview(body)
+    view[:len(first)] = first
+    filled = len(first)
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        if filled + len(chunk) > length:  # not from uvicorn, which holds to the length
+            raise ClientGone()
+        view[filled:filled + len(chunk)] = chunk
+        filled += len(chunk)
+        more = message.get("more_body", False)
+    view.release()
+    return body
 
 
 async def send_response(response: Response, scope: Scope, receive: Receive, send: Send) -> None:
