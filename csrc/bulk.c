@@ -82,3 +82,70 @@ int64_t kms_bulk_seal_msgpack(const kms_gcm_ctx *ctx, const uint8_t *body, size_
     info[3] = o;
     return st ? st : 0;
 }
+
+int64_t kms_bulk_open_msgpack(const kms_gcm_ctx *ctx, const uint8_t *body, size_t len,
+                              size_t max_items, uint8_t *out, size_t out_cap, int32_t *status,
+                              size_t status_cap, uint64_t *info)
+{
+    if (!ctx || (len && !body) || (out_cap && !out) || !info || (status_cap && !status))
+        return KMS_AEAD_ERR_NULL;
+    struct bulk_request r;
+    if (bulk_request_scan(&r, body, len, max_items))
+        return KMS_AEAD_NOT_SIMPLE;
+    /* Each entry is a bin32 of the plaintext (28 bytes shorter than its
+     * item) or nil. */
+    uint64_t need = r.payload + (uint64_t)r.count * 5;
+    info[4] = need;
+    if (out_cap < need || status_cap < r.count)
+        return KMS_AEAD_ERR_BUFFER;
+    size_t item_pos = r.items_at, aad_pos = r.aad_at, o = 0;
+    const uint8_t *aad = NULL;
+    size_t aad_len = 0;
+    int64_t failed = 0;
+    if (r.aad_kind == 1) {
+        size_t off;
+        bulk_read_bin(body, len, &aad_pos, &off, &aad_len);
+        aad = body + off;
+    }
+    for (size_t i = 0; i < r.count; i++) {
+        size_t off, n;
+        bulk_read_bin(body, len, &item_pos, &off, &n);
+        if (r.aad_kind == 2) {
+            size_t aad_off;
+            bulk_read_bin(body, len, &aad_pos, &aad_off, &aad_len);
+            aad = body + aad_off;
+        }
+        if (kms_gcm_check_params(GCM_NONCE_BYTES, GCM_TAG_BYTES, aad_len, 0))
+            return KMS_AEAD_NOT_SIMPLE; /* the general path names the item */
+        if (n < GCM_NONCE_BYTES + GCM_TAG_BYTES) {
+            status[i] = KMS_AEAD_ERR_TOO_SHORT;
+        } else {
+            size_t plain = n - GCM_NONCE_BYTES - GCM_TAG_BYTES;
+            const uint8_t *sealed = body + off + GCM_NONCE_BYTES;
+            uint8_t computed[GCM_TAG_BYTES];
+            uint8_t *at = out + o;
+            ctx->ops->decrypt(ctx, body + off, aad, aad_len, sealed, at + 5, plain, computed);
+            int ok = kms_aead_ct_equal(sealed + plain, computed, GCM_TAG_BYTES);
+            kms_wipe(computed, sizeof computed);
+            if (ok) {
+                at[0] = 0xc6;
+                at[1] = (uint8_t)(plain >> 24);
+                at[2] = (uint8_t)(plain >> 16);
+                at[3] = (uint8_t)(plain >> 8);
+                at[4] = (uint8_t)plain;
+                o += 5 + plain;
+                status[i] = KMS_AEAD_OK;
+                continue;
+            }
+            kms_wipe(at + 5, plain); /* unverified plaintext never stays */
+            status[i] = KMS_AEAD_ERR_AUTH;
+        }
+        out[o++] = 0xc0; /* nil */
+        failed++;
+    }
+    info[0] = r.count;
+    info[1] = (uint64_t)r.has_version;
+    info[2] = (uint64_t)r.version;
+    info[3] = o;
+    return failed;
+}

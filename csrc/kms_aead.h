@@ -194,6 +194,15 @@ int64_t kms_transit_seal_json_batch(const kms_gcm_ctx *ctx, uint32_t version,
 int kms_bulk_scan_msgpack(const uint8_t *body, size_t len, size_t max_items, uint64_t *info);
 int64_t kms_bulk_seal_msgpack(const kms_gcm_ctx *ctx, const uint8_t *body, size_t len,
                               size_t max_items, uint8_t *out, size_t out_cap, uint64_t *info);
+/* The bulk decrypt request of the same shape (all items bin, one
+ * key_version): each item opened where it lies, written to out as a bin32
+ * of its plaintext, or nil with status[i] KMS_AEAD_ERR_TOO_SHORT or
+ * KMS_AEAD_ERR_AUTH (its unverified plaintext wiped); out is the
+ * "plaintexts" array body. Returns the number of failed items; info as for
+ * seal ([3] the bytes written). status has status_cap >= items entries. */
+int64_t kms_bulk_open_msgpack(const kms_gcm_ctx *ctx, const uint8_t *body, size_t len,
+                              size_t max_items, uint8_t *out, size_t out_cap, int32_t *status,
+                              size_t status_cap, uint64_t *info);
 
 /* Constant-time comparison of n bytes: 1 if equal, 0 otherwise. */
 int kms_aead_ct_equal(const uint8_t *a, const uint8_t *b, size_t n);

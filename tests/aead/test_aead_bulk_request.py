@@ -120,3 +120,35 @@ def test_sealed_items_open_with_openssl(backend):
             item_aad = aad[i] if isinstance(aad, list) else aad
             assert OpenSSLAESGCM(key).decrypt(sealed[:12], sealed[12:], item_aad or None) == item
         assert len({c[:12] for c in ciphertexts}) == len(ciphertexts)  # fresh nonces
+
+
+def test_opened_items_match_openssl_and_failures_are_nil(backend):
+    if backend == "fallback":
+        pytest.skip("the fallback has no native reader")
+    rng = random.Random(6)
+    key = os.urandom(32)
+    box = aead.AESGCM(key, backend=backend)
+    for _ in range(200):
+        plains = [rng.randbytes(rng.choice([0, 1, 16, 300])) for _ in range(rng.randrange(0, 8))]
+        aads = [rng.randbytes(4) for _ in plains]
+        items = []
+        for p, a in zip(plains, aads):
+            nonce = os.urandom(12)
+            items.append(nonce + OpenSSLAESGCM(key).encrypt(nonce, p, a))
+        broken = {}
+        for i in range(len(items)):
+            roll = rng.random()
+            if roll < 0.15:
+                sealed = bytearray(items[i])
+                sealed[rng.randrange(len(sealed))] ^= 1
+                items[i], broken[i] = bytes(sealed), "auth"
+            elif roll < 0.25:
+                items[i], broken[i] = items[i][:rng.randrange(28)], "short"
+        body = msgpack.packb({"items": items, "associated_data": aads, "key_version": 1})
+        statuses, framed = box.open_bulk_request(body, 200_000)
+        opened = msgpack.unpackb(b"\xdd" + struct.pack(">I", len(items)) + bytes(framed))
+        for i, (p, got) in enumerate(zip(plains, opened)):
+            if i in broken:
+                assert got is None and statuses[i] == (-7 if broken[i] == "auth" else -6)
+            else:
+                assert got == p and statuses[i] == 0
