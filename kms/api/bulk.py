@@ -17,9 +17,16 @@ transit ciphertext: "vault:v<N>:" + base64(body) decrypts through transit,
 and decrypt here also takes transit strings as items. Request-level errors
 answer {"errors": [message]} with Vault's status codes.
 
-Limits: a body of at most MAX_BODY bytes and MAX_ITEMS items. This version
-unpacks the request with msgpack in Python, so a large request briefly holds
-the body, the item objects, and the output arena.
+Limits: a body of at most MAX_BODY (256 MiB) bytes and MAX_ITEMS (200,000)
+items; each item and associated data within AES-GCM's limits and under
+4 GiB (msgpack bin32). Memory: a body with a declared length arrives into one
+buffer (kms.api.lane). Encrypt requests, and decrypt requests of bin items
+under one key_version, are then read by the engine where they lie
+(csrc/msgpack_scan.c): the request holds the body and the output arena, about
+twice its size, and nothing per item. Other shapes (transit strings,
+key_versions) are unpacked with msgpack, which briefly adds one Python
+object per item. A chunked body (no declared length) is gathered in pieces
+and joined, one more copy while it arrives.
 """
 import logging
 import struct
@@ -32,6 +39,7 @@ from starlette.responses import Response, StreamingResponse
 
 from kms import aead, errors
 from kms.aead.native import NativeAESGCM, scan_bulk_request
+from kms.aead.status import Status
 from kms.api.transit.endpoint import HTTPError, Transit
 from kms.api.transit.responses import new_request_id
 from kms.service.keys import check_state
@@ -43,13 +51,15 @@ MEDIA_TYPE = "application/msgpack"
 log = logging.getLogger("kms.api.bulk")
 
 
-def _chunks(head: bytes, arena: Any) -> Iterator[bytes]:
-    """The response in pieces: the header, then the arena in 1 MiB views
-    (no copy on our side; the arena stays alive while the views are sent)."""
+def _chunks(head: bytes, arena: Any, tail: bytes = b"") -> Iterator[bytes]:
+    """The response in pieces: the header, the arena in 1 MiB views (no copy
+    on our side; the arena stays alive while the views are sent), the tail."""
     yield head
     view = memoryview(arena)
     for start in range(0, len(view), 1 << 20):
         yield view[start:start + (1 << 20)]  # type: ignore[misc]
+    if tail:
+        yield tail
 
 
 def _require_bulk(settings: Dict[str, Any]) -> None:
@@ -116,8 +126,9 @@ class Bulk:
         name = request.path_params["name"]
         record = self.service.record(name)
         seen["key_id"] = record["id"] if record else None
-        if handler == self.encrypt:
-            fast = self._encrypt_in_place(account, name, body)
+        if handler == self.encrypt or handler == self.decrypt:
+            in_place = self._encrypt_in_place if handler == self.encrypt else self._decrypt_in_place
+            fast = in_place(account, name, body)
             if fast is not None:
                 return fast
         try:
@@ -159,6 +170,38 @@ class Bulk:
         if framed is None:
             return None
         return self._framed_reply(version, count, framed)
+
+    def _decrypt_in_place(self, account: Dict[str, Any], name: str, body: Any) -> Optional[Response]:
+        """Bin items under one key_version, opened by the engine where they
+        lie in the body; the plaintexts go out from its (wiped) arena."""
+        if aead.BACKEND == "fallback":
+            return None
+        found = scan_bulk_request(body, MAX_ITEMS)
+        if found is None or found[1] is None or found[1] < 0:
+            return None  # transit strings, per-item or missing versions: unpack it
+        count, requested = found
+        record = self.transit.existing_key(account, name, "Decrypt")
+        check_state(record, "decrypt")
+        settings = self.service.settings(record)
+        _require_bulk(settings)
+        try:
+            version = self.service.check_version(record, settings, max(requested, 1))
+        except TransitError:
+            return None  # the general path reports it for every item
+        box = self.transit.keys.box(record["id"], version)
+        if not isinstance(box, NativeAESGCM):
+            return None
+        opened = box.open_bulk_request(body, MAX_ITEMS)
+        if opened is None:
+            return None
+        statuses, plaintexts = opened
+        failures = [[i, "invalid ciphertext length" if st == Status.ERR_TOO_SHORT
+                     else "cipher: message authentication failed"]
+                    for i, st in enumerate(statuses) if st]
+        head = b"\x82" + msgpack.packb("plaintexts") + b"\xdd" + struct.pack(">I", count)
+        tail = msgpack.packb("errors") + msgpack.packb(failures)
+        return StreamingResponse(_chunks(head, plaintexts, tail), media_type=MEDIA_TYPE,
+                                 headers={"Content-Length": str(len(head) + len(plaintexts) + len(tail))})
 
     @staticmethod
     def _framed_reply(version: int, count: int, framed: Any) -> Response:

@@ -139,3 +139,29 @@ def test_bulk_calls_are_audited(server, client):
     bulk = [e for e in entries if e["action"] == "bulk:encrypt"]
     assert bulk and bulk[-1]["result"] == "200" and bulk[-1]["key_id"]
     assert main(["audit", "verify", "--data-dir", server.data_dir]) == 0
+
+
+def test_in_place_and_unpacked_decrypt_answer_alike(server, client):
+    """One key_version takes the engine's in-place path; the same items with
+    key_versions (one per item) are unpacked in Python. Same answers, failed
+    items included."""
+    import msgpack
+    items = [os.urandom(n) for n in (0, 5, 1000)]
+    sealed = client.encrypt("bulk-key", items).ciphertexts
+    tampered = bytearray(sealed[1])
+    tampered[-1] ^= 1
+    batch = [sealed[0], bytes(tampered), b"short", sealed[2]]
+    url = f"http://{server.endpoint}/v1/bulk/decrypt/bulk-key"
+    headers = {"X-Vault-Token": TOKEN, "Content-Type": "application/msgpack"}
+    answers = []
+    for versions in ({"key_version": 1}, {"key_versions": [1] * len(batch)}):
+        r = requests.post(url, data=msgpack.packb({"items": batch, **versions}), headers=headers, timeout=30)
+        assert r.status_code == 200
+        answers.append(msgpack.unpackb(r.content))
+    assert answers[0] == answers[1]
+    assert answers[0]["plaintexts"] == [items[0], None, None, items[2]]
+    assert answers[0]["errors"] == [[1, "cipher: message authentication failed"], [2, "invalid ciphertext length"]]
+    for too_new in ({"key_version": 9}, {"key_versions": [9] * len(batch)}):
+        r = requests.post(url, data=msgpack.packb({"items": batch, **too_new}), headers=headers, timeout=30)
+        assert r.status_code == 200
+        assert [e[1] for e in msgpack.unpackb(r.content)["errors"]] == ["invalid ciphertext: version is too new"] * 4
