@@ -43,9 +43,11 @@ class ClientGone(Exception):
     """The client disconnected before its body arrived."""
 
 
-async def read_body(receive: Receive, declared: Optional[str], limit: int) -> Optional[Any]:
-    """The whole body (bytes, or a bytearray for large declared bodies), or
-    None when it is (or declares itself) over limit."""
+async def read_body(receive: Receive, declared: Optional[str], limit: int,
+                    allocate: Callable[[int], Any] = bytearray) -> Optional[Any]:
+    """The whole body (bytes, or for large declared bodies a writable buffer
+    from allocate(length)), or None when it is (or declares itself) over
+    limit."""
     length = int(declared) if declared is not None and declared.isdigit() else None
     if length is not None and length > limit:
         return None
@@ -56,7 +58,7 @@ async def read_body(receive: Receive, declared: Optional[str], limit: int) -> Op
     if not message.get("more_body", False):
         return body  # the common case: one message, no join
     if length is not None and length >= PREALLOCATE:
-        return await _read_into(receive, body, length)
+        return await _read_into(receive, body, allocate(length))
     chunks, size = [body], len(body)
     while True:
         message = await receive()
@@ -71,12 +73,12 @@ async def read_body(receive: Receive, declared: Optional[str], limit: int) -> Op
             return b"".join(chunks)
 
 
-async def _read_into(receive: Receive, first: bytes, length: int) -> Optional[bytearray]:
+async def _read_into(receive: Receive, first: bytes, body: Any) -> Any:
     """A large body with a declared length, copied once into its final
     buffer as it arrives: a 10 MB bulk request never exists as chunks and a
     joined copy at once. (The server holds the peer to the declared length.)"""
-    body = bytearray(length)
     view = memoryview(body)
+    length = len(view)
     view[:len(first)] = first
     filled = len(first)
     more = True
@@ -107,7 +109,9 @@ async def send_response(response: Response, scope: Scope, receive: Receive, send
 class Lane:
     """adapters: objects with hot_routes(), body_limit, too_large (the 413
     message), error(status, messages) and respond(handler, request, data,
-    inline): kms.api.transit.endpoint.Transit and kms.api.bulk.Bulk."""
+    inline): kms.api.transit.endpoint.Transit and kms.api.bulk.Bulk. An
+    adapter may name body_buffer(length), the writable buffer large bodies
+    are read into (bytearray otherwise)."""
 
     def __init__(self, app: ASGIApp, adapters: List[Any]) -> None:
         self.app = app
@@ -133,7 +137,8 @@ class Lane:
         adapter, handler, inline, name = hit
         request = LaneRequest(scope["method"], name, scope["headers"])
         try:
-            data = await read_body(receive, request.headers.get("content-length"), adapter.body_limit)
+            data = await read_body(receive, request.headers.get("content-length"), adapter.body_limit,
+                                   getattr(adapter, "body_buffer", bytearray))
         except ClientGone:
             return
         if data is None:
