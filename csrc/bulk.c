@@ -42,24 +42,14 @@ int64_t kms_bulk_seal_msgpack(const kms_gcm_ctx *ctx, const uint8_t *body, size_
     if (!nonces)
         return KMS_AEAD_ERR_NOMEM;
     int st = kms_fill_random(nonces, r.count * GCM_NONCE_BYTES);
-    size_t item_pos = r.items_at, aad_pos = r.aad_at, o = 0;
-    const uint8_t *aad = NULL;
-    size_t aad_len = 0;
-    if (!st && r.aad_kind == 1) {
-        size_t off;
-        bulk_read_bin(body, len, &aad_pos, &off, &aad_len);
-        aad = body + off;
-    }
+    size_t o = 0;
+    struct bulk_cursor c;
+    bulk_cursor_start(&c, &r);
     for (size_t i = 0; i < r.count && !st; i++) {
         size_t off, n;
-        bulk_read_bin(body, len, &item_pos, &off, &n);
-        if (r.aad_kind == 2) {
-            size_t aad_off;
-            bulk_read_bin(body, len, &aad_pos, &aad_off, &aad_len);
-            aad = body + aad_off;
-        }
+        bulk_cursor_next(&c, &r, &off, &n);
         if ((uint64_t)n + GCM_NONCE_BYTES + GCM_TAG_BYTES > UINT32_MAX ||
-            kms_gcm_check_params(GCM_NONCE_BYTES, GCM_TAG_BYTES, aad_len, n)) {
+            kms_gcm_check_params(GCM_NONCE_BYTES, GCM_TAG_BYTES, c.aad_len, n)) {
             st = KMS_AEAD_NOT_SIMPLE; /* the general path names the item */
             break;
         }
@@ -71,7 +61,7 @@ int64_t kms_bulk_seal_msgpack(const kms_gcm_ctx *ctx, const uint8_t *body, size_
         at[3] = (uint8_t)(framed >> 8);
         at[4] = (uint8_t)framed;
         memcpy(at + 5, nonces + GCM_NONCE_BYTES * i, GCM_NONCE_BYTES);
-        ctx->ops->encrypt(ctx, at + 5, aad, aad_len, body + off, at + 5 + GCM_NONCE_BYTES, n,
+        ctx->ops->encrypt(ctx, at + 5, c.aad, c.aad_len, body + off, at + 5 + GCM_NONCE_BYTES, n,
                           at + 5 + GCM_NONCE_BYTES + n);
         o += 5 + (size_t)framed;
     }
@@ -98,24 +88,14 @@ int64_t kms_bulk_open_msgpack(const kms_gcm_ctx *ctx, const uint8_t *body, size_
     info[4] = need;
     if (out_cap < need || status_cap < r.count)
         return KMS_AEAD_ERR_BUFFER;
-    size_t item_pos = r.items_at, aad_pos = r.aad_at, o = 0;
-    const uint8_t *aad = NULL;
-    size_t aad_len = 0;
+    size_t o = 0;
     int64_t failed = 0;
-    if (r.aad_kind == 1) {
-        size_t off;
-        bulk_read_bin(body, len, &aad_pos, &off, &aad_len);
-        aad = body + off;
-    }
+    struct bulk_cursor c;
+    bulk_cursor_start(&c, &r);
     for (size_t i = 0; i < r.count; i++) {
         size_t off, n;
-        bulk_read_bin(body, len, &item_pos, &off, &n);
-        if (r.aad_kind == 2) {
-            size_t aad_off;
-            bulk_read_bin(body, len, &aad_pos, &aad_off, &aad_len);
-            aad = body + aad_off;
-        }
-        if (kms_gcm_check_params(GCM_NONCE_BYTES, GCM_TAG_BYTES, aad_len, 0))
+        bulk_cursor_next(&c, &r, &off, &n);
+        if (kms_gcm_check_params(GCM_NONCE_BYTES, GCM_TAG_BYTES, c.aad_len, 0))
             return KMS_AEAD_NOT_SIMPLE; /* the general path names the item */
         if (n < GCM_NONCE_BYTES + GCM_TAG_BYTES) {
             status[i] = KMS_AEAD_ERR_TOO_SHORT;
@@ -124,7 +104,7 @@ int64_t kms_bulk_open_msgpack(const kms_gcm_ctx *ctx, const uint8_t *body, size_
             const uint8_t *sealed = body + off + GCM_NONCE_BYTES;
             uint8_t computed[GCM_TAG_BYTES];
             uint8_t *at = out + o;
-            ctx->ops->decrypt(ctx, body + off, aad, aad_len, sealed, at + 5, plain, computed);
+            ctx->ops->decrypt(ctx, body + off, c.aad, c.aad_len, sealed, at + 5, plain, computed);
             int ok = kms_aead_ct_equal(sealed + plain, computed, GCM_TAG_BYTES);
             kms_wipe(computed, sizeof computed);
             if (ok) {

@@ -186,3 +186,27 @@ int bulk_request_scan(struct bulk_request *r, const uint8_t *body, size_t len, s
         return -1;
     return 0;
 }
+
+void bulk_cursor_start(struct bulk_cursor *c, const struct bulk_request *r)
+{
+    c->item_pos = r->items_at;
+    c->aad_pos = r->aad_at;
+    c->aad = NULL;
+    c->aad_len = 0;
+    if (r->aad_kind == 1) { /* one for all items */
+        size_t off;
+        bulk_read_bin(r->body, r->len, &c->aad_pos, &off, &c->aad_len);
+        c->aad = r->body + off;
+    }
+}
+
+void bulk_cursor_next(struct bulk_cursor *c, const struct bulk_request *r, size_t *off, size_t *n)
+{
+    /* The scan checked every bin these read. */
+    bulk_read_bin(r->body, r->len, &c->item_pos, off, n);
+    if (r->aad_kind == 2) {
+        size_t aad_off;
+        bulk_read_bin(r->body, r->len, &c->aad_pos, &aad_off, &c->aad_len);
+        c->aad = r->body + aad_off;
+    }
+}

@@ -31,6 +31,18 @@ struct bulk_request {
 /* 0 when the body has the shape (at most max_items items), else -1. */
 int bulk_request_scan(struct bulk_request *r, const uint8_t *body, size_t len, size_t max_items);
 
+/* Walks a scanned request's items, each with its associated data. */
+struct bulk_cursor {
+    size_t item_pos, aad_pos;
+    const uint8_t *aad; /* the current item's associated data (NULL: none) */
+    size_t aad_len;
+};
+
+void bulk_cursor_start(struct bulk_cursor *c, const struct bulk_request *r);
+/* The next item's data (offset and length in the body); c->aad and
+ * c->aad_len are set for it. Call exactly r->count times. */
+void bulk_cursor_next(struct bulk_cursor *c, const struct bulk_request *r, size_t *off, size_t *n);
+
 /* The bin at *pos: its data's offset and length; *pos moves past it.
  * 0, or -1 when *pos holds no bin (never after a successful scan). */
 int bulk_read_bin(const uint8_t *body, size_t len, size_t *pos, size_t *off, size_t *n);

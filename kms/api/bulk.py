@@ -151,19 +151,29 @@ class Bulk:
             return aad
         raise TransitError("associated_data must be bytes, or a list of bytes with one entry per item")
 
-    def _encrypt_in_place(self, account: Dict[str, Any], name: str, body: Any) -> Optional[Response]:
-        """The common request shape, read and sealed by the engine straight
-        from the body: no item objects, no joined copy. None: unpack it."""
+    def _in_place_request(self, account: Dict[str, Any], name: str, body: Any, action: str
+                          ) -> Optional[Tuple[int, Optional[int], Dict[str, Any], Dict[str, Any]]]:
+        """(items, key_version, key record, settings) when the engine can read
+        the body itself, after the same key checks the unpacked path makes;
+        None when the body must be unpacked."""
         if aead.BACKEND == "fallback":
             return None
         found = scan_bulk_request(body, MAX_ITEMS)
         if found is None:
             return None
-        count, requested = found
-        record = self.transit.existing_key(account, name, "Encrypt")
-        check_state(record, "encrypt")
+        record = self.transit.existing_key(account, name, action)
+        check_state(record, action.lower())
         settings = self.service.settings(record)
         _require_bulk(settings)
+        return found[0], found[1], record, settings
+
+    def _encrypt_in_place(self, account: Dict[str, Any], name: str, body: Any) -> Optional[Response]:
+        """The common request shape, read and sealed by the engine straight
+        from the body: no item objects, no joined copy. None: unpack it."""
+        found = self._in_place_request(account, name, body, "Encrypt")
+        if found is None:
+            return None
+        count, requested, record, settings = found
         version = self.service._encryption_version(record, settings, requested)
         box = self.transit.keys.box(record["id"], version)
         if not isinstance(box, NativeAESGCM):
@@ -176,16 +186,10 @@ class Bulk:
     def _decrypt_in_place(self, account: Dict[str, Any], name: str, body: Any) -> Optional[Response]:
         """Bin items under one key_version, opened by the engine where they
         lie in the body; the plaintexts go out from its (wiped) arena."""
-        if aead.BACKEND == "fallback":
-            return None
-        found = scan_bulk_request(body, MAX_ITEMS)
+        found = self._in_place_request(account, name, body, "Decrypt")
         if found is None or found[1] is None or found[1] < 0:
             return None  # transit strings, per-item or missing versions: unpack it
-        count, requested = found
-        record = self.transit.existing_key(account, name, "Decrypt")
-        check_state(record, "decrypt")
-        settings = self.service.settings(record)
-        _require_bulk(settings)
+        count, requested, record, settings = found
         try:
             version = self.service.check_version(record, settings, max(requested, 1))
         except TransitError:
