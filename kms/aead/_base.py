@@ -5,7 +5,7 @@ kms.aead); ``AESGCM(key, backend="aesni")`` picks one explicitly, which is
 how tests and benchmarks compare backends in one process.
 """
 import os
-from typing import Dict, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 from cryptography.exceptions import InvalidTag
 
@@ -184,9 +184,9 @@ class AESGCM:
         sealed = self.seal_b64_to_transit([text], version)
         return sealed.item(0), sealed.bad_at[0]
 
-    def seal_json_batch(self, body: bytes, version: int, max_items: int) -> Optional[Tuple[int, bytes]]:
+    def seal_json_batch(self, body: bytes, version: int, max_items: int) -> Optional[Tuple[int, Any]]:
         """A whole transit encrypt batch straight from its JSON body: (failed
-        items, the batch_results JSON array), or None when the body is not
+        items, the batch_results JSON array as a buffer), or None when the body is not
         the simple shape (csrc/json_scan.h) or this backend has no scanner;
         the caller then parses the JSON in full."""
         return None

@@ -328,7 +328,7 @@ class NativeAESGCM(AESGCM):
             raise error_for(wrote)
         return ffi.buffer(out, wrote)[:], 0
 
-    def seal_json_batch(self, body: bytes, version: int, max_items: int) -> Optional[Tuple[int, bytes]]:
+    def seal_json_batch(self, body: bytes, version: int, max_items: int) -> Optional[Tuple[int, Any]]:
         info = ffi.new("uint64_t[5]")
         found = scan_json_batch(body, max_items)
         if found is None:
@@ -343,7 +343,7 @@ class NativeAESGCM(AESGCM):
             return None
         if failed < 0:
             raise error_for(failed)
-        return int(failed), ffi.buffer(out, info[1])[:]
+        return int(failed), _view(out, int(info[1]))
 
     def seal_bulk_request(self, body: Any, max_items: int) -> Optional[Any]:
         """Every item of a bulk encrypt body (msgpack) sealed where it lies,

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kms import aead, errors
-from kms.api.transit.responses import envelope, envelope_raw, failure, new_request_id
+from kms.api.transit.responses import envelope, envelope_parts, envelope_raw, failure, new_request_id
 from kms.audit import AuditLog
 from kms.service.keys import KeyService, check_state
 from kms.service.policies import PolicyService
@@ -408,7 +408,7 @@ class Transit:
         warnings: List[str] = []
         params = {} if body.code is None else {"partial_failure_response_code": body.code}
         status = self._status(params, failed, body.count, warnings)
-        return envelope_raw(b'{"batch_results":' + results + b"}", status, warnings, seen["request_id"])
+        return envelope_parts([b'{"batch_results":', results, b"}"], status, warnings, seen["request_id"])
 
     def _native_encrypt(self, record, body, items, batched: bool, request_id: str) -> Optional[Response]:
         """The common shape, single or batch (items with only plaintext and
@@ -477,6 +477,10 @@ class Transit:
             result = results[0]
             if result.error is not None:
                 raise TransitError(result.error)
+            if _json_plain(result.result):  # base64 or vault:vN:base64, always
+                data = b'{"%s":"%s"' % (field.encode(), result.result.encode())
+                data += b',"key_version":%d}' % result.version if with_version else b"}"
+                return envelope_raw(data, request_id=request_id)
             data = {field: result.result}
             if with_version:
                 data["key_version"] = result.version

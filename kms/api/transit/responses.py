@@ -41,12 +41,48 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
+def _head(request_id: Optional[str]) -> bytes:
+    return _HEAD + (request_id or new_request_id()).encode() + _MIDDLE
+
+
+def _tail(warnings: Optional[List[str]]) -> bytes:
+    return (b',"wrap_info":null,"warnings":' + (_dumps(warnings) if warnings else b"null")
+            + b',"auth":null}')
+
+
 def envelope_raw(data_json: bytes, status: int = 200, warnings: Optional[List[str]] = None,
                  request_id: Optional[str] = None) -> RawJSON:
     """The success envelope around data that is already JSON."""
-    return RawJSON(_HEAD + (request_id or new_request_id()).encode() + _MIDDLE + data_json
-                   + b',"wrap_info":null,"warnings":' + (_dumps(warnings) if warnings else b"null")
-                   + b',"auth":null}', status)
+    return RawJSON(_head(request_id) + data_json + _tail(warnings), status)
+
+
+class RawJSONParts(Response):
+    """A JSON response sent as consecutive pieces, so a large one held in an
+    engine arena goes out without being joined (copied) into one body."""
+
+    media_type = "application/json"
+
+    def __init__(self, parts: List[Any], status_code: int = 200) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.parts = parts
+        size = sum(len(memoryview(p)) for p in parts)
+        self.raw_headers = [(b"content-length", b"%d" % size),
+                            (b"content-type", b"application/json"),
+                            (b"cache-control", b"no-store")]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": self.raw_headers})
+        last = len(self.parts) - 1
+        for i, part in enumerate(self.parts):
+            await send({"type": "http.response.body", "body": part, "more_body": i < last})
+
+
+def envelope_parts(data_parts: List[Any], status: int = 200, warnings: Optional[List[str]] = None,
+                   request_id: Optional[str] = None) -> RawJSONParts:
+    """envelope_raw for data given as pieces (bytes or buffers) in order."""
+    return RawJSONParts([_head(request_id), *data_parts, _tail(warnings)], status)
 
 
 def envelope(data: Optional[Any], status: int = 200, warnings: Optional[List[str]] = None,
