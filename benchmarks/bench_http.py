@@ -1,6 +1,6 @@
 """HTTP benchmark: kms against an OpenBao dev server, same load, one run.
 
-    .venv/bin/python benchmarks/bench_http.py [--duration 8] [--quick]
+    .venv/bin/python benchmarks/bench_http.py [--duration 8] [--quick] [--profile]
 
 Starts `kms server` (one worker per CPU) and, when the `bao` binary is on
 PATH (pip install '.[bench]' provides it), `bao server -dev` with transit
@@ -8,6 +8,10 @@ enabled, both on 127.0.0.1. Each scenario is driven by wrk when installed,
 else by the built-in asyncio load generator, with identical payloads for
 both servers. Prints one table (requests/s, items/s, MB/s of plaintext, p50
 and p99 latency, kms/OpenBao ratio) and writes .benchmarks/http-summary.json.
+With --profile, py-spy samples one kms worker during each kms run and the
+frames where it spends its time are printed and written to
+.benchmarks/profile-<scenario>.txt (profiling slows that run; its figures
+are marked).
 """
 import argparse
 import asyncio
@@ -181,6 +185,59 @@ def run_load(url: str, path: str, body: bytes, ctype: str, connections: int, dur
     return result
 
 
+# ---- profiling ---------------------------------------------------------------
+
+
+def py_spy() -> Optional[str]:
+    beside = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    return beside if os.access(beside, os.X_OK) else shutil.which("py-spy")
+
+
+def worker_pids(server_pid: int) -> List[int]:
+    """The uvicorn worker processes under `kms server` (children of its
+    supervisor, which is the server process's child or itself)."""
+    def children(pid: int) -> List[int]:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                return [int(c) for c in f.read().split()]
+        except OSError:
+            return []
+    found, todo = [], [server_pid]
+    while todo:
+        pid = todo.pop()
+        kids = children(pid)
+        if not kids and pid != server_pid:
+            found.append(pid)
+        todo += kids
+    return found
+
+
+def start_profile(server_pid: int, seconds: float, out_path: str) -> Optional[subprocess.Popen]:
+    binary, workers = py_spy(), worker_pids(server_pid)
+    if binary is None or not workers:
+        return None
+    return subprocess.Popen([binary, "record", "-p", str(workers[0]), "-d", str(max(1, int(seconds))),
+                             "-r", "250", "-f", "raw", "-o", out_path, "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def summarise_profile(raw_path: str, top: int = 12) -> List[Tuple[float, str]]:
+    """(share of samples, frame) for the frames a worker was in when sampled,
+    most first (py-spy raw format: "frame;frame;... count" per line)."""
+    own: Dict[str, int] = {}
+    total = 0
+    with open(raw_path) as f:
+        for line in f:
+            stack, _, count = line.rstrip().rpartition(" ")
+            if not count.isdigit():
+                continue
+            leaf = stack.split(";")[-1]
+            own[leaf] = own.get(leaf, 0) + int(count)
+            total += int(count)
+    ranked = sorted(own.items(), key=lambda kv: -kv[1])[:top]
+    return [(n / total, frame) for frame, n in ranked] if total else []
+
+
 # ---- scenarios ---------------------------------------------------------------
 
 
@@ -231,6 +288,8 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per run")
     parser.add_argument("--quick", action="store_true", help="one connection count per scenario")
     parser.add_argument("--only", default="", help="run only scenarios whose name contains this")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample a kms worker with py-spy during each kms run (pip install py-spy)")
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="kms-bench-")
     servers: Dict[str, Tuple[Proc, str]] = {}
@@ -250,13 +309,21 @@ def main() -> int:
                     if scenario.get("kms_only") and server != "kms":
                         continue
                     body, ctype = body_for(scenario, url)
+                    profile = None
+                    if args.profile and server == "kms":
+                        raw_path = os.path.join(workdir, "profile.txt")
+                        profile = start_profile(servers["kms"][0].proc.pid, args.duration - 1, raw_path)
                     result = run_load(url, scenario["path"], body, ctype, connections, args.duration, workdir)
+                    if profile is not None:
+                        profile.wait(30)
+                        report_profile(scenario["name"], connections, raw_path)
                     rps = result["requests"] / result["seconds"]
                     rows.append({"scenario": scenario["name"], "server": server, "connections": connections,
                                  "requests_per_s": rps, "items_per_s": rps * scenario["items"],
                                  "mb_per_s": rps * scenario["items"] * scenario["size"] / 1e6,
                                  "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"],
-                                 "errors": result["errors"], "generator": result["generator"]})
+                                 "errors": result["errors"], "generator": result["generator"],
+                                 "profiled": profile is not None})
                     print(f"{scenario['name']:32} {server:8} c={connections:<3} {rps:10.1f} req/s "
                           f"p99 {result['p99_ms']:.2f} ms errors {result['errors']}", file=sys.stderr)
     finally:
@@ -269,6 +336,20 @@ def main() -> int:
     return 0
 
 
+def report_profile(name: str, connections: int, raw_path: str) -> None:
+    if not os.path.exists(raw_path):
+        return
+    lines = [f"{share * 100:5.1f}%  {frame}" for share, frame in summarise_profile(raw_path)]
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{name} c{connections}".lower()).strip("-")
+    os.makedirs(".benchmarks", exist_ok=True)
+    with open(f".benchmarks/profile-{slug}.txt", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"  where one kms worker spent its samples ({name}, c={connections}):", file=sys.stderr)
+    for line in lines[:8]:
+        print("    " + line, file=sys.stderr)
+    os.remove(raw_path)
+
+
 def print_table(rows: List[Dict[str, Any]]) -> None:
     index = {(r["scenario"], r["connections"], r["server"]): r for r in rows}
     print("| scenario | conns | server | requests/s | items/s | MB/s | p50 ms | p99 ms | kms/OpenBao |")
@@ -277,6 +358,7 @@ def print_table(rows: List[Dict[str, Any]]) -> None:
         other = index.get((r["scenario"], r["connections"], "openbao"))
         ratio = f"{r['items_per_s'] / other['items_per_s']:.2f}x" if r["server"] == "kms" and other else ""
         errors = f" ({r['errors']} errors)" if r["errors"] else ""
+        errors += " (profiled)" if r.get("profiled") else ""
         print(f"| {r['scenario']} | {r['connections']} | {r['server']}{errors} | {r['requests_per_s']:.0f} | "
               f"{r['items_per_s']:.0f} | {r['mb_per_s']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {ratio} |")
 
