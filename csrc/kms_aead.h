@@ -160,8 +160,8 @@ int64_t kms_transit_seal_b64_one(const kms_gcm_ctx *ctx, uint32_t version, const
  * plaintext's base64 to out. Returns its length, or KMS_AEAD_ERR_BASE64
  * (not strict padded base64), KMS_AEAD_ERR_TOO_SHORT (under nonce + tag),
  * KMS_AEAD_ERR_AUTH (nothing written), or another negative status. The
- * scratch copies of the plaintext are wiped. out_cap >=
- * kms_transit_open_output_max(body_len). */
+ * engine's scratch copies of the plaintext are wiped; out is the caller's
+ * to wipe. out_cap >= kms_transit_open_output_max(body_len). */
 size_t kms_transit_open_output_max(size_t body_len);
 int64_t kms_transit_open_b64_one(const kms_gcm_ctx *ctx, const uint8_t *body, size_t body_len,
                                  const uint8_t *aad, size_t aad_len, uint8_t *out,

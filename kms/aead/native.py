@@ -386,7 +386,7 @@ class NativeAESGCM(AESGCM):
 
     def open_b64_one(self, body: bytes, associated_data: Optional[bytes]) -> Optional[bytes]:
         cap = lib.kms_transit_open_output_max(len(body))
-        out = ffi.new("uint8_t[]", cap)
+        out = _arena(cap, wipe=True)  # the plaintext's base64: wiped when released
         aad = associated_data or b""
         wrote = lib.kms_transit_open_b64_one(self._ctx, body, len(body), aad if aad else _NULL,
                                              len(aad), out, cap)
