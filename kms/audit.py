@@ -105,8 +105,10 @@ class AuditLog:
                     # verify drops "hash" and recomputes the canonical body.
                     lines.append(body[:-1] + ',"hash":"' + digest + '"}\n')
                     self._last = digest
-                data = "".join(lines).encode()
-                os.write(self._fd, data)
+                data = memoryview("".join(lines).encode())
+                written = 0
+                while written < len(data):  # a short write must not drop lines
+                    written += os.write(self._fd, data[written:])
                 self._offset = size + len(data)
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -130,10 +132,12 @@ class AuditLog:
             self.record_many([fields for fields, _ in queued])
         except BaseException as exc:
             for _, done in queued:
-                done.set_exception(exc)
+                if not done.done():  # a cancelled request must not strand the rest
+                    done.set_exception(exc)
             return
         for _, done in queued:
-            done.set_result(None)
+            if not done.done():
+                done.set_result(None)
 
     def close(self) -> None:
         os.close(self._fd)

@@ -55,6 +55,8 @@ async def read_body(receive: Receive, declared: Optional[str], limit: int,
     if message["type"] == "http.disconnect":
         raise ClientGone()
     body = message.get("body", b"")
+    if len(body) > limit:
+        return None
     if not message.get("more_body", False):
         return body  # the common case: one message, no join
     if length is not None and length >= PREALLOCATE:
@@ -79,6 +81,8 @@ async def _read_into(receive: Receive, first: bytes, body: Any) -> Any:
     joined copy at once. (The server holds the peer to the declared length.)"""
     view = memoryview(body)
     length = len(view)
+    if len(first) > length:
+        raise ClientGone()
     view[:len(first)] = first
     filled = len(first)
     more = True
@@ -93,6 +97,8 @@ async def _read_into(receive: Receive, first: bytes, body: Any) -> Any:
         filled += len(chunk)
         more = message.get("more_body", False)
     view.release()
+    if filled != length:  # never hand on a buffer's unfilled (recycled) tail
+        raise ClientGone()
     return body
 
 

@@ -102,3 +102,19 @@ def test_a_failed_write_fails_every_queued_append(tmp_path):
     asyncio.run(main())
     with pytest.raises(OSError):
         log.record(time=1)
+
+
+def test_a_cancelled_request_does_not_strand_the_others_in_its_batch(tmp_path):
+    import asyncio
+    log = audit.AuditLog(str(tmp_path / "audit.log"))
+
+    async def main():
+        first = asyncio.ensure_future(log.append(time=1, action="Encrypt"))
+        second = asyncio.ensure_future(log.append(time=2, action="Encrypt"))
+        await asyncio.sleep(0)  # both queued for one write
+        first.cancel()
+        await asyncio.wait_for(second, 5)  # answered, not left hanging
+
+    asyncio.run(main())
+    log.close()
+    assert audit.verify(str(tmp_path / "audit.log"))[0] == 2
