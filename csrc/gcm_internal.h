@@ -109,6 +109,13 @@ extern const struct gcm_tier kms_gcm_tier_aesni;
 extern const struct gcm_tier kms_gcm_tier_vaes;
 #endif
 
+/* b64_avx2.c: whole blocks of standard base64 (32 characters, 24 bytes)
+ * with AVX2; each returns the input consumed, stopping at the first block
+ * that is not all alphabet (decode) or when fewer than 28 input bytes are
+ * left (encode). Call only on CPUs with AVX2; 0 where not built. */
+size_t kms_b64_decode_avx2(const uint8_t *in, size_t n, uint8_t *out);
+size_t kms_b64_encode_avx2(const uint8_t *in, size_t n, uint8_t *out);
+
 /* cpu_features.c */
 int kms_cpu_best_tier(void);
 
