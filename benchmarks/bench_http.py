@@ -221,9 +221,30 @@ def start_profile(server_pid: int, seconds: float, out_path: str) -> Optional[su
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def summarise_profile(raw_path: str, top: int = 12) -> List[Tuple[float, str]]:
-    """(share of samples, frame) for the frames a worker was in when sampled,
-    most first (py-spy raw format: "frame;frame;... count" per line)."""
+# Where a sampled frame belongs, by the first matching piece of its text.
+CATEGORIES = [
+    ("CoalescingTransport.write", "socket writes (send)"),
+    ("CoalescingTransport.flush", "socket writes (send)"),
+    ("Runner.run", "event loop: epoll, socket reads (uvloop, in C)"),
+    ("uvicorn/", "uvicorn HTTP protocol"),
+    ("kms/audit.py", "audit log"),
+    ("kms/aead/", "native engine calls (base64, AES-GCM, readers)"),
+    ("json/", "json module"),
+    ("threading.py", "thread pool hand-off"),
+    ("anyio/", "thread pool hand-off"),
+    ("multiprocessing/", "uvicorn supervisor / idle"),
+    ("kms/", "kms request handling (lane, auth, policy, envelopes)"),
+]
+
+
+def category_of(frame: str) -> str:
+    return next((name for key, name in CATEGORIES if key in frame), "other")
+
+
+def summarise_profile(raw_path: str, top: int = 12) -> Tuple[List[Tuple[float, str]], List[Tuple[float, str]]]:
+    """From py-spy's raw format ("frame;frame;... count" per line): the
+    frames a worker was in when sampled, and the same grouped by what they
+    do, each as (share of samples, name), most first."""
     own: Dict[str, int] = {}
     total = 0
     with open(raw_path) as f:
@@ -234,8 +255,12 @@ def summarise_profile(raw_path: str, top: int = 12) -> List[Tuple[float, str]]:
             leaf = stack.split(";")[-1]
             own[leaf] = own.get(leaf, 0) + int(count)
             total += int(count)
-    ranked = sorted(own.items(), key=lambda kv: -kv[1])[:top]
-    return [(n / total, frame) for frame, n in ranked] if total else []
+    groups: Dict[str, int] = {}
+    for frame, n in own.items():
+        groups[category_of(frame)] = groups.get(category_of(frame), 0) + n
+    def ranked(counts: Dict[str, int], limit: int) -> List[Tuple[float, str]]:
+        return [(n / total, k) for k, n in sorted(counts.items(), key=lambda kv: -kv[1])[:limit]] if total else []
+    return ranked(own, top), ranked(groups, len(groups))
 
 
 # ---- scenarios ---------------------------------------------------------------
@@ -339,13 +364,15 @@ def main() -> int:
 def report_profile(name: str, connections: int, raw_path: str) -> None:
     if not os.path.exists(raw_path):
         return
-    lines = [f"{share * 100:5.1f}%  {frame}" for share, frame in summarise_profile(raw_path)]
+    frames, groups = summarise_profile(raw_path)
+    group_lines = [f"{share * 100:5.1f}%  {label}" for share, label in groups]
+    frame_lines = [f"{share * 100:5.1f}%  {frame}" for share, frame in frames]
     slug = re.sub(r"[^a-z0-9]+", "-", f"{name} c{connections}".lower()).strip("-")
     os.makedirs(".benchmarks", exist_ok=True)
     with open(f".benchmarks/profile-{slug}.txt", "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write("by kind of work:\n" + "\n".join(group_lines) + "\n\ntop frames:\n" + "\n".join(frame_lines) + "\n")
     print(f"  where one kms worker spent its samples ({name}, c={connections}):", file=sys.stderr)
-    for line in lines[:8]:
+    for line in group_lines:
         print("    " + line, file=sys.stderr)
     os.remove(raw_path)
 
