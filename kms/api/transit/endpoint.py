@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kms import aead, errors
+from kms.api.lane import ClientGone, read_body
 from kms.api.transit.responses import envelope, envelope_parts, envelope_raw, failure, new_request_id
 from kms.audit import AuditLog
 from kms.service.keys import KeyService, check_state
@@ -59,22 +60,6 @@ def token_of(request: Request) -> Optional[str]:
 
 def _denied() -> HTTPError:
     return HTTPError(403, ["permission denied"])
-
-
-async def read_body(request: Request, limit: int) -> Optional[bytes]:
-    """The body of a Starlette request, or None when it is over limit."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit():
-        if int(declared) > limit:
-            return None
-        return await request.body()  # bounded by the declared length
-    raw, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        raw.append(chunk)
-    return b"".join(raw)
 
 
 def parse_json(data: bytes) -> Dict[str, Any]:
@@ -161,7 +146,12 @@ class Transit:
 
     def _wrap(self, handler: Callable[..., Response], inline: bool = False):
         async def endpoint(request: Request) -> Response:
-            data = await read_body(request, self.body_limit)
+            # The lane's reader: one set of limit and length rules for both.
+            try:
+                data = await read_body(request.receive, request.headers.get("content-length"),
+                                       self.body_limit)
+            except ClientGone:
+                return failure(400, ["the client left before sending its body"])
             if data is None:
                 return failure(413, [self.too_large])
             return await self.respond(handler, request, data, inline)
