@@ -134,6 +134,9 @@ class KeyService:
         self.creator_uin = creator_uin
         # Unwrapped key versions, ready to use: (key id, version) -> AESGCM.
         self._boxes: Dict[Tuple[str, int], AESGCM] = {}
+        # Other objects made from a version's material (loaded private keys):
+        # (key id, version) -> {kind: object}. Dropped with the boxes.
+        self._made: Dict[Tuple[str, int], Dict[str, Any]] = {}
         store.listeners.append(self._forget_versions)
 
     # ---- plumbing ----------------------------------------------------------
@@ -142,9 +145,11 @@ class KeyService:
         # Dropped AESGCM objects free (and wipe) their C key contexts.
         if op.op == "reset":
             self._boxes.clear()
+            self._made.clear()
         elif op.namespace == "ver" and op.op == "del":
             key_id, _, version = op.id.rpartition("/")
             self._boxes.pop((key_id, int(version)), None)
+            self._made.pop((key_id, int(version)), None)
 
     def _record(self, key_id: str) -> Dict[str, Any]:
         record = self.store.get("key", check_key_id(key_id))
@@ -158,6 +163,14 @@ class KeyService:
         if entry is None:
             raise blobs.InvalidCiphertext("that key version no longer exists")
         return self.wrapper.unwrap("key", key_id, version, entry["wrapped"])
+
+    def made_from(self, key_id: str, version: int, kind: str, make: Callable[[bytes], Any]) -> Any:
+        """make(material) for a version, made once and kept until the version
+        goes (for objects as costly to build as an RSA key is to load)."""
+        made = self._made.setdefault((key_id, version), {})
+        if kind not in made:
+            made[kind] = make(self.material(key_id, version))
+        return made[kind]
 
     def box(self, key_id: str, version: int) -> AESGCM:
         return self._box(key_id, version)

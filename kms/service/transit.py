@@ -105,8 +105,6 @@ class TransitService:
     def __init__(self, keys: KeyService) -> None:
         self.keys = keys
         self.store = keys.store
-        self._private_keys: Dict[Tuple[str, int], Any] = {}
-        self.store.listeners.append(self._forget_private_keys)
 
     # ---- keys --------------------------------------------------------------
 
@@ -465,21 +463,10 @@ class TransitService:
     # ---- asymmetric keys -----------------------------------------------------
 
     def _private(self, record: Dict[str, Any], version: int):  # type: ignore[no-untyped-def]
-        # Loading (and checking) an RSA key costs tens of milliseconds: once
-        # per version, dropped with the version or on a store reload.
-        cached = self._private_keys.get((record["id"], version))
-        if cached is None:
-            kind = KEY_TYPES[self.settings(record)["type"]]["kind"]
-            cached = materials.private_key(kind, self.keys.material(record["id"], version))
-            self._private_keys[(record["id"], version)] = cached
-        return cached
-
-    def _forget_private_keys(self, op: Op) -> None:
-        if op.op == "reset":
-            self._private_keys.clear()
-        elif op.namespace == "ver" and op.op == "del":
-            key_id, _, version = op.id.rpartition("/")
-            self._private_keys.pop((key_id, int(version)), None)
+        # Loading (and checking) an RSA key costs tens of milliseconds.
+        kind = KEY_TYPES[self.settings(record)["type"]]["kind"]
+        return self.keys.made_from(record["id"], version, "private:" + str(kind),
+                                   lambda material: materials.private_key(kind, material))
 
     def public_key(self, record: Dict[str, Any], version: int) -> str:
         """Raw base64 for ed25519, a PEM SubjectPublicKeyInfo block otherwise."""
