@@ -118,6 +118,12 @@ class TransitService:
         return record
 
     @staticmethod
+    def plain_aes(s: Dict[str, Any]) -> bool:
+        """A non-derived AES-GCM key (by its settings): the one kind the
+        engine's batch calls and native transit readers serve."""
+        return not s["derived"] and KEY_TYPES[s["type"]]["kind"] == "aes"
+
+    @staticmethod
     def settings(record: Dict[str, Any]) -> Dict[str, Any]:
         return {**DEFAULTS, "type": {16: "aes128-gcm96"}.get(record.get("material_bytes", 32), "aes256-gcm96"),
                 **record.get("transit", {})}
@@ -316,7 +322,7 @@ class TransitService:
                     body = public.encrypt(plaintext, _oaep())
                     results[i].result = f"{PREFIX}{version}:{b64(body)}"
                     results[i].version = version
-                elif s["derived"] or kind != "aes":
+                elif not self.plain_aes(s):
                     box, convergent = self._key_for(record, version, context)
                     nonce = (hmac.new(convergent, plaintext, hashlib.sha256).digest()[:12]
                              if convergent else os.urandom(12))
@@ -394,7 +400,7 @@ class TransitService:
         check_state(record, "decrypt")
         s = self.settings(record)
         kind = self._require_encryption(s, "decryption")
-        if len(items) == 1 and kind == "aes" and not s["derived"]:
+        if len(items) == 1 and self.plain_aes(s):
             opened = self._open_one(record, s, items[0])
             if opened is not None:
                 return [opened]
@@ -410,7 +416,7 @@ class TransitService:
                         results[i].result = b64(self._private(record, version).decrypt(raw, _oaep()))
                     except ValueError:
                         raise TransitError("failed to RSA decrypt the ciphertext") from None
-                elif s["derived"] or kind != "aes":
+                elif not self.plain_aes(s):
                     box, _ = self._key_for(record, version, context)
                     try:
                         results[i].result = b64(box.decrypt(raw[:12], raw[12:], aad or None))

@@ -391,8 +391,7 @@ class Transit:
         body: base64, AES-GCM and the batch_results JSON in one native call."""
         self._allow(account, "Encrypt", name, self.transit.record(name))
         record = self._key_or_upsert(name, {}, account, [{}], seen)
-        settings = self.transit.settings(record)
-        if settings["derived"] or settings["type"] not in ("aes256-gcm96", "aes128-gcm96"):
+        if not self.transit.plain_aes(self.transit.settings(record)):
             return None
         check_state(record, "encrypt")
         version = int(record["latest"])
@@ -411,8 +410,7 @@ class Transit:
         and base64 encoding of every item in one native call, and the JSON
         response spliced together as bytes. Anything else takes the general
         path, which answers the same."""
-        settings = self.transit.settings(record)
-        if settings["derived"] or settings["type"] not in ("aes256-gcm96", "aes128-gcm96"):
+        if not self.transit.plain_aes(self.transit.settings(record)):
             return None
         texts, refs = [], []
         for item in items:
