@@ -184,11 +184,13 @@ class AESGCM:
         sealed = self.seal_b64_to_transit([text], version)
         return sealed.item(0), sealed.bad_at[0]
 
-    def seal_json_batch(self, body: bytes, version: int, max_items: int) -> Optional[Tuple[int, Any]]:
+    def seal_json_batch(self, body: bytes, version: int, max_items: int,
+                        items: Optional[int] = None) -> Optional[Tuple[int, Any]]:
         """A whole transit encrypt batch straight from its JSON body: (failed
-        items, the batch_results JSON array as a buffer), or None when the body is not
-        the simple shape (csrc/json_scan.h) or this backend has no scanner;
-        the caller then parses the JSON in full."""
+        items, the batch_results JSON array as a buffer), or None when the
+        body is not the simple shape (csrc/json_scan.h) or this backend has
+        no scanner; the caller then parses the JSON in full. items: the count
+        kms.aead.scan_json_batch gave, when the caller has scanned already."""
         return None
 
     def open_b64_one(self, body: bytes, associated_data: Optional[bytes]) -> Optional[bytes]:

@@ -328,14 +328,18 @@ class NativeAESGCM(AESGCM):
             raise error_for(wrote)
         return ffi.buffer(out, wrote)[:], 0
 
-    def seal_json_batch(self, body: bytes, version: int, max_items: int) -> Optional[Tuple[int, Any]]:
+    def seal_json_batch(self, body: bytes, version: int, max_items: int,
+                        items: Optional[int] = None) -> Optional[Tuple[int, Any]]:
         info = ffi.new("uint64_t[5]")
-        found = scan_json_batch(body, max_items)
-        if found is None:
-            return None
+        if items is None:
+            found = scan_json_batch(body, max_items)
+            if found is None:
+                return None
+            items = found[0]
         # The engine's bound: the body, plus per item a prefix, 40 base64
-        # characters of nonce and tag, and 80 of JSON.
-        cap = len(body) + found[0] * (19 + 40 + 80) + 2
+        # characters of nonce and tag, and 80 of JSON. (It checks the body
+        # itself, and the bound against what it counts.)
+        cap = len(body) + items * (19 + 40 + 80) + 2
         out = _arena(cap, wipe=False)
         failed = lib.kms_transit_seal_json_batch(self._ctx, version, ffi.from_buffer(body), len(body),
                                                  max_items, out, cap, info)
@@ -397,6 +401,11 @@ class NativeAESGCM(AESGCM):
         return ffi.buffer(out, wrote)[:]
 
 
+def _signed(value: int) -> int:
+    """An int64 the engine returned in a uint64_t slot."""
+    return int(value) - (1 << 64) if value >> 63 else int(value)
+
+
 def receive_buffer(size: int) -> Any:
     """A writable buffer of `size` bytes from the recycled arenas, wiped when
     released: a large request body lands in memory that is already mapped
@@ -411,8 +420,7 @@ def scan_bulk_request(body: Any, max_items: int) -> Optional[Tuple[int, Optional
     info = ffi.new("uint64_t[5]")
     if lib.kms_bulk_scan_msgpack(ffi.from_buffer(body), len(body), max_items, info) != Status.OK:
         return None
-    version = info[2] - (1 << 64) if info[2] >> 63 else info[2]
-    return int(info[0]), (int(version) if info[1] else None)
+    return int(info[0]), (_signed(info[2]) if info[1] else None)
 
 
 def scan_json_batch(body: bytes, max_items: int) -> Optional[Tuple[int, Optional[int]]]:
@@ -421,8 +429,7 @@ def scan_json_batch(body: bytes, max_items: int) -> Optional[Tuple[int, Optional
     info = ffi.new("uint64_t[5]")
     if lib.kms_transit_scan_json_batch(ffi.from_buffer(body), len(body), max_items, info) != Status.OK:
         return None
-    code = info[3] - (1 << 64) if info[3] >> 63 else info[3]
-    return int(info[0]), (int(code) if info[2] else None)
+    return int(info[0]), (_signed(info[3]) if info[2] else None)
 
 
 class NativeTransitTexts:

@@ -153,3 +153,17 @@ def test_large_batches_of_tiny_items_get_the_exact_output_bound(native_backend):
 def test_bodies_that_need_json_itself_go_to_the_full_parser(body):
     box = aead.AESGCM(os.urandom(32))
     assert box.seal_json_batch(body, 1, 10_000) is None
+
+
+def test_a_count_from_an_earlier_scan_is_only_a_bound(native_backend):
+    """The endpoint passes the scan's item count on; the engine still reads
+    and checks the body itself, and refuses a bound too small for it."""
+    box = aead.AESGCM(os.urandom(32), backend=native_backend)
+    body = json.dumps({"batch_input": [{"plaintext": ""}] * 50}).encode()
+    count, _ = aead.scan_json_batch(body, 10_000)
+    failed, results = box.seal_json_batch(body, 1, 10_000, count)
+    assert failed == 0 and len(json.loads(bytes(results))) == 50
+    from kms import errors
+    with pytest.raises(errors.InvalidBuffer):
+        box.seal_json_batch(body, 1, 10_000, 1)
+    assert box.seal_json_batch(b'{"batch_input": 1}', 1, 10_000, 3) is None

@@ -395,7 +395,8 @@ class Transit:
             return None
         check_state(record, "encrypt")
         version = int(record["latest"])
-        sealed = self.keys.box(record["id"], version).seal_json_batch(body.data, version, MAX_BATCH)
+        sealed = self.keys.box(record["id"], version).seal_json_batch(body.data, version, MAX_BATCH,
+                                                                     body.count)
         if sealed is None:
             return None
         failed, results = sealed
