@@ -16,7 +16,7 @@ Imports kms.errors and kms._native.
 """
 import logging
 import os
-from typing import Dict, Optional, Tuple, Type
+from typing import Any, Dict, Optional, Tuple, Type
 
 from kms import errors
 from kms._native import LOAD_ERROR, lib
@@ -29,7 +29,7 @@ from kms.aead.status import KEY_SIZES, MAX_AAD, MAX_PLAINTEXT, NONCE_SIZE, TAG_S
 __all__ = [
     "AESGCM", "BACKEND", "BACKENDS", "Packed", "SealedBatch", "OpenedBatch",
     "available_backends", "NONCE_SIZE", "TAG_SIZE", "KEY_SIZES",
-    "MAX_PLAINTEXT", "MAX_AAD", "scan_json_batch",
+    "MAX_PLAINTEXT", "MAX_AAD", "scan_json_batch", "scan_bulk_request", "receive_buffer",
 ]
 
 log = logging.getLogger(__name__)
@@ -87,12 +87,38 @@ else:
     log.info("AEAD backend: %s", BACKEND)
 
 
-def scan_json_batch(body: bytes, max_items: int) -> Optional[Tuple[int, Optional[int]]]:
+# The engine's readers of request bodies, and its receive buffers. Without
+# it (the fallback backend) nothing is read natively: the scans answer None,
+# so callers parse bodies in full, and buffers are plain bytearrays.
+
+
+def scan_json_batch(body: Any, max_items: int) -> Optional[Tuple[int, Optional[int]]]:
     """(items, partial_failure_response_code or None) when a transit encrypt
     body has the simple batch shape that AESGCM.seal_json_batch reads
-    natively; None otherwise, or without the native engine."""
+    natively; None otherwise."""
     if BACKEND == "fallback":
         return None
-    from kms.aead.native import scan_json_batch as scan
+    from kms.aead import native
 
-    return scan(body, max_items)
+    return native.scan_json_batch(body, max_items)
+
+
+def scan_bulk_request(body: Any, max_items: int) -> Optional[Tuple[int, Optional[int]]]:
+    """(items, key_version or None) when a bulk body (msgpack) has the shape
+    AESGCM.seal_bulk_request and open_bulk_request read natively; None
+    otherwise."""
+    if BACKEND == "fallback":
+        return None
+    from kms.aead import native
+
+    return native.scan_bulk_request(body, max_items)
+
+
+def receive_buffer(size: int) -> Any:
+    """A writable buffer for a large request body: a recycled engine arena,
+    wiped when released, or a bytearray without the engine."""
+    if BACKEND == "fallback":
+        return bytearray(size)
+    from kms.aead import native
+
+    return native.receive_buffer(size)

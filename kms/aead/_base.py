@@ -193,6 +193,21 @@ class AESGCM:
         kms.aead.scan_json_batch gave, when the caller has scanned already."""
         return None
 
+    def seal_bulk_request(self, body: Any, max_items: int) -> Optional[Any]:
+        """Every item of a bulk encrypt body (msgpack) sealed where it lies,
+        as a buffer of msgpack bin32 entries (nonce || ciphertext || tag):
+        the response's "ciphertexts" array body. None when the body is not
+        the simple shape, an item is out of limits, or this backend has no
+        reader; the caller then unpacks the body."""
+        return None
+
+    def open_bulk_request(self, body: Any, max_items: int) -> Optional[Tuple[Any, Any]]:
+        """Every item of a bulk decrypt body (all bin, one key version) opened
+        where it lies: (per-item statuses, a buffer of msgpack entries, a bin
+        of each plaintext or nil for a failed item: the "plaintexts" array
+        body, wiped when released). None as for seal_bulk_request."""
+        return None
+
     def open_b64_one(self, body: bytes, associated_data: Optional[bytes]) -> Optional[bytes]:
         """Transit decrypt of a ciphertext body (the base64 text after
         "vault:v<N>:"): the plaintext's base64, or None when the body is not

@@ -350,10 +350,6 @@ class NativeAESGCM(AESGCM):
         return int(failed), _view(out, int(info[1]))
 
     def seal_bulk_request(self, body: Any, max_items: int) -> Optional[Any]:
-        """Every item of a bulk encrypt body (msgpack) sealed where it lies,
-        as a buffer of msgpack bin32 entries (nonce || ciphertext || tag):
-        the response's "ciphertexts" array body. None when the body is not
-        the simple shape or an item is out of limits."""
         info = ffi.new("uint64_t[5]")
         data = ffi.from_buffer(body)
         if lib.kms_bulk_scan_msgpack(data, len(body), max_items, info) != Status.OK:
@@ -368,10 +364,6 @@ class NativeAESGCM(AESGCM):
         return _view(out, int(info[3]))
 
     def open_bulk_request(self, body: Any, max_items: int) -> Optional[Tuple["array[int]", Any]]:
-        """Every item of a bulk decrypt body (all bin, one key version) opened
-        where it lies: (per-item statuses, a buffer of msgpack entries, a bin
-        of each plaintext or nil for a failed item: the "plaintexts" array
-        body, wiped when released). None when the body has another shape."""
         info = ffi.new("uint64_t[5]")
         data = ffi.from_buffer(body)
         if lib.kms_bulk_scan_msgpack(data, len(body), max_items, info) != Status.OK:
