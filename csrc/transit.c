@@ -16,17 +16,14 @@
 #include "gcm_internal.h"
 #include "json_scan.h"
 
-static const uint8_t ALPHABET[65] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /* Plaintext passes through base64 both ways (decoded on encrypt, encoded
  * on decrypt), so the tables its bytes index are kept small: DECODE spans
- * four cache lines and ALPHABET one (aligned), as another tenant watching
- * the cache sees only which lines are touched. The two-characters-per-load
+ * four cache lines and ALPHABET's 64 characters one (aligned), as another
+ * tenant watching the cache sees only which lines are touched. The two-characters-per-load
  * ENCODE_PAIR (8 KiB) serves only ciphertext, which is public. On the VAES
  * tier whole 32-character blocks go through b64_avx2.c, which looks
  * nothing up in memory; these tables then see only each text's tail. */
-static _Alignas(64) const uint8_t ALPHABET_LINE[64] =
+static _Alignas(64) const uint8_t ALPHABET[65] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 /* 0..63 for alphabet characters, 64 for '=', 0xFF for anything else. */
 static _Alignas(64) uint8_t DECODE[256];
@@ -104,15 +101,23 @@ static int64_t b64_decode(const uint8_t *in, size_t n, uint8_t *out, size_t *bad
     return (int64_t)o;
 }
 
-/* Base64 of public bytes (ciphertext): two characters per table load. */
-static size_t b64_encode(const uint8_t *in, size_t n, uint8_t *out, int simd)
+/* Base64 of bytes: two characters per table load for public ones
+ * (ciphertext), one per character from the small alphabet for secret ones
+ * (plaintext). */
+static size_t b64_encode(const uint8_t *in, size_t n, uint8_t *out, int simd, int secret)
 {
     size_t i = simd ? kms_b64_encode_avx2(in, n, out) : 0, o = i / 3 * 4;
-    for (; i + 3 <= n; i += 3) {
+    for (; i + 3 <= n; i += 3, o += 4) {
         uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        memcpy(out + o, ENCODE_PAIR[v >> 12], 2);
-        memcpy(out + o + 2, ENCODE_PAIR[v & 0xFFF], 2);
-        o += 4;
+        if (secret) { /* one load per character, all from ALPHABET's one line */
+            out[o] = ALPHABET[v >> 18];
+            out[o + 1] = ALPHABET[(v >> 12) & 63];
+            out[o + 2] = ALPHABET[(v >> 6) & 63];
+            out[o + 3] = ALPHABET[v & 63];
+        } else {
+            memcpy(out + o, ENCODE_PAIR[v >> 12], 2);
+            memcpy(out + o + 2, ENCODE_PAIR[v & 0xFFF], 2);
+        }
     }
     if (n - i == 1) {
         uint32_t v = (uint32_t)in[i] << 16;
@@ -125,35 +130,6 @@ static size_t b64_encode(const uint8_t *in, size_t n, uint8_t *out, int simd)
         out[o++] = ALPHABET[v >> 18];
         out[o++] = ALPHABET[(v >> 12) & 63];
         out[o++] = ALPHABET[(v >> 6) & 63];
-        out[o++] = '=';
-    }
-    return o;
-}
-
-/* Base64 of secret bytes (plaintext): one load per character, all from
- * ALPHABET_LINE's single cache line. */
-static size_t b64_encode_secret(const uint8_t *in, size_t n, uint8_t *out, int simd)
-{
-    size_t i = simd ? kms_b64_encode_avx2(in, n, out) : 0, o = i / 3 * 4;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o] = ALPHABET_LINE[v >> 18];
-        out[o + 1] = ALPHABET_LINE[(v >> 12) & 63];
-        out[o + 2] = ALPHABET_LINE[(v >> 6) & 63];
-        out[o + 3] = ALPHABET_LINE[v & 63];
-        o += 4;
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        out[o++] = ALPHABET_LINE[v >> 18];
-        out[o++] = ALPHABET_LINE[(v >> 12) & 63];
-        out[o++] = '=';
-        out[o++] = '=';
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        out[o++] = ALPHABET_LINE[v >> 18];
-        out[o++] = ALPHABET_LINE[(v >> 12) & 63];
-        out[o++] = ALPHABET_LINE[(v >> 6) & 63];
         out[o++] = '=';
     }
     return o;
@@ -180,7 +156,7 @@ static int64_t seal_text(const kms_gcm_ctx *ctx, const char *prefix, size_t pref
     memcpy(out, prefix, prefix_len);
     return (int64_t)(prefix_len +
                      b64_encode(scratch, GCM_NONCE_BYTES + (size_t)plain + GCM_TAG_BYTES,
-                                out + prefix_len, simd));
+                                out + prefix_len, simd, 0));
 }
 
 /* Items up to this size use a stack scratch buffer instead of an arena. */
@@ -326,7 +302,7 @@ int64_t kms_transit_open_b64_one(const kms_gcm_ctx *ctx, const uint8_t *body, si
                           computed);
         int ok = kms_aead_ct_equal(scratch + GCM_NONCE_BYTES + ct_len, computed, GCM_TAG_BYTES);
         kms_wipe(computed, sizeof computed);
-        result = ok ? (int64_t)b64_encode_secret(plain, ct_len, out, uses_simd(ctx)) : KMS_AEAD_ERR_AUTH;
+        result = ok ? (int64_t)b64_encode(plain, ct_len, out, uses_simd(ctx), 1) : KMS_AEAD_ERR_AUTH;
     }
     if (scratch == stack)
         kms_wipe(stack, scratch_len);
