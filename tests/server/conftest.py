@@ -1,5 +1,6 @@
 """Real ``kms server`` processes on 127.0.0.1, driven by the official
 Tencent Cloud SDK (tencentcloud-sdk-python-kms)."""
+import base64
 import os
 import signal
 import socket
@@ -108,3 +109,7 @@ def server_with_root_token(directory: str, token: str) -> Server:
     finally:
         del os.environ["KMS_ROOT_TOKEN"]
     return srv
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

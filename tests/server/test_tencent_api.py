@@ -4,6 +4,7 @@ import base64
 import json
 
 import pytest
+from conftest import b64
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -25,9 +26,6 @@ def error_of(client, action, **params):
     assert err.value.requestId, "every error carries a RequestId"
     return err.value.code
 
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 _counter = iter(range(10**6))

@@ -8,15 +8,12 @@ import os
 import hvac
 import pytest
 import requests
-from conftest import sdk_client, server_with_root_token
+from conftest import b64, sdk_client, server_with_root_token
 from kms.cli import main
 from test_tencent_api import call, error_of
 
 ROOT_TOKEN = "kms-test-root-token-0123456789"
 
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,11 @@ import socket
 
 import pytest
 import requests
-from conftest import server_with_root_token
+from conftest import b64, server_with_root_token
 
 TOKEN = "kms-test-root-token-lane-0123456789"
 UNSUPPORTED = "1 error occurred:\n\t* unsupported operation\n\n"
 
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 @pytest.fixture(scope="module")
