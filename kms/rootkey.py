@@ -8,6 +8,8 @@ first start) and the KMS_ROOT_KEY environment variable (base64).
 """
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 import stat
 from typing import Protocol
@@ -90,6 +92,14 @@ class Wrapper:
 
     def __init__(self, root_key: bytes) -> None:
         self._box = AESGCM(root_key)
+        # Only a one-way derivation of the root key is kept beside the box,
+        # for server secrets that must be stable across workers and starts.
+        self._derive_key = hmac.new(root_key, b"kms-derive/1", hashlib.sha256).digest()
+
+    def derive(self, label: str) -> bytes:
+        """A 32-byte secret for one purpose (label), the same in every worker
+        of this data directory and independent of every wrapped value."""
+        return hmac.new(self._derive_key, label.encode(), hashlib.sha256).digest()
 
     @staticmethod
     def _context(purpose: str, owner: str, version: int) -> bytes:

@@ -14,6 +14,7 @@ import requests
 
 ROOT_ID = "AKIDtestroot0000000000000000000001"
 ROOT_KEY = "test-root-secret-key-0123456789"
+ROOT_TOKEN = "kms.test-root-token-0123456789abcdef"
 
 
 def free_port() -> int:
@@ -40,6 +41,8 @@ class Server:
     def start(self, expect_failure: bool = False) -> subprocess.Popen:
         env = dict(os.environ, KMS_ROOT_SECRET_ID=ROOT_ID, KMS_ROOT_SECRET_KEY=ROOT_KEY,
                    NO_PROXY="127.0.0.1,localhost")
+        env.setdefault("KMS_ROOT_TOKEN", ROOT_TOKEN)
+        self.root_token = env["KMS_ROOT_TOKEN"]
         cmd = [sys.executable, "-m", "kms.cli", "server", "--data-dir", self.data_dir,
                "--port", str(self.port), "--workers", str(self.workers),
                "--scheduler-period", "0.2", *self.extra]
@@ -73,7 +76,10 @@ class Server:
             self.proc.wait(30)
 
     def shift_clock(self, seconds: float) -> dict:
-        return requests.post(f"http://{self.endpoint}/_test/clock", json={"offset": seconds}, timeout=30).json()
+        answer = requests.post(f"http://{self.endpoint}/_test/clock", json={"offset": seconds},
+                               headers={"X-Vault-Token": self.root_token}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
 
 
 def sdk_client(endpoint: str, secret_id: str = ROOT_ID, secret_key: str = ROOT_KEY):

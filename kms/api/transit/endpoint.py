@@ -216,6 +216,13 @@ class Transit:
         seen["account"] = account["secret_id"]
         return account
 
+    def authenticate_quietly(self, request: Request) -> Optional[Dict[str, Any]]:
+        """The account behind the request's token, or None."""
+        try:
+            return self.authenticate(request, {})
+        except HTTPError:
+            return None
+
     def _run(self, handler, request: Request, body: Dict[str, Any], seen: Dict[str, Any]) -> Response:
         account = self.authenticate(request, seen)
         seen["request_id"] = new_request_id()
