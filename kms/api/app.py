@@ -5,7 +5,7 @@ import contextlib
 import fcntl
 import logging
 import os
-from typing import AsyncIterator
+from typing import AsyncIterator, List, Optional
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -16,7 +16,7 @@ from starlette.routing import Route
 import kms
 from kms import aead
 from kms.api.tencent.endpoint import TencentEndpoint
-from kms.api.tencent.replay import SharedSeen
+from kms.api.tencent.replay import SLOTS as REPLAY_SLOTS, SharedSeen
 from kms.api.bulk import Bulk
 from kms.api.lane import Lane
 from kms.api.transit.endpoint import Transit
@@ -38,7 +38,10 @@ def create_app(runtime: Runtime, test_clock: bool = False,
     audit = AuditLog(os.path.join(runtime.data_dir, "audit.log"))
     endpoint = TencentEndpoint(runtime.keys, runtime.accounts, audit,
                                before_request=sync_clock if test_clock else None,
-                               seen=SharedSeen(os.path.join(runtime.data_dir, "replay.table")))
+                               seen=SharedSeen(os.path.join(runtime.data_dir, "replay.table"),
+                                               slots=replay_slots(),
+                                               key=runtime.keys.wrapper.derive("replay-table")),
+                               allowed_hosts=allowed_hosts())
 
     async def tencent_action(request: Request) -> JSONResponse:
         return await endpoint(request)
@@ -116,6 +119,19 @@ def create_app(runtime: Runtime, test_clock: bool = False,
     # The hot crypto routes (transit encrypt/decrypt/rewrap, bulk) are
     # served by the lane before Starlette sees them.
     return Lane(Starlette(routes=routes, lifespan=lifespan), [transit, Bulk(transit)])
+
+
+def replay_slots() -> int:
+    """KMS_REPLAY_SLOTS (kms server --replay-slots): the replay table's size."""
+    return int(os.environ.get("KMS_REPLAY_SLOTS") or REPLAY_SLOTS)
+
+
+def allowed_hosts() -> Optional[List[str]]:
+    """KMS_ALLOWED_HOSTS (kms server --allowed-host, comma-separated): the
+    Host values a signed Tencent request may name; unset means any."""
+    value = os.environ.get("KMS_ALLOWED_HOSTS", "")
+    hosts = [h.strip() for h in value.split(",") if h.strip()]
+    return hosts or None
 
 
 def app_from_environment() -> Lane:

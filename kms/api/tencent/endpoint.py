@@ -8,7 +8,7 @@ import json
 import logging
 import time
 import uuid
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -57,7 +57,7 @@ async def _read_body(request: Request) -> bytes:
 class TencentEndpoint:
     def __init__(self, keys: KeyService, accounts: AccountService,
                  audit: Optional[AuditLog] = None, before_request=None,
-                 seen: Optional[Any] = None) -> None:
+                 seen: Optional[Any] = None, allowed_hosts: Optional[List[str]] = None) -> None:
         self.keys = keys
         self.accounts = accounts
         self.policies = PolicyService(keys.store)
@@ -65,7 +65,7 @@ class TencentEndpoint:
         self.audit = audit
         # Signatures are checked against real time: a test that shifts the
         # service clock shifts key lifetimes, not the callers' clocks.
-        self.verifier = Verifier(accounts.secret_key, seen=seen)
+        self.verifier = Verifier(accounts.secret_key, seen=seen, allowed_hosts=allowed_hosts)
         self.before_request = before_request
 
     async def __call__(self, request: Request) -> JSONResponse:

@@ -22,7 +22,7 @@ _SLOT = struct.Struct("<QII")  # fingerprint, first second, action hash
 
 
 class SharedSeen:
-    def __init__(self, path: str, slots: int = SLOTS) -> None:
+    def __init__(self, path: str, slots: int = SLOTS, key: bytes = b"") -> None:
         self.slots = slots
         size = slots * _SLOT.size
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)

@@ -19,7 +19,7 @@ import re
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 ALGORITHM = "TC3-HMAC-SHA256"
 SERVICE = "kms"
@@ -99,7 +99,8 @@ class Verifier:
     """Checks a request's signature against the caller's secret."""
 
     def __init__(self, lookup_secret: Callable[[str], Optional[str]],
-                 now: Callable[[], float] = time.time, seen: Optional[Any] = None) -> None:
+                 now: Callable[[], float] = time.time, seen: Optional[Any] = None,
+                 allowed_hosts: Optional[Sequence[str]] = None) -> None:
         self._lookup = lookup_secret
         self._now = now
         self._seen = seen if seen is not None else LocalSeen()
