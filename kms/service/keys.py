@@ -82,9 +82,20 @@ STATE_RULES: Dict[str, Dict[str, Optional[type]]] = {
 USER_KEY_ONLY = {"disable", "schedule_deletion", "archive", "cancel_archive", "update"}
 
 
+def owner_account(record: Dict[str, Any]) -> Optional[str]:
+    """The SecretId of the service account that owns a service-managed key,
+    or None for a customer key. Ownership is an account id, never a name:
+    "owner" is only what the API shows ("user", or the service's name), and
+    an account may be named anything, "user" included."""
+    if "owner_id" in record:
+        return record["owner_id"]
+    # Keys made before owner_id: a service key's creator is its service.
+    return None if record["owner"] == "user" else record.get("creator")
+
+
 def check_state(record: Dict[str, Any], operation: str) -> None:
     # Ownership first: a service-managed key refuses these in every state.
-    if operation in USER_KEY_ONLY and record["owner"] != "user":
+    if operation in USER_KEY_ONLY and owner_account(record) is not None:
         raise errors.NotUserCreatedKey(
             f"key {record['id']} is managed by service {record['owner']!r}; {operation.replace('_', ' ')} is not allowed")
     error = STATE_RULES[operation][record["state"]]
@@ -201,10 +212,11 @@ class KeyService:
         self.store.commit(build)
         return out
 
-    def _new_version_ops(self, key_id: str, version: int, material: bytes) -> List[Op]:
+    def _new_version_ops(self, key_id: str, version: int, material: bytes,
+                         created: Optional[int] = None) -> List[Op]:
         wrapped = self.wrapper.wrap("key", key_id, version, material)
         return [Op("put", "ver", f"{key_id}/{version}",
-                   {"wrapped": wrapped, "created": self.clock.now_s()})]
+                   {"wrapped": wrapped, "created": self.clock.now_s() if created is None else created})]
 
     # ---- lifecycle ---------------------------------------------------------
 
@@ -215,9 +227,22 @@ class KeyService:
         return self._create(check_alias(alias), description, usage, external, tags,
                             owner="user", creator=creator)
 
+    def create_with_versions(self, alias: str, description: str, usage: str, creator: str,
+                             material_bytes: int, extra: Dict[str, Any],
+                             versions: Dict[int, Tuple[bytes, int]]) -> Dict[str, Any]:
+        """A customer key whose versions are given ({version: (material,
+        created)}, e.g. a restored backup), in one commit: either the key
+        exists with all of them, or nothing was stored."""
+        if not versions or min(versions) < 1:
+            raise errors.InvalidParameter("a key needs versions numbered from 1")
+        return self._create(alias, description, usage, False, {}, owner="user", creator=creator,
+                            material_bytes=material_bytes, extra=extra, versions=versions)
+
     def _create(self, alias: str, description: str, usage: str, external: bool,
                 tags: Optional[Dict[str, str]], owner: str, creator: str,
-                material_bytes: int = 32, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                material_bytes: int = 32, extra: Optional[Dict[str, Any]] = None,
+                owner_id: Optional[str] = None,
+                versions: Optional[Dict[int, Tuple[bytes, int]]] = None) -> Dict[str, Any]:
         description = check_description(description)
         if usage not in KNOWN_USAGES:
             raise errors.UnsupportedOperation(f"KeyUsage {usage} is not offered")
@@ -232,15 +257,18 @@ class KeyService:
             "origin": ORIGIN_EXTERNAL if external else ORIGIN_KMS, "owner": owner,
             "creator": creator, "rotation_enabled": False, "rotate_days": 365,
             "next_rotate": 0, "last_rotate": 0, "deletion_date": 0, "valid_to": 0,
-            "tags": dict(tags or {}), "latest": 0 if external else 1,
-            "material_bytes": material_bytes, **(extra or {}),
+            "tags": dict(tags or {}), "latest": 0 if external else max(versions or [1]),
+            "material_bytes": material_bytes, "owner_id": owner_id, **(extra or {}),
         }
 
         def build() -> List[Op]:
             if self.store.get("alias", alias) is not None:
                 raise errors.AliasExists(f"alias {alias!r} is already in use")
             ops = [Op("put", "key", key_id, record), Op("put", "alias", alias, key_id)]
-            if not external:
+            if versions:
+                for version, (material, created) in sorted(versions.items()):
+                    ops += self._new_version_ops(key_id, version, material, created)
+            elif not external:
                 ops += self._new_version_ops(key_id, 1, materials.generate(
                     record.get("material_kind", "aes"), material_bytes))
             return ops
@@ -251,7 +279,8 @@ class KeyService:
     def resolve_service_key(self, key_id: str, account: Dict[str, Any]) -> str:
         """A key id as given, or for service/NAME the service-managed key of
         that alias: created, owned by the calling service account, the first
-        time it is used. Only service accounts create such keys."""
+        time it is used. Only service NAME creates service/NAME, so no
+        service can take another's name first."""
         if not key_id.startswith(SERVICE_ALIAS_PREFIX):
             return key_id
         name = key_id[len(SERVICE_ALIAS_PREFIX):]
@@ -260,15 +289,17 @@ class KeyService:
         holder = self.store.get("alias", key_id)
         if holder is not None:
             record = self.store.get("key", holder)
-            if account["kind"] == "service" and record["owner"] != account["name"]:
+            if account["kind"] == "service" and owner_account(record) != account["secret_id"]:
                 raise errors.PermissionDenied(f"{key_id} belongs to another service")
             return str(holder)
         if account["kind"] != "service":
             raise errors.KeyNotFound(f"no service-managed key {key_id} exists")
+        if name != account["name"]:
+            raise errors.PermissionDenied(f"only service {name!r} may create {key_id}")
         try:
             return str(self._create(key_id, f"managed for service {account['name']}", USAGE_SYMMETRIC,
-                                    False, {}, owner=account["name"],
-                                    creator=account["secret_id"])["id"])
+                                    False, {}, owner=account["name"], creator=account["secret_id"],
+                                    owner_id=account["secret_id"])["id"])
         except errors.AliasExists:  # another worker created it first
             return str(self.store.get("alias", key_id))
 

@@ -11,15 +11,24 @@ some statement of the account's attached policies allows it and none denies
 it: an explicit deny always wins, and no allow means denied.
 
 The root account is allowed everything. A service account may use the keys
-it owns (service-managed CMKs) without a policy.
+it owns (service-managed CMKs, owned by its SecretId) without a policy.
+
+Some operations need more than their own action. ReEncrypt reads what the
+source protects and encrypts to the destination, so (as AWS KMS splits it
+into ReEncryptFrom and ReEncryptTo) it needs kms:ReEncrypt and kms:Decrypt
+on the source key, and kms:ReEncrypt and kms:Encrypt on the destination: a
+deny on Decrypt cannot be side-stepped by re-encrypting to a key of one's
+own. Restoring a backup needs kms:CreateKey and kms:ImportKeyMaterial on
+the name it restores to.
 
 Records: policy / <name> -> {"name", "statements"}; attached policy names
 live in the account record ("policies").
 """
 import fnmatch
-from typing import Any, Dict, Iterable, List
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from kms import errors
+from kms.service.keys import owner_account
 from kms.store import LogStore, Op
 
 EFFECTS = ("allow", "deny")
@@ -27,6 +36,41 @@ EFFECTS = ("allow", "deny")
 SERVICE_OWN_KEY_ACTIONS = {"Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "DescribeKey",
                            "GetKeyRotationStatus", "EnableKeyRotation", "DisableKeyRotation",
                            "RotateKey"}
+
+
+# The actions each side of a re-encryption needs (see above).
+REENCRYPT_SOURCE = ("ReEncrypt", "Decrypt")
+REENCRYPT_DESTINATION = ("ReEncrypt", "Encrypt")
+RESTORE = ("CreateKey", "ImportKeyMaterial")
+
+
+class Resource(NamedTuple):
+    """What a policy is checked against: every name of one resource, and the
+    SecretId of the service account owning it (None: no owner)."""
+
+    names: List[str]
+    owner_id: Optional[str] = None
+
+
+ANY = Resource(["*"])
+
+
+def key_resource(record: Dict[str, Any]) -> Resource:
+    return Resource([f"key/{record['id']}", f"alias/{record['alias']}"], owner_account(record))
+
+
+def alias_resource(alias: str, owner_id: Optional[str] = None) -> Resource:
+    """A key known only by the alias it will have (creation, restore)."""
+    return Resource([f"alias/{alias}"], owner_id)
+
+
+def unknown_key(key_id: str) -> Resource:
+    """A key id that names no key: checked by id alone, so a refused caller
+    learns nothing about whether it exists."""
+    return Resource([f"key/{key_id}"])
+
+
+Check = Tuple[Sequence[str], Resource]  # the actions needed on one resource
 
 
 def validate(statements: Any) -> List[Dict[str, Any]]:
@@ -97,14 +141,13 @@ class PolicyService:
             if policy is not None:
                 yield from policy["statements"]
 
-    def allows(self, account: Dict[str, Any], action: str, names: List[str],
-               owner: str = "") -> bool:
-        """names: every name of one resource (a key is key/<id> and
-        alias/<alias>). A deny matching any name refuses; otherwise an allow
-        matching any name grants."""
+    def allows(self, account: Dict[str, Any], action: str, resource: Resource) -> bool:
+        """A deny matching any of the resource's names refuses; otherwise an
+        allow matching any name grants."""
+        names = resource.names
         if account["kind"] == "root":
             return True
-        if (account["kind"] == "service" and owner == account["name"]
+        if (account["kind"] == "service" and resource.owner_id == account["secret_id"]
                 and action in SERVICE_OWN_KEY_ACTIONS):
             return True
         qualified = "kms:" + action
@@ -119,7 +162,15 @@ class PolicyService:
             allowed = True
         return allowed
 
-    def check(self, account: Dict[str, Any], action: str, names: List[str],
-              owner: str = "") -> None:
-        if not self.allows(account, action, names, owner):
-            raise errors.PermissionDenied(f"{action} on {names[0]} is not permitted for this account")
+    def check(self, account: Dict[str, Any], checks: Sequence[Check]) -> None:
+        """Every action on every resource must be allowed. No checks at all
+        is a refusal: an operation that names nothing is not let through."""
+        if not checks:
+            raise errors.PermissionDenied("the request names no resource this account may use")
+        for actions, resource in checks:
+            if not resource.names:
+                raise errors.PermissionDenied("the request names no resource this account may use")
+            for action in actions:
+                if not self.allows(account, action, resource):
+                    raise errors.PermissionDenied(
+                        f"{action} on {resource.names[0]} is not permitted for this account")

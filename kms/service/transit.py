@@ -58,6 +58,14 @@ DEFAULTS = {"type": "aes256-gcm96", "derived": False, "convergent_encryption": F
             "deletion_allowed": False, "min_decryption_version": 1,
             "min_encryption_version": 0, "min_available_version": 0}
 PREFIX = "vault:v"
+# Transit's own lifecycle (export, immediate deletion, trimming versions)
+# belongs to keys made through transit, marked so in their record. A key made
+# any other way (the Tencent API, a service's managed key) keeps its
+# guarantees whatever API touches it: its material never leaves, and it
+# goes only through Disabled and a 7-30 day deletion window.
+MANAGED_BY = "transit"
+KMS_GUARANTEED = ("this key was not created through transit; its material cannot be made exportable "
+                  "and it can be deleted only by scheduling its deletion (ScheduleKeyDeletion)")
 TOO_OLD = "ciphertext or signature version is disallowed by policy (too old)"
 
 
@@ -118,6 +126,16 @@ class TransitService:
         return record
 
     @staticmethod
+    def transit_lifecycle(record: Dict[str, Any]) -> bool:
+        """Made through transit (create, upsert or restore): the only keys
+        transit may export, back up, trim or delete at once."""
+        return record.get("managed_by") == MANAGED_BY
+
+    def require_transit_lifecycle(self, record: Dict[str, Any]) -> None:
+        if not self.transit_lifecycle(record):
+            raise TransitError(KMS_GUARANTEED)
+
+    @staticmethod
     def plain_aes(s: Dict[str, Any]) -> bool:
         """A non-derived AES-GCM key (by its settings): the one kind the
         engine's batch calls and native transit readers serve."""
@@ -152,7 +170,8 @@ class TransitService:
         try:
             return self.keys._create(name, "transit key", meta["usage"], False, {}, owner="user",
                                      creator=creator, material_bytes=meta["size"],
-                                     extra={"transit": settings, "material_kind": meta["kind"]})
+                                     extra={"transit": settings, "material_kind": meta["kind"],
+                                            "managed_by": MANAGED_BY})
         except errors.AliasExists:  # created concurrently: return that one
             record = self.record(name)
             if record is None:
@@ -239,6 +258,9 @@ class TransitService:
             for flag in ("exportable", "allow_plaintext_backup"):  # one way: on stays on
                 if flag in params and _bool(params[flag], flag):
                     new[flag] = True
+            if not self.transit_lifecycle(record) and any(
+                    new[f] for f in ("deletion_allowed", "exportable", "allow_plaintext_backup")):
+                raise TransitError(KMS_GUARANTEED)
             if "auto_rotate_period" in params:
                 period = duration(params["auto_rotate_period"])
                 if period and period < 3600:
@@ -261,6 +283,8 @@ class TransitService:
         record = self.record(name)
         if record is None:
             raise TransitError(f"error deleting policy {name}: could not delete key; not found")
+        if not self.transit_lifecycle(record):
+            raise TransitError(f"error deleting policy {name}: {KMS_GUARANTEED}")
         if not self.settings(record)["deletion_allowed"]:
             raise TransitError(f"error deleting policy {name}: deletion is not allowed for this key")
         key_id = record["id"]
@@ -269,6 +293,9 @@ class TransitService:
             current = self.store.get("key", key_id)
             if current is None:
                 return []
+            # Checked again on the latest state, under the store lock.
+            if not (self.transit_lifecycle(current) and self.settings(current)["deletion_allowed"]):
+                raise TransitError(f"error deleting policy {name}: deletion is not allowed for this key")
             ops = [Op("del", "key", key_id), Op("del", "alias", current["alias"])]
             return ops + [Op("del", "ver", f"{key_id}/{v}") for v in range(1, current["latest"] + 1)]
 
@@ -697,6 +724,9 @@ class TransitExtras:
         if min_available in (None, ""):
             raise TransitError("missing min_available_version")
         target = _int(min_available, "min_available_version")
+        # Trimming destroys old versions at once; a KMS key's old versions
+        # keep decrypting until the key itself is deleted.
+        self.transit.require_transit_lifecycle(record)
 
         def mutate(rec: Dict[str, Any]) -> List[Op]:
             s = self.transit.settings(rec)
@@ -729,7 +759,7 @@ class TransitExtras:
             raise TransitError(f"{kind} export not supported for key type {s['type']}")
         if kind == "public-key" and not meta["sign"]:
             raise TransitError(f"public key export not supported for key type {s['type']}")
-        if kind != "public-key" and not s["exportable"]:
+        if kind != "public-key" and not (s["exportable"] and self.transit.transit_lifecycle(record)):
             raise TransitError("private key material is not exportable")
         if version in (None, "", "latest"):
             versions = range(max(s["min_decryption_version"], 1), record["latest"] + 1)
@@ -762,7 +792,7 @@ class TransitExtras:
 
     def backup(self, record: Dict[str, Any]) -> str:
         s = self.transit.settings(record)
-        if not (s["exportable"] and s["allow_plaintext_backup"]):
+        if not (s["exportable"] and s["allow_plaintext_backup"] and self.transit.transit_lifecycle(record)):
             raise TransitError("exporting is disallowed on the policy; set exportable and "
                                "allow_plaintext_backup to back it up")
         versions = {}
@@ -774,38 +804,30 @@ class TransitExtras:
                     "latest": record["latest"], "versions": versions}
         return b64(json.dumps(document, sort_keys=True).encode())
 
-    def restore(self, backup: Any, name: Optional[str], force: bool, creator: str) -> Dict[str, Any]:
+    def read_backup(self, backup: Any) -> "Backup":
+        """A backup made by backup(), read and checked whole: its name,
+        settings, every version's number, date and material. Nothing is
+        stored from a backup that fails any check."""
         try:
             document = json.loads(b64decode(backup, "backup"))
-            assert document["kms_backup"] == 1
-            versions = {int(v): (base64.b64decode(e["key"]), int(e["created"]))
-                        for v, e in document["versions"].items()}
-            settings = dict(document["settings"])
-            latest = int(document["latest"])
-        except Exception:
+        except (TransitError, ValueError, UnicodeDecodeError):
             raise TransitError("failed to restore the backup: not a kms transit backup") from None
-        name = check_name(name or document["name"])
+        return Backup.read(document)
+
+    def restore(self, backup: "Backup", name: str, force: bool, creator: str) -> Dict[str, Any]:
+        name = check_name(name)
         if self.transit.record(name) is not None:
             if not force:
                 raise TransitError(f"key {name!r} already exists")
             raise TransitError("restoring over an existing key is not supported; delete it first")
-        meta = KEY_TYPES.get(settings.get("type", ""))
-        if meta is None or not versions or (meta["size"] and any(
-                len(k) != meta["size"] for k, _ in versions.values())):
-            raise TransitError("failed to restore the backup: key material does not match its type")
-        created = self.keys._create(name, "restored transit key", meta["usage"], True, {}, owner="user",
-                                    creator=creator, material_bytes=meta["size"],
-                                    extra={"transit": settings, "material_kind": meta["kind"]})
-
-        def mutate(rec: Dict[str, Any]) -> List[Op]:
-            rec.update(state=ENABLED, latest=latest, origin="TENCENT_KMS")
-            ops = []
-            for v, (material, when) in versions.items():
-                ops += self.keys._new_version_ops(rec["id"], v, material)
-                ops[-1].value["created"] = when
-            return ops
-
-        return self.keys._change(created["id"], "import", mutate)
+        meta = KEY_TYPES[backup.settings["type"]]
+        try:
+            return self.keys.create_with_versions(
+                name, "restored transit key", meta["usage"], creator, meta["size"],
+                {"transit": backup.settings, "material_kind": meta["kind"], "managed_by": MANAGED_BY},
+                backup.versions)
+        except errors.AliasExists:
+            raise TransitError(f"key {name!r} already exists") from None
 
     def rotate_due(self) -> List[str]:
         """Keys whose auto_rotate_period has passed since their newest version."""
@@ -820,3 +842,79 @@ class TransitExtras:
                 self.keys.rotate(record["id"], manual_rules=False)
                 rotated.append(record["id"])
         return rotated
+
+
+class Backup:
+    """A checked backup document (see TransitExtras.backup for its layout)."""
+
+    FLAGS = ("derived", "convergent_encryption", "exportable", "allow_plaintext_backup",
+             "deletion_allowed")
+    NUMBERS = ("auto_rotate_period", "min_decryption_version", "min_encryption_version",
+               "min_available_version")
+
+    def __init__(self, name: str, settings: Dict[str, Any], versions: Dict[int, Tuple[bytes, int]]) -> None:
+        self.name, self.settings, self.versions = name, settings, versions
+
+    @classmethod
+    def read(cls, document: Any) -> "Backup":
+        def bad(why: str) -> TransitError:
+            return TransitError(f"failed to restore the backup: {why}")
+
+        if not isinstance(document, dict) or document.get("kms_backup") != 1:
+            raise bad("not a kms transit backup")
+        name, settings, latest = document.get("name"), document.get("settings"), document.get("latest")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise bad("the backup names no valid key")
+        if not isinstance(settings, dict) or set(settings) - set(DEFAULTS):
+            raise bad("its settings are not transit key settings")
+        clean = {**DEFAULTS, **settings}
+        meta = KEY_TYPES.get(clean["type"]) if isinstance(clean["type"], str) else None
+        if meta is None:
+            raise bad(f"unknown key type {clean['type']!r}")
+        if not all(isinstance(clean[f], bool) for f in cls.FLAGS):
+            raise bad("its flags must be booleans")
+        if not all(type(clean[n]) is int and clean[n] >= 0 for n in cls.NUMBERS):
+            raise bad("its version limits and rotation period must be whole numbers")
+        if (clean["derived"] and not meta["derive"]) or (clean["convergent_encryption"] and not clean["derived"]):
+            raise bad("its derivation settings do not fit its key type")
+        if type(latest) is not int or not 1 <= latest <= 1_000_000:
+            raise bad("its latest version is not a version number")
+        entries = document.get("versions")
+        if not isinstance(entries, dict) or not entries:
+            raise bad("it holds no key versions")
+        versions: Dict[int, Tuple[bytes, int]] = {}
+        for number, entry in entries.items():
+            if not (isinstance(number, str) and number.isdigit() and 1 <= int(number) <= latest):
+                raise bad(f"version {number!r} is not between 1 and {latest}")
+            if not isinstance(entry, dict) or set(entry) != {"key", "created"} or type(entry["created"]) is not int:
+                raise bad(f"version {number} is not a key and a creation time")
+            material = b64text.decode(entry["key"]) if isinstance(entry["key"], str) else None
+            if material is None or not _material_fits(meta, material):
+                raise bad(f"the material of version {number} does not match key type {clean['type']}")
+            versions[int(number)] = (material, entry["created"])
+        if latest not in versions:
+            raise bad("the latest version's material is missing")
+        if not 1 <= clean["min_decryption_version"] <= latest or clean["min_encryption_version"] > latest:
+            raise bad("its minimum versions are outside its versions")
+        if clean["min_available_version"] > clean["min_decryption_version"]:
+            raise bad("its minimum available version is above its minimum decryption version")
+        if min(versions) < max(clean["min_available_version"], 1):
+            raise bad("it holds versions below its minimum available version")
+        return cls(name, clean, versions)
+
+
+def _material_fits(meta: Dict[str, Any], material: bytes) -> bool:
+    """Symmetric material of the type's size; asymmetric material that loads
+    as a private key of the type's kind."""
+    if meta["kind"] in materials.SYMMETRIC_KINDS:
+        return len(material) == meta["size"]
+    if meta["kind"] == "ed25519":
+        return len(material) == 32
+    try:
+        private = materials.private_key(meta["kind"], material)
+    except (ValueError, TypeError):
+        return False
+    if meta["kind"] == "ecdsa-p256":
+        return isinstance(private, ec.EllipticCurvePrivateKey) and private.curve.name == "secp256r1"
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    return isinstance(private, rsa.RSAPrivateKey) and private.key_size == 2048

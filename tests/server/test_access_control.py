@@ -92,13 +92,13 @@ def test_bad_policies_are_refused(server, tmp_path):
 
 def test_service_managed_keys(kms, server, capsys):
     _, cbs = new_account(capsys, server, "cbs", service=True)
-    out = call(cbs, "Encrypt", KeyId="service/cbs-volumes", Plaintext=b64(b"volume key"))
+    out = call(cbs, "Encrypt", KeyId="service/cbs", Plaintext=b64(b"volume key"))
     key = out.KeyId
-    again = call(cbs, "GenerateDataKey", KeyId="service/cbs-volumes", KeySpec="AES_256")
+    again = call(cbs, "GenerateDataKey", KeyId="service/cbs", KeySpec="AES_256")
     assert again.KeyId == key  # created once, then reused
     assert base64.b64decode(call(cbs, "Decrypt", CiphertextBlob=out.CiphertextBlob).Plaintext) == b"volume key"
     meta = call(kms, "DescribeKey", KeyId=key).KeyMetadata
-    assert (meta.Owner, meta.Alias) == ("cbs", "service/cbs-volumes")
+    assert (meta.Owner, meta.Alias) == ("cbs", "service/cbs")
     assert key in {k.KeyId for k in call(kms, "ListKeys", Role=1, Limit=200).Keys}
     assert key not in {k.KeyId for k in call(kms, "ListKeys", Limit=200).Keys}
     # Queried and rotated, but never disabled, archived or deleted.
@@ -112,5 +112,5 @@ def test_service_managed_keys(kms, server, capsys):
     assert base64.b64decode(call(cbs, "Decrypt", CiphertextBlob=out.CiphertextBlob).Plaintext) == b"volume key"
     # Another service cannot use it, and plain accounts cannot create such keys.
     _, other = new_account(capsys, server, "cos", service=True)
-    assert error_of(other, "Encrypt", KeyId="service/cbs-volumes", Plaintext=b64(b"x")) == DENIED
+    assert error_of(other, "Encrypt", KeyId="service/cbs", Plaintext=b64(b"x")) == DENIED
     assert error_of(kms, "Encrypt", KeyId="service/never-made", Plaintext=b64(b"x")) == "ResourceUnavailable.CmkNotFound"

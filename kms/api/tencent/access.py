@@ -1,67 +1,103 @@
-"""Which resources a Tencent action touches, for the policy check.
+"""What each Tencent action acts on, read once for both the policy check and
+the handler.
 
-A key is named both key/<id> and alias/<alias>; actions not about one key
+Every action names a target reader. The reader reads the parameters that
+say what the action touches (KeyId, KeyIds, CiphertextBlob, Alias, ...) and
+returns two things: the value the handler acts on, and the checks (the
+actions needed on each resource). The endpoint checks them against the
+caller's policies and then hands the handler that same value, so what is
+authorized and what is acted on cannot drift apart: no other field (a
+stray KeyIds beside a KeyId, say) can stand in for the target.
+
+A key is named both key/<id> and alias/<alias>; actions about no key
 (listing, random bytes, service status) touch "*". Unknown keys are checked
 by id alone, so a refused caller learns nothing about whether a key exists.
 """
-from typing import Any, Dict, List, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from kms import errors
-from kms.api.tencent.actions import Context
 from kms.api.tencent.params import Params
 from kms.keys import blob as blobs
-from kms.service.keys import SERVICE_ALIAS_PREFIX
+from kms.service.accounts import AccountService
+from kms.service.imports import ImportService
+from kms.service.keys import SERVICE_ALIAS_PREFIX, KeyService
+from kms.service.policies import (ANY, REENCRYPT_DESTINATION, REENCRYPT_SOURCE, Check,
+                                  PolicyService, Resource, alias_resource, key_resource,
+                                  unknown_key)
 
-KEYLESS = {"CreateKey", "ListKeys", "ListKeyDetail", "GenerateRandom", "GetServiceStatus",
-           "ListAlgorithms"}
+
+@dataclass
+class Context:
+    keys: KeyService
+    accounts: AccountService
+    policies: PolicyService
+    imports: ImportService
+    caller: Dict[str, Any]
 
 
-def _key_names(ctx: Context, key_id: Any) -> Dict[str, Any]:
-    if not isinstance(key_id, str):
-        return {"names": ["key/?"], "owner": ""}
+# (value for the handler, the checks to pass first)
+Targets = Tuple[Any, List[Check]]
+TargetReader = Callable[[Context, Params, str], Targets]
+
+
+def key_named(ctx: Context, key_id: str) -> Resource:
+    """The resource a KeyId names: a key, a service alias not created yet
+    (owned in advance only by the service of that name), or an unknown id."""
     if key_id.startswith(SERVICE_ALIAS_PREFIX):
         holder = ctx.keys.store.get("alias", key_id)
         record = ctx.keys.store.get("key", holder) if holder else None
-        if record is None:  # not created yet: the caller's own alias
-            return {"names": [f"alias/{key_id}"], "owner": ctx.caller.get("name", "")}
+        if record is None:
+            caller = ctx.caller
+            own = (caller["kind"] == "service"
+                   and key_id[len(SERVICE_ALIAS_PREFIX):] == caller["name"])
+            return alias_resource(key_id, caller["secret_id"] if own else None)
     else:
         record = ctx.keys.store.get("key", key_id)
     if record is None:
-        return {"names": [f"key/{key_id}"], "owner": ""}
-    return {"names": [f"key/{record['id']}", f"alias/{record['alias']}"], "owner": record["owner"]}
+        return unknown_key(key_id)
+    return key_resource(record)
 
 
-def _blob_key(text: Any) -> Optional[str]:
-    if not isinstance(text, str):
-        return None
-    try:
-        return blobs.decode(text).key_id
-    except errors.KMSError:
-        return None  # the action itself reports the damaged blob
+def keyless(ctx: Context, p: Params, action: str) -> Targets:
+    return None, [([action], ANY)]
 
 
-def authorize(ctx: Context, action: str, p: Params) -> None:
-    if ctx.caller["kind"] == "root":
-        return
-    policies = ctx.policies
-    targets: List[Dict[str, Any]] = []
-    if action == "CreateKey":
-        alias = p.body.get("Alias")
-        targets.append({"names": [f"alias/{alias}" if isinstance(alias, str) else "*"], "owner": ""})
-    elif action in KEYLESS:
-        targets.append({"names": ["*"], "owner": ""})
-    elif action in ("Decrypt", "ReEncrypt"):
-        source = _blob_key(p.body.get("CiphertextBlob"))
-        if source is not None:
-            targets.append(_key_names(ctx, source))
-        destination = p.body.get("DestinationKeyId")
-        if action == "ReEncrypt" and destination:
-            targets.append(_key_names(ctx, destination))
-    elif "KeyIds" in p.body:
-        key_ids = p.body["KeyIds"]
-        for key_id in key_ids if isinstance(key_ids, list) else []:
-            targets.append(_key_names(ctx, key_id))
-    else:
-        targets.append(_key_names(ctx, p.body.get("KeyId")))
-    for target in targets:
-        policies.check(ctx.caller, action, target["names"], target["owner"])
+def one_key(ctx: Context, p: Params, action: str) -> Targets:
+    key_id = p.str("KeyId", required=True)
+    return key_id, [([action], key_named(ctx, key_id))]
+
+
+def many_keys(ctx: Context, p: Params, action: str) -> Targets:
+    key_ids = p.str_list("KeyIds", required=True)
+    return key_ids, [([action], key_named(ctx, k)) for k in key_ids]
+
+
+def new_key(ctx: Context, p: Params, action: str) -> Targets:
+    alias = p.str("Alias", required=True)
+    return alias, [([action], alias_resource(alias))]
+
+
+def renamed_key(ctx: Context, p: Params, action: str) -> Targets:
+    """UpdateAlias: allowed on the key, and on the name it takes (a name the
+    caller could not create a key under is not hers to rename to)."""
+    key_id, alias = p.str("KeyId", required=True), p.str("Alias", required=True)
+    return (key_id, alias), [([action], key_named(ctx, key_id)), ([action], alias_resource(alias))]
+
+
+def blob_key(ctx: Context, p: Params, action: str) -> Targets:
+    """Decrypt: the key the blob's header names. A blob that does not parse
+    is refused here (InvalidCiphertext says nothing about any key)."""
+    text = p.str("CiphertextBlob", required=True)
+    return text, [([action], key_named(ctx, blobs.decode(text).key_id))]
+
+
+def reencryption(ctx: Context, p: Params, action: str) -> Targets:
+    """ReEncrypt: reads the source (ReEncrypt and Decrypt on its key) and
+    encrypts to the destination (ReEncrypt and Encrypt), by default the
+    source key again."""
+    text = p.str("CiphertextBlob", required=True)
+    source = blobs.decode(text).key_id
+    destination: Optional[str] = p.str("DestinationKeyId") or None
+    checks: List[Check] = [(REENCRYPT_SOURCE, key_named(ctx, source)),
+                           (REENCRYPT_DESTINATION, key_named(ctx, destination or source))]
+    return (text, destination), checks

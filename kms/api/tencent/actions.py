@@ -4,42 +4,43 @@ and codes follow spec/tencent-kms-api.md, section 4.
 """
 import base64
 import uuid
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from kms.api.tencent.access import (Context, TargetReader, blob_key, keyless, many_keys, new_key,
+                                    one_key, reencryption, renamed_key)
 from kms.api.tencent.errors import TencentError
 from kms.api.tencent.params import Params
-from kms.service.accounts import AccountService
-from kms.service.imports import ImportService
-from kms.service.policies import PolicyService
 from kms.service.keys import (ARCHIVED, DISABLED, ENABLED, ORIGIN_EXTERNAL, ORIGIN_KMS,
-                              PENDING_DELETE, PENDING_IMPORT, USAGE_SYMMETRIC, KeyService)
+                              PENDING_DELETE, PENDING_IMPORT, USAGE_SYMMETRIC, owner_account)
 
 # ListKeyDetail's KeyState filter numbers.
 STATE_FILTER = {1: ENABLED, 2: DISABLED, 3: PENDING_DELETE, 4: PENDING_IMPORT, 5: ARCHIVED}
 LISTED_BY_LIST_KEYS = (ENABLED, DISABLED, PENDING_IMPORT)
 DATA_KEY_SPECS = {"AES_128": 16, "AES_256": 32}
 
+__all__ = ["ACTIONS", "Action", "Context"]
 
-@dataclass
-class Context:
-    keys: KeyService
-    accounts: AccountService
-    policies: PolicyService
-    imports: ImportService
-    caller: Dict[str, Any]
+# handler(ctx, params, target): target is what the action's reader returned
+# and the policy check passed; the handler acts on it and on nothing else.
+Handler = Callable[[Context, Params, Any], Dict[str, Any]]
 
 
-Handler = Callable[[Context, Params], Dict[str, Any]]
-ACTIONS: Dict[str, Handler] = {}
+class Action(NamedTuple):
+    targets: TargetReader
+    handler: Handler
 
 
-def action(func: Handler) -> Handler:
-    ACTIONS[func.__name__] = func
-    return func
+ACTIONS: Dict[str, Action] = {}
+
+
+def action(targets: TargetReader) -> Callable[[Handler], Handler]:
+    def register(func: Handler) -> Handler:
+        ACTIONS[func.__name__] = Action(targets, func)
+        return func
+    return register
 
 
 def _b64(data: bytes) -> str:
@@ -101,9 +102,8 @@ def _wrap_to_public_key(p: Params, plaintext: bytes) -> Optional[str]:
 # ---- keys ------------------------------------------------------------------
 
 
-@action
-def CreateKey(ctx: Context, p: Params) -> Dict[str, Any]:
-    alias = p.str("Alias", required=True)
+@action(new_key)
+def CreateKey(ctx: Context, p: Params, alias: str) -> Dict[str, Any]:
     if alias.startswith("kms-"):
         raise TencentError("InvalidParameterValue.InvalidAlias", "aliases starting with kms- are reserved")
     key_type = p.int("Type", default=1)
@@ -120,15 +120,15 @@ def CreateKey(ctx: Context, p: Params) -> Dict[str, Any]:
             "KeyUsage": record["usage"], "TagCode": 0, "TagMsg": ""}
 
 
-@action
-def DescribeKey(ctx: Context, p: Params) -> Dict[str, Any]:
-    record = ctx.keys.describe(p.str("KeyId", required=True))
+@action(one_key)
+def DescribeKey(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
+    record = ctx.keys.describe(key_id)
     return {"KeyMetadata": key_metadata(record, ctx.caller["uin"])}
 
 
-@action
-def DescribeKeys(ctx: Context, p: Params) -> Dict[str, Any]:
-    records = ctx.keys.describe_many(p.str_list("KeyIds", required=True))
+@action(many_keys)
+def DescribeKeys(ctx: Context, p: Params, key_ids: List[str]) -> Dict[str, Any]:
+    records = ctx.keys.describe_many(key_ids)
     return {"KeyMetadatas": [key_metadata(r, ctx.caller["uin"]) for r in records]}
 
 
@@ -140,18 +140,18 @@ def _page(p: Params) -> slice:
 
 def _by_role(p: Params, records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     role = p.int("Role", default=0, low=0, high=1)
-    return [r for r in records if (r["owner"] == "user") == (role == 0)]
+    return [r for r in records if (owner_account(r) is None) == (role == 0)]
 
 
-@action
-def ListKeys(ctx: Context, p: Params) -> Dict[str, Any]:
+@action(keyless)
+def ListKeys(ctx: Context, p: Params, _: None) -> Dict[str, Any]:
     page = _page(p)
     matching = [r for r in _by_role(p, ctx.keys.all_keys()) if r["state"] in LISTED_BY_LIST_KEYS]
     return {"Keys": [{"KeyId": r["id"]} for r in matching[page]], "TotalCount": len(matching)}
 
 
-@action
-def ListKeyDetail(ctx: Context, p: Params) -> Dict[str, Any]:
+@action(keyless)
+def ListKeyDetail(ctx: Context, p: Params, _: None) -> Dict[str, Any]:
     page = _page(p)
     records = _by_role(p, ctx.keys.all_keys())
     if p.int("OrderType", default=0, low=0, high=1) == 0:
@@ -179,139 +179,135 @@ def ListKeyDetail(ctx: Context, p: Params) -> Dict[str, Any]:
             "KeyMetadatas": [key_metadata(r, ctx.caller["uin"]) for r in records[page]]}
 
 
-@action
-def UpdateAlias(ctx: Context, p: Params) -> Dict[str, Any]:
-    alias = p.str("Alias", required=True)
+@action(renamed_key)
+def UpdateAlias(ctx: Context, p: Params, target: Any) -> Dict[str, Any]:
+    key_id, alias = target
     if alias.startswith("kms-"):
         raise TencentError("InvalidParameterValue.InvalidAlias", "aliases starting with kms- are reserved")
-    ctx.keys.update_alias(p.str("KeyId", required=True), alias)
+    ctx.keys.update_alias(key_id, alias)
     return {}
 
 
-@action
-def UpdateKeyDescription(ctx: Context, p: Params) -> Dict[str, Any]:
+@action(one_key)
+def UpdateKeyDescription(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
     description = p.str("Description", required=True)
-    ctx.keys.update_description(p.str("KeyId", required=True), description)
+    ctx.keys.update_description(key_id, description)
     return {}
 
 
-@action
-def EnableKey(ctx: Context, p: Params) -> Dict[str, Any]:
-    ctx.keys.enable(p.str("KeyId", required=True))
+@action(one_key)
+def EnableKey(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
+    ctx.keys.enable(key_id)
     return {}
 
 
-@action
-def DisableKey(ctx: Context, p: Params) -> Dict[str, Any]:
-    ctx.keys.disable(p.str("KeyId", required=True))
+@action(one_key)
+def DisableKey(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
+    ctx.keys.disable(key_id)
     return {}
 
 
-@action
-def EnableKeys(ctx: Context, p: Params) -> Dict[str, Any]:
-    ctx.keys.set_state_many(p.str_list("KeyIds", required=True), enable=True)
+@action(many_keys)
+def EnableKeys(ctx: Context, p: Params, key_ids: List[str]) -> Dict[str, Any]:
+    ctx.keys.set_state_many(key_ids, enable=True)
     return {}
 
 
-@action
-def DisableKeys(ctx: Context, p: Params) -> Dict[str, Any]:
-    ctx.keys.set_state_many(p.str_list("KeyIds", required=True), enable=False)
+@action(many_keys)
+def DisableKeys(ctx: Context, p: Params, key_ids: List[str]) -> Dict[str, Any]:
+    ctx.keys.set_state_many(key_ids, enable=False)
     return {}
 
 
-@action
-def ScheduleKeyDeletion(ctx: Context, p: Params) -> Dict[str, Any]:
-    key_id = p.str("KeyId", required=True)
+@action(one_key)
+def ScheduleKeyDeletion(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
     days = p.int("PendingWindowInDays", required=True, low=7, high=30,
                  code="InvalidParameter.InvalidPendingWindowInDays")
     return {"DeletionDate": ctx.keys.schedule_deletion(key_id, days), "KeyId": key_id}
 
 
-@action
-def CancelKeyDeletion(ctx: Context, p: Params) -> Dict[str, Any]:
-    key_id = p.str("KeyId", required=True)
+@action(one_key)
+def CancelKeyDeletion(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
     ctx.keys.cancel_deletion(key_id)
     return {"KeyId": key_id}
 
 
-@action
-def ArchiveKey(ctx: Context, p: Params) -> Dict[str, Any]:
-    ctx.keys.archive(p.str("KeyId", required=True))
+@action(one_key)
+def ArchiveKey(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
+    ctx.keys.archive(key_id)
     return {}
 
 
-@action
-def CancelKeyArchive(ctx: Context, p: Params) -> Dict[str, Any]:
-    ctx.keys.cancel_archive(p.str("KeyId", required=True))
+@action(one_key)
+def CancelKeyArchive(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
+    ctx.keys.cancel_archive(key_id)
     return {}
 
 
 # ---- rotation --------------------------------------------------------------
 
 
-@action
-def EnableKeyRotation(ctx: Context, p: Params) -> Dict[str, Any]:
-    key_id = p.str("KeyId", required=True)
+@action(one_key)
+def EnableKeyRotation(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
     days = p.int("RotateDays", default=365, low=7, high=365, code="InvalidParameterValue")
     ctx.keys.enable_rotation(key_id, days)
     return {}
 
 
-@action
-def DisableKeyRotation(ctx: Context, p: Params) -> Dict[str, Any]:
-    ctx.keys.disable_rotation(p.str("KeyId", required=True))
+@action(one_key)
+def DisableKeyRotation(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
+    ctx.keys.disable_rotation(key_id)
     return {}
 
 
-@action
-def GetKeyRotationStatus(ctx: Context, p: Params) -> Dict[str, Any]:
-    record = ctx.keys.describe(p.str("KeyId", required=True))
+@action(one_key)
+def GetKeyRotationStatus(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
+    record = ctx.keys.describe(key_id)
     return {"KeyRotationEnabled": record["rotation_enabled"]}
 
 
-@action
-def RotateKey(ctx: Context, p: Params) -> Dict[str, Any]:
-    ctx.keys.rotate(p.str("KeyId", required=True))
+@action(one_key)
+def RotateKey(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
+    ctx.keys.rotate(key_id)
     return {"TaskId": str(uuid.uuid4())}
 
 
 # ---- cryptography ----------------------------------------------------------
 
 
-def _usable_key(ctx: Context, p: Params) -> str:
+def _usable_key(ctx: Context, key_id: str) -> str:
     """KeyId, or service/NAME for a service account's own managed key,
     created on first use."""
-    key_id = p.str("KeyId", required=True)
     return ctx.keys.resolve_service_key(key_id, ctx.caller)
 
 
-@action
-def Encrypt(ctx: Context, p: Params) -> Dict[str, Any]:
-    key_id = _usable_key(ctx, p)
+@action(one_key)
+def Encrypt(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
+    key_id = _usable_key(ctx, key_id)
     plaintext = p.base64("Plaintext", code="InvalidParameterValue.InvalidPlaintext")
     blob = ctx.keys.encrypt(key_id, plaintext, p.str("EncryptionContext"))
     return {"CiphertextBlob": blob, "KeyId": key_id}
 
 
-@action
-def Decrypt(ctx: Context, p: Params) -> Dict[str, Any]:
-    key_id, plaintext = ctx.keys.decrypt(p.str("CiphertextBlob", required=True),
-                                         p.str("EncryptionContext"))
+@action(blob_key)
+def Decrypt(ctx: Context, p: Params, text: str) -> Dict[str, Any]:
+    key_id, plaintext = ctx.keys.decrypt(text, p.str("EncryptionContext"))
     wrapped = _wrap_to_public_key(p, plaintext)
     return {"KeyId": key_id, "Plaintext": wrapped if wrapped is not None else _b64(plaintext)}
 
 
-@action
-def ReEncrypt(ctx: Context, p: Params) -> Dict[str, Any]:
+@action(reencryption)
+def ReEncrypt(ctx: Context, p: Params, target: Any) -> Dict[str, Any]:
+    text, destination = target
     blob, key_id, source, changed = ctx.keys.reencrypt(
-        p.str("CiphertextBlob", required=True), p.str("DestinationKeyId") or None,
+        text, destination,
         p.str("SourceEncryptionContext"), p.str("DestinationEncryptionContext"))
     return {"CiphertextBlob": blob, "KeyId": key_id, "SourceKeyId": source, "ReEncrypted": changed}
 
 
-@action
-def GenerateDataKey(ctx: Context, p: Params) -> Dict[str, Any]:
-    key_id = _usable_key(ctx, p)
+@action(one_key)
+def GenerateDataKey(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
+    key_id = _usable_key(ctx, key_id)
     if p.int("IsHostedByKms", default=0, low=0, high=1):
         raise TencentError("UnsupportedOperation", "data keys hosted by KMS are not offered")
     size = p.int("NumberOfBytes", low=1, high=1024)
@@ -328,8 +324,8 @@ def GenerateDataKey(ctx: Context, p: Params) -> Dict[str, Any]:
             "CiphertextBlob": blob}
 
 
-@action
-def GenerateRandom(ctx: Context, p: Params) -> Dict[str, Any]:
+@action(keyless)
+def GenerateRandom(ctx: Context, p: Params, _: None) -> Dict[str, Any]:
     size = p.int("NumberOfBytes", required=True, low=1, high=1024)
     return {"Plaintext": _b64(ctx.keys.generate_random(size))}
 
@@ -337,42 +333,40 @@ def GenerateRandom(ctx: Context, p: Params) -> Dict[str, Any]:
 # ---- bring your own key -----------------------------------------------------
 
 
-@action
-def GetParametersForImport(ctx: Context, p: Params) -> Dict[str, Any]:
-    key_id = p.str("KeyId", required=True)
+@action(one_key)
+def GetParametersForImport(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
     issued = ctx.imports.parameters(key_id, p.str("WrappingAlgorithm", required=True),
                                     p.str("WrappingKeySpec", required=True))
     return {"KeyId": key_id, "ImportToken": issued["token"],
             "PublicKey": _b64(issued["public_key_der"]), "ParametersValidTo": issued["valid_to"]}
 
 
-@action
-def ImportKeyMaterial(ctx: Context, p: Params) -> Dict[str, Any]:
-    key_id = p.str("KeyId", required=True)
+@action(one_key)
+def ImportKeyMaterial(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
     encrypted = p.base64("EncryptedKeyMaterial", code="InvalidParameter.DecryptMaterialError")
     ctx.imports.import_material(key_id, p.str("ImportToken", required=True), encrypted,
                                 p.int("ValidTo", default=0, low=0))
     return {}
 
 
-@action
-def DeleteImportedKeyMaterial(ctx: Context, p: Params) -> Dict[str, Any]:
-    ctx.imports.delete_material(p.str("KeyId", required=True))
+@action(one_key)
+def DeleteImportedKeyMaterial(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
+    ctx.imports.delete_material(key_id)
     return {}
 
 
 # ---- service ---------------------------------------------------------------
 
 
-@action
-def GetServiceStatus(ctx: Context, p: Params) -> Dict[str, Any]:
+@action(keyless)
+def GetServiceStatus(ctx: Context, p: Params, _: None) -> Dict[str, Any]:
     return {"ServiceEnabled": True, "InvalidType": 1, "UserLevel": 1, "ProExpireTime": 0,
             "ProRenewFlag": 0, "ProResourceId": "", "ExclusiveVSMEnabled": False,
             "ExclusiveHSMEnabled": False, "SubscriptionInfo": "", "CmkUserCount": len(ctx.keys.all_keys()),
             "CmkLimit": 1_000_000, "ExclusiveHSMList": []}
 
 
-@action
-def ListAlgorithms(ctx: Context, p: Params) -> Dict[str, Any]:
+@action(keyless)
+def ListAlgorithms(ctx: Context, p: Params, _: None) -> Dict[str, Any]:
     return {"SymmetricAlgorithms": [{"KeyUsage": USAGE_SYMMETRIC, "Algorithm": "AES_256"}],
             "AsymmetricAlgorithms": [], "AsymmetricSignVerifyAlgorithms": []}

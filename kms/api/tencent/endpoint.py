@@ -14,8 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from kms.api.tencent.access import authorize
-from kms.api.tencent.actions import ACTIONS, Context
+from kms.api.tencent.access import Context
+from kms.api.tencent.actions import ACTIONS
 from kms import errors
 from kms.audit import AuditLog
 from kms.keys import blob as blobs
@@ -109,16 +109,18 @@ class TencentEndpoint:
         if headers.get("x-tc-version") != API_VERSION:
             raise TencentError("NoSuchVersion", f"X-TC-Version must be {API_VERSION}")
         name = headers.get("x-tc-action", "")
-        handler = ACTIONS.get(name)
-        if handler is None:
+        spec = ACTIONS.get(name)
+        if spec is None:
             raise TencentError("InvalidAction", f"unknown action {name!r}")
         params = _parse(body)
         seen["key_id"] = _key_named(params.body)
         if caller is None:
             raise TencentError("AuthFailure.SecretIdNotFound", "the SecretId is not known")
         ctx = Context(self.keys, self.accounts, self.policies, self.imports, caller)
-        authorize(ctx, name, params)
-        return handler(ctx, params)
+        # The handler acts on exactly what was authorized (kms.api.tencent.access).
+        target, checks = spec.targets(ctx, params, name)
+        self.policies.check(caller, checks)
+        return spec.handler(ctx, params, target)
 
 
 def _key_named(body: Dict[str, Any]) -> Optional[str]:

@@ -7,7 +7,7 @@ import base64
 import json
 import logging
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -19,7 +19,8 @@ from kms.api.lane import ClientGone, read_body
 from kms.api.transit.responses import envelope, envelope_parts, envelope_raw, failure, new_request_id
 from kms.audit import AuditLog
 from kms.service.keys import KeyService, check_state
-from kms.service.policies import PolicyService
+from kms.service.policies import (ANY, REENCRYPT_DESTINATION, REENCRYPT_SOURCE, RESTORE,
+                                  PolicyService, alias_resource, key_resource)
 from kms.service.tokens import TokenService
 from kms.service.transit import (TransitError, TransitExtras, TransitService, b64decode,
                                  digest, duration)
@@ -228,7 +229,7 @@ class Transit:
         seen["request_id"] = new_request_id()
         return handler(request, body, account, seen)
 
-    def existing_key(self, account: Dict[str, Any], name: str, action: str,
+    def existing_key(self, account: Dict[str, Any], name: str, action: Union[str, Sequence[str]],
                      seen: Optional[Dict[str, Any]] = None,
                      missing: str = "encryption key not found") -> Dict[str, Any]:
         """The named key, once the account may run `action` on it; checked
@@ -241,15 +242,18 @@ class Transit:
             seen["key_id"] = record["id"]
         return record
 
-    def _allow(self, account: Dict[str, Any], action: str, name: Optional[str],
+    def _allow(self, account: Dict[str, Any], actions: Union[str, Sequence[str]], name: Optional[str],
                record: Optional[Dict[str, Any]]) -> None:
+        """The account may run every one of `actions` on the key (or, for a
+        key that does not exist, on the name it would have)."""
         if record is not None:
-            names = [f"key/{record['id']}", f"alias/{record['alias']}"]
-            owner = record["owner"]
+            resource = key_resource(record)
         else:
-            names, owner = ([f"alias/{name}"] if name else ["*"]), ""
-        if not self.policies.allows(account, action, names, owner):
-            raise HTTPError(403, ["1 error occurred:\n\t* permission denied\n\n"])
+            resource = alias_resource(name) if name else ANY
+        try:
+            self.policies.check(account, [((actions,) if isinstance(actions, str) else actions, resource)])
+        except errors.PermissionDenied:
+            raise HTTPError(403, ["1 error occurred:\n\t* permission denied\n\n"]) from None
 
     # ---- handlers: each returns a Response ---------------------------------
 
@@ -288,7 +292,7 @@ class Transit:
         name = request.path_params["name"]
         record = self.transit.record(name)
         seen["key_id"] = record["id"] if record else None
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):  # HEAD reads, like GET: never creates
             seen["action"] = "transit:read"
             self._allow(account, "DescribeKey", name, record)
             if record is None:
@@ -299,6 +303,8 @@ class Transit:
             self._allow(account, "DeleteKey", name, record)
             self.transit.delete(name)
             return Response(status_code=204)
+        if request.method not in ("POST", "PUT"):
+            raise HTTPError(405, ["1 error occurred:\n\t* unsupported operation\n\n"])
         seen["action"] = "transit:create"
         self._allow(account, "CreateKey", name, record)
         if "key_size" in body:
@@ -465,7 +471,8 @@ class Transit:
         name = request.path_params["name"]
         seen["action"] = "transit:rewrap"
         items, batched = self._items(body, "ciphertext")
-        record = self.existing_key(account, name, "ReEncrypt", seen)
+        # Rewrap reads and re-encrypts under one key: both sides of ReEncrypt.
+        record = self.existing_key(account, name, REENCRYPT_SOURCE + REENCRYPT_DESTINATION, seen)
         results = self.transit.rewrap(record, items)
         response = self._crypto_response(body, items, results, batched, "ciphertext", True, seen["request_id"])
         if batched:
@@ -634,10 +641,16 @@ class Transit:
         return envelope({"backup": self.extras.backup(record)})
 
     def restore(self, request, body, account, seen) -> Response:
-        name = request.path_params.get("name") or body.get("name")
+        """Restoring creates a key with material the caller chose: it is
+        authorized as CreateKey and ImportKeyMaterial on the name the key
+        will have, once the whole backup has been read and checked."""
         seen["action"] = "transit:restore"
-        self._allow(account, "CreateKey", name, None)
-        created = self.extras.restore(body.get("backup"), name, bool(body.get("force")), account["secret_id"])
+        backup = self.extras.read_backup(body.get("backup"))
+        name = request.path_params.get("name") or body.get("name") or backup.name
+        if not isinstance(name, str):
+            raise TransitError("name must be a string")
+        self._allow(account, RESTORE, name, None)
+        created = self.extras.restore(backup, name, bool(body.get("force")), account["secret_id"])
         seen["key_id"] = created["id"]
         return Response(status_code=204)
 
