@@ -12,7 +12,19 @@ would put a disk flush on every Encrypt); a kill -9 loses none, a power cut
 may lose the last few, which verify reports as the end of the chain.
 
 Never recorded: plaintext, ciphertext, key material, secrets. Entries hold
-time, account, action, key id, result code, request id and latency.
+time, account, action, key id, result code, request id and latency. Every
+text field is cut to MAX_FIELD characters, so a caller cannot grow the log
+faster than by a bounded line per request, whatever it sends.
+
+A state-changing call is written twice under one request id: result
+"started" before the change is applied (the intent), then its outcome. If
+the intent cannot be written nothing is applied; a crash between the two
+leaves the intent alone, and the store says whether the change happened.
+A call that changes nothing is written once, and its answer (ciphertext,
+plaintext, ...) is released only after its line is in the file.
+
+A write that fails part-way (a full disk) is cut back to where it began, so
+the file never keeps a torn line; the next write continues the chain.
 """
 import asyncio
 import fcntl
@@ -22,8 +34,12 @@ import os
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
+from kms.errors import AuditUnavailable
+
 GENESIS = "0" * 64
 FIELDS = ("time", "request_id", "account", "action", "key_id", "result", "latency_ms")
+MAX_FIELD = 128  # characters of one text field; longer values are cut
+STARTED = "started"  # the result of an intent line
 
 
 def _canonical(entry: Dict[str, Any]) -> str:
@@ -32,14 +48,19 @@ def _canonical(entry: Dict[str, Any]) -> str:
 
 def _json_value(value: Any) -> str:
     """json.dumps(value) as _canonical writes it, cheaply for the plain
-    strings and floats that audit fields nearly always are."""
+    strings and floats that audit fields nearly always are. Text longer than
+    MAX_FIELD is cut, and so are numbers' and other values' forms."""
     if value is None:
         return "null"
     if type(value) is str:
+        if len(value) > MAX_FIELD:
+            value = value[:MAX_FIELD - 3] + "..."
         if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
             return '"' + value + '"'
     elif type(value) is float and value - value == 0:  # finite: json writes repr
         return repr(value)
+    elif type(value) not in (int, float, bool, str):
+        return _json_value(str(value))  # only plain values are recorded
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
@@ -66,6 +87,9 @@ class AuditLog:
         self._queued: List[Tuple[Dict[str, Any], "asyncio.Future[None]"]] = []
 
     def _tail_hash(self, size: int) -> str:
+        """The last entry's hash. Raises AuditUnavailable when the last line
+        is not an entry: continuing the chain from a guess would hide the
+        damage, so nothing more is audited (or done) until it is looked at."""
         if size == 0:
             return GENESIS
         # Every line ends with ,"hash":"<64 hex>"}: the last 76 bytes hold
@@ -79,7 +103,14 @@ class AuditLog:
         back = min(size, 1 << 16)
         tail = os.pread(self._fd, back, size - back)
         last_line = tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
-        return str(json.loads(last_line)["hash"])
+        try:
+            digest = json.loads(last_line)["hash"]
+            if not isinstance(digest, str) or len(digest) != 64:
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            raise AuditUnavailable(f"{self.path} does not end with an audit entry "
+                                   "(run kms audit verify); nothing is audited until it does") from None
+        return digest
 
     def record(self, **fields: Any) -> None:
         self.record_many([fields])
@@ -92,26 +123,43 @@ class AuditLog:
         # Encrypt.
         parts = [_parts(**entry) for entry in entries]
         with self._mutex:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
-                size = os.fstat(self._fd).st_size
-                if size != self._offset:
-                    self._last = self._tail_hash(size)
-                lines = []
-                for head, tail in parts:
-                    body = head + self._last + tail
-                    digest = _hash(self._last, body)
-                    # The stored line is the hashed body with "hash" appended;
-                    # verify drops "hash" and recomputes the canonical body.
-                    lines.append(body[:-1] + ',"hash":"' + digest + '"}\n')
-                    self._last = digest
-                data = memoryview("".join(lines).encode())
-                written = 0
-                while written < len(data):  # a short write must not drop lines
-                    written += os.write(self._fd, data[written:])
-                self._offset = size + len(data)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                raise AuditUnavailable(f"{self.path} cannot be locked: {exc.strerror}") from None
+            try:
+                self._append_locked(parts)
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _append_locked(self, parts: List[Tuple[str, str]]) -> None:
+        try:
+            size = os.fstat(self._fd).st_size
+        except OSError as exc:
+            raise AuditUnavailable(f"{self.path} cannot be read: {exc.strerror}") from None
+        last = self._tail_hash(size) if size != self._offset else self._last
+        lines = []
+        for head, tail in parts:
+            body = head + last + tail
+            digest = _hash(last, body)
+            # The stored line is the hashed body with "hash" appended;
+            # verify drops "hash" and recomputes the canonical body.
+            lines.append(body[:-1] + ',"hash":"' + digest + '"}\n')
+            last = digest
+        data = memoryview("".join(lines).encode())
+        written = 0
+        try:
+            while written < len(data):  # a short write must not drop lines
+                written += os.write(self._fd, data[written:])
+        except OSError as exc:
+            # No torn line stays behind: cut back to where this write began.
+            try:
+                os.ftruncate(self._fd, size)
+            except OSError:
+                pass
+            self._offset = -1
+            raise AuditUnavailable(f"{self.path} cannot be written: {exc.strerror}") from None
+        self._offset, self._last = size + len(data), last
 
     async def append(self, **fields: Any) -> None:
         """record() for the event loop: the entries of all requests that

@@ -74,6 +74,14 @@ class BackendUnavailable(InternalError, RuntimeError):
     code = "backend_unavailable"
 
 
+class AuditUnavailable(KMSError):
+    """The audit log cannot be written. Nothing is done, or acknowledged,
+    without its audit record: the caller is told the service is unavailable
+    for now (not that it erred)."""
+
+    code = "audit_unavailable"
+
+
 class StoreCorrupt(InternalError):
     """A store file is damaged: the server refuses to start rather than run
     on a partial view of the keys."""

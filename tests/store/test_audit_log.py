@@ -1,6 +1,12 @@
 """The hash-chained audit log: intact chains verify, and any edit, removal
 or reordering is found at the right line; several writers keep one chain."""
+import errno
 import json
+import os
+
+import pytest
+
+from kms.errors import AuditUnavailable
 
 from kms import audit
 
@@ -88,6 +94,55 @@ def test_appends_from_the_event_loop_are_written_before_they_return(tmp_path):
     assert audit.verify(str(path)) == (200, None)
 
 
+def test_text_fields_are_bounded(tmp_path):
+    """A caller controls the action header and ids: a 1 MB value must not
+    become a 1 MB line."""
+    path = tmp_path / "audit.log"
+    log = audit.AuditLog(str(path))
+    log.record(time=1.0, action="A" * 1_000_000, account="b" * 5000, key_id="\u00e9" * 300,
+               request_id="r", result="Success", latency_ms=1.5)
+    log.close()
+    line = path.read_bytes()
+    assert len(line) < 2000  # at most 6 bytes per cut character (\\uXXXX)
+    entry = json.loads(line)
+    assert entry["action"] == "A" * (audit.MAX_FIELD - 3) + "..."
+    assert len(entry["key_id"]) == audit.MAX_FIELD
+    assert audit.verify(str(path)) == (1, None)
+
+
+def test_a_failed_write_leaves_no_torn_line_and_the_chain_goes_on(tmp_path, monkeypatch):
+    path = tmp_path / "audit.log"
+    log = audit.AuditLog(str(path))
+    log.record(time=1, action="Encrypt")
+    real_write = os.write
+    calls = []
+
+    def short_then_full(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, bytes(data[:10]))  # part of the line, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(audit.os, "write", short_then_full)
+    with pytest.raises(AuditUnavailable):
+        log.record(time=2, action="DisableKey")
+    monkeypatch.setattr(audit.os, "write", real_write)
+    assert audit.verify(str(path)) == (1, None)  # the torn 10 bytes are gone
+    log.record(time=3, action="EnableKey")
+    assert audit.verify(str(path)) == (2, None)
+
+
+def test_a_damaged_last_line_stops_auditing_instead_of_guessing(tmp_path):
+    path = tmp_path / "audit.log"
+    log = audit.AuditLog(str(path))
+    log.record(time=1, action="Encrypt")
+    with open(path, "ab") as f:
+        f.write(b"not an entry\n")
+    other = audit.AuditLog(str(path))  # another worker: must read the tail
+    with pytest.raises(AuditUnavailable, match="does not end with an audit entry"):
+        other.record(time=2, action="Encrypt")
+
+
 def test_a_failed_write_fails_every_queued_append(tmp_path):
     import asyncio
     import pytest
@@ -97,10 +152,10 @@ def test_a_failed_write_fails_every_queued_append(tmp_path):
     async def main():
         results = await asyncio.gather(*(log.append(time=i, action="Encrypt") for i in range(3)),
                                        return_exceptions=True)
-        assert all(isinstance(r, OSError) for r in results)
+        assert all(isinstance(r, AuditUnavailable) for r in results)
 
     asyncio.run(main())
-    with pytest.raises(OSError):
+    with pytest.raises(AuditUnavailable):
         log.record(time=1)
 
 

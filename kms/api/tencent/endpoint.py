@@ -15,9 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from kms.api.tencent.access import Context
+from kms.api.tencent.action_kinds import changes_state
 from kms.api.tencent.actions import ACTIONS
 from kms import errors
-from kms.audit import AuditLog
+from kms.audit import STARTED, AuditLog
 from kms.keys import blob as blobs
 from kms.api.tencent.errors import TencentError, code_for
 from kms.api.tencent.params import Params
@@ -29,6 +30,7 @@ from kms.service.policies import PolicyService
 
 API_VERSION = "2019-01-18"
 MAX_BODY = 1 << 20  # an Encrypt of 4 KiB is ~6 KB; nothing legitimate nears this
+MAX_ACTION = 64  # the longest action name is 25 characters
 
 log = logging.getLogger("kms.api.tencent")
 
@@ -71,8 +73,8 @@ class TencentEndpoint:
     async def __call__(self, request: Request) -> JSONResponse:
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
-        action = request.headers.get("x-tc-action", "")
-        seen: Dict[str, Any] = {}  # what the audit entry may name
+        action = request.headers.get("x-tc-action", "")[:MAX_ACTION]  # caller-controlled: bounded
+        seen: Dict[str, Any] = {"request_id": request_id}  # what the audit entry may name
         try:
             if request.method != "POST":
                 raise TencentError("UnsupportedOperation", "only POST requests signed with TC3-HMAC-SHA256 are accepted")
@@ -88,12 +90,19 @@ class TencentEndpoint:
                 log.exception("request %s (%s) failed", request_id, action)
             response = error_envelope(request_id, code, message)
         latency = (time.perf_counter() - started) * 1000
-        log.info("request=%s action=%s result=%s ms=%.2f", request_id, action or "-", code, latency)
+        log.info("request=%s action=%r result=%s ms=%.2f", request_id, action or "-", code, latency)
         if self.audit is not None:
-            await self.audit.append(time=round(time.time(), 3), request_id=request_id,
-                                    account=seen.get("account"), action=action or None,
-                                    key_id=seen.get("key_id"), result=code,
-                                    latency_ms=round(latency, 3))
+            try:
+                await self.audit.append(time=round(time.time(), 3), request_id=request_id,
+                                        account=seen.get("account"), action=action or None,
+                                        key_id=seen.get("key_id"), result=code,
+                                        latency_ms=round(latency, 3))
+            except errors.AuditUnavailable as exc:
+                log.error("request %s: %s", request_id, exc)
+                # A change whose intent is on record is acknowledged as what it
+                # is; anything else (a result, a refusal) is not released unaudited.
+                if not seen.get("intent"):
+                    response = error_envelope(request_id, *code_for(exc))
         return response
 
     def _handle(self, headers: Dict[str, str], body: bytes, seen: Dict[str, Any]) -> Dict[str, Any]:
@@ -111,7 +120,7 @@ class TencentEndpoint:
         name = headers.get("x-tc-action", "")
         spec = ACTIONS.get(name)
         if spec is None:
-            raise TencentError("InvalidAction", f"unknown action {name!r}")
+            raise TencentError("InvalidAction", f"unknown action {name[:MAX_ACTION]!r}")
         params = _parse(body)
         seen["key_id"] = _key_named(params.body)
         if caller is None:
@@ -120,6 +129,13 @@ class TencentEndpoint:
         # The handler acts on exactly what was authorized (kms.api.tencent.access).
         target, checks = spec.targets(ctx, params, name)
         self.policies.check(caller, checks)
+        if changes_state(name) and self.audit is not None:
+            # The intent goes on record before anything changes; if it cannot,
+            # nothing is done (AuditUnavailable).
+            self.audit.record(time=round(time.time(), 3), request_id=seen["request_id"],
+                              account=secret_id, action=name, key_id=seen.get("key_id"),
+                              result=STARTED, latency_ms=None)
+            seen["intent"] = True
         return spec.handler(ctx, params, target)
 
 

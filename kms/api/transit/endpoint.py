@@ -17,7 +17,7 @@ from starlette.routing import Route
 from kms import aead, errors
 from kms.api.lane import ClientGone, read_body
 from kms.api.transit.responses import envelope, envelope_parts, envelope_raw, failure, new_request_id
-from kms.audit import AuditLog
+from kms.audit import STARTED, AuditLog
 from kms.service.keys import KeyService, check_state
 from kms.service.policies import (ANY, REENCRYPT_DESTINATION, REENCRYPT_SOURCE, RESTORE,
                                   PolicyService, alias_resource, key_resource)
@@ -37,6 +37,7 @@ INLINE_MAX_BODY = 64 * 1024
 # saves: 100 x 1 KiB took 1.4 ms through the pool and 0.7 ms inline.
 INLINE_MAX_NATIVE_BODY = 1 << 20
 log = logging.getLogger("kms.api.transit")
+AUDIT_DOWN = "the audit log cannot be written; the request was not carried out"
 
 
 class HTTPError(Exception):
@@ -102,6 +103,7 @@ class Transit:
         w = ["POST", "PUT"]
         return [
             Route("/v1/auth/token/lookup-self", self._wrap(self.lookup_self), methods=["GET", "POST"]),
+            Route("/v1/auth/token/revoke-self", self._wrap(self.revoke_self), methods=["POST", "PUT"]),
             Route("/v1/transit/keys", self._wrap(self.list_keys), methods=["LIST", "GET"]),
             Route("/v1/transit/keys/", self._wrap(self.list_keys), methods=["LIST", "GET"]),
             Route("/v1/transit/keys/{name}", self._wrap(self.key), methods=w + ["GET", "DELETE"]),
@@ -170,7 +172,10 @@ class Transit:
         encrypt creates its key), a thread-pool hop would cost more than the
         work itself. Key management, which fsyncs, runs in the pool."""
         started = time.perf_counter()
-        seen: Dict[str, Any] = {}
+        # Every call is audited, refused ones too: the action is known from
+        # the route before anything is read (handlers may name it closer).
+        seen: Dict[str, Any] = {"action": "transit:" + handler.__name__,
+                                "request_id": new_request_id()}
         try:
             body = self._scanned(handler, data) or parse_json(data)
             limit = INLINE_MAX_NATIVE_BODY if isinstance(body, ScannedBatch) else INLINE_MAX_BODY
@@ -182,6 +187,8 @@ class Transit:
             response = failure(exc.status, exc.messages)
         except TransitError as exc:
             response = failure(400, [str(exc)])
+        except errors.AuditUnavailable:
+            response = failure(503, [AUDIT_DOWN])
         except errors.KMSError as exc:
             status = 500 if isinstance(exc, errors.InternalError) else 400
             response = failure(status, [str(exc) if status == 400 else "internal error"])
@@ -190,12 +197,34 @@ class Transit:
         except Exception:
             log.exception("transit request failed")
             response = failure(500, ["internal error"])
-        if self.audit is not None and seen.get("action"):
+        return await self.audited(response, seen, started)
+
+    async def audited(self, response: Response, seen: Dict[str, Any], started: float,
+                      error: Callable[[int, List[str]], Response] = failure) -> Response:
+        """The response once its audit line is written (JSON and bulk routes
+        alike). If it cannot be written, a result or refusal is not released
+        (503); a change whose intent is on record is answered as it is."""
+        if self.audit is None:
+            return response
+        try:
             await self.audit.append(time=round(time.time(), 3), request_id=seen.get("request_id"),
-                                    account=seen.get("account"), action=seen["action"],
+                                    account=seen.get("account"), action=seen.get("action"),
                                     key_id=seen.get("key_id"), result=str(response.status_code),
                                     latency_ms=round((time.perf_counter() - started) * 1000, 3))
+        except errors.AuditUnavailable as exc:
+            log.error("request %s: %s", seen.get("request_id"), exc)
+            if not seen.get("intent"):
+                return error(503, [AUDIT_DOWN])
         return response
+
+    def intent(self, seen: Dict[str, Any]) -> None:
+        """Put a state change on record before it is made (authorized by
+        then); AuditUnavailable, and nothing is changed, if it cannot be."""
+        if self.audit is not None:
+            self.audit.record(time=round(time.time(), 3), request_id=seen.get("request_id"),
+                              account=seen.get("account"), action=seen.get("action"),
+                              key_id=seen.get("key_id"), result=STARTED, latency_ms=None)
+            seen["intent"] = True
 
     def _scanned(self, handler: Callable[..., Response], data: bytes) -> Optional["ScannedBatch"]:
         """An encrypt body of the simple batch shape, checked natively: the
@@ -226,7 +255,6 @@ class Transit:
 
     def _run(self, handler, request: Request, body: Dict[str, Any], seen: Dict[str, Any]) -> Response:
         account = self.authenticate(request, seen)
-        seen["request_id"] = new_request_id()
         return handler(request, body, account, seen)
 
     def existing_key(self, account: Dict[str, Any], name: str, action: Union[str, Sequence[str]],
@@ -266,6 +294,14 @@ class Transit:
                          "creation_time": account["token_created"], "path": "auth/token/create",
                          "meta": None, "num_uses": 0, "orphan": True})
 
+    def revoke_self(self, request, body, account, seen) -> Response:
+        """The presented token stops working at once, in every worker (each
+        reads the store before each request)."""
+        seen["action"] = "auth:revoke-self"
+        self.intent(seen)
+        self.tokens.revoke(token_of(request) or "")
+        return Response(status_code=204)
+
     def unsupported(self, request, body, account, seen) -> Response:
         raise HTTPError(405, ["1 error occurred:\n\t* unsupported operation\n\n"])
 
@@ -301,6 +337,7 @@ class Transit:
         if request.method == "DELETE":
             seen["action"] = "transit:delete"
             self._allow(account, "DeleteKey", name, record)
+            self.intent(seen)
             self.transit.delete(name)
             return Response(status_code=204)
         if request.method not in ("POST", "PUT"):
@@ -309,6 +346,8 @@ class Transit:
         self._allow(account, "CreateKey", name, record)
         if "key_size" in body:
             raise TransitError(f"key_size is not valid for algorithm {body.get('type', 'aes256-gcm96')}")
+        if record is None:
+            self.intent(seen)
         created = self.transit.create(
             name, str(body.get("type") or "aes256-gcm96"), bool(body.get("derived")),
             bool(body.get("convergent_encryption")), bool(body.get("exportable")),
@@ -322,6 +361,7 @@ class Transit:
         record = self.transit.record(name)
         seen["action"], seen["key_id"] = "transit:config", record["id"] if record else None
         self._allow(account, "UpdateKeyConfig", name, record)
+        self.intent(seen)
         updated, warnings = self.transit.configure(name, body)
         return envelope(self.transit.describe(updated), warnings=warnings)
 
@@ -330,6 +370,7 @@ class Transit:
         record = self.transit.record(name)
         seen["action"], seen["key_id"] = "transit:rotate", record["id"] if record else None
         self._allow(account, "RotateKey", name, record)
+        self.intent(seen)
         return envelope(self.transit.describe(self.transit.rotate(name)))
 
     # ---- cryptography ------------------------------------------------------
@@ -372,6 +413,7 @@ class Transit:
         if record is None:
             # Vault upserts on encrypt, for callers allowed to create keys.
             self._allow(account, "CreateKey", name, None)
+            self.intent(seen)
             record = self.transit.create(
                 name, str(body.get("type") or "aes256-gcm96"), derived=bool(items[0].get("context")),
                 convergent=bool(body.get("convergent_encryption")), creator=account["secret_id"])
@@ -619,6 +661,7 @@ class Transit:
         record = self.transit.record(name)
         seen["action"], seen["key_id"] = "transit:trim", record["id"] if record else None
         self._allow(account, "UpdateKeyConfig", name, record)
+        self.intent(seen)
         return envelope(self.transit.describe(self.extras.trim(name, body.get("min_available_version"))))
 
     def export(self, request, body, account, seen) -> Response:
@@ -650,6 +693,7 @@ class Transit:
         if not isinstance(name, str):
             raise TransitError("name must be a string")
         self._allow(account, RESTORE, name, None)
+        self.intent(seen)
         created = self.extras.restore(backup, name, bool(body.get("force")), account["secret_id"])
         seen["key_id"] = created["id"]
         return Response(status_code=204)
