@@ -2,6 +2,7 @@
 server process: the key lifecycle, cryptography, and the error codes."""
 import base64
 import json
+import time
 
 import pytest
 from conftest import b64
@@ -11,12 +12,29 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.kms.v20190118 import models
 
+from kms.api.tencent.action_kinds import changes_state
+
 DAY = 86400
 
 
+_signed_this_second = {}  # client -> {body: the second it was signed in}
+
+
 def call(client, action, **params):
+    """One SDK call, made as a careful client makes them: the SDK signs a
+    body identically within one second and does not sign the action, and
+    the server takes a signature under a state-changing action only once and
+    never after a read-only use (README, replay rules), so a state-changing
+    call never reuses a body sent within the same second."""
     request = getattr(models, action + "Request")()
     request.from_json_string(json.dumps(params))
+    body = json.dumps(params, sort_keys=True)  # what the SDK sends, up to key order
+    sent = _signed_this_second.setdefault(id(client), {})
+    if changes_state(action) and sent.get(body) == int(time.time()):
+        time.sleep(1.02 - time.time() % 1)
+    now = int(time.time())
+    sent = _signed_this_second[id(client)] = {b: t for b, t in sent.items() if t == now}
+    sent[body] = now
     return getattr(client, action)(request)
 
 
