@@ -16,6 +16,13 @@ starts it, and the body separately: two send() calls and, with Nagle off,
 two TCP segments for every 1 KiB encrypt. The transport the protocol hands
 out holds a write back until the next one (the body, which follows at once)
 or the end of the loop iteration, so the two go out together.
+
+httptools sets no bound on a request's head: a 1 MB header was read, handed
+on and written to the audit log. The request line and headers together are
+held to MAX_HEAD_BYTES (Go's net/http, which OpenBao serves with, allows
+1 MiB; nginx 8 KiB per line); a larger head is answered 431 and the
+connection closed before the application sees it. (h11 has its own bound,
+uvicorn's h11_max_incomplete_event_size, 16 KiB.)
 """
 import asyncio
 from typing import Any, Optional
@@ -24,6 +31,13 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 _LIST = b"LIST "
 HOLD_MAX = 64 * 1024  # writes at least this large are never held or joined
+MAX_HEAD_BYTES = 32 * 1024  # request line + headers; tokens and signatures are < 1 KiB
+_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+              b"content-length: 32\r\nconnection: close\r\n\r\nrequest header fields too large\n")
+
+
+class HeadTooLarge(Exception):
+    """Raised inside a parser callback: httptools stops parsing at once."""
 
 
 def rewrite_list(data: bytes) -> bytes:
@@ -80,6 +94,8 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._at_request_start = True
         self._held = b""
+        self._head_bytes = 0
+        self._head_too_large = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -87,7 +103,30 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         self._at_request_start = False
+        self._head_bytes = 0
         super().on_message_begin()
+
+    def _count_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._head_too_large = True
+            raise HeadTooLarge()
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn answers any parser error 400; an oversized head is 431.
+        if self._head_too_large:
+            self.transport.write(_TOO_LARGE)
+            self.transport.close()
+            return
+        super().send_400_response(msg)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
