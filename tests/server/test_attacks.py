@@ -253,6 +253,15 @@ def test_rewrap_needs_the_right_to_decrypt(server, tmp_path, capsys):
                    json={"ciphertext": sealed}).status_code == 200
 
 
+def test_a_method_a_route_does_not_serve_is_authenticated_and_audited(server):
+    before = len(audit_lines(server))
+    for path in ("transit/keys/x/config", "transit/keys/x", "transit/encrypt/x", "transit/restore"):
+        assert requests.request("PATCH", f"http://{server.endpoint}/v1/{path}", timeout=10).status_code == 403
+        answer = transit(server, "PATCH", path, ROOT_TOKEN)
+        assert answer.status_code == 405 and answer.json()["errors"]
+    assert len(audit_lines(server)) - before == 8
+
+
 def test_test_clock_needs_root(server, capsys):
     url = f"http://{server.endpoint}/_test/clock"
     assert requests.post(url, json={"offset": 10 ** 8}, timeout=10).status_code == 403

@@ -37,6 +37,8 @@ INLINE_MAX_BODY = 64 * 1024
 # saves: 100 x 1 KiB took 1.4 ms through the pool and 0.7 ms inline.
 INLINE_MAX_NATIVE_BODY = 1 << 20
 log = logging.getLogger("kms.api.transit")
+# Starlette routes serve only the methods they list (GET alone by default).
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "LIST", "OPTIONS"]
 AUDIT_DOWN = "the audit log cannot be written; the request was not carried out"
 
 
@@ -100,40 +102,41 @@ class Transit:
     # ---- plumbing ----------------------------------------------------------
 
     def routes(self) -> List[Route]:
-        w = ["POST", "PUT"]
-        return [
-            Route("/v1/auth/token/lookup-self", self._wrap(self.lookup_self), methods=["GET", "POST"]),
-            Route("/v1/auth/token/revoke-self", self._wrap(self.revoke_self), methods=["POST", "PUT"]),
-            Route("/v1/transit/keys", self._wrap(self.list_keys), methods=["LIST", "GET"]),
-            Route("/v1/transit/keys/", self._wrap(self.list_keys), methods=["LIST", "GET"]),
-            Route("/v1/transit/keys/{name}", self._wrap(self.key), methods=w + ["GET", "DELETE"]),
-            Route("/v1/transit/keys/{name}/config", self._wrap(self.config), methods=w),
-            Route("/v1/transit/keys/{name}/rotate", self._wrap(self.rotate), methods=w),
-            Route("/v1/transit/datakey/{kind}/{name}", self._wrap(self.datakey, inline=True), methods=w),
-            Route("/v1/transit/keys/{name}/trim", self._wrap(self.trim), methods=w),
-            Route("/v1/transit/hash", self._wrap(self.hash, inline=True), methods=w),
-            Route("/v1/transit/hash/{algorithm}", self._wrap(self.hash, inline=True), methods=w),
-            Route("/v1/transit/hmac/{name}", self._wrap(self.hmac, inline=True), methods=w),
-            Route("/v1/transit/hmac/{name}/{algorithm}", self._wrap(self.hmac, inline=True), methods=w),
-            Route("/v1/transit/sign/{name}", self._wrap(self.sign, inline=True), methods=w),
-            Route("/v1/transit/sign/{name}/{algorithm}", self._wrap(self.sign, inline=True), methods=w),
-            Route("/v1/transit/verify/{name}", self._wrap(self.verify, inline=True), methods=w),
-            Route("/v1/transit/verify/{name}/{algorithm}", self._wrap(self.verify, inline=True), methods=w),
-            Route("/v1/transit/export/{kind}/{name}", self._wrap(self.export), methods=["GET"]),
-            Route("/v1/transit/export/{kind}/{name}/{version}", self._wrap(self.export), methods=["GET"]),
-            Route("/v1/transit/backup/{name}", self._wrap(self.backup), methods=["GET"]),
-            Route("/v1/transit/restore", self._wrap(self.restore), methods=w),
-            Route("/v1/transit/restore/{name}", self._wrap(self.restore), methods=w),
-            Route("/v1/transit/random", self._wrap(self.random, inline=True), methods=w),
-            Route("/v1/transit/random/{bytes}", self._wrap(self.random, inline=True), methods=w),
-        ] + [
-            # POST/PUT on these are served by the lane (hot_routes).
-            Route(prefix + "{name}", self._wrap(self.unsupported), methods=["GET", "DELETE", "PATCH"])
-            for prefix in self.hot_routes()
-        ] + [
-            Route("/v1/{path:path}", self._wrap(self.unknown),
-                  methods=["GET", "POST", "PUT", "DELETE", "LIST", "PATCH"]),
+        """Every route takes every method: one a route does not serve is
+        answered 405 by the handler `unsupported`, after authentication and
+        with its audit line, never by Starlette unauthenticated."""
+        w, get = ("POST", "PUT"), ("GET",)
+        table: List[Tuple[str, Callable[..., Response], Sequence[str], bool]] = [
+            ("/v1/auth/token/lookup-self", self.lookup_self, ("GET", "POST"), False),
+            ("/v1/auth/token/revoke-self", self.revoke_self, w, False),
+            ("/v1/transit/keys", self.list_keys, ("LIST", "GET"), False),
+            ("/v1/transit/keys/", self.list_keys, ("LIST", "GET"), False),
+            ("/v1/transit/keys/{name}", self.key, w + ("GET", "DELETE"), False),
+            ("/v1/transit/keys/{name}/config", self.config, w, False),
+            ("/v1/transit/keys/{name}/rotate", self.rotate, w, False),
+            ("/v1/transit/datakey/{kind}/{name}", self.datakey, w, True),
+            ("/v1/transit/keys/{name}/trim", self.trim, w, False),
+            ("/v1/transit/hash", self.hash, w, True),
+            ("/v1/transit/hash/{algorithm}", self.hash, w, True),
+            ("/v1/transit/hmac/{name}", self.hmac, w, True),
+            ("/v1/transit/hmac/{name}/{algorithm}", self.hmac, w, True),
+            ("/v1/transit/sign/{name}", self.sign, w, True),
+            ("/v1/transit/sign/{name}/{algorithm}", self.sign, w, True),
+            ("/v1/transit/verify/{name}", self.verify, w, True),
+            ("/v1/transit/verify/{name}/{algorithm}", self.verify, w, True),
+            ("/v1/transit/export/{kind}/{name}", self.export, get, False),
+            ("/v1/transit/export/{kind}/{name}/{version}", self.export, get, False),
+            ("/v1/transit/backup/{name}", self.backup, get, False),
+            ("/v1/transit/restore", self.restore, w, False),
+            ("/v1/transit/restore/{name}", self.restore, w, False),
+            ("/v1/transit/random", self.random, w, True),
+            ("/v1/transit/random/{bytes}", self.random, w, True),
         ]
+        # POST/PUT on the hot routes are served by the lane, ahead of these.
+        table += [(prefix + "{name}", self.unsupported, (), False) for prefix in self.hot_routes()]
+        routes = [Route(path, self._wrap(handler, inline, methods), methods=ALL_METHODS)
+                  for path, handler, methods, inline in table]
+        return routes + [Route("/v1/{path:path}", self._wrap(self.unknown), methods=ALL_METHODS)]
 
     def hot_routes(self) -> Dict[str, Tuple[Callable[..., Response], bool]]:
         """The crypto routes that the ASGI lane (kms.api.lane) serves ahead
@@ -147,8 +150,12 @@ class Transit:
     too_large = "http: request body too large"
     error = staticmethod(failure)  # (status, messages) -> a response in this protocol's format
 
-    def _wrap(self, handler: Callable[..., Response], inline: bool = False):
+    def _wrap(self, handler: Callable[..., Response], inline: bool = False,
+              methods: Optional[Sequence[str]] = None):
+        served = None if methods is None else set(methods) | ({"HEAD"} if "GET" in methods else set())
+
         async def endpoint(request: Request) -> Response:
+            chosen = handler if served is None or request.method in served else self.unsupported
             # The lane's reader: one set of limit and length rules for both.
             try:
                 data = await read_body(request.receive, request.headers.get("content-length"),
@@ -157,7 +164,7 @@ class Transit:
                 return failure(400, ["the client left before sending its body"])
             if data is None:
                 return failure(413, [self.too_large])
-            return await self.respond(handler, request, data, inline)
+            return await self.respond(chosen, request, data, inline)
 
         return endpoint
 
