@@ -1,30 +1,53 @@
 """TC3-HMAC-SHA256 request signatures, as the Tencent Cloud SDKs make them
 (spec/tencent-kms-api.md, section 1.6), and their verification.
 
-The signature covers Content-Type, Host, the body, the timestamp and the
-credential scope, but not X-TC-Action: a captured DescribeKey body could be
-replayed as DisableKey or ScheduleKeyDeletion. But the SDK also signs
+The signature covers Content-Type, Host, the body's SHA-256, the timestamp
+and the credential scope, but not X-TC-Action, and the SDK signs
 byte-identical requests made within the same second identically (its
-timestamp has 1 s resolution), and many actions share a body shape
-({"KeyId": ...}), so an honest client legitimately reuses a signature, under
-the same or another action, within about a second. Each verified signature
-is therefore remembered for the whole time window with the action and time
-of its first use: a reuse under another action is accepted only within
-REUSE_GRACE seconds of that first use and refused after it; a repeat of the
-same action (a duplicate call, or an SDK retry) is accepted.
+timestamp has 1 s resolution). Many actions share a body shape
+({"KeyId": ...}), so a captured signature fits several actions, and an
+honest client legitimately sends one signature more than once. The rules:
+
+- A request is acceptable only while |now - X-TC-Timestamp| <= 300 s
+  (WINDOW_SECONDS), with the credential date matching the timestamp.
+- Every verified signature is remembered until its timestamp + 300 s, in a
+  table keyed with a server secret (kms.api.tencent.replay).
+- An action that changes state (kms.api.tencent.action_kinds) is accepted
+  only with a signature never seen before: it is accepted exactly once, and
+  a signature first used under a read-only action can never be used to
+  change state. An honest client repeating a state change, or changing
+  state right after a read with the same body, within one second must wait
+  for the next second, when the SDK signs afresh.
+- A read-only action is accepted with any signature, seen or not: a repeat
+  changes nothing.
+- When the table has no room for a new signature the request is refused
+  (RequestLimitExceeded) rather than an entry forgotten.
+- The body must be signed: X-TC-Content-SHA256: UNSIGNED-PAYLOAD is refused,
+  and any other value of that header must be the body's SHA-256.
+- With allowed hosts configured, Host must be one of them (any port for an
+  entry without one); otherwise any host is accepted, since it is signed.
 """
 import hashlib
 import hmac
+import os
 import re
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, ContextManager, Dict, List, NamedTuple, Optional, Protocol, Sequence, Tuple
+
+from kms.api.tencent.action_kinds import changes_state
+from kms.api.tencent.replay import SLOT, SlotTable, Use
 
 ALGORITHM = "TC3-HMAC-SHA256"
 SERVICE = "kms"
 WINDOW_SECONDS = 300
-REUSE_GRACE = 2.0
+# Reuse under another action no longer has a grace period (see the module
+# docstring); the name stays, at 0, for callers that still import it.
+REUSE_GRACE = 0.0
+LOCAL_SLOTS = 1 << 16
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+_TIMESTAMP_RE = re.compile(r"^[0-9]{1,12}$")
 
 _AUTH_RE = re.compile(
     r"^TC3-HMAC-SHA256 Credential=(?P<id>[^/, ]+)/(?P<date>\d{4}-\d{2}-\d{2})/(?P<service>[^/, ]+)/tc3_request,"
@@ -75,35 +98,63 @@ def signature(secret_key: str, date: str, service: str, timestamp: str, canonica
     return hmac.new(k_signing, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
-class LocalSeen:
+class SeenTable(Protocol):
+    def use(self, signature: str, expires: int, now: float) -> Use: ...
+
+
+class LocalSeen(SlotTable):
     """Used signatures in this process only (for tests and single-process
-    use); the server shares kms.api.tencent.replay.SharedSeen among workers."""
+    use), under the same rules as the server's file, which
+    kms.api.tencent.replay.SharedSeen shares among workers."""
 
-    def __init__(self) -> None:
-        self._seen: Dict[str, Tuple[str, float]] = {}
-        self._lock = threading.Lock()
+    def __init__(self, slots: int = LOCAL_SLOTS, key: Optional[bytes] = None) -> None:
+        # Nothing outside this process needs the key, so a random one will do.
+        super().__init__(bytearray(slots * SLOT.size), 0, slots, key or os.urandom(32))
+        self._mutex = threading.Lock()
 
-    def first_use(self, signature: str, action: str, now: float,
-                  window: float) -> Optional[Tuple[str, float]]:
-        with self._lock:
-            first = self._seen.get(signature)
-            if first is not None and now - first[1] <= window:
-                return ("same" if first[0] == action else "other", first[1])
-            self._seen[signature] = (action, now)
-            if len(self._seen) > 65536:
-                self._seen = {k: v for k, v in self._seen.items() if now - v[1] <= window}
-            return None
+    def _locked(self) -> ContextManager[object]:
+        return self._mutex
+
+
+HostEntry = Tuple[str, Optional[str]]  # host name, port (None: any)
+
+
+def split_host(value: str) -> HostEntry:
+    """("name", "port" or None) of a Host value, lower-cased, without a
+    trailing dot; an IPv6 address gets its brackets. A port that is not a
+    number is returned as it is, to match nothing."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        name, _, rest = value.partition("]")
+        name, port = name + "]", (rest[1:] if rest.startswith(":") else rest or None)
+    elif value.count(":") == 1:
+        name, _, port = value.partition(":")
+    elif ":" in value:
+        name, port = f"[{value}]", None  # a bare IPv6 address
+    else:
+        name, port = value, None
+    return name.rstrip("."), port
+
+
+def _allowed(entries: Sequence[str]) -> List[HostEntry]:
+    parsed = [split_host(entry) for entry in entries]
+    for (name, port), entry in zip(parsed, entries):
+        if not name or (port is not None and not port.isdigit()):
+            raise ValueError(f"allowed host {entry!r} is not host or host:port")
+    return parsed
 
 
 class Verifier:
-    """Checks a request's signature against the caller's secret."""
+    """Checks a request's signature against the caller's secret, and the
+    replay rules of the module docstring."""
 
     def __init__(self, lookup_secret: Callable[[str], Optional[str]],
-                 now: Callable[[], float] = time.time, seen: Optional[Any] = None,
+                 now: Callable[[], float] = time.time, seen: Optional[SeenTable] = None,
                  allowed_hosts: Optional[Sequence[str]] = None) -> None:
         self._lookup = lookup_secret
         self._now = now
-        self._seen = seen if seen is not None else LocalSeen()
+        self._seen: SeenTable = seen if seen is not None else LocalSeen()
+        self._hosts = None if allowed_hosts is None else _allowed(allowed_hosts)
 
     def verify(self, method: str, query: str, headers: Dict[str, str], body: bytes) -> str:
         """Returns the caller's SecretId, or raises SignatureError."""
@@ -112,11 +163,13 @@ class Verifier:
             raise SignatureError("AuthFailure.SignatureFailure", f"credential scope names service {cred.service!r}, not {SERVICE!r}")
         if "content-type" not in cred.signed_headers.split(";") or "host" not in cred.signed_headers.split(";"):
             raise SignatureError("AuthFailure.InvalidAuthorization", "SignedHeaders must include content-type and host")
+        self._check_host(headers.get("host", ""))
+        payload_hash = _payload_hash(headers, body)
         secret = self._lookup(cred.secret_id)
         if secret is None:
             raise SignatureError("AuthFailure.SecretIdNotFound", "the SecretId is not known")
         timestamp = headers.get("x-tc-timestamp", "")
-        if not timestamp.isdigit():
+        if not _TIMESTAMP_RE.match(timestamp):
             raise SignatureError("AuthFailure.InvalidAuthorization", "X-TC-Timestamp is missing or not a number")
         now = self._now()
         if abs(now - int(timestamp)) > WINDOW_SECONDS:
@@ -124,19 +177,54 @@ class Verifier:
                                  f"X-TC-Timestamp is more than {WINDOW_SECONDS} s away from the server's time")
         if datetime.fromtimestamp(int(timestamp), timezone.utc).strftime("%Y-%m-%d") != cred.date:
             raise SignatureError("AuthFailure.SignatureFailure", "the credential date does not match X-TC-Timestamp")
-        if headers.get("x-tc-content-sha256") == "UNSIGNED-PAYLOAD":
-            payload_hash = hashlib.sha256(b"UNSIGNED-PAYLOAD").hexdigest()
-        else:
-            payload_hash = hashlib.sha256(body).hexdigest()
         canonical = canonical_request(method, query, headers, cred.signed_headers, payload_hash)
         expected = signature(secret, cred.date, cred.service, timestamp, canonical)
         if not hmac.compare_digest(expected, cred.signature):
             raise SignatureError("AuthFailure.SignatureFailure", "the request signature does not match")
-        self._remember(cred.signature, headers.get("x-tc-action", ""), now)
+        self._check_reuse(cred.signature, int(timestamp) + WINDOW_SECONDS,
+                          headers.get("x-tc-action", ""), now)
         return cred.secret_id
 
-    def _remember(self, sig: str, action: str, now: float) -> None:
-        earlier = self._seen.first_use(sig, action, now, 2 * WINDOW_SECONDS)
-        if earlier is not None and earlier[0] == "other" and now - earlier[1] > REUSE_GRACE:
+    def _check_host(self, host: str) -> None:
+        if self._hosts is None:
+            return  # any host: it is signed, so it cannot be changed in transit
+        name, port = split_host(host)
+        if port is not None and not port.isdigit():
+            allowed = False
+        else:
+            allowed = any(name == allowed_name and allowed_port in (None, port)
+                          for allowed_name, allowed_port in self._hosts)
+        if not allowed:
             raise SignatureError("AuthFailure.SignatureFailure",
-                                 "this signature was already used for another action; sign each request afresh")
+                                 f"Host {host[:64]!r} is not one this server answers to")
+
+    def _check_reuse(self, sig: str, expires: int, action: str, now: float) -> None:
+        # Recorded whatever the action, so that a signature first used to
+        # read can never later be used to change state.
+        use = self._seen.use(sig, expires, now)
+        if use is Use.FULL:
+            raise SignatureError("RequestLimitExceeded",
+                                 "the replay table is full of signatures still inside their time "
+                                 "window; try again later")
+        if use is Use.SEEN and changes_state(action):
+            raise SignatureError("AuthFailure.SignatureFailure",
+                                 "this signature was already used; an action that changes state "
+                                 "needs a request signed afresh (the SDK signs identical requests "
+                                 "made within one second identically: sign it a second later)")
+
+
+def _payload_hash(headers: Dict[str, str], body: bytes) -> str:
+    """The body's SHA-256, which the signature must cover: a declared
+    X-TC-Content-SHA256 must agree with it, and an unsigned body (whose
+    bytes could be swapped after signing) is refused."""
+    actual = hashlib.sha256(body).hexdigest()
+    declared = headers.get("x-tc-content-sha256")
+    if declared is None:
+        return actual
+    if declared.strip() == UNSIGNED_PAYLOAD:
+        raise SignatureError("AuthFailure.InvalidAuthorization",
+                             "X-TC-Content-SHA256: UNSIGNED-PAYLOAD is not accepted; sign the body")
+    if declared.strip().lower() != actual:  # both public: no need for constant time
+        raise SignatureError("AuthFailure.SignatureFailure",
+                             "X-TC-Content-SHA256 is not the SHA-256 of the body")
+    return actual
