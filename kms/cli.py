@@ -1,15 +1,25 @@
 """The ``kms`` command: ``kms server`` runs the service; ``kms info`` shows
 the version and the live AES-GCM backend; ``kms store check|repair``
-inspects a data directory's key store."""
+inspects a data directory's key store; ``kms accounts``, ``policies`` and
+``tokens`` (create, list, revoke, rotate-root) manage access on the data
+directory, also while the server runs."""
 import argparse
 import contextlib
 import json
 import logging
 import os
+import re
 import sys
-from typing import List, Optional
+from typing import Callable, List, Optional, TypeVar
 
 from kms import errors
+from kms.service.tokens import MAX_TTL
+
+MAX_WORKERS = 256
+# The replay table is searched in runs of 128 slots (kms.api.tencent.replay
+# PROBE), so fewer slots than that make no sense; 2^26 slots of 16 bytes are
+# a 1 GiB preallocated file, enough for about 100,000 signed requests a second.
+MIN_REPLAY_SLOTS, MAX_REPLAY_SLOTS = 128, 1 << 26
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -25,31 +35,36 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _server(args: argparse.Namespace) -> int:
-    import uvicorn
+    from kms import rootkey
+    from kms.server import LOG_FORMAT, RootCredentials, open_data_dir, serve
 
-    from kms.server import open_data_dir
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    runtime = open_data_dir(args.data_dir)  # initialises on first start
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    # Root secrets given in the environment leave it before anything else
+    # runs, so no process started from here inherits them; the workers get
+    # the root key handed over in memory instead.
+    given = RootCredentials.from_environment(scrub=True)
+    root_key = rootkey.take_from_environment()
+    runtime = open_data_dir(args.data_dir, given=given)  # initialises on first start
+    del given
     if runtime.new_credentials:
+        # Only what the server generated: secrets given from outside are
+        # the operator's and are never echoed or written anywhere.
         print("Initialised", runtime.data_dir, file=sys.stderr)
         print("Root credentials (shown once; also saved 0600 in root-credentials.json):", file=sys.stderr)
-        print(f"  SecretId:  {runtime.new_credentials['secret_id']}", file=sys.stderr)
-        print(f"  SecretKey: {runtime.new_credentials['secret_key']}", file=sys.stderr)
-        print(f"  Token:     {runtime.new_credentials['token']}", file=sys.stderr)
+        for field, value in runtime.new_credentials.items():
+            print(f"  {field + ':':<11}{value}", file=sys.stderr)
+        runtime.new_credentials = None
     runtime.store.close()
     os.environ["KMS_DATA_DIR"] = runtime.data_dir
     if args.test_clock:
         os.environ["KMS_TEST_CLOCK"] = "1"
     if args.scheduler_period is not None:
         os.environ["KMS_SCHEDULER_PERIOD"] = str(args.scheduler_period)
-    uvicorn.run("kms.api.app:app_from_environment", factory=True, host=args.host,
-                port=args.port, workers=args.workers, log_level="warning",
-                access_log=False, http=_http_protocol(args.http),
-                # Nothing reads X-Forwarded-* (audit entries name accounts, not
-                # addresses), and the server need not announce itself.
-                proxy_headers=False, server_header=False)
-    return 0
+    if args.allowed_host:
+        os.environ["KMS_ALLOWED_HOSTS"] = ",".join(args.allowed_host)
+    if args.replay_slots is not None:
+        os.environ["KMS_REPLAY_SLOTS"] = str(args.replay_slots)
+    return serve(args.host, args.port, args.workers, _http_protocol(args.http), root_key)
 
 
 def _http_protocol(choice: str):
@@ -66,7 +81,10 @@ def _http_protocol(choice: str):
 
 
 def _store(args: argparse.Namespace) -> int:
+    from kms.server import secure_data_dir
     from kms.store import log as store_log
+
+    secure_data_dir(args.data_dir)
 
     path = os.path.join(args.data_dir, "store.log")
     if args.action == "check":
@@ -123,15 +141,35 @@ def _policies(args: argparse.Namespace) -> int:
 
 
 def _tokens(args: argparse.Namespace) -> int:
-    from kms.service.tokens import TokenService
+    from kms.server import rotate_root_token
 
+    if args.accessor and args.action != "revoke":
+        raise errors.InvalidParameter(f"{args.action} takes no ACCESSOR")
     runtime = _runtime(args)
-    matches = [r for r in runtime.store.items("account").values()
-               if args.account in (r["name"], r["secret_id"])]
-    if len(matches) != 1:
-        raise errors.InvalidParameter(f"{args.account!r} names {len(matches)} accounts; give its SecretId")
-    issued = TokenService(runtime.store, runtime.clock).create(matches[0]["secret_id"], args.ttl)
-    print(json.dumps({"token": issued["token"], "expires": issued["expires"]}, indent=2))
+    account = runtime.accounts.resolve(args.account) if args.account else None
+    if args.action == "create":
+        if account is None:
+            raise errors.InvalidParameter("give --account NAME (or its SecretId)")
+        issued = runtime.tokens.create(account["secret_id"], args.ttl)
+        print(json.dumps(issued, indent=2))
+    elif args.action == "list":
+        print(json.dumps(runtime.tokens.listing(account and account["secret_id"]), indent=2))
+    elif args.action == "revoke":
+        if args.accessor:
+            runtime.tokens.revoke_accessor(args.accessor, account and account["secret_id"])
+            revoked = [args.accessor]
+        elif account is not None:
+            revoked = runtime.tokens.revoke_account(account["secret_id"])
+        else:
+            raise errors.InvalidParameter("give an ACCESSOR (see kms tokens list) or --account NAME")
+        print(json.dumps({"revoked": revoked}, indent=2))
+    else:  # rotate-root
+        if account is not None:
+            raise errors.InvalidParameter("rotate-root takes no --account")
+        issued = rotate_root_token(runtime)
+        print(json.dumps(issued, indent=2))
+        print("The new root token is shown only now; every older root token is revoked.",
+              file=sys.stderr)
     return 0
 
 
@@ -179,6 +217,9 @@ def _decrypt_file(args: argparse.Namespace) -> int:
 
 def _audit(args: argparse.Namespace) -> int:
     from kms import audit
+    from kms.server import secure_data_dir
+
+    secure_data_dir(args.data_dir)
 
     path = os.path.join(args.data_dir, "audit.log")
     count, problem = audit.verify(path)
@@ -189,21 +230,61 @@ def _audit(args: argparse.Namespace) -> int:
     return 1
 
 
+Number = TypeVar("Number", int, float)
+
+
+def _bounded(kind: Callable[[str], Number], low: Number, high: Number) -> Callable[[str], Number]:
+    """An argparse type: a number of `kind` within [low, high], with a clear
+    message (argparse exits 2 on it)."""
+
+    def parse(text: str) -> Number:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        # NaN compares false with everything, so it fails the range check too.
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a{'n integer' if kind is int else ' number'} from {low} to {high}")
+        return value
+
+    return parse
+
+
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(:[0-9]{1,5})?$")
+
+
+def _host(text: str) -> str:
+    """An --allowed-host value: a host name or address, with an optional port,
+    as a Host header carries it (no commas: they separate KMS_ALLOWED_HOSTS)."""
+    if not _HOST.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a host name or address (with an optional :port)")
+    return text
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="kms", description="Self-hosted key management service")
     sub = parser.add_subparsers(dest="command", required=True)
 
     server = sub.add_parser("server", help="run the KMS HTTP server")
     server.add_argument("--host", default="127.0.0.1")
-    server.add_argument("--port", type=int, default=8300)
-    server.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    server.add_argument("--port", type=_bounded(int, 1, 65535), default=8300)
+    server.add_argument("--workers", type=_bounded(int, 1, MAX_WORKERS),
+                        default=min(os.cpu_count() or 1, MAX_WORKERS))
     server.add_argument("--data-dir", default="./kms-data")
     server.add_argument("--test-clock", action="store_true",
                         help="TESTS ONLY: allow POST /_test/clock to shift the service's clock")
     server.add_argument("--http", choices=["auto", "httptools", "h11"], default="auto",
                         help="HTTP parser: httptools (C; auto picks it when installed) or h11")
-    server.add_argument("--scheduler-period", type=float, default=None,
+    server.add_argument("--scheduler-period", type=_bounded(float, 0.05, 86400.0), default=None,
                         help="seconds between scheduler passes (default 30)")
+    server.add_argument("--allowed-host", action="append", type=_host, metavar="HOST",
+                        help="a Host header value signed Tencent requests may carry "
+                             "(repeatable; default: any)")
+    server.add_argument("--replay-slots", type=_bounded(int, MIN_REPLAY_SLOTS, MAX_REPLAY_SLOTS),
+                        default=None, metavar="N",
+                        help="slots (16 bytes each) of the shared signature replay table "
+                             "(default: its built-in size)")
     server.set_defaults(func=_server)
 
     info = sub.add_parser("info", help="show the version and the live AES-GCM backend")
@@ -232,9 +313,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     policies.set_defaults(func=_policies)
 
     tokens = sub.add_parser("tokens", help="tokens for the Vault-style APIs (X-Vault-Token)")
-    tokens.add_argument("action", choices=["create"])
-    tokens.add_argument("--account", required=True, help="account name or SecretId")
-    tokens.add_argument("--ttl", type=int, default=0, help="seconds until expiry; 0 = never")
+    tokens.add_argument("action", choices=["create", "list", "revoke", "rotate-root"])
+    tokens.add_argument("accessor", nargs="?", help="revoke: the token's accessor (kms tokens list)")
+    tokens.add_argument("--account", help="account name or SecretId (create; list and revoke: "
+                        "only this account's tokens)")
+    tokens.add_argument("--ttl", type=_bounded(int, 0, MAX_TTL), default=0,
+                        help="seconds until expiry; 0 = never")
     tokens.add_argument("--data-dir", default="./kms-data")
     tokens.set_defaults(func=_tokens)
 
@@ -245,7 +329,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         p.add_argument("output")
         if verb == "encrypt-file":
             p.add_argument("--key", required=True, help="transit key name that wraps the data key")
-            p.add_argument("--chunk-size", type=int, default=1 << 20)
+            p.add_argument("--chunk-size", type=_bounded(int, 1024, 1 << 30), default=1 << 20)
         p.add_argument("--url", default="http://127.0.0.1:8300")
         p.add_argument("--token", help="a token (default: $KMS_TOKEN)")
         p.add_argument("--progress", action="store_true", help="always show progress")
@@ -257,6 +341,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     audit.set_defaults(func=_audit)
 
     args = parser.parse_args(argv)
+    if args.func is not _server:
+        # Warnings (a data directory's mode tightened, say) reach the
+        # operator in the same voice as errors; `kms server` logs its own way.
+        logging.basicConfig(level=logging.WARNING, format="kms: %(message)s")
     try:
         return int(args.func(args))
     except errors.KMSError as exc:

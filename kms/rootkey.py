@@ -3,8 +3,12 @@ versions and stored secrets, nothing else.
 
 Sources sit behind one small interface so Shamir unsealing or a PKCS#11 HSM
 can be added without touching the rest: ``RootKeySource.load()`` returns the
-32-byte key. Two exist today: a 0600 file in the data directory (created on
-first start) and the KMS_ROOT_KEY environment variable (base64).
+32-byte key. Three exist today: a 0600 file in the data directory (created
+on first start), the KMS_ROOT_KEY environment variable (base64), and a key
+handed over in memory: ``kms server`` takes KMS_ROOT_KEY out of its
+environment before it starts workers and passes the key to each of them
+itself (kms.server.WorkerConfig), so no serving process carries it in
+/proc/PID/environ.
 """
 import base64
 import binascii
@@ -12,7 +16,7 @@ import hashlib
 import hmac
 import os
 import stat
-from typing import Protocol
+from typing import Optional, Protocol
 
 from kms import errors
 from kms.aead import AESGCM
@@ -61,6 +65,16 @@ class FileRootKey:
         return key
 
 
+def _decode(value: str) -> bytes:
+    try:
+        key = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise RootKeyError(f"{ENV_VAR} is not valid base64") from None
+    if len(key) != ROOT_KEY_BYTES:
+        raise RootKeyError(f"{ENV_VAR} decodes to {len(key)} bytes, not {ROOT_KEY_BYTES}")
+    return key
+
+
 class EnvRootKey:
     """The root key as base64 in an environment variable (for deployments
     whose secret store injects it)."""
@@ -69,17 +83,52 @@ class EnvRootKey:
 
     def load(self) -> bytes:
         try:
-            key = base64.b64decode(os.environ[ENV_VAR], validate=True)
+            value = os.environ[ENV_VAR]
         except KeyError:
             raise RootKeyError(f"{ENV_VAR} is not set") from None
-        except (binascii.Error, ValueError):
-            raise RootKeyError(f"{ENV_VAR} is not valid base64") from None
-        if len(key) != ROOT_KEY_BYTES:
-            raise RootKeyError(f"{ENV_VAR} decodes to {len(key)} bytes, not {ROOT_KEY_BYTES}")
-        return key
+        return _decode(value)
+
+
+class HandedOverRootKey:
+    """A root key this process was given in memory (see hand_over)."""
+
+    description = f"environment variable {ENV_VAR} (handed over by kms server)"
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def load(self) -> bytes:
+        return self._key
+
+
+# Set once per process, by the kms server supervisor or by a worker as it
+# loads; it wins over the environment and the file.
+_handed_over: Optional[HandedOverRootKey] = None
+
+
+def hand_over(key: bytes) -> None:
+    """Make `key` this process's root key source (source_for answers it)."""
+    global _handed_over
+    if len(key) != ROOT_KEY_BYTES:
+        raise RootKeyError(f"a handed-over root key must be {ROOT_KEY_BYTES} bytes, not {len(key)}")
+    _handed_over = HandedOverRootKey(key)
+
+
+def take_from_environment() -> Optional[bytes]:
+    """Remove KMS_ROOT_KEY from the environment (so processes started from
+    here do not inherit it) and keep it in memory instead. Returns the key,
+    for handing to workers, or None when the variable is not set."""
+    value = os.environ.pop(ENV_VAR, None)
+    if value is None:
+        return None
+    key = _decode(value)
+    hand_over(key)
+    return key
 
 
 def source_for(data_dir: str) -> RootKeySource:
+    if _handed_over is not None:
+        return _handed_over
     if ENV_VAR in os.environ:
         return EnvRootKey()
     return FileRootKey(os.path.join(data_dir, "root.key"))

@@ -1,27 +1,71 @@
 """Bringing a data directory to life: root key, store, services, and the
-root account's credentials on first start.
+root account's credentials on first start; and running the workers.
 
-Files in the data directory (all 0600, the directory 0700):
+Files in the data directory (all 0600, the directory 0700; wider modes found
+on start are tightened, with a warning):
     root.key                  32 random bytes (unless KMS_ROOT_KEY is set)
     store.log, store.lock     the key store (kms.store)
-    root-credentials.json     the root SecretId/SecretKey and token, written once
+    root-credentials.json     the root secrets the server generated itself
+
+First start: the root account and its first token are one store record, so
+no crash leaves an account without its token. The secrets the server
+generated (not those given in KMS_ROOT_*) are saved in root-credentials.json
+before that record is written: a crash after the commit always leaves the
+file, a crash before it leaves nothing committed, and the next start
+initialises again. A directory that older versions left half-initialised (a
+root account without a live token) is finished the same way; one whose root
+tokens were all revoked later is not (see _initialise).
 """
 import json
+import logging
 import os
+import stat
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
+import uvicorn
 from cryptography.exceptions import InvalidTag
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
 from kms import errors
 from kms.clock import Clock
-from kms.rootkey import FileRootKey, RootKeyError, Wrapper, source_for
-from kms.service.accounts import AccountService
+from kms.rootkey import FileRootKey, RootKeyError, Wrapper, hand_over, source_for
+from kms.service.accounts import AccountService, Build, build_together
 from kms.service.keys import KeyService
 from kms.service.tokens import TokenService
 from kms.store import LogStore, Op
 
 CANARY = b"kms root key check"
+CREDENTIALS_FILE = "root-credentials.json"
+INITIALISED = "root-initialised"  # meta/<this>: the root account got its first token
+# The variables that carry root secrets into `kms server` (KMS_ROOT_KEY is
+# kms.rootkey's); none of them may reach a worker.
+SECRET_ID_VAR, SECRET_KEY_VAR, TOKEN_VAR = "KMS_ROOT_SECRET_ID", "KMS_ROOT_SECRET_KEY", "KMS_ROOT_TOKEN"
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+log = logging.getLogger("kms.server")
+
+
+class DataDirError(errors.KMSError):
+    code = "data_dir_error"
+
+
+@dataclass(frozen=True)
+class RootCredentials:
+    """Root secrets given from outside; None where the server generates one."""
+
+    secret_id: Optional[str] = None
+    secret_key: Optional[str] = None
+    token: Optional[str] = None
+
+    @classmethod
+    def from_environment(cls, scrub: bool = False) -> "RootCredentials":
+        """Read KMS_ROOT_SECRET_ID/KEY and KMS_ROOT_TOKEN; with scrub, also
+        remove them, so processes started from here do not inherit them."""
+        read = os.environ.pop if scrub else os.environ.get
+        return cls(read(SECRET_ID_VAR, None) or None, read(SECRET_KEY_VAR, None) or None,
+                   read(TOKEN_VAR, None) or None)
 
 
 @dataclass
@@ -32,7 +76,12 @@ class Runtime:
     accounts: AccountService
     clock: Clock
     root_source: str
+    # The secrets this start generated, as named in root-credentials.json.
     new_credentials: Optional[Dict[str, str]] = None
+
+    @property
+    def tokens(self) -> TokenService:
+        return TokenService(self.store, self.clock)
 
 
 def _check_root_key(store: LogStore, wrapper: Wrapper) -> None:
@@ -51,9 +100,45 @@ def _check_root_key(store: LogStore, wrapper: Wrapper) -> None:
                            "(it was initialised under another root key)") from None
 
 
-def open_data_dir(data_dir: str, initialise: bool = True) -> Runtime:
+def _tighten(path: str, st: os.stat_result, limit: int, what: str) -> None:
+    """Clear the mode bits beyond `limit`; a path of another user is refused,
+    since we could neither tighten it nor trust who else writes to it."""
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid != os.geteuid():
+        raise DataDirError(f"{what} {path} belongs to uid {st.st_uid}, not to this user "
+                           f"(uid {os.geteuid()}); refusing to use it")
+    if mode & ~limit:
+        os.chmod(path, mode & limit)
+        log.warning("%s %s had mode %04o; tightened it to %04o", what, path, mode, mode & limit)
+
+
+def secure_data_dir(data_dir: str) -> None:
+    """Hold the directory to 0700 and its files to 0600 (the README's
+    promise), whatever an older version, an archive tool or a umask left.
+    root.key is left to FileRootKey, which refuses a wide one outright."""
+    try:
+        st = os.stat(data_dir)
+    except FileNotFoundError:
+        return  # nothing to secure; the caller fails or creates it
+    if not stat.S_ISDIR(st.st_mode):
+        raise DataDirError(f"{data_dir} is not a directory")
+    _tighten(data_dir, st, 0o700, "data directory")
+    for entry in os.scandir(data_dir):
+        if entry.name == "root.key" or not entry.is_file(follow_symlinks=False):
+            continue
+        entry_st = entry.stat(follow_symlinks=False)
+        if stat.S_IMODE(entry_st.st_mode) & ~0o600:
+            _tighten(entry.path, entry_st, 0o600, "file")
+
+
+def open_data_dir(data_dir: str, initialise: bool = True,
+                  given: Optional[RootCredentials] = None) -> Runtime:
+    """Open (with initialise: create, or finish initialising) a data
+    directory. `given` are root secrets from outside, used only where
+    something is created; by default they are read from the environment."""
     data_dir = os.path.abspath(data_dir)
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    secure_data_dir(data_dir)
     source = source_for(data_dir)
     if isinstance(source, FileRootKey) and not os.path.exists(source.path):
         if os.path.exists(os.path.join(data_dir, "store.log")):
@@ -68,24 +153,171 @@ def open_data_dir(data_dir: str, initialise: bool = True) -> Runtime:
     clock = Clock()
     runtime = Runtime(data_dir, store, KeyService(store, wrapper, clock),
                       AccountService(store, wrapper), clock, source.description)
-    if initialise and runtime.accounts.root() is None:
-        runtime.new_credentials = _create_root_account(runtime)
+    if initialise:
+        runtime.new_credentials = _initialise(runtime, given or RootCredentials.from_environment())
     return runtime
 
 
-def _create_root_account(runtime: Runtime) -> Dict[str, str]:
-    secret_id = os.environ.get("KMS_ROOT_SECRET_ID")
-    secret_key = os.environ.get("KMS_ROOT_SECRET_KEY")
-    if bool(secret_id) != bool(secret_key):
-        raise errors.InvalidParameter("set both KMS_ROOT_SECRET_ID and KMS_ROOT_SECRET_KEY, or neither")
-    creds = runtime.accounts.create("root", "root", secret_id, secret_key)
-    root_token = os.environ.get("KMS_ROOT_TOKEN")
-    creds["token"] = TokenService(runtime.store, runtime.clock).create(
-        creds["secret_id"], token=root_token)["token"]
-    path = os.path.join(runtime.data_dir, "root-credentials.json")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"SecretId": creds["secret_id"], "SecretKey": creds["secret_key"],
-                   "Token": creds["token"]}, f)
-        f.write("\n")
-    return creds
+def _initialise(runtime: Runtime, given: RootCredentials) -> Dict[str, str]:
+    """Create whatever of the root account and its first token is missing,
+    in one commit. Returns the secrets generated (empty if none were).
+
+    meta/root-initialised, put in the same record as the first root token,
+    tells "never got a token" (a crash under an older version: finish it)
+    from "its tokens were revoked" (an operator's choice: KMS_ROOT_TOKEN,
+    still in the deployment's environment, must not bring one back)."""
+    accounts, tokens = runtime.accounts, runtime.tokens
+    path = os.path.join(runtime.data_dir, CREDENTIALS_FILE)
+    generated: Dict[str, str] = {}
+
+    def build() -> List[Op]:
+        # Decided under the store's lock, so two starts racing on one
+        # directory cannot both initialise it.
+        generated.clear()
+        root = accounts.root()
+        if root is not None and runtime.store.get("meta", INITIALISED) is not None:
+            if not tokens.has_live(root["secret_id"]):
+                log.warning("the root account holds no live token (revoked or expired); "
+                            "`kms tokens rotate-root` issues a new one")
+            return []
+        builds: List[Build] = []
+        if root is None:
+            if bool(given.secret_id) != bool(given.secret_key):
+                raise errors.InvalidParameter(f"set both {SECRET_ID_VAR} and {SECRET_KEY_VAR}, or neither")
+            creds, account_build = accounts.prepare("root", "root", given.secret_id, given.secret_key)
+            builds.append(account_build)
+            root_id = creds["secret_id"]
+            if given.secret_id is None:
+                generated.update(SecretId=creds["secret_id"], SecretKey=creds["secret_key"])
+        else:
+            root_id = root["secret_id"]
+        # A directory fully initialised by an older version only needs the mark.
+        if root is None or not tokens.has_live(root_id):
+            issued, token_build = tokens.prepare(root_id, token=given.token)
+            builds.append(token_build)
+            if given.token is None:
+                generated["Token"] = issued["token"]
+        ops = build_together(runtime.store, builds)  # every check passed: now save
+        if root is None:
+            # A file left by an attempt that crashed before its commit names
+            # secrets that never took effect.
+            _replace_credentials(path, generated)
+        elif generated:
+            _update_credentials(path, generated, root_id)
+        return ops + [Op("put", "meta", INITIALISED, runtime.clock.now_s())]
+
+    runtime.store.commit(build)
+    return dict(generated)
+
+
+def _write_file_durably(path: str, data: bytes) -> None:
+    """Temp file, fsync, rename, fsync of the directory: the file is either
+    the old one or the complete new one, also after a crash."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a leftover temp file may have had another mode
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(os.path.dirname(path), os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _replace_credentials(path: str, fields: Dict[str, str]) -> None:
+    if fields:
+        _write_file_durably(path, (json.dumps(fields, indent=2) + "\n").encode())
+    elif os.path.exists(path):
+        os.unlink(path)
+        log.warning("removed %s: it named root secrets that were never committed", path)
+
+
+def _update_credentials(path: str, fields: Dict[str, str], root_id: str) -> None:
+    """Set `fields` in the credentials file, keeping what it holds for this
+    root account (its SecretKey, say, when only the token is new)."""
+    kept: Dict[str, str] = {}
+    try:
+        with open(path) as f:
+            kept = json.load(f)
+    except FileNotFoundError:
+        pass
+    except ValueError:
+        log.warning("%s is not JSON; rewriting it", path)
+    if not isinstance(kept, dict) or kept.get("SecretId", root_id) != root_id:
+        kept = {}  # another (stale) root's secrets
+    _replace_credentials(path, {**kept, **fields})
+
+
+def rotate_root_token(runtime: Runtime) -> Dict[str, str]:
+    """A new root token that replaces every root token, in one commit. If
+    root-credentials.json exists, its Token is rewritten first (like at
+    first start, so the new token is never lost). Returns {"token", ...}."""
+    root = runtime.accounts.root()
+    if root is None:
+        raise DataDirError(f"{runtime.data_dir} has no root account (start kms server once)")
+    path = os.path.join(runtime.data_dir, CREDENTIALS_FILE)
+    issued, replace = runtime.tokens.prepare(root["secret_id"], replace=True)
+
+    def build() -> List[Op]:
+        ops = build_together(runtime.store, [replace])
+        if os.path.exists(path):
+            _update_credentials(path, {"Token": issued["token"]}, root["secret_id"])
+        return ops
+
+    runtime.store.commit(build)
+    return issued
+
+
+class WorkerConfig(uvicorn.Config):
+    """uvicorn's Config carrying the root key, when it came from KMS_ROOT_KEY:
+    Multiprocess pickles the config to each worker over a pipe, so the key
+    reaches the workers without being in their environment."""
+
+    def __init__(self, *args, root_key: Optional[bytes] = None, **kwargs) -> None:
+        self.root_key = root_key
+        super().__init__(*args, **kwargs)
+
+    def configure_logging(self) -> None:
+        super().configure_logging()
+        # Workers start in a fresh interpreter. Their warnings and errors
+        # get the supervisor's format; per-request INFO lines stay off, as
+        # they always were with several workers (audit.log has each call).
+        logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+
+    def load(self) -> None:
+        # Runs in the worker, before the app factory opens the data dir.
+        if self.root_key is not None:
+            hand_over(self.root_key)
+            self.root_key = None
+        super().load()
+
+
+def serve(host: str, port: int, workers: int, http, root_key: Optional[bytes]) -> int:
+    """Serve kms.api.app with `workers` worker processes under uvicorn's
+    supervisor, also for one worker, so no serving process is the one that
+    was started with the caller's environment. Returns the exit status."""
+    config = WorkerConfig("kms.api.app:app_from_environment", factory=True, host=host,
+                          port=port, workers=workers, log_level="warning", access_log=False,
+                          http=http, root_key=root_key,
+                          # Nothing reads X-Forwarded-* (audit entries name accounts,
+                          # not addresses), and the server need not announce itself.
+                          proxy_headers=False, server_header=False)
+    sock = config.bind_socket()
+    supervisor = Multiprocess(config, sockets=[sock])
+    try:
+        supervisor.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    # The supervisor stops when a worker cannot start; say so in the status.
+    if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+        return STARTUP_FAILURE
+    return 0

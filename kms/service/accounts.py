@@ -4,16 +4,68 @@ The SecretKey must be recoverable to check HMAC signatures, so it is stored
 wrapped under the root key (bound to its SecretId), like key material.
 Records: account / <SecretId> -> {"secret_id", "wrapped", "kind", "name", "uin"}.
 kind is "root", "user" (a sub-account) or "service" (owns service-managed keys).
+Names are unique: tokens, policies and service-owned keys find accounts by
+name, so two accounts of one name would be confused with each other.
+
+Changes that must land together (the root account and its first token) are
+built as Build functions and committed as one store record by
+commit_together; each Build sees the records the Builds before it put, and
+checks its preconditions against that.
 """
 import os
 import secrets
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from kms import errors
 from kms.rootkey import Wrapper
+from kms.service.keys import ALIAS_RE
 from kms.store import LogStore, Op
 
 KINDS = ("root", "user", "service")
+NAME_MAX = 128
+
+
+class Staged:
+    """The store as it will read once `ops` (built earlier in the same
+    commit) are applied; read-only."""
+
+    def __init__(self, store: LogStore, ops: Sequence[Op]) -> None:
+        self._store = store
+        self._ops = ops
+
+    def get(self, namespace: str, id: str) -> Any:
+        for op in reversed(self._ops):  # the latest op on an id decides
+            if op.namespace == namespace and op.id == id:
+                return op.value if op.op == "put" else None
+        return self._store.get(namespace, id)
+
+    def items(self, namespace: str) -> Dict[str, Any]:
+        merged = dict(self._store.items(namespace))
+        for op in self._ops:
+            if op.namespace == namespace:
+                if op.op == "put":
+                    merged[op.id] = op.value
+                else:
+                    merged.pop(op.id, None)
+        return merged
+
+
+# Called under the store's exclusive lock on up-to-date state; raises to
+# abort the whole commit, else returns its ops.
+Build = Callable[[Staged], List[Op]]
+
+
+def build_together(store: LogStore, builds: Sequence[Build]) -> List[Op]:
+    """The ops of every build, in order; for use inside a commit's build."""
+    ops: List[Op] = []
+    for build in builds:
+        ops += build(Staged(store, ops))
+    return ops
+
+
+def commit_together(store: LogStore, builds: Sequence[Build]) -> List[Op]:
+    """One atomic record holding every build's ops, or nothing at all."""
+    return store.commit(lambda: build_together(store, builds))
 
 
 def new_secret_id() -> str:
@@ -22,6 +74,18 @@ def new_secret_id() -> str:
 
 def new_secret_key() -> str:
     return secrets.token_urlsafe(30)
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not isinstance(name, str) or not name or len(name) > NAME_MAX \
+            or not name.isprintable() or name.strip() != name:
+        raise errors.InvalidParameter(f"an account name needs 1 to {NAME_MAX} printable "
+                                      "characters, without leading or trailing blanks")
+    # A service's keys are found through the alias service/NAME.
+    if kind == "service" and not ALIAS_RE.match(name):
+        raise errors.InvalidParameter("a service account name must be a valid key alias: "
+                                      "letters, digits, _ and -, at most 60, starting "
+                                      "with a letter or digit")
 
 
 class AccountService:
@@ -37,28 +101,40 @@ class AccountService:
         elif op.namespace == "account":
             self._secrets.pop(op.id, None)
 
-    def create(self, kind: str, name: str, secret_id: Optional[str] = None,
-               secret_key: Optional[str] = None) -> Dict[str, str]:
-        """Returns {"secret_id", "secret_key"}: the only time the key is shown."""
+    def prepare(self, kind: str, name: str, secret_id: Optional[str] = None,
+                secret_key: Optional[str] = None) -> Tuple[Dict[str, str], Build]:
+        """Validate and generate now; the Build checks what depends on the
+        store (SecretId, name, a second root) when it runs in the commit.
+        Returns ({"secret_id", "secret_key"}, build)."""
         if kind not in KINDS:
             raise errors.InvalidParameter(f"account kind must be one of {', '.join(KINDS)}")
+        _check_name(kind, name)
         secret_id = secret_id or new_secret_id()
         secret_key = secret_key or new_secret_key()
         if not secret_id.isprintable() or " " in secret_id or not secret_key or secret_key.strip() != secret_key:
             raise errors.InvalidParameter("SecretId and SecretKey must be non-empty, without blanks")
+        record = {"secret_id": secret_id, "kind": kind, "name": name,
+                  "uin": int.from_bytes(os.urandom(4), "big") if kind != "root" else 1,
+                  "wrapped": self.wrapper.wrap("account", secret_id, 1, secret_key.encode())}
 
-        def build() -> list:
-            if self.store.get("account", secret_id) is not None:
+        def build(staged: Staged) -> List[Op]:
+            accounts = staged.items("account")
+            if secret_id in accounts:
                 raise errors.InvalidParameter(f"an account with SecretId {secret_id} exists")
-            if kind == "root" and self.root() is not None:
+            if kind == "root" and any(r["kind"] == "root" for r in accounts.values()):
                 raise errors.InvalidParameter("a root account exists already")
-            record = {"secret_id": secret_id, "kind": kind, "name": name,
-                      "uin": int.from_bytes(os.urandom(4), "big") if kind != "root" else 1,
-                      "wrapped": self.wrapper.wrap("account", secret_id, 1, secret_key.encode())}
+            if any(r["name"] == name for r in accounts.values()):
+                raise errors.InvalidParameter(f"an account named {name!r} exists")
             return [Op("put", "account", secret_id, record)]
 
-        self.store.commit(build)
-        return {"secret_id": secret_id, "secret_key": secret_key}
+        return {"secret_id": secret_id, "secret_key": secret_key}, build
+
+    def create(self, kind: str, name: str, secret_id: Optional[str] = None,
+               secret_key: Optional[str] = None) -> Dict[str, str]:
+        """Returns {"secret_id", "secret_key"}: the only time the key is shown."""
+        creds, build = self.prepare(kind, name, secret_id, secret_key)
+        commit_together(self.store, [build])
+        return creds
 
     def get(self, secret_id: str) -> Optional[Dict[str, Any]]:
         return self.store.get("account", secret_id)
@@ -68,6 +144,16 @@ class AccountService:
             if record["kind"] == "root":
                 return record
         return None
+
+    def resolve(self, name_or_secret_id: str) -> Dict[str, Any]:
+        """The one account with this SecretId or name (older stores may
+        hold two of one name: then only the SecretId will do)."""
+        matches = [r for r in self.store.items("account").values()
+                   if name_or_secret_id in (r["name"], r["secret_id"])]
+        if len(matches) != 1:
+            raise errors.InvalidParameter(f"{name_or_secret_id!r} names {len(matches)} accounts; "
+                                          "give its SecretId")
+        return matches[0]
 
     def secret_key(self, secret_id: str) -> Optional[str]:
         """For signature checks only; cached unwrapped in this process."""
@@ -87,7 +173,12 @@ class AccountService:
                 raise errors.InvalidParameter(f"no account with SecretId {secret_id}")
             if record["kind"] == "root":
                 raise errors.InvalidParameter("the root account cannot be deleted")
-            return [Op("del", "account", secret_id)]
+            # Its tokens go in the same record: a dead account's token
+            # records would otherwise linger in the store and in listings.
+            tokens = [Op("del", "token", digest)
+                      for digest, entry in self.store.items("token").items()
+                      if entry["account"] == secret_id]
+            return [Op("del", "account", secret_id), *tokens]
 
         self.store.commit(build)
 
