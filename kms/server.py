@@ -21,7 +21,7 @@ import logging
 import os
 import stat
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import uvicorn
 from cryptography.exceptions import InvalidTag
@@ -255,10 +255,11 @@ def _update_credentials(path: str, fields: Dict[str, str], root_id: str) -> None
     _replace_credentials(path, {**kept, **fields})
 
 
-def rotate_root_token(runtime: Runtime) -> Dict[str, str]:
+def rotate_root_token(runtime: Runtime) -> Dict[str, Any]:
     """A new root token that replaces every root token, in one commit. If
     root-credentials.json exists, its Token is rewritten first (like at
-    first start, so the new token is never lost). Returns {"token", ...}."""
+    first start, so the new token is never lost). Returns {"token",
+    "expires", "accessor"}."""
     root = runtime.accounts.root()
     if root is None:
         raise DataDirError(f"{runtime.data_dir} has no root account (start kms server once)")
@@ -280,7 +281,7 @@ class WorkerConfig(uvicorn.Config):
     Multiprocess pickles the config to each worker over a pipe, so the key
     reaches the workers without being in their environment."""
 
-    def __init__(self, *args, root_key: Optional[bytes] = None, **kwargs) -> None:
+    def __init__(self, *args: Any, root_key: Optional[bytes] = None, **kwargs: Any) -> None:
         self.root_key = root_key
         super().__init__(*args, **kwargs)
 
@@ -299,7 +300,8 @@ class WorkerConfig(uvicorn.Config):
         super().load()
 
 
-def serve(host: str, port: int, workers: int, http, root_key: Optional[bytes]) -> int:
+def serve(host: str, port: int, workers: int, http: Union[str, type],
+          root_key: Optional[bytes]) -> int:
     """Serve kms.api.app with `workers` worker processes under uvicorn's
     supervisor, also for one worker, so no serving process is the one that
     was started with the caller's environment. Returns the exit status."""

@@ -129,6 +129,21 @@ def test_secrets_from_the_environment_reach_no_log_file_or_worker(tmp_path, work
     assert not (data / "root.key").exists()
 
 
+@pytest.mark.parametrize("given, complaint", [
+    ({"KMS_ROOT_SECRET_ID": ROOT_ID}, "set both KMS_ROOT_SECRET_ID and KMS_ROOT_SECRET_KEY, or neither"),
+    ({"KMS_ROOT_KEY": "not base64!"}, "KMS_ROOT_KEY is not valid base64"),
+    ({"KMS_ROOT_KEY": base64.b64encode(b"short").decode()}, "KMS_ROOT_KEY decodes to 5 bytes, not 32"),
+])
+def test_unusable_root_secrets_stop_the_first_start(tmp_path, given, complaint):
+    server = EnvServer(str(tmp_path / "data"), given)
+    try:
+        failed = server.start(expect_failure=True)
+    finally:
+        server.kill()
+    assert failed.returncode == 2 and complaint in server.log()
+    assert given.get("KMS_ROOT_KEY", "-") not in server.log(), "a root key is never echoed"
+
+
 # ---- secrets the server generates --------------------------------------------
 
 

@@ -148,6 +148,19 @@ def test_token_service_revoke_ends_the_presented_token(two_workers, capsys):
             assert probe(session, server, ROOT_TOKEN) == 200
 
 
+def test_revoke_self_ends_the_presented_token_in_every_worker(two_workers, capsys):
+    server = two_workers
+    issued = new_token(capsys, server, "root")
+    pinned = sessions_on_every_worker(server)
+    r = requests.post(f"http://{server.endpoint}/v1/auth/token/revoke-self",
+                      headers={"X-Vault-Token": issued["token"]}, timeout=10)
+    assert r.status_code == 204, r.text
+    for sessions in pinned.values():
+        for session in sessions:
+            assert probe(session, server, issued["token"]) == 403
+            assert probe(session, server, ROOT_TOKEN) == 200
+
+
 def test_deleting_an_account_takes_its_tokens(two_workers, capsys):
     server = two_workers
     secret_id = new_account(capsys, server, "short-lived")
