@@ -1,8 +1,9 @@
 """The replay rules of kms.api.tencent.signing, attacked through the
 Verifier with requests signed the way the SDK signs them: a signature is
 taken once under a state-changing action, never to change state after a
-read-only use, the table is keyed and fails closed, the body must be signed
-and the Host may be pinned. Each rule runs against both tables."""
+read-only use, reused to read only under its first action or a metadata
+read; the table is keyed and fails closed, the body must be signed and the
+Host may be pinned. Each rule runs against both tables."""
 import hashlib
 import json
 import os
@@ -14,7 +15,7 @@ from typing import Callable, Dict, List, Optional
 import pytest
 
 from kms.api.tencent import replay, signing
-from kms.api.tencent.action_kinds import READ_ONLY, changes_state
+from kms.api.tencent.action_kinds import METADATA_READS, READ_ONLY, changes_state
 from kms.api.tencent.replay import SharedSeen, Use
 
 SECRET_ID, SECRET_KEY = "AKIDreplayrules0001", "replay-rules-secret-key"
@@ -22,6 +23,7 @@ OTHER_ID, OTHER_KEY = "AKIDnopermissions01", "no-permissions-secret"
 SECRETS = {SECRET_ID: SECRET_KEY, OTHER_ID: OTHER_KEY}
 T0 = 1_700_000_000
 KEY_BODY = json.dumps({"KeyId": "00000000-0000-0000-0000-000000000001"}).encode()
+BLOB_BODY = json.dumps({"CiphertextBlob": "AAAAblob"}).encode()  # ReEncrypt's and Decrypt's shape
 TABLE_KEY = b"t" * 32
 
 
@@ -143,6 +145,88 @@ def test_a_read_only_reuse_of_a_state_change_is_accepted(make_table):
     assert refused(v, as_action(disable, "EnableKey")).code == "AuthFailure.SignatureFailure"
 
 
+# (first action, reuse under, accepted?) in the same second, same body: a
+# reuse may not answer more than the first use did, key metadata apart.
+REUSES = [
+    ("DescribeKey", "GetKeyRotationStatus", True),   # the honest SDK pattern
+    ("GetKeyRotationStatus", "DescribeKey", True),
+    ("Decrypt", "Decrypt", True),                    # same action, same answer
+    ("ReEncrypt", "ReEncrypt", True),
+    ("GenerateRandom", "GenerateRandom", True),
+    ("DisableKey", "DescribeKey", True),             # checking a change
+    ("ScheduleKeyDeletion", "ListKeys", True),
+    ("ReEncrypt", "Decrypt", False),                 # the captured rewrap read as plaintext
+    ("Encrypt", "GenerateDataKey", False),
+    ("Decrypt", "ReEncrypt", False),
+    ("GenerateRandom", "Encrypt", False),
+    ("GenerateRandom", "Decrypt", False),
+    ("GenerateRandom", "ReEncrypt", False),
+    ("GenerateRandom", "GenerateDataKey", False),
+    ("DescribeKey", "Decrypt", False),               # a metadata read discloses no more later
+    ("DisableKey", "GenerateDataKey", False),
+    ("NoSuchAction", "Decrypt", False),
+]
+
+
+@pytest.mark.parametrize("first, then, accepted", REUSES)
+def test_a_read_only_reuse_answers_no_more_than_the_first_use(make_table, first, then, accepted):
+    clock = Clock()
+    v = verifier(make_table(), clock)
+    captured = signed(BLOB_BODY, first)
+    assert v.verify("POST", "", captured, BLOB_BODY) == SECRET_ID
+    clock.now += 0.5  # still the second it was signed in
+    if accepted:
+        assert v.verify("POST", "", as_action(captured, then), BLOB_BODY) == SECRET_ID
+    else:
+        err = refused(v, as_action(captured, then), BLOB_BODY)
+        assert err.code == "AuthFailure.SignatureFailure"
+        assert "another action" in str(err) and "afresh" in str(err)
+    # The first action is what was recorded, whatever came after: it stays
+    # the one that may be repeated, and a refused reuse changed nothing.
+    if not changes_state(first):
+        assert v.verify("POST", "", captured, BLOB_BODY) == SECRET_ID
+    assert refused(v, as_action(captured, "Decrypt" if first != "Decrypt" else "ReEncrypt"),
+                   BLOB_BODY).code == "AuthFailure.SignatureFailure"
+
+
+def test_a_refused_reuse_does_not_change_the_recorded_action(make_table):
+    """An attacker presenting the signature under several actions in turn
+    never gets a second "first use"."""
+    v = verifier(make_table(), Clock())
+    rewrap = signed(BLOB_BODY, "ReEncrypt")
+    v.verify("POST", "", rewrap, BLOB_BODY)
+    for action in ("DescribeKey", "Decrypt", "DisableKey", "Encrypt", "Decrypt"):
+        try:
+            v.verify("POST", "", as_action(rewrap, action), BLOB_BODY)
+        except signing.SignatureError:
+            pass
+    assert refused(v, as_action(rewrap, "Decrypt"), BLOB_BODY).code == "AuthFailure.SignatureFailure"
+    assert v.verify("POST", "", rewrap, BLOB_BODY) == SECRET_ID
+
+
+def test_the_same_action_is_compared_exactly(make_table):
+    """Another spelling of the action is another (unknown, so state-changing)
+    action, not the same one."""
+    v = verifier(make_table(), Clock())
+    decrypt = signed(BLOB_BODY, "Decrypt")
+    v.verify("POST", "", decrypt, BLOB_BODY)
+    for action in ("decrypt", "Decrypt ", " Decrypt"):
+        assert refused(v, as_action(decrypt, action), BLOB_BODY).code == "AuthFailure.SignatureFailure"
+
+
+def test_a_reuse_within_the_window_but_not_the_second(make_table):
+    """The rule depends on the first action, not on time: 200 s later the
+    same reuses are answered the same way."""
+    clock = Clock()
+    v = verifier(make_table(), clock)
+    rewrap = signed(BLOB_BODY, "ReEncrypt")
+    v.verify("POST", "", rewrap, BLOB_BODY)
+    clock.now += 200
+    assert refused(v, as_action(rewrap, "Decrypt"), BLOB_BODY).code == "AuthFailure.SignatureFailure"
+    assert v.verify("POST", "", as_action(rewrap, "DescribeKey"), BLOB_BODY) == SECRET_ID
+    assert v.verify("POST", "", rewrap, BLOB_BODY) == SECRET_ID
+
+
 def test_requests_signed_afresh_work(make_table):
     clock = Clock()
     v = verifier(make_table(), clock)
@@ -163,6 +247,9 @@ def test_action_kinds():
     assert READ_ONLY == {"DescribeKey", "DescribeKeys", "ListKeys", "ListKeyDetail",
                          "GetKeyRotationStatus", "GetServiceStatus", "ListAlgorithms",
                          "GenerateRandom", "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey"}
+    assert METADATA_READS == {"DescribeKey", "DescribeKeys", "ListKeys", "ListKeyDetail",
+                              "GetKeyRotationStatus", "GetServiceStatus", "ListAlgorithms"}
+    assert METADATA_READS <= READ_ONLY  # a metadata read changes nothing either
     assert not any(changes_state(a) for a in READ_ONLY)
     for action in ("DisableKey", "EnableKey", "ScheduleKeyDeletion", "CancelKeyDeletion",
                    "GetParametersForImport", "ImportKeyMaterial", "CreateKey", "", "Nope"):
@@ -185,6 +272,11 @@ def test_workers_sharing_the_file_see_each_others_signatures(tmp_path):
         verifier(a, clock).verify("POST", "", describe, KEY_BODY)
         clock.now += 10
         assert refused(verifier(b, clock), as_action(describe, "DisableKey")).code == "AuthFailure.SignatureFailure"
+        # The first action is shared too: the other worker knows what it was.
+        rewrap = signed(BLOB_BODY, "ReEncrypt")
+        verifier(a, clock).verify("POST", "", rewrap, BLOB_BODY)
+        assert refused(verifier(b, clock), as_action(rewrap, "Decrypt"), BLOB_BODY).code == "AuthFailure.SignatureFailure"
+        assert verifier(b, clock).verify("POST", "", rewrap, BLOB_BODY) == SECRET_ID
     finally:
         a.close()
         b.close()
@@ -245,10 +337,22 @@ def test_entries_live_until_timestamp_plus_window(make_table):
     table = make_table(slots=64)
     expires = T0 + signing.WINDOW_SECONDS
     # First used late in its window: it is still kept until its own expiry...
-    assert table.use("sig", expires, T0 + 250) is Use.NEW
-    assert table.use("sig", expires, expires) is Use.SEEN
+    assert table.use("sig", "Decrypt", expires, T0 + 250) is Use.NEW
+    assert table.use("sig", "Decrypt", expires, expires) is Use.SAME
+    assert table.use("sig", "ReEncrypt", expires, expires) is Use.OTHER
     # ...and not a moment longer (by then the signature is refused as expired).
-    assert table.use("sig", expires, expires + 0.5) is Use.NEW
+    assert table.use("sig", "ReEncrypt", expires + 1, expires + 0.5) is Use.NEW
+    # Then it is recorded afresh, with the action of that use.
+    assert table.use("sig", "Decrypt", expires + 1, expires + 0.5) is Use.OTHER
+
+
+def test_the_action_tag_is_keyed_and_bound_to_the_signature(make_table):
+    one, two = make_table(key=b"1" * 32, path="one"), make_table(key=b"2" * 32, path="two")
+    sig = "cd" * 32
+    assert one.action_tag(sig, "Decrypt") != two.action_tag(sig, "Decrypt")
+    assert one.action_tag(sig, "Decrypt") != one.action_tag("ef" * 32, "Decrypt")
+    assert one.action_tag(sig, "Decrypt") != one.action_tag(sig, "ReEncrypt")
+    assert 0 < one.action_tag(sig, "") < 1 << 32
 
 
 def test_entries_beyond_any_possible_expiry_do_not_block_the_table(make_table):
@@ -257,12 +361,13 @@ def test_entries_beyond_any_possible_expiry_do_not_block_the_table(make_table):
     window anyway, so a full table of them does not lock everyone out."""
     table = make_table(slots=8)
     for n in range(8):
-        assert table.use(f"sig-{n}", T0 + 10_000, T0) is Use.NEW
-    assert table.use("another", T0 + 300, T0) is Use.NEW
+        assert table.use(f"sig-{n}", "Encrypt", T0 + 10_000, T0) is Use.NEW
+    assert table.use("another", "Encrypt", T0 + 300, T0) is Use.NEW
     assert replay.MAX_LIFETIME == 2 * signing.WINDOW_SECONDS
 
 
 def test_the_default_table_is_sized_as_documented():
+    assert replay.SLOT.size == 16  # fingerprint 8, expiry 4, action tag 4
     assert replay.SLOTS == 1 << 21 and replay.SLOTS * replay.SLOT.size == 32 << 20
     assert replay.PROBE == 128
 
@@ -281,7 +386,7 @@ def test_the_table_file_is_private_preallocated_and_recreated_at_its_size(tmp_pa
     # The old entries are gone, not read as live garbage.
     assert table.live(T0) == []
     for n in range(64):
-        assert table.use(f"sig-{n}", T0 + 300, T0) is Use.NEW
+        assert table.use(f"sig-{n}", "Encrypt", T0 + 300, T0) is Use.NEW
     table.close()
     # A fresh file, and one punched with holes (copied sparse), are allocated too.
     fresh = tmp_path / "fresh.table"
@@ -302,26 +407,53 @@ def test_resizing_keeps_live_signatures(tmp_path):
     now = time.time()
     small = SharedSeen(path, slots=32, key=TABLE_KEY)
     for n in range(20):
-        small.use(f"sig-{n}", int(now) + 300, now)
-    small.use("expired", int(now) - 10, now - 20)
+        small.use(f"sig-{n}", "ReEncrypt", int(now) + 300, now)
+    small.use("expired", "ReEncrypt", int(now) - 10, now - 20)
     small.close()
     bigger = SharedSeen(path, slots=1024, key=TABLE_KEY)
     assert os.path.getsize(path) == 16 + 1024 * 16
-    assert [bigger.use(f"sig-{n}", int(now) + 300, now) for n in range(20)] == [Use.SEEN] * 20
-    assert bigger.use("expired", int(now) + 300, now) is Use.NEW
+    # Their first actions are carried over as well.
+    assert [bigger.use(f"sig-{n}", "ReEncrypt", int(now) + 300, now) for n in range(10)] == [Use.SAME] * 10
+    assert [bigger.use(f"sig-{n}", "Decrypt", int(now) + 300, now) for n in range(10, 20)] == [Use.OTHER] * 10
+    assert bigger.use("expired", "ReEncrypt", int(now) + 300, now) is Use.NEW
     bigger.close()
     # Shrinking below the live entries would forget some: refused, file kept.
     with pytest.raises(RuntimeError, match="do not fit"):
         SharedSeen(path, slots=8, key=TABLE_KEY)
     assert os.path.getsize(path) == 16 + 1024 * 16
     again = SharedSeen(path, slots=1024, key=TABLE_KEY)
-    assert again.use("sig-0", int(now) + 300, now) is Use.SEEN
+    assert again.use("sig-0", "ReEncrypt", int(now) + 300, now) is Use.SAME
     again.close()
+
+
+def test_a_table_of_the_previous_format_is_recreated_keeping_its_signatures(tmp_path):
+    """The format before action tags (KMSRPL02: 16-byte slots of fingerprint
+    and 64-bit expiry): an upgrade must not forget the last five minutes.
+    Its first actions are unknown, so its signatures are reused only under
+    a metadata read, and never change state."""
+    path = tmp_path / "replay.table"
+    now = time.time()
+    live, expired = "ab" * 32, "cd" * 32
+    keyed = signing.LocalSeen(slots=64, key=TABLE_KEY)  # same fingerprints as the file's key
+    old = bytearray(16 + 64 * 16)
+    old[:16] = b"KMSRPL02" + (64).to_bytes(8, "little")
+    for n, (sig, expiry) in enumerate([(live, int(now) + 300), (expired, int(now) - 5)]):
+        old[16 + 16 * n:32 + 16 * n] = keyed.fingerprint(sig).to_bytes(8, "little") + expiry.to_bytes(8, "little")
+    path.write_bytes(bytes(old))
+    table = SharedSeen(str(path), slots=64, key=TABLE_KEY)
+    try:
+        assert path.read_bytes()[:8] == b"KMSRPL03" and os.path.getsize(path) == 16 + 64 * 16
+        assert [(fp, tag) for fp, _, tag in table.live(now)] == [(keyed.fingerprint(live), replay.UNKNOWN_ACTION)]
+        for action in ("Decrypt", "ReEncrypt", "GenerateRandom"):
+            assert table.use(live, action, int(now) + 300, now) is Use.OTHER
+        assert table.use(expired, "Decrypt", int(now) + 300, now) is Use.NEW
+    finally:
+        table.close()
 
 
 def test_the_local_table_is_bounded_too():
     table = signing.LocalSeen(slots=4)
-    assert [table.use(f"s{n}", T0 + 300, T0) for n in range(5)] == [Use.NEW] * 4 + [Use.FULL]
+    assert [table.use(f"s{n}", "Encrypt", T0 + 300, T0) for n in range(5)] == [Use.NEW] * 4 + [Use.FULL]
     assert signing.LocalSeen().slots == signing.LOCAL_SLOTS
 
 

@@ -62,17 +62,22 @@ def test_expired_timestamp():
 
 
 def test_signature_replayed_under_another_action_is_refused():
+    """The rules of kms.api.tencent.signing with the Verifier's own default
+    table and the known-answer request (a DescribeKey)."""
     clock = [1700000010.0]
     secrets = {"AKIDEXAMPLE123": "SecretKeyExample456"}
     verifier = signing.Verifier(secrets.get, now=lambda: clock[0])
     verifier.verify("POST", "", HEADERS, BODY)
-    # Within the grace period an honest client may send the same body under
-    # another action in the same second (DisableKey, then DescribeKey).
     clock[0] += 1
-    verifier.verify("POST", "", {**HEADERS, "x-tc-action": "DisableKey"}, BODY)
-    clock[0] += 5
-    with pytest.raises(signing.SignatureError, match="already used for another action"):
-        verifier.verify("POST", "", {**HEADERS, "x-tc-action": "ScheduleKeyDeletion"}, BODY)
+    # Never to change state after a read, however soon or late.
+    for action in ("DisableKey", "ScheduleKeyDeletion"):
+        with pytest.raises(signing.SignatureError, match="already used"):
+            verifier.verify("POST", "", {**HEADERS, "x-tc-action": action}, BODY)
+    # To read, only again as itself or as another metadata read.
+    with pytest.raises(signing.SignatureError, match="another action.*afresh"):
+        verifier.verify("POST", "", {**HEADERS, "x-tc-action": "GenerateDataKey"}, BODY)
+    for action in ("GetKeyRotationStatus", "DescribeKey"):
+        assert verifier.verify("POST", "", {**HEADERS, "x-tc-action": action}, BODY) == "AKIDEXAMPLE123"
 
 
 def test_identical_repeat_of_the_same_action_is_accepted():
@@ -81,31 +86,49 @@ def test_identical_repeat_of_the_same_action_is_accepted():
     assert verifier.verify("POST", "", HEADERS, BODY) == verifier.verify("POST", "", HEADERS, BODY)
 
 
+_WORKER = """
+import sys
+from kms.api.tencent.replay import SharedSeen
+path, now, actions = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+table = SharedSeen(path, slots=1024, key=b"k" * 32)
+for n in range(200):
+    for action in actions:
+        print(n, action, table.use(f"sig-{n}", action, int(now) + 300, now).name)
+"""
+
+
 def test_shared_table_catches_replays_across_processes(tmp_path):
-    """Two tables on one file stand for two workers."""
-    from kms.api.tencent.replay import SharedSeen
+    """Processes on one file (as the server's workers are) see each other's
+    signatures and first actions, and the flock makes one of them, and only
+    one, the first to use a signature, however they race."""
+    import subprocess
+    import sys
+    import time
 
-    a, b = SharedSeen(str(tmp_path / "replay.table"), slots=64), SharedSeen(str(tmp_path / "replay.table"), slots=64)
-    assert a.first_use("sig-1", "DescribeKey", 1000.0, 600) is None
-    assert b.first_use("sig-1", "DisableKey", 1010.0, 600) == ("other", 1000.0)
-    assert b.first_use("sig-1", "DescribeKey", 1010.0, 600) == ("same", 1000.0)
-    # Past the window the slot is free again.
-    assert a.first_use("sig-1", "DisableKey", 1700.0, 600) is None
-    # A full table evicts the oldest entries and keeps working.
-    for i in range(500):
-        a.first_use(f"flood-{i}", "Encrypt", 2000.0 + i / 100, 600)
-    assert b.first_use("flood-499", "Decrypt", 2010.0, 600) == ("other", 2004.0)
+    from kms.api.tencent.replay import SharedSeen, Use
 
-
-def test_verifier_uses_the_shared_table(tmp_path):
-    from kms.api.tencent.replay import SharedSeen
-
-    secrets = {"AKIDEXAMPLE123": "SecretKeyExample456"}
-    path = str(tmp_path / "replay.table")
-    clock = [1700000010.0]
-    first = signing.Verifier(secrets.get, now=lambda: clock[0], seen=SharedSeen(path))
-    second = signing.Verifier(secrets.get, now=lambda: clock[0], seen=SharedSeen(path))
-    first.verify("POST", "", HEADERS, BODY)
-    clock[0] += 10
-    with pytest.raises(signing.SignatureError, match="another action"):
-        second.verify("POST", "", {**HEADERS, "x-tc-action": "ScheduleKeyDeletion"}, BODY)
+    path, now = str(tmp_path / "replay.table"), time.time()
+    SharedSeen(path, slots=1024, key=b"k" * 32).close()  # made once, not raced
+    workers = [subprocess.Popen([sys.executable, "-c", _WORKER, path, str(now), *actions],
+                                stdout=subprocess.PIPE, text=True)
+               for actions in (["ReEncrypt", "Decrypt"], ["Decrypt", "ReEncrypt"],
+                               ["ReEncrypt"], ["Decrypt"])]
+    outputs = [worker.communicate(timeout=60)[0] for worker in workers]
+    assert all(worker.returncode == 0 for worker in workers)
+    firsts = {}
+    for line in "".join(outputs).splitlines():
+        n, action, use = line.split()
+        if use == "NEW":
+            assert n not in firsts, f"sig-{n} was new twice"
+            firsts[n] = action
+        assert use in ("NEW", "SAME", "OTHER"), line
+    assert len(firsts) == 200
+    # This process reads what they recorded.
+    table = SharedSeen(path, slots=1024, key=b"k" * 32)
+    try:
+        for n, action in firsts.items():
+            other = "Decrypt" if action == "ReEncrypt" else "ReEncrypt"
+            assert table.use(f"sig-{n}", action, int(now) + 300, now) is Use.SAME
+            assert table.use(f"sig-{n}", other, int(now) + 300, now) is Use.OTHER
+    finally:
+        table.close()

@@ -1,8 +1,9 @@
 """Replay attacks against real ``kms server`` processes, with requests
 signed the way the SDK signs them (Content-Type and Host signed, X-TC-Action
 not) and sent with requests: each attack once let a captured signature
-change a key's state, and must now be refused with the key left as it was.
-The honest cases (the official SDK) keep working."""
+change a key's state or answer more than it first did, and must now be
+refused with the key left as it was and nothing disclosed. The honest cases
+(the official SDK) keep working."""
 import hashlib
 import json
 import time
@@ -142,6 +143,30 @@ def test_describe_key_signature_replayed_as_disable_key_is_refused(server):
     assert state(server, key) == "Enabled"
 
 
+def test_reencrypt_signature_replayed_as_decrypt_discloses_nothing(server):
+    """The attack: ReEncrypt {"CiphertextBlob": X} answers only a new
+    ciphertext; the same signed body as Decrypt would answer X's plaintext."""
+    key = call(server, "CreateKey", Alias="replay-rewrap")["KeyId"]
+    blob = call(server, "Encrypt", KeyId=key, Plaintext="c2VjcmV0")["CiphertextBlob"]
+    body = body_of(CiphertextBlob=blob)
+    captured = sign(server, "ReEncrypt", body)
+    first = send(server, captured, body)
+    assert error(first) is None and "Plaintext" not in first, first
+    for _ in range(4):  # connections land on both workers
+        replay = send(server, as_action(captured, "Decrypt"), body)
+        assert error(replay) == "AuthFailure.SignatureFailure", replay
+        assert "Plaintext" not in replay and "c2VjcmV0" not in json.dumps(replay)
+        assert "afresh" in replay["Error"]["Message"]
+    # Nor as any other read that answers more than metadata...
+    for action in ("GenerateDataKey", "Encrypt", "GenerateRandom"):
+        assert error(send(server, as_action(captured, action), body)) == "AuthFailure.SignatureFailure"
+    # ...while the same action again answers what it answered.
+    again = send(server, captured, body)
+    assert error(again) is None and again["CiphertextBlob"] and "Plaintext" not in again
+    # The owner's own Decrypt, signed afresh, works.
+    assert call(server, "Decrypt", CiphertextBlob=blob)["Plaintext"] == "c2VjcmV0"
+
+
 def test_unsigned_payload_with_a_swapped_body_is_refused(server):
     key = call(server, "CreateKey", Alias="replay-unsigned")["KeyId"]
     unsigned = hashlib.sha256(b"UNSIGNED-PAYLOAD").hexdigest()
@@ -268,6 +293,33 @@ def test_sdk_reads_in_the_same_second_keep_working(server, sdk_second):
     assert _sdk(client, "GetKeyRotationStatus", KeyId=key).KeyRotationEnabled is False
     assert _sdk(client, "DescribeKey", KeyId=key).KeyMetadata.KeyId == key
     assert _sdk(client, "Encrypt", KeyId=key, Plaintext="aGk=").CiphertextBlob
+
+
+def test_sdk_decrypts_in_the_same_second_keep_working(server, sdk_second):
+    """Decrypt of one blob twice in a second is one signature under one
+    action: answered both times."""
+    client = sdk_client(server.endpoint)
+    key = _sdk(client, "CreateKey", Alias="honest-decrypts").KeyId
+    blob = _sdk(client, "Encrypt", KeyId=key, Plaintext="aGk=").CiphertextBlob
+    sdk_second[0] += 1
+    assert _sdk(client, "Decrypt", CiphertextBlob=blob).Plaintext == "aGk="
+    assert _sdk(client, "Decrypt", CiphertextBlob=blob).Plaintext == "aGk="
+
+
+def test_sdk_another_content_action_on_one_body_within_a_second_is_told_why(server, sdk_second):
+    """The price of the rule for reads: Decrypt then ReEncrypt of one blob in
+    one second carry one signature, and the second is refused with a message
+    saying what to do; a second later it works."""
+    client = sdk_client(server.endpoint)
+    key = _sdk(client, "CreateKey", Alias="honest-rewrap").KeyId
+    blob = _sdk(client, "Encrypt", KeyId=key, Plaintext="aGk=").CiphertextBlob
+    sdk_second[0] += 1
+    assert _sdk(client, "Decrypt", CiphertextBlob=blob).Plaintext == "aGk="
+    with pytest.raises(TencentCloudSDKException) as err:
+        _sdk(client, "ReEncrypt", CiphertextBlob=blob)
+    assert err.value.code == "AuthFailure.SignatureFailure" and "afresh" in err.value.message
+    sdk_second[0] += 1
+    assert _sdk(client, "ReEncrypt", CiphertextBlob=blob).CiphertextBlob
 
 
 def test_sdk_state_changes_signed_afresh_work(server, sdk_second):

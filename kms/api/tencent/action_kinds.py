@@ -9,6 +9,14 @@ state. Encrypt and GenerateDataKey may create a service account's key on its
 first use, but that creation is idempotent (the same call again creates
 nothing more), so they count as read-only. GetParametersForImport issues a
 new import token, so it changes state.
+
+METADATA_READS are the read-only actions whose answer is key metadata only
+(ids, states, aliases, rotation settings, algorithms), never key material,
+plaintext, ciphertext or random bytes. The replay rules let a signature
+first used under any action be reused under one of them, since the honest
+SDK signs them identically to the call they check (DescribeKey right after
+DisableKey, GetKeyRotationStatus right after DescribeKey, in one second),
+and metadata is the one thing the rules accept a replay may disclose.
 """
 from typing import FrozenSet
 
@@ -16,6 +24,11 @@ READ_ONLY: FrozenSet[str] = frozenset({
     "DescribeKey", "DescribeKeys", "ListKeys", "ListKeyDetail",
     "GetKeyRotationStatus", "GetServiceStatus", "ListAlgorithms",
     "GenerateRandom", "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey",
+})
+
+METADATA_READS: FrozenSet[str] = frozenset({
+    "DescribeKey", "DescribeKeys", "ListKeys", "ListKeyDetail",
+    "GetKeyRotationStatus", "GetServiceStatus", "ListAlgorithms",
 })
 
 

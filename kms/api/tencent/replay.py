@@ -1,18 +1,34 @@
 """Signatures already used, shared by every worker of one data directory.
 
 kms.api.tencent.signing decides what a reuse may do; this module only
-remembers, for each verified signature, until when it can matter.
+remembers, for each verified signature, until when it can matter and which
+action it was first used under.
 
-The table is a fixed array of 16-byte slots, each an 8-byte fingerprint of
-a signature and the Unix second it expires (its X-TC-Timestamp plus
-signing.WINDOW_SECONDS: after that the signature is refused as expired, so
-nothing needs remembering longer). The server's copy is a memory-mapped file
-(replay.table, 0600, preallocated so that a full disk cannot turn a page
-fault into SIGBUS) guarded by an flock, so a replay is caught whichever
-worker it reaches, and memory stays bounded under any load. The file starts
-with a 16-byte header (magic, number of slots); a file of another size or
-format is re-created at the right size, carrying over the live entries of a
-table that was only resized.
+The table is a fixed array of 16-byte slots (SLOT, little-endian):
+
+    bytes 0-7    fingerprint: keyed hash of the signature (0: never used)
+    bytes 8-11   expiry: the Unix second (unsigned 32-bit, so until 2106)
+                 after which the signature is refused as expired anyway, its
+                 X-TC-Timestamp plus signing.WINDOW_SECONDS
+    bytes 12-15  action tag: keyed hash of the signature with the action it
+                 was first used under (0: not known, for entries carried
+                 over from the format before tags)
+
+The server's copy is a memory-mapped file (replay.table, 0600, preallocated
+so that a full disk cannot turn a page fault into SIGBUS) guarded by an
+flock, so a replay is caught whichever worker it reaches, and memory stays
+bounded under any load. The file starts with a 16-byte header (magic,
+number of slots); a file of another size or format is re-created at the
+right size, carrying over the live entries of a table that was only resized
+or is of the previous format (KMSRPL02, whose entries get tag 0, which
+matches no action), so that a restart never forgets a signature of the last
+five minutes.
+
+The action tag hashes the signature along with the action, rather than the
+action alone, so that no two actions share a tag for good: under one key a
+fixed pair of colliding actions would pass for each other on every
+signature, whereas here a replay under another action passes for the first
+one with probability 2**-32, drawn afresh for each signature.
 
 Fingerprints are keyed with a server secret (blake2b with a key derived from
 the root key), so nobody can work out offline which slots a signature
@@ -57,17 +73,26 @@ PROBE = 128
 # as out of the window anyway, so the slot is reusable.
 MAX_LIFETIME = 600
 
-SLOT = struct.Struct("<QQ")  # fingerprint (0: never used), expiry second
+SLOT = struct.Struct("<QII")  # fingerprint, expiry second, action tag
+UNKNOWN_ACTION = 0  # the tag of an entry whose first action is not known
 _HEADER = struct.Struct("<8sQ")  # magic, number of slots
-_MAGIC = b"KMSRPL02"  # the first format (no header, unkeyed) is re-created
+_MAGIC = b"KMSRPL03"
+# The previous format: the same header and fingerprints, slots of
+# (fingerprint, expiry as 64 bits) without an action. Its entries are carried
+# over. The first format (no header, unkeyed) is re-created empty.
+_MAGIC_V2 = b"KMSRPL02"
+_SLOT_V2 = struct.Struct("<QQ")
+
+Entry = Tuple[int, int, int]  # fingerprint, expiry, action tag
 
 Buffer = Union[bytearray, mmap.mmap]
 
 
 class Use(enum.Enum):
-    NEW = "new"    # not seen before: recorded until it expires
-    SEEN = "seen"  # seen before and still live
-    FULL = "full"  # not seen before, and no free slot to record it: refuse
+    NEW = "new"      # not seen before: recorded, with its action, until it expires
+    SAME = "same"    # seen before and still live, first used under this action
+    OTHER = "other"  # seen before and still live, first used under another action
+    FULL = "full"    # not seen before, and no free slot to record it: refuse
 
 
 class Slots:
@@ -78,30 +103,34 @@ class Slots:
         self._buffer = buffer
         self._offset = offset
 
-    def place(self, fingerprint: int, expires: int, now: float) -> Use:
+    def place(self, fingerprint: int, tag: int, expires: int, now: float) -> Use:
+        """Record (fingerprint, tag) until `expires` unless the fingerprint is
+        live already, in which case its first tag is kept and compared."""
         start, run = self._run(fingerprint)
         # A search in C rather than a Python loop over every slot of the run:
         # in steady state no slot is 0, so the whole run has to be looked at.
         wanted = fingerprint.to_bytes(8, "little")
         at = run.find(wanted)
         while at != -1:
-            if at % SLOT.size == 0 and _is_live(SLOT.unpack_from(run, at)[1], now):
-                return Use.SEEN
+            if at % SLOT.size == 0:
+                _, expiry, first = SLOT.unpack_from(run, at)
+                if _is_live(expiry, now):
+                    return Use.SAME if first == tag else Use.OTHER
             at = run.find(wanted, at + 1)
         # Not seen: entries are only ever placed in their own run, and a live
         # one is never overwritten. Take the run's first free slot.
-        for i, (fp, expiry) in enumerate(SLOT.iter_unpack(run)):
+        for i, (fp, expiry, _) in enumerate(SLOT.iter_unpack(run)):
             if fp == 0 or not _is_live(expiry, now):
                 at = self._offset + (start + i) % self.slots * SLOT.size
-                SLOT.pack_into(self._buffer, at, fingerprint, expires)
+                SLOT.pack_into(self._buffer, at, fingerprint, expires, tag)
                 return Use.NEW
         return Use.FULL
 
-    def live(self, now: float) -> List[Tuple[int, int]]:
-        """(fingerprint, expiry) of every live entry."""
+    def live(self, now: float) -> List[Entry]:
+        """(fingerprint, expiry, action tag) of every live entry."""
         end = self._offset + self.slots * SLOT.size
-        return [(fp, expiry) for fp, expiry in SLOT.iter_unpack(self._buffer[self._offset:end])
-                if fp != 0 and _is_live(expiry, now)]
+        return [entry for entry in SLOT.iter_unpack(self._buffer[self._offset:end])
+                if entry[0] != 0 and _is_live(entry[1], now)]
 
     def _run(self, fingerprint: int) -> Tuple[int, bytes]:
         """The first slot of the signature's probe run, and the run's bytes
@@ -132,12 +161,20 @@ class SlotTable(Slots):
         digest = hashlib.blake2b(signature.encode(), digest_size=8, key=self._key).digest()
         return int.from_bytes(digest, "little") or 1  # 0 marks a never-used slot
 
-    def use(self, signature: str, expires: int, now: float) -> Use:
-        """Record a verified signature that stays acceptable until `expires`
-        (a Unix second), or say it was seen before or cannot be recorded."""
-        fingerprint = self.fingerprint(signature)
+    def action_tag(self, signature: str, action: str) -> int:
+        # Personalised: a function apart from the fingerprint's. The
+        # signature is hex, so "\n" cannot be part of it.
+        digest = hashlib.blake2b(f"{signature}\n{action}".encode(), digest_size=4,
+                                 key=self._key, person=b"kms-replay-act").digest()
+        return int.from_bytes(digest, "little") or 1  # 0 is UNKNOWN_ACTION
+
+    def use(self, signature: str, action: str, expires: int, now: float) -> Use:
+        """Record a verified signature, presented under `action`, that stays
+        acceptable until `expires` (a Unix second); or say it was seen before
+        under the same or another action, or cannot be recorded."""
+        fingerprint, tag = self.fingerprint(signature), self.action_tag(signature, action)
         with self._locked():
-            return self.place(fingerprint, expires, now)
+            return self.place(fingerprint, tag, expires, now)
 
 
 class SharedSeen(SlotTable):
@@ -173,21 +210,35 @@ class SharedSeen(SlotTable):
             return
         image = bytearray(size)
         _HEADER.pack_into(image, 0, _MAGIC, slots)
-        if magic == _MAGIC and current == _HEADER.size + old_slots * SLOT.size:
-            # Resized: the old entries go on protecting their signatures, and
-            # if they do not fit the old file is left as it was.
-            with mmap.mmap(self._fd, current, access=mmap.ACCESS_READ) as old:
-                entries = Slots(old, _HEADER.size, old_slots).live(time.time())
-            new = Slots(image, _HEADER.size, slots)
-            if any(new.place(fp, expiry, time.time()) is Use.FULL for fp, expiry in entries):
-                raise RuntimeError(f"replay table: {len(entries)} signatures are still live and do not "
-                                 f"fit in {slots} slots; use more, or wait {MAX_LIFETIME} s")
+        entries = self._carried_over(magic, old_slots, current)
+        # The old entries go on protecting their signatures, and if they do
+        # not fit the old file is left as it was.
+        new = Slots(image, _HEADER.size, slots)
+        if any(new.place(fp, tag, expiry, time.time()) is Use.FULL for fp, expiry, tag in entries):
+            raise RuntimeError(f"replay table: {len(entries)} signatures are still live and do not "
+                               f"fit in {slots} slots; use more, or wait {MAX_LIFETIME} s")
         os.ftruncate(self._fd, 0)
         os.posix_fallocate(self._fd, 0, size)
         view = memoryview(image)
         written = 0
         while written < size:
             written += os.pwrite(self._fd, view[written:], written)
+
+    def _carried_over(self, magic: bytes, old_slots: int, current: int) -> List[Entry]:
+        """The live entries of a table of this format or the previous one, as
+        entries of this format; none of a file of any other shape."""
+        if magic == _MAGIC and current == _HEADER.size + old_slots * SLOT.size:
+            with mmap.mmap(self._fd, current, access=mmap.ACCESS_READ) as old:
+                return Slots(old, _HEADER.size, old_slots).live(time.time())
+        if magic == _MAGIC_V2 and current == _HEADER.size + old_slots * _SLOT_V2.size:
+            now = time.time()
+            with mmap.mmap(self._fd, current, access=mmap.ACCESS_READ) as old:
+                # Same fingerprints (same key and hash); the first action was
+                # not recorded, so no action counts as the same one.
+                return [(fp, expiry, UNKNOWN_ACTION)
+                        for fp, expiry in _SLOT_V2.iter_unpack(old[_HEADER.size:current])
+                        if fp != 0 and _is_live(expiry, now)]
+        return []
 
     @contextmanager
     def _flocked(self) -> Iterator[None]:

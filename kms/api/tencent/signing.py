@@ -5,21 +5,39 @@ The signature covers Content-Type, Host, the body's SHA-256, the timestamp
 and the credential scope, but not X-TC-Action, and the SDK signs
 byte-identical requests made within the same second identically (its
 timestamp has 1 s resolution). Many actions share a body shape
-({"KeyId": ...}), so a captured signature fits several actions, and an
-honest client legitimately sends one signature more than once. The rules:
+({"KeyId": ...}, {"CiphertextBlob": ...}), so a captured signature fits
+several actions, and an honest client legitimately sends one signature more
+than once. The rules, whose aim is that a reuse of a signature changes
+nothing and discloses nothing its first use did not, key metadata apart:
 
 - A request is acceptable only while |now - X-TC-Timestamp| <= 300 s
   (WINDOW_SECONDS), with the credential date matching the timestamp.
-- Every verified signature is remembered until its timestamp + 300 s, in a
-  table keyed with a server secret (kms.api.tencent.replay).
-- An action that changes state (kms.api.tencent.action_kinds) is accepted
-  only with a signature never seen before: it is accepted exactly once, and
-  a signature first used under a read-only action can never be used to
-  change state. An honest client repeating a state change, or changing
-  state right after a read with the same body, within one second must wait
-  for the next second, when the SDK signs afresh.
-- A read-only action is accepted with any signature, seen or not: a repeat
-  changes nothing.
+- Every verified signature is remembered until its timestamp + 300 s, with
+  the action (X-TC-Action, exactly as sent) it was first used under, in a
+  table keyed with a server secret (kms.api.tencent.replay). A signature
+  never seen before is accepted under any action.
+- (a) Under an action that changes state (kms.api.tencent.action_kinds:
+  anything not READ_ONLY, unknown and empty names included) a signature is
+  accepted only if never seen before: a state change is made once per
+  signature, and never with a signature first used to read.
+- (b) Under a read-only action a signature seen before is accepted only if
+  this action is the one it was first used under, or this action is in
+  METADATA_READS (it answers key metadata only). So DescribeKey then
+  GetKeyRotationStatus, Decrypt of one blob twice, DisableKey then
+  DescribeKey, all in one second, are accepted; ReEncrypt then Decrypt (of
+  a body that is just the CiphertextBlob), Encrypt then GenerateDataKey,
+  Decrypt then ReEncrypt, GenerateRandom then any read-only action but
+  GenerateRandom and the metadata reads, are refused.
+- A refused reuse is AuthFailure.SignatureFailure, telling the client to
+  sign afresh: an honest client repeating a state change, or sending a body
+  already sent under another action that is not a metadata read, within one
+  second must wait for the next second, when the SDK signs anew.
+- The rules bind a signature to its first use, so they cannot help when
+  that is the attacker's (a request held back in transit and sent under
+  another action): only TLS can.
+- "The action it was first used under" is compared as a 32-bit keyed hash
+  of the signature with the action: a reuse under another action passes for
+  the first one with probability 2**-32 per signature.
 - When the table has no room for a new signature the request is refused
   (RequestLimitExceeded) rather than an entry forgotten.
 - The body must be signed: X-TC-Content-SHA256: UNSIGNED-PAYLOAD is refused,
@@ -36,15 +54,12 @@ import time
 from datetime import datetime, timezone
 from typing import Callable, ContextManager, Dict, List, NamedTuple, Optional, Protocol, Sequence, Tuple
 
-from kms.api.tencent.action_kinds import changes_state
+from kms.api.tencent.action_kinds import METADATA_READS, changes_state
 from kms.api.tencent.replay import SLOT, SlotTable, Use
 
 ALGORITHM = "TC3-HMAC-SHA256"
 SERVICE = "kms"
 WINDOW_SECONDS = 300
-# Reuse under another action no longer has a grace period (see the module
-# docstring); the name stays, at 0, for callers that still import it.
-REUSE_GRACE = 0.0
 LOCAL_SLOTS = 1 << 16
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 _TIMESTAMP_RE = re.compile(r"^[0-9]{1,12}$")
@@ -99,7 +114,7 @@ def signature(secret_key: str, date: str, service: str, timestamp: str, canonica
 
 
 class SeenTable(Protocol):
-    def use(self, signature: str, expires: int, now: float) -> Use: ...
+    def use(self, signature: str, action: str, expires: int, now: float) -> Use: ...
 
 
 class LocalSeen(SlotTable):
@@ -200,17 +215,26 @@ class Verifier:
 
     def _check_reuse(self, sig: str, expires: int, action: str, now: float) -> None:
         # Recorded whatever the action, so that a signature first used to
-        # read can never later be used to change state.
-        use = self._seen.use(sig, expires, now)
+        # read can never later be used to change state, nor to read more.
+        use = self._seen.use(sig, action, expires, now)
         if use is Use.FULL:
             raise SignatureError("RequestLimitExceeded",
                                  "the replay table is full of signatures still inside their time "
                                  "window; try again later")
-        if use is Use.SEEN and changes_state(action):
+        if use is Use.NEW:
+            return
+        if changes_state(action):
             raise SignatureError("AuthFailure.SignatureFailure",
                                  "this signature was already used; an action that changes state "
                                  "needs a request signed afresh (the SDK signs identical requests "
                                  "made within one second identically: sign it a second later)")
+        if use is Use.SAME or action in METADATA_READS:
+            return
+        raise SignatureError("AuthFailure.SignatureFailure",
+                             "this signature was already used under another action, and "
+                             f"{action} could answer more than that did; sign the request afresh "
+                             "(the SDK signs identical requests made within one second "
+                             "identically: sign it a second later)")
 
 
 def _payload_hash(headers: Dict[str, str], body: bytes) -> str:
