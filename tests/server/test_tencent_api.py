@@ -17,24 +17,26 @@ from kms.api.tencent.action_kinds import changes_state
 DAY = 86400
 
 
-_signed_this_second = {}  # client -> {body: the second it was signed in}
+_signed_this_second = {}  # client -> {body: (the second it was signed in, actions)}
 
 
 def call(client, action, **params):
     """One SDK call, made as a careful client makes them: the SDK signs a
     body identically within one second and does not sign the action, and
-    the server takes a signature under a state-changing action only once and
-    never after a read-only use (README, replay rules), so a state-changing
-    call never reuses a body sent within the same second."""
+    the server takes a signature under a state-changing action only once,
+    and reuses one only under its first action or a metadata read (README,
+    replays), so a body sent this second is sent again only under the same
+    read-only action."""
     request = getattr(models, action + "Request")()
     request.from_json_string(json.dumps(params))
     body = json.dumps(params, sort_keys=True)  # what the SDK sends, up to key order
     sent = _signed_this_second.setdefault(id(client), {})
-    if changes_state(action) and sent.get(body) == int(time.time()):
+    second, actions = sent.get(body, (None, set()))
+    if second == int(time.time()) and (changes_state(action) or action not in actions):
         time.sleep(1.02 - time.time() % 1)
     now = int(time.time())
-    sent = _signed_this_second[id(client)] = {b: t for b, t in sent.items() if t == now}
-    sent[body] = now
+    sent = _signed_this_second[id(client)] = {b: v for b, v in sent.items() if v[0] == now}
+    sent.setdefault(body, (now, set()))[1].add(action)
     return getattr(client, action)(request)
 
 
