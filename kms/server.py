@@ -30,6 +30,7 @@ from uvicorn.supervisors import Multiprocess
 
 from kms import errors
 from kms.clock import Clock
+from kms.durable import replace_file
 from kms.rootkey import FileRootKey, RootKeyError, Wrapper, hand_over, source_for
 from kms.service.accounts import AccountService, Build, build_together
 from kms.service.keys import KeyService
@@ -210,30 +211,9 @@ def _initialise(runtime: Runtime, given: RootCredentials) -> Dict[str, str]:
     return dict(generated)
 
 
-def _write_file_durably(path: str, data: bytes) -> None:
-    """Temp file, fsync, rename, fsync of the directory: the file is either
-    the old one or the complete new one, also after a crash."""
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # a leftover temp file may have had another mode
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(os.path.dirname(path), os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def _replace_credentials(path: str, fields: Dict[str, str]) -> None:
     if fields:
-        _write_file_durably(path, (json.dumps(fields, indent=2) + "\n").encode())
+        replace_file(path, [(json.dumps(fields, indent=2) + "\n").encode()])
     elif os.path.exists(path):
         os.unlink(path)
         log.warning("removed %s: it named root secrets that were never committed", path)

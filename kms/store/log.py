@@ -31,6 +31,7 @@ from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tu
 
 import msgpack
 
+from kms.durable import replace_file
 from kms.errors import StoreCorrupt
 
 MAGIC = b"KMSLOG\x00\x01"
@@ -94,25 +95,8 @@ class LogStore:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _create(self, path: str, records: List[bytes]) -> None:
-        """Write a complete log file at path durably (temp file, fsync,
-        rename, fsync of the directory)."""
-        tmp = path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, MAGIC)
-            for record in records:
-                view = memoryview(record)
-                while view:
-                    view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        dir_fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        """Write a complete log file at path durably."""
+        replace_file(path, [MAGIC, *records])
 
     def _reload(self) -> None:
         # A reloaded file holds only live records, so deletions since our
