@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import pytest
 import requests
@@ -25,11 +25,18 @@ def free_port() -> int:
 
 class Server:
     def __init__(self, data_dir: str, workers: int = 1, extra: Optional[List[str]] = None,
-                 test_clock: bool = True) -> None:
+                 test_clock: bool = True, root_env: Optional[Dict[str, str]] = None) -> None:
+        """root_env: the KMS_ROOT_* variables the server is started with,
+        and none of the caller's; by default the test root's secrets."""
         self.data_dir = data_dir
         self.workers = workers
         self.test_clock = test_clock
         self.extra = extra or []
+        if root_env is None:
+            root_env = {"KMS_ROOT_SECRET_ID": ROOT_ID, "KMS_ROOT_SECRET_KEY": ROOT_KEY,
+                        "KMS_ROOT_TOKEN": os.environ.get("KMS_ROOT_TOKEN", ROOT_TOKEN)}
+        self.root_env = root_env
+        self.root_token = root_env.get("KMS_ROOT_TOKEN", "")
         self.port = free_port()
         self.proc: Optional[subprocess.Popen] = None
         self.log_path = os.path.join(os.path.dirname(data_dir), f"server-{self.port}.log")
@@ -39,19 +46,16 @@ class Server:
         return f"127.0.0.1:{self.port}"
 
     def start(self, expect_failure: bool = False) -> subprocess.Popen:
-        env = dict(os.environ, KMS_ROOT_SECRET_ID=ROOT_ID, KMS_ROOT_SECRET_KEY=ROOT_KEY,
-                   NO_PROXY="127.0.0.1,localhost")
-        env.setdefault("KMS_ROOT_TOKEN", ROOT_TOKEN)
-        self.root_token = env["KMS_ROOT_TOKEN"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KMS_ROOT_")}
+        env.update(self.root_env, NO_PROXY="127.0.0.1,localhost")
         cmd = [sys.executable, "-m", "kms.cli", "server", "--data-dir", self.data_dir,
                "--port", str(self.port), "--workers", str(self.workers),
                "--scheduler-period", "0.2", *self.extra]
         if self.test_clock:
             cmd.append("--test-clock")
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
         if expect_failure:
             self.proc.wait(60)
             return self.proc

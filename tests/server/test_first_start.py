@@ -19,38 +19,11 @@ from conftest import ROOT_ID, ROOT_KEY, ROOT_TOKEN, Server, free_port, sdk_clien
 ROOT_VARS = ("KMS_ROOT_SECRET_ID", "KMS_ROOT_SECRET_KEY", "KMS_ROOT_TOKEN", "KMS_ROOT_KEY")
 
 
-class EnvServer(Server):
-    """conftest's Server, started with root secrets from `env` only (the
-    caller's KMS_ROOT_* never leak in), so a test decides what is given."""
-
-    def __init__(self, data_dir: str, env: Dict[str, str], workers: int = 1,
-                 extra: Optional[List[str]] = None) -> None:
-        super().__init__(data_dir, workers=workers, extra=extra)
-        self.env = env
-        self.root_token = env.get("KMS_ROOT_TOKEN", "")
-
-    def start(self, expect_failure: bool = False) -> subprocess.Popen:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KMS_ROOT_")}
-        env.update(self.env, NO_PROXY="127.0.0.1,localhost")
-        cmd = [sys.executable, "-m", "kms.cli", "server", "--data-dir", self.data_dir,
-               "--port", str(self.port), "--workers", str(self.workers),
-               "--scheduler-period", "0.2", "--test-clock", *self.extra]
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        if expect_failure:
-            self.proc.wait(60)
-            return self.proc
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log()}")
-            try:
-                if requests.get(f"http://{self.endpoint}/health", timeout=1).ok:
-                    return self.proc
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError(f"server did not come up: {self.log()}")
+def EnvServer(data_dir: str, env: Dict[str, str], workers: int = 1,
+              extra: Optional[List[str]] = None) -> Server:
+    """A server started with root secrets from `env` only (the caller's
+    KMS_ROOT_* never leak in), so a test decides what is given."""
+    return Server(data_dir, workers=workers, extra=extra, root_env=env)
 
 
 def worker_pids(server: Server, count: int) -> Set[int]:
