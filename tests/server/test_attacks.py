@@ -10,8 +10,10 @@ import json
 import os
 import time
 
+import hvac
 import pytest
 import requests
+from hvac.exceptions import Forbidden, InvalidRequest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from conftest import ROOT_TOKEN, Server, b64
@@ -44,6 +46,11 @@ def raw_code(client, action, params):
 def token_for(server, capsys, account_name):
     return cli_json(capsys, "tokens", "create", "--account", account_name,
                     "--data-dir", server.data_dir)["token"]
+
+
+def vault(server, token=ROOT_TOKEN):
+    """hvac's transit engine against the server, as `token`."""
+    return hvac.Client(url=f"http://{server.endpoint}", token=token).secrets.transit
 
 
 def transit(server, method, path, token, **kwargs):
@@ -165,23 +172,31 @@ def test_restore_is_authorized_as_creating_that_key(kms, server, tmp_path, capsy
         {"effect": "deny", "actions": ["kms:CreateKey"], "resources": ["alias/protected-*"]},
     ])
     token = token_for(server, capsys, "restorer")
+    attacker = vault(server, token)
     known = os.urandom(32)
-    assert transit(server, "POST", "transit/keys/protected-x", token).status_code == 403
-    for path, body in (("transit/restore", {"backup": _backup("protected-x", known)}),
-                       ("transit/restore", {"backup": _backup("harmless", known), "name": "protected-x"}),
-                       ("transit/restore/protected-x", {"backup": _backup("harmless", known)})):
-        answer = transit(server, "POST", path, token, json=body)
-        assert answer.status_code == 403, (path, answer.text)
-    assert transit(server, "GET", "transit/keys/protected-x", ROOT_TOKEN).status_code == 404
+    with pytest.raises(Forbidden):
+        attacker.create_key("protected-x")
+    # The name in the backup, in the body (hvac), and in the path.
+    for backup, name in ((_backup("protected-x", known), None), (_backup("harmless", known), "protected-x")):
+        with pytest.raises(Forbidden):
+            attacker.restore_key(backup, name=name)
+    answer = transit(server, "POST", "transit/restore/protected-x", token,
+                     json={"backup": _backup("harmless", known)})
+    assert answer.status_code == 403
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        vault(server).read_key("protected-x")
     # Importing material is a right of its own.
     grant(server, tmp_path, "no-import", secret_id,
           [{"effect": "deny", "actions": ["kms:ImportKeyMaterial"], "resources": ["alias/imp-*"]}])
-    assert transit(server, "POST", "transit/restore", token,
-                   json={"backup": _backup("imp-1", known)}).status_code == 403
+    with pytest.raises(Forbidden):
+        attacker.restore_key(_backup("imp-1", known))
     # Allowed: restored, and it decrypts what the material encrypted.
-    assert transit(server, "POST", "transit/restore", token,
-                   json={"backup": _backup("restored-ok", known)}).status_code == 204
-    assert transit(server, "GET", "transit/keys/restored-ok", ROOT_TOKEN).json()["data"]["latest_version"] == 1
+    attacker.restore_key(_backup("restored-ok", known))
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    nonce = os.urandom(12)
+    mine = "vault:v1:" + b64(nonce + AESGCM(known).encrypt(nonce, b"chosen", None))
+    opened = vault(server).decrypt_data("restored-ok", mine)["data"]["plaintext"]
+    assert base64.b64decode(opened) == b"chosen"
 
 
 @pytest.mark.parametrize("change", [
@@ -207,14 +222,16 @@ def test_a_bad_backup_stores_nothing(server, change):
 
 def test_transit_cannot_export_or_delete_at_once_a_tencent_key(kms, server):
     key = call(kms, "CreateKey", Alias="tencent-made").KeyId
+    engine = vault(server)
     for settings in ({"exportable": True}, {"deletion_allowed": True}, {"allow_plaintext_backup": True}):
-        answer = transit(server, "POST", "transit/keys/tencent-made/config", ROOT_TOKEN, json=settings)
-        assert answer.status_code == 400 and "ScheduleKeyDeletion" in answer.json()["errors"][0]
-    assert transit(server, "GET", "transit/export/encryption-key/tencent-made", ROOT_TOKEN).status_code == 400
-    assert transit(server, "GET", "transit/backup/tencent-made", ROOT_TOKEN).status_code == 400
-    assert transit(server, "DELETE", "transit/keys/tencent-made", ROOT_TOKEN).status_code == 400
-    assert transit(server, "POST", "transit/keys/tencent-made/trim", ROOT_TOKEN,
-                   json={"min_available_version": 1}).status_code == 400
+        with pytest.raises(InvalidRequest, match="ScheduleKeyDeletion"):
+            engine.update_key_configuration("tencent-made", **settings)
+    for attempt in (lambda: engine.export_key("tencent-made", "encryption-key"),
+                    lambda: engine.backup_key("tencent-made"),
+                    lambda: engine.delete_key("tencent-made"),
+                    lambda: engine.trim_key("tencent-made", 1)):
+        with pytest.raises(InvalidRequest):
+            attempt()
     meta = call(kms, "DescribeKey", KeyId=key).KeyMetadata
     assert meta.KeyState == "Enabled"
     read = transit(server, "GET", "transit/keys/tencent-made", ROOT_TOKEN).json()["data"]
@@ -244,13 +261,12 @@ def test_rewrap_needs_the_right_to_decrypt(server, tmp_path, capsys):
     secret_id, _ = new_account(capsys, server, "rewrapper")
     grant(server, tmp_path, "rewrap-only", secret_id,
           [{"effect": "allow", "actions": ["kms:ReEncrypt", "kms:Encrypt"], "resources": ["alias/rewrap-*"]}])
-    token = token_for(server, capsys, "rewrapper")
-    assert transit(server, "POST", "transit/rewrap/rewrap-guarded", token,
-                   json={"ciphertext": sealed}).status_code == 403
+    rewrapper = vault(server, token_for(server, capsys, "rewrapper"))
+    with pytest.raises(Forbidden):
+        rewrapper.rewrap_data("rewrap-guarded", sealed)
     grant(server, tmp_path, "rewrap-and-decrypt", secret_id,
           [{"effect": "allow", "actions": ["kms:Decrypt"], "resources": ["alias/rewrap-*"]}])
-    assert transit(server, "POST", "transit/rewrap/rewrap-guarded", token,
-                   json={"ciphertext": sealed}).status_code == 200
+    assert rewrapper.rewrap_data("rewrap-guarded", sealed)["data"]["ciphertext"].startswith("vault:v1:")
 
 
 def test_a_method_a_route_does_not_serve_is_authenticated_and_audited(server):
