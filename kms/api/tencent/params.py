@@ -2,7 +2,8 @@
 mistyped parameter becomes a specific error, never a crash."""
 import base64
 import binascii
-from typing import Any, Dict, List, Optional
+import builtins
+from typing import Any, Dict, List, Literal, Optional, overload
 
 from kms.api.tencent.errors import TencentError
 
@@ -21,7 +22,15 @@ class Params:
             return _ABSENT
         return value
 
-    def str(self, name: str, required: bool = False, default: Optional[str] = None) -> Optional[str]:
+    @overload
+    def str(self, name: builtins.str, required: Literal[True], default: Optional[builtins.str] = None) -> builtins.str: ...
+
+    @overload
+    def str(self, name: builtins.str, required: bool = False,
+            default: Optional[builtins.str] = None) -> Optional[builtins.str]: ...
+
+    def str(self, name: builtins.str, required: bool = False,
+            default: Optional[builtins.str] = None) -> Optional[builtins.str]:
         value = self._raw(name, required)
         if value is _ABSENT:
             return default
