@@ -23,6 +23,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_started: List["Server"] = []  # every server a test started, for cleanup
+
+
+@pytest.fixture(autouse=True)
+def _stop_servers_a_test_left_running():
+    """A test that fails between start() and kill() must not leave its
+    server running; servers of wider-scoped fixtures started before it."""
+    before = len(_started)
+    yield
+    for srv in _started[before:]:
+        srv.kill()
+    del _started[before:]
+
+
 class Server:
     def __init__(self, data_dir: str, workers: int = 1, extra: Optional[List[str]] = None,
                  test_clock: bool = True, root_env: Optional[Dict[str, str]] = None) -> None:
@@ -53,6 +67,7 @@ class Server:
                "--scheduler-period", "0.2", *self.extra]
         if self.test_clock:
             cmd.append("--test-clock")
+        _started.append(self)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)
