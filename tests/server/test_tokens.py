@@ -11,13 +11,8 @@ import requests
 
 from conftest import ROOT_ID, ROOT_KEY, ROOT_TOKEN, Server
 from kms.cli import main
+from test_access_control import cli_json
 from test_first_start import EnvServer, credentials_file, lookup_self, worker_pids
-
-
-def cli_json(capsys, *argv):
-    capsys.readouterr()
-    assert main(list(argv)) == 0
-    return json.loads(capsys.readouterr().out)
 
 
 def new_account(capsys, server, name, service=False):
