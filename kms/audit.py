@@ -30,8 +30,10 @@ import asyncio
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import threading
+import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from kms.errors import AuditUnavailable
@@ -40,6 +42,7 @@ GENESIS = "0" * 64
 FIELDS = ("time", "request_id", "account", "action", "key_id", "result", "latency_ms")
 MAX_FIELD = 128  # characters of one text field; longer values are cut
 STARTED = "started"  # the result of an intent line
+log = logging.getLogger("kms.audit")
 
 
 def _canonical(entry: Dict[str, Any]) -> str:
@@ -160,6 +163,24 @@ class AuditLog:
             self._offset = -1
             raise AuditUnavailable(f"{self.path} cannot be written: {exc.strerror}") from None
         self._offset, self._last = size + len(data), last
+
+    def intent(self, request_id: Any, account: Any, action: Any, key_id: Any) -> None:
+        """Put a state change on record before it is made (result "started").
+        Raises AuditUnavailable, and the caller must then change nothing."""
+        self.record(time=round(time.time(), 3), request_id=request_id, account=account,
+                    action=action, key_id=key_id, result=STARTED, latency_ms=None)
+
+    async def outcome(self, intent_written: bool, **fields: Any) -> Optional[AuditUnavailable]:
+        """Append a call's line (its time filled in). Returns None when the
+        call's answer may be released (the line is written, or the change's
+        intent already is), else the error to answer instead: nothing is
+        released unaudited."""
+        try:
+            await self.append(time=round(time.time(), 3), **fields)
+        except AuditUnavailable as exc:
+            log.error("request %s: %s", fields.get("request_id"), exc)
+            return None if intent_written else exc
+        return None
 
     async def append(self, **fields: Any) -> None:
         """record() for the event loop: the entries of all requests that

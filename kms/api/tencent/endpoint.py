@@ -18,7 +18,7 @@ from kms.api.tencent.access import Context
 from kms.api.tencent.action_kinds import changes_state
 from kms.api.tencent.actions import ACTIONS
 from kms import errors
-from kms.audit import STARTED, AuditLog
+from kms.audit import AuditLog
 from kms.keys import blob as blobs
 from kms.api.tencent.errors import TencentError, code_for
 from kms.api.tencent.params import Params
@@ -92,17 +92,12 @@ class TencentEndpoint:
         latency = (time.perf_counter() - started) * 1000
         log.info("request=%s action=%r result=%s ms=%.2f", request_id, action or "-", code, latency)
         if self.audit is not None:
-            try:
-                await self.audit.append(time=round(time.time(), 3), request_id=request_id,
-                                        account=seen.get("account"), action=action or None,
-                                        key_id=seen.get("key_id"), result=code,
-                                        latency_ms=round(latency, 3))
-            except errors.AuditUnavailable as exc:
-                log.error("request %s: %s", request_id, exc)
-                # A change whose intent is on record is acknowledged as what it
-                # is; anything else (a result, a refusal) is not released unaudited.
-                if not seen.get("intent"):
-                    response = error_envelope(request_id, *code_for(exc))
+            withheld = await self.audit.outcome(bool(seen.get("intent")), request_id=request_id,
+                                                account=seen.get("account"), action=action or None,
+                                                key_id=seen.get("key_id"), result=code,
+                                                latency_ms=round(latency, 3))
+            if withheld is not None:
+                response = error_envelope(request_id, *code_for(withheld))
         return response
 
     def _handle(self, headers: Dict[str, str], body: bytes, seen: Dict[str, Any]) -> Dict[str, Any]:
@@ -132,9 +127,7 @@ class TencentEndpoint:
         if changes_state(name) and self.audit is not None:
             # The intent goes on record before anything changes; if it cannot,
             # nothing is done (AuditUnavailable).
-            self.audit.record(time=round(time.time(), 3), request_id=seen["request_id"],
-                              account=secret_id, action=name, key_id=seen.get("key_id"),
-                              result=STARTED, latency_ms=None)
+            self.audit.intent(seen["request_id"], secret_id, name, seen.get("key_id"))
             seen["intent"] = True
         return spec.handler(ctx, params, target)
 

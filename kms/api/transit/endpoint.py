@@ -17,7 +17,7 @@ from starlette.routing import Route
 from kms import aead, errors
 from kms.api.lane import ClientGone, read_body
 from kms.api.transit.responses import envelope, envelope_parts, envelope_raw, failure, new_request_id
-from kms.audit import STARTED, AuditLog
+from kms.audit import AuditLog
 from kms.service.keys import KeyService, check_state
 from kms.service.policies import (ANY, REENCRYPT_DESTINATION, REENCRYPT_SOURCE, RESTORE,
                                   PolicyService, alias_resource, key_resource)
@@ -213,24 +213,18 @@ class Transit:
         (503); a change whose intent is on record is answered as it is."""
         if self.audit is None:
             return response
-        try:
-            await self.audit.append(time=round(time.time(), 3), request_id=seen.get("request_id"),
-                                    account=seen.get("account"), action=seen.get("action"),
-                                    key_id=seen.get("key_id"), result=str(response.status_code),
-                                    latency_ms=round((time.perf_counter() - started) * 1000, 3))
-        except errors.AuditUnavailable as exc:
-            log.error("request %s: %s", seen.get("request_id"), exc)
-            if not seen.get("intent"):
-                return error(503, [AUDIT_DOWN])
-        return response
+        withheld = await self.audit.outcome(bool(seen.get("intent")), request_id=seen.get("request_id"),
+                                            account=seen.get("account"), action=seen.get("action"),
+                                            key_id=seen.get("key_id"), result=str(response.status_code),
+                                            latency_ms=round((time.perf_counter() - started) * 1000, 3))
+        return response if withheld is None else error(503, [AUDIT_DOWN])
 
     def intent(self, seen: Dict[str, Any]) -> None:
         """Put a state change on record before it is made (authorized by
         then); AuditUnavailable, and nothing is changed, if it cannot be."""
         if self.audit is not None:
-            self.audit.record(time=round(time.time(), 3), request_id=seen.get("request_id"),
-                              account=seen.get("account"), action=seen.get("action"),
-                              key_id=seen.get("key_id"), result=STARTED, latency_ms=None)
+            self.audit.intent(seen.get("request_id"), seen.get("account"), seen.get("action"),
+                              seen.get("key_id"))
             seen["intent"] = True
 
     def _scanned(self, handler: Callable[..., Response], data: bytes) -> Optional["ScannedBatch"]:
