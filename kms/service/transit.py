@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, utils
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -283,18 +283,16 @@ class TransitService:
         record = self.record(name)
         if record is None:
             raise TransitError(f"error deleting policy {name}: could not delete key; not found")
-        if not self.transit_lifecycle(record):
-            raise TransitError(f"error deleting policy {name}: {KMS_GUARANTEED}")
-        if not self.settings(record)["deletion_allowed"]:
-            raise TransitError(f"error deleting policy {name}: deletion is not allowed for this key")
         key_id = record["id"]
 
         def build() -> List[Op]:
             current = self.store.get("key", key_id)
             if current is None:
                 return []
-            # Checked again on the latest state, under the store lock.
-            if not (self.transit_lifecycle(current) and self.settings(current)["deletion_allowed"]):
+            # Checked on the latest state, under the store lock.
+            if not self.transit_lifecycle(current):
+                raise TransitError(f"error deleting policy {name}: {KMS_GUARANTEED}")
+            if not self.settings(current)["deletion_allowed"]:
                 raise TransitError(f"error deleting policy {name}: deletion is not allowed for this key")
             ops = [Op("del", "key", key_id), Op("del", "alias", current["alias"])]
             return ops + [Op("del", "ver", f"{key_id}/{v}") for v in range(1, current["latest"] + 1)]
@@ -916,5 +914,4 @@ def _material_fits(meta: Dict[str, Any], material: bytes) -> bool:
         return False
     if meta["kind"] == "ecdsa-p256":
         return isinstance(private, ec.EllipticCurvePrivateKey) and private.curve.name == "secp256r1"
-    from cryptography.hazmat.primitives.asymmetric import rsa
     return isinstance(private, rsa.RSAPrivateKey) and private.key_size == 2048
