@@ -32,10 +32,10 @@ from kms import errors
 from kms.clock import Clock
 from kms.durable import replace_file
 from kms.rootkey import FileRootKey, RootKeyError, Wrapper, hand_over, source_for
-from kms.service.accounts import AccountService, Build, build_together
+from kms.service.accounts import AccountService
 from kms.service.keys import KeyService
 from kms.service.tokens import TokenService
-from kms.store import LogStore, Op
+from kms.store import Build, LogStore, Op, build_together
 
 CANARY = b"kms root key check"
 CREDENTIALS_FILE = "root-credentials.json"

@@ -7,65 +7,21 @@ kind is "root", "user" (a sub-account) or "service" (owns service-managed keys).
 Names are unique: tokens, policies and service-owned keys find accounts by
 name, so two accounts of one name would be confused with each other.
 
-Changes that must land together (the root account and its first token) are
-built as Build functions and committed as one store record by
-commit_together; each Build sees the records the Builds before it put, and
-checks its preconditions against that.
+prepare() gives the account's Build (kms.store.staged), so an account can be
+committed in one record with other changes (the root account with its first
+token).
 """
 import os
 import secrets
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from kms import errors
 from kms.rootkey import Wrapper
 from kms.service.keys import ALIAS_RE
-from kms.store import LogStore, Op
+from kms.store import Build, LogStore, Op, Staged, commit_together
 
 KINDS = ("root", "user", "service")
 NAME_MAX = 128
-
-
-class Staged:
-    """The store as it will read once `ops` (built earlier in the same
-    commit) are applied; read-only."""
-
-    def __init__(self, store: LogStore, ops: Sequence[Op]) -> None:
-        self._store = store
-        self._ops = ops
-
-    def get(self, namespace: str, id: str) -> Any:
-        for op in reversed(self._ops):  # the latest op on an id decides
-            if op.namespace == namespace and op.id == id:
-                return op.value if op.op == "put" else None
-        return self._store.get(namespace, id)
-
-    def items(self, namespace: str) -> Dict[str, Any]:
-        merged = dict(self._store.items(namespace))
-        for op in self._ops:
-            if op.namespace == namespace:
-                if op.op == "put":
-                    merged[op.id] = op.value
-                else:
-                    merged.pop(op.id, None)
-        return merged
-
-
-# Called under the store's exclusive lock on up-to-date state; raises to
-# abort the whole commit, else returns its ops.
-Build = Callable[[Staged], List[Op]]
-
-
-def build_together(store: LogStore, builds: Sequence[Build]) -> List[Op]:
-    """The ops of every build, in order; for use inside a commit's build."""
-    ops: List[Op] = []
-    for build in builds:
-        ops += build(Staged(store, ops))
-    return ops
-
-
-def commit_together(store: LogStore, builds: Sequence[Build]) -> List[Op]:
-    """One atomic record holding every build's ops, or nothing at all."""
-    return store.commit(lambda: build_together(store, builds))
 
 
 def new_secret_id() -> str:

@@ -21,8 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from kms import errors
 from kms.clock import Clock
-from kms.service.accounts import Build, Staged, commit_together
-from kms.store import LogStore, Op
+from kms.store import Build, LogStore, Op, Staged, commit_together
 
 ACCESSOR_BYTES = 12
 # A TTL beyond this is a typo, not a plan; 0 still means "never expires".
