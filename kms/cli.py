@@ -13,13 +13,14 @@ import sys
 from typing import Callable, List, Optional, TypeVar
 
 from kms import errors
+from kms.api.tencent.replay import PROBE as REPLAY_PROBE
 from kms.service.tokens import MAX_TTL
 
 MAX_WORKERS = 256
-# The replay table is searched in runs of 128 slots (kms.api.tencent.replay
-# PROBE), so fewer slots than that make no sense; 2^26 slots of 16 bytes are
-# a 1 GiB preallocated file, enough for about 100,000 signed requests a second.
-MIN_REPLAY_SLOTS, MAX_REPLAY_SLOTS = 128, 1 << 26
+# The replay table is searched in runs of PROBE slots, so fewer slots than
+# that make no sense; 2^26 slots of 16 bytes are a 1 GiB preallocated file,
+# enough for about 100,000 signed requests a second.
+MIN_REPLAY_SLOTS, MAX_REPLAY_SLOTS = REPLAY_PROBE, 1 << 26
 
 
 def _info(args: argparse.Namespace) -> int:

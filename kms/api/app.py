@@ -20,7 +20,6 @@ from kms.api.tencent.replay import SLOTS as REPLAY_SLOTS, SharedSeen
 from kms.api.bulk import Bulk
 from kms.api.lane import Lane
 from kms.api.transit.endpoint import Transit
-from kms.service.tokens import TokenService
 from kms.audit import AuditLog
 from kms.server import Runtime, open_data_dir
 from kms.store import Op
@@ -97,7 +96,7 @@ def create_app(runtime: Runtime, test_clock: bool = False,
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    transit = Transit(runtime.keys, TokenService(runtime.store, runtime.clock), audit,
+    transit = Transit(runtime.keys, runtime.tokens, audit,
                       before_request=sync_clock if test_clock else None)
     routes = [Route("/", tencent_action, methods=["POST", "GET"]),
               Route("/health", health, methods=["GET"])]
