@@ -426,31 +426,6 @@ def test_resizing_keeps_live_signatures(tmp_path):
     again.close()
 
 
-def test_a_table_of_the_previous_format_is_recreated_keeping_its_signatures(tmp_path):
-    """The format before action tags (KMSRPL02: 16-byte slots of fingerprint
-    and 64-bit expiry): an upgrade must not forget the last five minutes.
-    Its first actions are unknown, so its signatures are reused only under
-    a metadata read, and never change state."""
-    path = tmp_path / "replay.table"
-    now = time.time()
-    live, expired = "ab" * 32, "cd" * 32
-    keyed = signing.LocalSeen(slots=64, key=TABLE_KEY)  # same fingerprints as the file's key
-    old = bytearray(16 + 64 * 16)
-    old[:16] = b"KMSRPL02" + (64).to_bytes(8, "little")
-    for n, (sig, expiry) in enumerate([(live, int(now) + 300), (expired, int(now) - 5)]):
-        old[16 + 16 * n:32 + 16 * n] = keyed.fingerprint(sig).to_bytes(8, "little") + expiry.to_bytes(8, "little")
-    path.write_bytes(bytes(old))
-    table = SharedSeen(str(path), slots=64, key=TABLE_KEY)
-    try:
-        assert path.read_bytes()[:8] == b"KMSRPL03" and os.path.getsize(path) == 16 + 64 * 16
-        assert [(fp, tag) for fp, _, tag in table.live(now)] == [(keyed.fingerprint(live), replay.UNKNOWN_ACTION)]
-        for action in ("Decrypt", "ReEncrypt", "GenerateRandom"):
-            assert table.use(live, action, int(now) + 300, now) is Use.OTHER
-        assert table.use(expired, "Decrypt", int(now) + 300, now) is Use.NEW
-    finally:
-        table.close()
-
-
 def test_the_local_table_is_bounded_too():
     table = signing.LocalSeen(slots=4)
     assert [table.use(f"s{n}", "Encrypt", T0 + 300, T0) for n in range(5)] == [Use.NEW] * 4 + [Use.FULL]

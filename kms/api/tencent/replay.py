@@ -11,18 +11,17 @@ The table is a fixed array of 16-byte slots (SLOT, little-endian):
                  after which the signature is refused as expired anyway, its
                  X-TC-Timestamp plus signing.WINDOW_SECONDS
     bytes 12-15  action tag: keyed hash of the signature with the action it
-                 was first used under (0: not known, for entries carried
-                 over from the format before tags)
+                 was first used under
 
 The server's copy is a memory-mapped file (replay.table, 0600, preallocated
 so that a full disk cannot turn a page fault into SIGBUS) guarded by an
 flock, so a replay is caught whichever worker it reaches, and memory stays
 bounded under any load. The file starts with a 16-byte header (magic,
 number of slots); a file of another size or format is re-created at the
-right size, carrying over the live entries of a table that was only resized
-or is of the previous format (KMSRPL02, whose entries get tag 0, which
-matches no action), so that a restart never forgets a signature of the last
-five minutes.
+right size, carrying over the live entries of a table that was only resized,
+so that a restart never forgets a signature of the last five minutes. (The
+format before this one, without a header, held unkeyed fingerprints that
+mean nothing under the key: it is re-created empty.)
 
 The action tag hashes the signature along with the action, rather than the
 action alone, so that no two actions share a tag for good: under one key a
@@ -74,14 +73,8 @@ PROBE = 128
 MAX_LIFETIME = 600
 
 SLOT = struct.Struct("<QII")  # fingerprint, expiry second, action tag
-UNKNOWN_ACTION = 0  # the tag of an entry whose first action is not known
 _HEADER = struct.Struct("<8sQ")  # magic, number of slots
 _MAGIC = b"KMSRPL03"
-# The previous format: the same header and fingerprints, slots of
-# (fingerprint, expiry as 64 bits) without an action. Its entries are carried
-# over. The first format (no header, unkeyed) is re-created empty.
-_MAGIC_V2 = b"KMSRPL02"
-_SLOT_V2 = struct.Struct("<QQ")
 
 Entry = Tuple[int, int, int]  # fingerprint, expiry, action tag
 
@@ -166,7 +159,7 @@ class SlotTable(Slots):
         # signature is hex, so "\n" cannot be part of it.
         digest = hashlib.blake2b(f"{signature}\n{action}".encode(), digest_size=4,
                                  key=self._key, person=b"kms-replay-act").digest()
-        return int.from_bytes(digest, "little") or 1  # 0 is UNKNOWN_ACTION
+        return int.from_bytes(digest, "little")
 
     def use(self, signature: str, action: str, expires: int, now: float) -> Use:
         """Record a verified signature, presented under `action`, that stays
@@ -225,19 +218,11 @@ class SharedSeen(SlotTable):
             written += os.pwrite(self._fd, view[written:], written)
 
     def _carried_over(self, magic: bytes, old_slots: int, current: int) -> List[Entry]:
-        """The live entries of a table of this format or the previous one, as
-        entries of this format; none of a file of any other shape."""
+        """The live entries of a table of this format (of another size);
+        none of a file of any other shape."""
         if magic == _MAGIC and current == _HEADER.size + old_slots * SLOT.size:
             with mmap.mmap(self._fd, current, access=mmap.ACCESS_READ) as old:
                 return Slots(old, _HEADER.size, old_slots).live(time.time())
-        if magic == _MAGIC_V2 and current == _HEADER.size + old_slots * _SLOT_V2.size:
-            now = time.time()
-            with mmap.mmap(self._fd, current, access=mmap.ACCESS_READ) as old:
-                # Same fingerprints (same key and hash); the first action was
-                # not recorded, so no action counts as the same one.
-                return [(fp, expiry, UNKNOWN_ACTION)
-                        for fp, expiry in _SLOT_V2.iter_unpack(old[_HEADER.size:current])
-                        if fp != 0 and _is_live(expiry, now)]
         return []
 
     @contextmanager
