@@ -34,8 +34,9 @@ def two_workers(tmp_path_factory):
 
 
 def sessions_on_every_worker(server, workers=2):
-    """Keep-alive sessions, at least one per worker: each connection stays
-    with the worker that accepted it, so each is a probe into one worker."""
+    """(worker pid, keep-alive session) pairs, at least one per worker: each
+    connection stays with the worker that accepted it, so each is a probe
+    into one worker."""
     pinned = {}
     for _ in range(100):
         session = requests.Session()
@@ -44,7 +45,7 @@ def sessions_on_every_worker(server, workers=2):
         if len(pinned) == workers and all(len(s) >= 2 for s in pinned.values()):
             break
     assert len(pinned) == workers, "could not reach every worker"
-    return pinned
+    return [(pid, session) for pid, sessions in pinned.items() for session in sessions]
 
 
 def probe(session, server, token):
@@ -82,14 +83,12 @@ def test_a_revoked_token_is_refused_by_every_worker_from_the_next_request(two_wo
     doomed = new_token(capsys, server, "revoked-app")
     kept = new_token(capsys, server, "revoked-app")
     pinned = sessions_on_every_worker(server)
-    for sessions in pinned.values():
-        assert all(probe(s, server, doomed["token"]) == 200 for s in sessions)
+    assert all(probe(session, server, doomed["token"]) == 200 for _, session in pinned)
     assert cli_json(capsys, "tokens", "revoke", doomed["accessor"],
                     "--data-dir", server.data_dir) == {"revoked": [doomed["accessor"]]}
-    for pid, sessions in pinned.items():
-        for session in sessions:
-            for _ in range(20):
-                assert probe(session, server, doomed["token"]) == 403, f"worker {pid} still accepts it"
+    for pid, session in pinned:
+        for _ in range(20):
+            assert probe(session, server, doomed["token"]) == 403, f"worker {pid} still accepts it"
     # New connections, wherever they land, and the bulk and transit routes too.
     for _ in range(100):
         assert lookup_self(server, doomed["token"]) == 403
@@ -115,32 +114,29 @@ def test_revoking_an_accounts_tokens_leaves_the_others(two_workers, capsys):
     revoked = cli_json(capsys, "tokens", "revoke", "--account", "all-revoked", "--data-dir", server.data_dir)
     assert sorted(revoked["revoked"]) == sorted(t["accessor"] for t in tokens)
     pinned = sessions_on_every_worker(server)
-    for sessions in pinned.values():
-        for session in sessions:
-            assert all(probe(session, server, t["token"]) == 403 for t in tokens)
-            assert probe(session, server, other["token"]) == 200
-            assert probe(session, server, ROOT_TOKEN) == 200
+    for _, session in pinned:
+        assert all(probe(session, server, t["token"]) == 403 for t in tokens)
+        assert probe(session, server, other["token"]) == 200
+        assert probe(session, server, ROOT_TOKEN) == 200
 
 
 def test_token_service_revoke_ends_the_presented_token(two_workers, capsys):
     from kms.server import open_data_dir
-    from kms.service.tokens import TokenService
 
     server = two_workers
     issued = new_token(capsys, server, "root")
     pinned = sessions_on_every_worker(server)
     runtime = open_data_dir(server.data_dir, initialise=False)
     try:
-        tokens = TokenService(runtime.store, runtime.clock)
+        tokens = runtime.tokens
         assert tokens.revoke(issued["token"]) is True
         assert tokens.revoke(issued["token"]) is False  # gone already
         assert tokens.revoke("kms.never-issued-token-0000000") is False
     finally:
         runtime.store.close()
-    for sessions in pinned.values():
-        for session in sessions:
-            assert probe(session, server, issued["token"]) == 403
-            assert probe(session, server, ROOT_TOKEN) == 200
+    for _, session in pinned:
+        assert probe(session, server, issued["token"]) == 403
+        assert probe(session, server, ROOT_TOKEN) == 200
 
 
 def test_revoke_self_ends_the_presented_token_in_every_worker(two_workers, capsys):
@@ -150,10 +146,9 @@ def test_revoke_self_ends_the_presented_token_in_every_worker(two_workers, capsy
     r = requests.post(f"http://{server.endpoint}/v1/auth/token/revoke-self",
                       headers={"X-Vault-Token": issued["token"]}, timeout=10)
     assert r.status_code == 204, r.text
-    for sessions in pinned.values():
-        for session in sessions:
-            assert probe(session, server, issued["token"]) == 403
-            assert probe(session, server, ROOT_TOKEN) == 200
+    for _, session in pinned:
+        assert probe(session, server, issued["token"]) == 403
+        assert probe(session, server, ROOT_TOKEN) == 200
 
 
 def test_deleting_an_account_takes_its_tokens(two_workers, capsys):
@@ -183,12 +178,11 @@ def test_rotate_root_replaces_every_root_token_and_rewrites_the_file(tmp_path, c
         pinned = sessions_on_every_worker(server)
         rotated = cli_json(capsys, "tokens", "rotate-root", "--data-dir", data)
         assert credentials_file(data) == {"Token": rotated["token"]}
-        for sessions in pinned.values():
-            for session in sessions:
-                assert probe(session, server, first) == 403
-                assert probe(session, server, second) == 403
-                assert probe(session, server, rotated["token"]) == 200
-                assert probe(session, server, survivor) == 200
+        for _, session in pinned:
+            assert probe(session, server, first) == 403
+            assert probe(session, server, second) == 403
+            assert probe(session, server, rotated["token"]) == 200
+            assert probe(session, server, survivor) == 200
         root_tokens = cli_json(capsys, "tokens", "list", "--account", "root", "--data-dir", data)
         assert [t["accessor"] for t in root_tokens] == [rotated["accessor"]]
     finally:
