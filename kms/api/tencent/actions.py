@@ -21,8 +21,6 @@ STATE_FILTER = {1: ENABLED, 2: DISABLED, 3: PENDING_DELETE, 4: PENDING_IMPORT, 5
 LISTED_BY_LIST_KEYS = (ENABLED, DISABLED, PENDING_IMPORT)
 DATA_KEY_SPECS = {"AES_128": 16, "AES_256": 32}
 
-__all__ = ["ACTIONS", "Action", "Context"]
-
 # handler(ctx, params, target): target is what the action's reader returned
 # and the policy check passed; the handler acts on it and on nothing else.
 Handler = Callable[[Context, Params, Any], Dict[str, Any]]
