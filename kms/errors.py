@@ -74,12 +74,26 @@ class BackendUnavailable(InternalError, RuntimeError):
     code = "backend_unavailable"
 
 
-class AuditUnavailable(KMSError):
+class ServiceUnavailable(KMSError):
+    """Something the service needs is failing for now (a full or read-only
+    disk): the call changed nothing, the caller is told to retry later, not
+    that it erred, and service comes back by itself once the cause is gone."""
+
+    code = "service_unavailable"
+
+
+class AuditUnavailable(ServiceUnavailable):
     """The audit log cannot be written. Nothing is done, or acknowledged,
-    without its audit record: the caller is told the service is unavailable
-    for now (not that it erred)."""
+    without its audit record."""
 
     code = "audit_unavailable"
+
+
+class StoreUnavailable(ServiceUnavailable):
+    """The key store cannot be written (no space, read-only, gone): the
+    failed write was cut back, nothing was changed; reads go on."""
+
+    code = "store_unavailable"
 
 
 class StoreCorrupt(InternalError):

@@ -104,7 +104,7 @@ class Bulk:
             response = await run_in_threadpool(self._run, handler, request, data, seen)
         except HTTPError as exc:
             response = _reply({"errors": exc.messages}, exc.status)
-        except errors.AuditUnavailable as exc:
+        except errors.ServiceUnavailable as exc:
             response = _reply({"errors": [str(exc)]}, 503)
         except TransitError as exc:
             response = _reply({"errors": [str(exc)]}, 400)

@@ -4,7 +4,6 @@ Every answer is HTTP 200 with Content-Type exactly application/json (the
 SDK ignores errors under any other type) and the {"Response": ...} envelope
 carrying a RequestId. Bad input of any kind gets a specific error code.
 """
-import json
 import logging
 import time
 import uuid
@@ -14,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from kms.api import jsonbody
 from kms.api.tencent.access import Context
 from kms.api.tencent.action_kinds import changes_state
 from kms.api.tencent.actions import ACTIONS
@@ -151,9 +151,9 @@ def _parse(body: bytes) -> Params:
     if not body:
         return Params({})
     try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise TencentError("InvalidParameter", "the request body is not valid JSON") from None
+        value = jsonbody.loads(body)
+    except jsonbody.BodyError as exc:
+        raise TencentError("InvalidParameter", str(exc)) from None
     if not isinstance(value, dict):
         raise TencentError("InvalidParameter", "the request body must be a JSON object")
     return Params(value)

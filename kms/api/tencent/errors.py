@@ -42,7 +42,7 @@ CODES = [
     (errors.MaterialMismatch, "InvalidParameterValue.MaterialNotMatch"),
     (errors.UnsupportedOperation, "UnsupportedOperation"),
     (errors.PermissionDenied, "UnauthorizedOperation"),
-    (errors.AuditUnavailable, "UnsupportedOperation.ServiceTemporaryUnavailable"),
+    (errors.ServiceUnavailable, "UnsupportedOperation.ServiceTemporaryUnavailable"),
     (errors.InvalidParameter, "InvalidParameter"),
     (errors.InvalidRequest, "InvalidParameter"),
 ]

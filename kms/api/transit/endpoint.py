@@ -4,7 +4,6 @@ the success envelope, {"errors": [...]} failures with OpenBao's status codes,
 and batch_input with per-item results.
 """
 import base64
-import json
 import logging
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -15,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kms import aead, errors
+from kms.api import jsonbody
 from kms.api.lane import ClientGone, read_body
 from kms.api.transit.responses import envelope, envelope_parts, envelope_raw, failure, new_request_id
 from kms.audit import AuditLog
@@ -70,8 +70,8 @@ def parse_json(data: bytes) -> Dict[str, Any]:
     if not data.strip():
         return {}
     try:
-        body = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+        body = jsonbody.loads(data)
+    except jsonbody.BodyError as exc:
         raise HTTPError(400, [f"failed to decode JSON input: {exc}"]) from None
     if not isinstance(body, dict):
         raise HTTPError(400, ["failed to decode JSON input: body must be an object"])
@@ -196,6 +196,8 @@ class Transit:
             response = failure(400, [str(exc)])
         except errors.AuditUnavailable:
             response = failure(503, [AUDIT_DOWN])
+        except errors.ServiceUnavailable as exc:
+            response = failure(503, [str(exc)])
         except errors.KMSError as exc:
             status = 500 if isinstance(exc, errors.InternalError) else 400
             response = failure(status, [str(exc) if status == 400 else "internal error"])
