@@ -107,8 +107,8 @@ class ImportService:
 
     def delete_material(self, key_id: str) -> None:
         self._external(key_id)
-        self.keys._change(key_id, "delete_material", self._drop_material)
-        self.store.compact()  # the wrapped material leaves the disk too
+        # compact: the wrapped material leaves the disk too
+        self.keys._change(key_id, "delete_material", self._drop_material, compact=True)
 
     def _drop_material(self, record: Dict[str, Any]) -> List[Op]:
         record.update(state=PENDING_IMPORT, valid_to=0)

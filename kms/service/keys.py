@@ -197,9 +197,10 @@ class KeyService:
         return box
 
     def _change(self, key_id: str, operation: str,
-                mutate: Callable[[Dict[str, Any]], List[Op]]) -> Dict[str, Any]:
+                mutate: Callable[[Dict[str, Any]], List[Op]], compact: bool = False) -> Dict[str, Any]:
         """Check the state rule and apply mutate() to a copy of the record,
-        all under the store lock on the latest state."""
+        all under the store lock on the latest state (compact: see
+        LogStore.commit)."""
         out: Dict[str, Any] = {}
 
         def build() -> List[Op]:
@@ -209,7 +210,7 @@ class KeyService:
             out.update(record)
             return [Op("put", "key", key_id, record)] + extra
 
-        self.store.commit(build)
+        self.store.commit(build, compact=compact)
         return out
 
     def _new_version_ops(self, key_id: str, version: int, material: bytes,
@@ -526,10 +527,7 @@ class KeyService:
             ops += [Op("del", "ver", f"{key_id}/{v}") for v in range(1, record["latest"] + 1)]
             return ops
 
-        if not self.store.commit(build):
-            return False
-        self.store.compact()
-        return True
+        return bool(self.store.commit(build, compact=True))
 
 
 def b64encode(data: bytes) -> str:

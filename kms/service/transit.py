@@ -297,8 +297,7 @@ class TransitService:
             ops = [Op("del", "key", key_id), Op("del", "alias", current["alias"])]
             return ops + [Op("del", "ver", f"{key_id}/{v}") for v in range(1, current["latest"] + 1)]
 
-        self.store.commit(build)
-        self.store.compact()  # the wrapped material leaves the disk
+        self.store.commit(build, compact=True)  # the wrapped material leaves the disk
 
     # ---- cryptography ------------------------------------------------------
 
@@ -739,9 +738,7 @@ class TransitExtras:
             rec["transit"] = {**s, "min_available_version": target}
             return [Op("del", "ver", f"{rec['id']}/{v}") for v in range(1, target)]
 
-        updated = self.keys._change(record["id"], "update", mutate)
-        self.store.compact()  # trimmed versions leave the disk
-        return updated
+        return self.keys._change(record["id"], "update", mutate, compact=True)  # trimmed versions leave the disk
 
     def export(self, record: Dict[str, Any], kind: str, version: Optional[str]) -> Dict[str, Any]:
         s = self.transit.settings(record)

@@ -181,11 +181,12 @@ class LogStore:
 
     # ---- writing -----------------------------------------------------------
 
-    def commit(self, build: Callable[[], List[Op]]) -> List[Op]:
+    def commit(self, build: Callable[[], List[Op]], compact: bool = False) -> List[Op]:
         """Atomically apply the ops that build() returns. build runs under
         the exclusive lock on fully up-to-date state, so it can check
         preconditions (raising aborts with nothing written). The record is
-        on disk (fsync) before this returns."""
+        on disk (fsync) before this returns. compact: the change must also
+        leave no trace of removed values on disk (the log is rewritten)."""
         with self._locked(fcntl.LOCK_EX):
             self._sync_file()
             ops = build()
@@ -199,7 +200,7 @@ class LogStore:
             os.fsync(self._fd)
             self._offset += len(record)
             self._apply(ops)
-            if self._offset > max(COMPACT_MIN_BYTES, COMPACT_FACTOR * self._live_bytes):
+            if compact or self._offset > max(COMPACT_MIN_BYTES, COMPACT_FACTOR * self._live_bytes):
                 self._compact_locked()
         return ops
 
