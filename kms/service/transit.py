@@ -19,9 +19,9 @@ import hmac
 import json
 import os
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -30,11 +30,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from kms import b64text, errors
 from kms.aead import AESGCM
 from kms.keys import material as materials
-from kms.service.keys import (ENABLED, PENDING_DELETE, USAGE_SYMMETRIC, KeyService,
-                              check_state)
+from kms.service.keys import (ALIAS_RE, ENABLED, PENDING_DELETE, SERVICE_ALIAS_PREFIX,
+                              USAGE_SYMMETRIC, KeyService, check_state)
 from kms.store import Op
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_\-.@]*[A-Za-z0-9_])?$")
+# One naming rule for a key in both APIs: a transit name is a Tencent alias
+# (kms.service.keys.ALIAS_RE), so every key made here can be named there.
+NAME_RULE = "1 to 60 characters of A-Z a-z 0-9 - _, starting with a letter or digit"
 # Key types: material kind and size, what each can do, and the CMK usage
 # they appear under in the Tencent API.
 KEY_TYPES: Dict[str, Dict[str, Any]] = {
@@ -67,6 +69,13 @@ MANAGED_BY = "transit"
 KMS_GUARANTEED = ("this key was not created through transit; its material cannot be made exportable "
                   "and it can be deleted only by scheduling its deletion (ScheduleKeyDeletion)")
 TOO_OLD = "ciphertext or signature version is disallowed by policy (too old)"
+MISSING_CONTEXT = ("missing 'context' for key derivation; the key was created using a derived key, "
+                   "which means additional, per-request information must be included in order "
+                   "to perform operations with the key")
+# RSA-OAEP with SHA-256 under a 2048-bit key: 256 - 2 * 32 - 2 bytes.
+RSA_MAX_PLAINTEXT = 190
+# The digits of a version in "vault:v<N>:": a 64-bit number at most.
+MAX_VERSION_DIGITS = 19
 
 
 class TransitError(errors.InvalidRequest):
@@ -75,11 +84,11 @@ class TransitError(errors.InvalidRequest):
     code = "transit_error"
 
 
-def b64decode(value: Any, what: str = "input") -> bytes:
+def b64decode(value: Optional[str], what: str = "input") -> bytes:
     if value is None:
         return b""
-    if not isinstance(value, str):
-        value = str(value)
+    if not isinstance(value, str):  # the adapters' parameter readers give strings
+        raise TransitError(f"{what} must be a string")
     value = value.rstrip("\r\n")
     decoded = b64text.decode(value)
     if decoded is None:
@@ -92,9 +101,9 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def check_name(name: str) -> str:
-    if not NAME_RE.match(name):
-        raise errors.InvalidParameter(f"invalid key name {name!r}")
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not ALIAS_RE.match(name):
+        raise TransitError(f"invalid key name: a key name is {NAME_RULE}")
     return name
 
 
@@ -155,18 +164,9 @@ class TransitService:
         existing = self.record(name)
         if existing is not None:
             return existing
-        if key_type not in KEY_TYPES:
-            raise TransitError(f"unknown key type {key_type}")
+        settings = self.new_settings(key_type, derived, convergent, exportable,
+                                     allow_plaintext_backup, auto_rotate_period)
         meta = KEY_TYPES[key_type]
-        if derived and not meta["derive"]:
-            raise TransitError(f"key derivation is not supported for key type {key_type}")
-        if convergent and not derived:
-            raise TransitError("convergent encryption requires derivation to be enabled")
-        if auto_rotate_period and auto_rotate_period < 3600:
-            raise TransitError("auto rotate period must be 0 to disable or at least an hour")
-        settings = {"type": key_type, "derived": derived, "convergent_encryption": convergent,
-                    "exportable": exportable, "allow_plaintext_backup": allow_plaintext_backup,
-                    "auto_rotate_period": auto_rotate_period}
         try:
             return self.keys._create(name, "transit key", meta["usage"], False, {}, owner="user",
                                      creator=creator, material_bytes=meta["size"],
@@ -177,6 +177,49 @@ class TransitService:
             if record is None:
                 raise
             return record
+
+    @staticmethod
+    def new_settings(key_type: str, derived: bool = False, convergent: bool = False,
+                     exportable: bool = False, allow_plaintext_backup: bool = False,
+                     auto_rotate_period: int = 0) -> Dict[str, Any]:
+        """A new key's transit settings, once they fit together."""
+        if key_type not in KEY_TYPES:
+            raise TransitError(f"unknown key type {key_type}")
+        meta = KEY_TYPES[key_type]
+        if derived and not meta["derive"]:
+            raise TransitError(f"key derivation is not supported for key type {key_type}")
+        if convergent and not derived:
+            raise TransitError("convergent encryption requires derivation to be enabled")
+        if auto_rotate_period and auto_rotate_period < 3600:
+            raise TransitError("auto rotate period must be 0 to disable or at least an hour")
+        return {"type": key_type, "derived": derived, "convergent_encryption": convergent,
+                "exportable": exportable, "allow_plaintext_backup": allow_plaintext_backup,
+                "auto_rotate_period": auto_rotate_period}
+
+    def upsert_for_encrypt(self, name: str, items: Sequence[Dict[str, Any]], key_type: str,
+                           convergent: bool, creator: str,
+                           before_create: Callable[[], None]) -> Tuple[Optional[Dict[str, Any]], List[Item]]:
+        """Vault's upsert: a missing key created by its first encryption, as
+        one step that either happens or does not. Every item is checked
+        against the key that would be made (type, derivation, base64,
+        version) before anything is stored, and the key is created only when
+        at least one item will be sealed. Returns the key (None: nothing was
+        created) and each item's check, its error set where it failed."""
+        check_name(name)
+        derived = bool(items[0].get("context"))  # Vault derives when the first use has a context
+        settings = {**DEFAULTS, **self.new_settings(key_type, derived, convergent)}
+        kind = self._require_encryption(settings, "encryption")
+        first = {"latest": 1}  # the key as its creation leaves it
+        checked = [Item() for _ in items]
+        for item, result in zip(items, checked):
+            try:
+                self._prepare(first, settings, kind, item)
+            except errors.KMSError as exc:
+                result.error = str(exc)
+        if all(result.error is not None for result in checked):
+            return None, checked
+        before_create()
+        return self.create(name, key_type, derived, convergent, creator=creator), checked
 
     def describe(self, record: Dict[str, Any]) -> Dict[str, Any]:
         s = self.settings(record)
@@ -214,12 +257,15 @@ class TransitService:
         return data
 
     def names(self) -> List[str]:
+        """The keys transit serves. Service-managed keys (service/NAME) are
+        left out: no transit or bulk path can name them."""
         return sorted(r["alias"] for r in self.store.items("key").values()
-                      if r["state"] != PENDING_DELETE and r["usage"] in USAGES)
+                      if r["state"] != PENDING_DELETE and r["usage"] in USAGES
+                      and not r["alias"].startswith(SERVICE_ALIAS_PREFIX))
 
     def configure(self, name: str, params: Dict[str, Any]) -> Tuple[Dict[str, Any], List[str]]:
-        """Apply the parameters present, all or nothing. Returns the record
-        and any warnings."""
+        """Apply the settings given (typed: integers, booleans, seconds), all
+        or nothing. Returns the record and any warnings."""
         if self.record(name) is None:
             raise TransitError(f"no existing key named {name} could be found")
         warnings: List[str] = []
@@ -228,7 +274,7 @@ class TransitService:
             s = self.settings(record)
             new = dict(s)
             if "min_decryption_version" in params:
-                value = _int(params["min_decryption_version"], "min_decryption_version")
+                value = int(params["min_decryption_version"])
                 if value < 0:
                     raise TransitError("min decryption version must not be negative")
                 if value == 0:
@@ -242,7 +288,7 @@ class TransitService:
                     raise TransitError("min decryption version should not be less then min available version")
                 new["min_decryption_version"] = value
             if "min_encryption_version" in params:
-                value = _int(params["min_encryption_version"], "min_encryption_version")
+                value = int(params["min_encryption_version"])
                 if value < 0 or value > record["latest"]:
                     raise TransitError(f"cannot set min encryption version of {value}, latest key version "
                                        f"is {record['latest']}")
@@ -254,15 +300,15 @@ class TransitService:
                     f"version of {new['min_decryption_version']}")
             for flag in ("deletion_allowed",):
                 if flag in params:
-                    new[flag] = _bool(params[flag], flag)
+                    new[flag] = bool(params[flag])
             for flag in ("exportable", "allow_plaintext_backup"):  # one way: on stays on
-                if flag in params and _bool(params[flag], flag):
+                if flag in params and params[flag]:
                     new[flag] = True
             if not self.transit_lifecycle(record) and any(
                     new[f] for f in ("deletion_allowed", "exportable", "allow_plaintext_backup")):
                 raise TransitError(KMS_GUARANTEED)
             if "auto_rotate_period" in params:
-                period = duration(params["auto_rotate_period"])
+                period = int(params["auto_rotate_period"])
                 if period and period < 3600:
                     raise TransitError("auto rotate period must be 0 to disable or at least an hour")
                 new["auto_rotate_period"] = period
@@ -311,9 +357,7 @@ class TransitService:
                 return ChaCha20Poly1305(self.keys.material(record["id"], version)), None
             return self.keys.box(record["id"], version), None
         if not context:
-            raise TransitError("missing 'context' for key derivation; the key was created using a derived key, "
-                               "which means additional, per-request information must be included in order "
-                               "to perform operations with the key")
+            raise TransitError(MISSING_CONTEXT)
         size = TYPES[s["type"]]
         material = self.keys.material(record["id"], version)
         length = size + 32 if s["convergent_encryption"] else size
@@ -335,13 +379,8 @@ class TransitService:
         groups: Dict[int, List[Tuple[int, bytes, bytes]]] = {}
         for i, item in enumerate(items):
             try:
-                version = self._encryption_version(record, s, item.get("key_version"))
-                plaintext = b64decode(item.get("plaintext"), "plaintext")
-                aad = b64decode(item.get("associated_data"), "associated_data")
-                context = b64decode(item.get("context"), "context")
+                version, plaintext, aad, context = self._prepare(record, s, kind, item)
                 if kind == "rsa-2048":
-                    if aad:
-                        raise TransitError("'[0].associated_data' provided for non-AEAD cipher suite rsa-2048")
                     public = self._private(record, version).public_key()
                     body = public.encrypt(plaintext, _oaep())
                     results[i].result = f"{PREFIX}{version}:{b64(body)}"
@@ -371,8 +410,29 @@ class TransitService:
                 results[i].version = version
         return results
 
-    def _encryption_version(self, record: Dict[str, Any], s: Dict[str, Any], requested: Any) -> int:
-        version = _int(requested, "key_version") if requested not in (None, "") else 0
+    def _prepare(self, record: Dict[str, Any], s: Dict[str, Any], kind: str,
+                 item: Dict[str, Any]) -> Tuple[int, bytes, bytes, bytes]:
+        """An item's version, plaintext, associated data and context, checked
+        as far as they can be before sealing (the same checks judge a key's
+        first use before it is created)."""
+        version = self._encryption_version(record, s, item.get("key_version"))
+        plaintext = b64decode(item.get("plaintext"), "plaintext")
+        aad = b64decode(item.get("associated_data"), "associated_data")
+        context = b64decode(item.get("context"), "context")
+        if kind == "rsa-2048":
+            if aad:
+                raise TransitError("'[0].associated_data' provided for non-AEAD cipher suite rsa-2048")
+            if len(plaintext) > RSA_MAX_PLAINTEXT:
+                raise TransitError(f"plaintext too long for rsa-2048: at most {RSA_MAX_PLAINTEXT} bytes")
+        if s["derived"] and not context:
+            raise TransitError(MISSING_CONTEXT)
+        return version, plaintext, aad, context
+
+    def _encryption_version(self, record: Dict[str, Any], s: Dict[str, Any],
+                            requested: Optional[int]) -> int:
+        """The version to seal with; requested is an integer (None or 0:
+        the latest), as the adapters' parameter readers give it."""
+        version = requested or 0
         if version < 0:
             raise TransitError("requested version for encryption is negative")
         if version > record["latest"]:
@@ -403,7 +463,9 @@ class TransitService:
         if not isinstance(text, str) or not text.startswith(PREFIX):
             raise TransitError(f"invalid {what}: no prefix")
         version_text, sep, body = text[len(PREFIX):].partition(":")
-        if not sep or not version_text.isdigit():
+        # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and "٣".
+        if (not sep or not version_text.isascii() or not version_text.isdigit()
+                or len(version_text) > MAX_VERSION_DIGITS):
             raise TransitError(f"invalid {what}: version number could not be decoded")
         # vault:v0: is read as version 1
         return self.check_version(record, s, max(int(version_text), 1), what, too_old), body
@@ -513,7 +575,7 @@ class TransitService:
         return s, str(KEY_TYPES[s["type"]]["kind"])
 
     def sign(self, record: Dict[str, Any], data: bytes, hash_algorithm: Optional[str],
-             key_version: Any, prehashed: bool = False, signature_algorithm: Optional[str] = None,
+             key_version: Optional[int], prehashed: bool = False, signature_algorithm: Optional[str] = None,
              marshaling: Optional[str] = None) -> str:
         check_state(record, "encrypt")
         s, kind = self._signing(record)
@@ -525,6 +587,9 @@ class TransitService:
             sig = private.sign(data)
         else:
             algorithm = _hash(hash_algorithm)
+            if prehashed and len(data) != algorithm.digest_size:
+                raise TransitError(f"a prehashed input must be a {hash_algorithm or 'sha2-256'} digest "
+                                   f"of {algorithm.digest_size} bytes, not {len(data)}")
             hashed = data if prehashed else _digest_with(algorithm, data)
             chosen = utils.Prehashed(algorithm)
             if kind == "ecdsa-p256":
@@ -624,49 +689,6 @@ def _rfc3339(seconds: int) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _int(value: Any, name: str) -> int:
-    if isinstance(value, bool):
-        raise TransitError(f"{name} must be an integer")
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise TransitError(f"{name} must be an integer") from None
-
-
-def _bool(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
-        return value.lower() in ("true", "1")
-    raise TransitError(f"{name} must be a boolean")
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def duration(value: Any) -> int:
-    """Seconds from an integer or a Go-style duration string ("2h", "90m")."""
-    if isinstance(value, bool):
-        raise TransitError("invalid duration")
-    if isinstance(value, int):
-        return value
-    text = str(value).strip()
-    if text.isdigit():
-        return int(text)
-    total, number = 0, ""
-    for ch in text:
-        if ch.isdigit():
-            number += ch
-        elif ch in _UNITS and number:
-            total += int(number) * _UNITS[ch]
-            number = ""
-        else:
-            raise TransitError(f"invalid duration {text!r}")
-    if number:
-        raise TransitError(f"invalid duration {text!r}")
-    return total
-
-
 # ---- hashing, HMAC, trim, export, backup, auto-rotation ----------------------
 
 def hash_name(algorithm: Optional[str]) -> str:
@@ -693,9 +715,9 @@ class TransitExtras:
                         hashlib.sha256).digest()
 
     def hmac(self, record: Dict[str, Any], data: bytes, algorithm: Optional[str],
-             key_version: Any) -> str:
+             key_version: Optional[int]) -> str:
         s = self.transit.settings(record)
-        version = _int(key_version, "key_version") if key_version not in (None, "") else 0
+        version = key_version or 0
         if version < 0 or version > record["latest"]:
             raise TransitError("invalid key version")
         if version == 0:
@@ -714,13 +736,13 @@ class TransitExtras:
         expected = hmac.new(self.hmac_key(record, version), data, hash_name(algorithm)).digest()
         return hmac.compare_digest(claimed, expected)
 
-    def trim(self, name: str, min_available: Any) -> Dict[str, Any]:
+    def trim(self, name: str, min_available: Optional[int]) -> Dict[str, Any]:
         record = self.transit.record(name)
         if record is None:
             raise TransitError("invalid key name")
-        if min_available in (None, ""):
+        if min_available is None:
             raise TransitError("missing min_available_version")
-        target = _int(min_available, "min_available_version")
+        target = min_available
         # Trimming destroys old versions at once; a KMS key's old versions
         # keep decrypting until the key itself is deleted.
         self.transit.require_transit_lifecycle(record)
@@ -740,7 +762,8 @@ class TransitExtras:
 
         return self.keys._change(record["id"], "update", mutate, compact=True)  # trimmed versions leave the disk
 
-    def export(self, record: Dict[str, Any], kind: str, version: Optional[str]) -> Dict[str, Any]:
+    def export(self, record: Dict[str, Any], kind: str, version: Optional[int]) -> Dict[str, Any]:
+        """version None: every version still decrypting ("latest" or none given)."""
         s = self.transit.settings(record)
         meta = KEY_TYPES[s["type"]]
         allowed = {"hmac-key", "public-key"}
@@ -756,10 +779,10 @@ class TransitExtras:
             raise TransitError(f"public key export not supported for key type {s['type']}")
         if kind != "public-key" and not (s["exportable"] and self.transit.transit_lifecycle(record)):
             raise TransitError("private key material is not exportable")
-        if version in (None, "", "latest"):
+        if version is None:
             versions = range(max(s["min_decryption_version"], 1), record["latest"] + 1)
         else:
-            wanted = _int(version, "version")
+            wanted = version
             if not 1 <= wanted <= record["latest"] or wanted < s["min_decryption_version"]:
                 raise TransitError("invalid key version")
             versions = range(wanted, wanted + 1)
@@ -805,7 +828,7 @@ class TransitExtras:
         stored from a backup that fails any check."""
         try:
             document = json.loads(b64decode(backup, "backup"))
-        except (TransitError, ValueError, UnicodeDecodeError):
+        except (TransitError, ValueError, UnicodeDecodeError, RecursionError):
             raise TransitError("failed to restore the backup: not a kms transit backup") from None
         return Backup.read(document)
 
@@ -847,6 +870,12 @@ class Backup:
     NUMBERS = ("auto_rotate_period", "min_decryption_version", "min_encryption_version",
                "min_available_version")
 
+    MAX_LATEST = 1_000_000
+    # Creation times datetime can render (describe shows them as RFC 3339):
+    # up to the last second of year 9999.
+    MAX_CREATED = 253_402_300_799
+    VERSION_NUMBER = re.compile(r"[1-9][0-9]{0,6}\Z")  # ASCII digits, no leading zero
+
     def __init__(self, name: str, settings: Dict[str, Any], versions: Dict[int, Tuple[bytes, int]]) -> None:
         self.name, self.settings, self.versions = name, settings, versions
 
@@ -858,8 +887,8 @@ class Backup:
         if not isinstance(document, dict) or document.get("kms_backup") != 1:
             raise bad("not a kms transit backup")
         name, settings, latest = document.get("name"), document.get("settings"), document.get("latest")
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            raise bad("the backup names no valid key")
+        if not isinstance(name, str) or not 0 < len(name) <= 256:
+            raise bad("the backup names no key")  # the name it is restored under is checked then
         if not isinstance(settings, dict) or set(settings) - set(DEFAULTS):
             raise bad("its settings are not transit key settings")
         clean = {**DEFAULTS, **settings}
@@ -868,34 +897,45 @@ class Backup:
             raise bad(f"unknown key type {clean['type']!r}")
         if not all(isinstance(clean[f], bool) for f in cls.FLAGS):
             raise bad("its flags must be booleans")
-        if not all(type(clean[n]) is int and clean[n] >= 0 for n in cls.NUMBERS):
-            raise bad("its version limits and rotation period must be whole numbers")
+        if not all(type(clean[n]) is int and 0 <= clean[n] <= cls.MAX_LATEST for n in cls.NUMBERS[1:]):
+            raise bad("its version limits must be whole numbers of versions")
+        period = clean["auto_rotate_period"]
+        if type(period) is not int or not (period == 0 or 3600 <= period <= cls.MAX_CREATED):
+            raise bad("its rotation period must be 0 or whole seconds of at least an hour")
         if (clean["derived"] and not meta["derive"]) or (clean["convergent_encryption"] and not clean["derived"]):
             raise bad("its derivation settings do not fit its key type")
-        if type(latest) is not int or not 1 <= latest <= 1_000_000:
+        if type(latest) is not int or not 1 <= latest <= cls.MAX_LATEST:
             raise bad("its latest version is not a version number")
-        entries = document.get("versions")
-        if not isinstance(entries, dict) or not entries:
-            raise bad("it holds no key versions")
-        versions: Dict[int, Tuple[bytes, int]] = {}
-        for number, entry in entries.items():
-            if not (isinstance(number, str) and number.isdigit() and 1 <= int(number) <= latest):
-                raise bad(f"version {number!r} is not between 1 and {latest}")
-            if not isinstance(entry, dict) or set(entry) != {"key", "created"} or type(entry["created"]) is not int:
-                raise bad(f"version {number} is not a key and a creation time")
-            material = b64text.decode(entry["key"]) if isinstance(entry["key"], str) else None
-            if material is None or not _material_fits(meta, material):
-                raise bad(f"the material of version {number} does not match key type {clean['type']}")
-            versions[int(number)] = (material, entry["created"])
-        if latest not in versions:
-            raise bad("the latest version's material is missing")
         if not 1 <= clean["min_decryption_version"] <= latest or clean["min_encryption_version"] > latest:
             raise bad("its minimum versions are outside its versions")
         if clean["min_available_version"] > clean["min_decryption_version"]:
             raise bad("its minimum available version is above its minimum decryption version")
-        if min(versions) < max(clean["min_available_version"], 1):
-            raise bad("it holds versions below its minimum available version")
+        versions = cls._versions(document.get("versions"), latest, max(clean["min_available_version"], 1),
+                                 meta, clean["type"], bad)
         return cls(name, clean, versions)
+
+    @classmethod
+    def _versions(cls, entries: Any, latest: int, first: int, meta: Dict[str, Any], key_type: str,
+                  bad: Callable[[str], TransitError]) -> Dict[int, Tuple[bytes, int]]:
+        """Every version from `first` (the oldest a trim left) to `latest`,
+        as backup() writes them, each with material that loads as key_type."""
+        if not isinstance(entries, dict) or not entries:
+            raise bad("it holds no key versions")
+        versions: Dict[int, Tuple[bytes, int]] = {}
+        for number, entry in entries.items():
+            if not (isinstance(number, str) and cls.VERSION_NUMBER.match(number)
+                    and first <= int(number) <= latest):
+                raise bad(f"a version is not a number from {first} to {latest}")
+            if (not isinstance(entry, dict) or set(entry) != {"key", "created"}
+                    or type(entry["created"]) is not int or not 0 <= entry["created"] <= cls.MAX_CREATED):
+                raise bad(f"version {number} is not a key and a creation time")
+            material = b64text.decode(entry["key"]) if isinstance(entry["key"], str) else None
+            if material is None or not _material_fits(meta, material):
+                raise bad(f"the material of version {number} does not match key type {key_type}")
+            versions[int(number)] = (material, entry["created"])
+        if len(versions) != latest - first + 1:
+            raise bad(f"it must hold every version from {first} to {latest}")
+        return versions
 
 
 def _material_fits(meta: Dict[str, Any], material: bytes) -> bool:
@@ -907,7 +947,7 @@ def _material_fits(meta: Dict[str, Any], material: bytes) -> bool:
         return len(material) == 32
     try:
         private = materials.private_key(meta["kind"], material)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         return False
     if meta["kind"] == "ecdsa-p256":
         return isinstance(private, ec.EllipticCurvePrivateKey) and private.curve.name == "secp256r1"

@@ -16,17 +16,17 @@ from starlette.routing import Route
 from kms import aead, errors
 from kms.api import jsonbody
 from kms.api.lane import ClientGone, read_body
+from kms.api.transit import params
+from kms.api.transit.params import MAX_BATCH
 from kms.api.transit.responses import envelope, envelope_parts, envelope_raw, failure, new_request_id
 from kms.audit import AuditLog
 from kms.service.keys import KeyService, check_state
 from kms.service.policies import (ANY, REENCRYPT_DESTINATION, REENCRYPT_SOURCE, RESTORE,
                                   PolicyService, alias_resource, key_resource)
 from kms.service.tokens import TokenService
-from kms.service.transit import (TransitError, TransitExtras, TransitService, b64decode,
-                                 digest, duration)
+from kms.service.transit import TransitError, TransitExtras, TransitService, b64decode, digest
 
 MAX_BODY = 32 << 20  # OpenBao's listener default
-MAX_BATCH = 10_000
 # Bodies above this go to the thread pool even on inline paths, so one
 # request does not hold the event loop for long: Python work (RSA, derived
 # keys, signatures, items parsed by json) costs microseconds to milliseconds
@@ -40,6 +40,7 @@ log = logging.getLogger("kms.api.transit")
 # Starlette routes serve only the methods they list (GET alone by default).
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "LIST", "OPTIONS"]
 AUDIT_DOWN = "the audit log cannot be written; the request was not carried out"
+UNSUPPORTED = "1 error occurred:\n\t* unsupported operation\n\n"
 
 
 class HTTPError(Exception):
@@ -64,6 +65,12 @@ def token_of(request: Request) -> Optional[str]:
 
 def _denied() -> HTTPError:
     return HTTPError(403, ["permission denied"])
+
+
+def log_failure(seen: Dict[str, Any]) -> None:
+    """A fault on our side, with what identifies the request (its id and
+    action; never its body) and the traceback."""
+    log.exception("transit request %s (%s) failed", seen.get("request_id"), seen.get("action"))
 
 
 def parse_json(data: bytes) -> Dict[str, Any]:
@@ -184,7 +191,7 @@ class Transit:
         seen: Dict[str, Any] = {"action": "transit:" + handler.__name__,
                                 "request_id": new_request_id()}
         try:
-            body = self._scanned(handler, data) or parse_json(data)
+            body = self._scanned(handler, data) or self.parameters(handler, parse_json(data))
             limit = INLINE_MAX_NATIVE_BODY if isinstance(body, ScannedBatch) else INLINE_MAX_BODY
             if inline and len(data) < limit:
                 response = self._run(handler, request, body, seen)
@@ -202,9 +209,9 @@ class Transit:
             status = 500 if isinstance(exc, errors.InternalError) else 400
             response = failure(status, [str(exc) if status == 400 else "internal error"])
             if status == 500:
-                log.exception("transit request failed")
+                log_failure(seen)
         except Exception:
-            log.exception("transit request failed")
+            log_failure(seen)
             response = failure(500, ["internal error"])
         return await self.audited(response, seen, started)
 
@@ -228,6 +235,12 @@ class Transit:
             self.audit.intent(seen.get("request_id"), seen.get("account"), seen.get("action"),
                               seen.get("key_id"))
             seen["intent"] = True
+
+    @staticmethod
+    def parameters(handler: Callable[..., Response], body: Dict[str, Any]) -> Dict[str, Any]:
+        """The body with every field the route reads checked and typed by
+        the one parameter reader (kms.api.transit.params)."""
+        return params.read(body, params.ROUTES[handler.__name__])
 
     def _scanned(self, handler: Callable[..., Response], data: bytes) -> Optional["ScannedBatch"]:
         """An encrypt body of the simple batch shape, checked natively: the
@@ -306,23 +319,23 @@ class Transit:
         return Response(status_code=204)
 
     def unsupported(self, request, body, account, seen) -> Response:
-        raise HTTPError(405, ["1 error occurred:\n\t* unsupported operation\n\n"])
+        raise HTTPError(405, [UNSUPPORTED])
 
     def unknown(self, request, body, account, seen) -> Response:
         return failure(404, [f"no handler for route \"{request.url.path[4:]}\". route entry not found."])
 
     def list_keys(self, request, body, account, seen) -> Response:
         if request.method == "GET" and request.query_params.get("list") != "true":
-            raise HTTPError(405, ["1 error occurred:\n\t* unsupported operation\n\n"])
+            raise HTTPError(405, [UNSUPPORTED])
         seen["action"] = "transit:list"
         self._allow(account, "ListKeys", None, None)
         names = self.transit.names()
         after = request.query_params.get("after")
         if after:
             names = [n for n in names if n > after]
-        limit = request.query_params.get("limit")
-        if limit and limit.isdigit():
-            names = names[: int(limit)]
+        limit = params.query_integer("limit", request.query_params.get("limit"))
+        if limit is not None:
+            names = names[:limit]
         if not names:
             return failure(404, [])
         return envelope({"keys": names}, request_id=seen.get("request_id"))
@@ -344,18 +357,18 @@ class Transit:
             self.transit.delete(name)
             return Response(status_code=204)
         if request.method not in ("POST", "PUT"):
-            raise HTTPError(405, ["1 error occurred:\n\t* unsupported operation\n\n"])
+            raise HTTPError(405, [UNSUPPORTED])
         seen["action"] = "transit:create"
         self._allow(account, "CreateKey", name, record)
-        if "key_size" in body:
-            raise TransitError(f"key_size is not valid for algorithm {body.get('type', 'aes256-gcm96')}")
+        key_type = body.get("type") or "aes256-gcm96"
+        if body.get("key_size") is not None:
+            raise TransitError(f"key_size is not valid for algorithm {key_type}")
         if record is None:
             self.intent(seen)
         created = self.transit.create(
-            name, str(body.get("type") or "aes256-gcm96"), bool(body.get("derived")),
-            bool(body.get("convergent_encryption")), bool(body.get("exportable")),
-            bool(body.get("allow_plaintext_backup")),
-            duration(body.get("auto_rotate_period") or 0), creator=account["secret_id"])
+            name, key_type, body.get("derived") or False, body.get("convergent_encryption") or False,
+            body.get("exportable") or False, body.get("allow_plaintext_backup") or False,
+            body.get("auto_rotate_period") or 0, creator=account["secret_id"])
         seen["key_id"] = created["id"]
         return envelope(self.transit.describe(created))
 
@@ -365,7 +378,8 @@ class Transit:
         seen["action"], seen["key_id"] = "transit:config", record["id"] if record else None
         self._allow(account, "UpdateKeyConfig", name, record)
         self.intent(seen)
-        updated, warnings = self.transit.configure(name, body)
+        changes = {k: v for k, v in body.items() if k in params.ROUTES["config"] and v is not None}
+        updated, warnings = self.transit.configure(name, changes)
         return envelope(self.transit.describe(updated), warnings=warnings)
 
     def rotate(self, request, body, account, seen) -> Response:
@@ -380,15 +394,13 @@ class Transit:
 
     @staticmethod
     def _items(body: Dict[str, Any], field: str) -> Tuple[List[Dict[str, Any]], bool]:
+        """The request's items: its batch_input (shape and fields already read
+        by params.batch), or the body itself as the one item."""
         batch = body.get("batch_input")
         if batch is None:
             return [body], False
-        if not isinstance(batch, list) or not all(isinstance(i, dict) for i in batch):
-            raise TransitError("failed to parse batch input: batch_input must be a list of objects")
         if not batch:
             raise TransitError("missing batch input to process")
-        if len(batch) > MAX_BATCH:
-            raise TransitError(f"batch_input holds more than {MAX_BATCH} items")
         with_context = sum(1 for i in batch if i.get("context"))
         if with_context not in (0, len(batch)):
             raise TransitError("context should be set either in all the request blocks or in none")
@@ -398,30 +410,13 @@ class Transit:
                 warnings: List[str]) -> int:
         if not failed:
             return 200
-        code = body.get("partial_failure_response_code")
+        code = body.get("partial_failure_response_code")  # an integer, by params
         if code is not None and failed < total:
-            try:
-                value = int(code)
-            except (TypeError, ValueError):
-                value = 0
-            if 1 <= value <= 599:
-                return value
+            if 1 <= code <= 599:
+                return code
             warnings.append("invalid HTTP response code override from partial_failure_response_code, "
                             "reverting to 400")
         return 400
-
-    def _key_or_upsert(self, name: str, body: Dict[str, Any], account: Dict[str, Any],
-                       items: List[Dict[str, Any]], seen: Dict[str, Any]) -> Dict[str, Any]:
-        record = self.transit.record(name)
-        if record is None:
-            # Vault upserts on encrypt, for callers allowed to create keys.
-            self._allow(account, "CreateKey", name, None)
-            self.intent(seen)
-            record = self.transit.create(
-                name, str(body.get("type") or "aes256-gcm96"), derived=bool(items[0].get("context")),
-                convergent=bool(body.get("convergent_encryption")), creator=account["secret_id"])
-        seen["key_id"] = record["id"]
-        return record
 
     def encrypt(self, request, body, account, seen) -> Response:
         name = request.path_params["name"]
@@ -430,12 +425,24 @@ class Transit:
             fast = self._encrypt_scanned(name, body, account, seen)
             if fast is not None:
                 return fast
-            body = parse_json(body.data)  # a key or backend the engine's reader does not serve
+            # A new key, or a key or backend the engine's reader does not serve.
+            body = self.parameters(self.encrypt, parse_json(body.data))
         items, batched = self._items(body, "plaintext")
         if not batched and "plaintext" not in body:
             raise TransitError("missing plaintext to encrypt")
-        self._allow(account, "Encrypt", name, self.transit.record(name))
-        record = self._key_or_upsert(name, body, account, items, seen)
+        record = self.transit.record(name)
+        self._allow(account, "Encrypt", name, record)
+        if record is None:
+            # Vault upserts on encrypt, for callers allowed to create keys:
+            # the key is made only if this first use will seal something.
+            self._allow(account, "CreateKey", name, None)
+            record, checked = self.transit.upsert_for_encrypt(
+                name, items, body.get("type") or "aes256-gcm96", body.get("convergent_encryption") or False,
+                account["secret_id"], lambda: self.intent(seen))
+            if record is None:
+                return self._crypto_response(body, items, checked, batched, "ciphertext", True,
+                                             seen["request_id"])
+        seen["key_id"] = record["id"]
         fast = self._native_encrypt(record, body, items, batched, seen["request_id"])
         if fast is not None:
             return fast
@@ -447,10 +454,11 @@ class Transit:
         """A simple-shape batch (no type, context or version fields, so the
         key and its upsert are the general path's too) sealed from the raw
         body: base64, AES-GCM and the batch_results JSON in one native call."""
-        self._allow(account, "Encrypt", name, self.transit.record(name))
-        record = self._key_or_upsert(name, {}, account, [{}], seen)
-        if not self.transit.plain_aes(self.transit.settings(record)):
-            return None
+        record = self.transit.record(name)
+        self._allow(account, "Encrypt", name, record)
+        if record is None or not self.transit.plain_aes(self.transit.settings(record)):
+            return None  # an upsert, or a key the engine does not serve: the general path
+        seen["key_id"] = record["id"]
         check_state(record, "encrypt")
         version = int(record["latest"])
         sealed = self.keys.box(record["id"], version).seal_json_batch(body.data, version, MAX_BATCH,
@@ -459,8 +467,8 @@ class Transit:
             return None
         failed, results = sealed
         warnings: List[str] = []
-        params = {} if body.code is None else {"partial_failure_response_code": body.code}
-        status = self._status(params, failed, body.count, warnings)
+        code = {} if body.code is None else {"partial_failure_response_code": body.code}
+        status = self._status(code, failed, body.count, warnings)
         return envelope_parts([b'{"batch_results":', results, b"}"], status, warnings, seen["request_id"])
 
     def _native_encrypt(self, record, body, items, batched: bool, request_id: str) -> Optional[Response]:
@@ -562,10 +570,7 @@ class Transit:
         if kind not in ("plaintext", "wrapped"):
             raise TransitError("Invalid path, must be 'plaintext' or 'wrapped'")
         record = self.existing_key(account, name, "GenerateDataKey", seen)
-        try:
-            bits = int(body.get("bits") or 256)
-        except (TypeError, ValueError):
-            raise TransitError("invalid bit length") from None
+        bits = 256 if body.get("bits") is None else body["bits"]
         if bits not in (128, 256, 512):
             raise TransitError("invalid bit length")
         import base64
@@ -586,11 +591,9 @@ class Transit:
         import os
         seen["action"] = "transit:random"
         self._allow(account, "GenerateRandom", None, None)
-        raw = request.path_params.get("bytes") or body.get("bytes") or 32
-        try:
-            size = int(raw)
-        except (TypeError, ValueError):
-            raise TransitError("error parsing byte count") from None
+        size = params.query_integer("bytes", request.path_params.get("bytes"))
+        if size is None:
+            size = 32 if body.get("bytes") is None else body["bytes"]
         if not 0 < size <= 131072:
             raise TransitError("the number of bytes must be between 1 and 131072")
         fmt = body.get("format") or "base64"
@@ -674,8 +677,9 @@ class Transit:
         self._allow(account, "ExportKey", name, record)
         if record is None:
             return failure(404, [])
-        return envelope(self.extras.export(record, request.path_params["kind"],
-                                           request.path_params.get("version")))
+        version = request.path_params.get("version")
+        wanted = None if version in (None, "latest") else params.query_integer("version", version)
+        return envelope(self.extras.export(record, request.path_params["kind"], wanted))
 
     def backup(self, request, body, account, seen) -> Response:
         name = request.path_params["name"]
@@ -697,7 +701,7 @@ class Transit:
             raise TransitError("name must be a string")
         self._allow(account, RESTORE, name, None)
         self.intent(seen)
-        created = self.extras.restore(backup, name, bool(body.get("force")), account["secret_id"])
+        created = self.extras.restore(backup, name, body.get("force") or False, account["secret_id"])
         seen["key_id"] = created["id"]
         return Response(status_code=204)
 
@@ -712,7 +716,7 @@ class Transit:
         def one(item):
             sig = self.transit.sign(record, b64decode(item.get("input"), "input"), algorithm,
                                     item.get("key_version", body.get("key_version")),
-                                    bool(item.get("prehashed", body.get("prehashed"))),
+                                    item.get("prehashed", body.get("prehashed")) or False,
                                     body.get("signature_algorithm"), body.get("marshaling_algorithm"))
             return {"signature": sig, "key_version": int(sig.split(":")[1][1:])}
         return self._each_input(body, one, {}, ("signature", "key_version"))
@@ -721,7 +725,7 @@ class Transit:
         def one(item):
             return {"valid": self.transit.verify(record, b64decode(item.get("input"), "input"),
                                                  item.get("signature"), algorithm,
-                                                 bool(item.get("prehashed", body.get("prehashed"))),
+                                                 item.get("prehashed", body.get("prehashed")) or False,
                                                  body.get("signature_algorithm"),
                                                  body.get("marshaling_algorithm"))}
         return self._each_input(body, one, {"valid": False}, ("valid",))
