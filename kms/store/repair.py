@@ -1,0 +1,184 @@
+"""Checking and repairing a store log that the server refuses to load.
+
+``scan`` walks the whole file. At damage it resynchronises: when the damaged
+record's header still gives a length that ends exactly where an intact
+record (or the file) begins, the damage is taken to be confined to that one
+record, and its payload is not searched (a payload holds values callers
+chose, and bytes in it that happen to form a record must not be taken for
+one). Otherwise it looks, byte by byte, for the next offset where a record
+of our schema starts whose checksum holds, and goes on from there. So every
+record whose checksum holds is found, and the damaged byte ranges between
+them are known exactly.
+
+``repair`` keeps what is safe to keep without asking, and no more:
+
+* Damage at the end of the file, with no intact record after it (a write
+  cut short by a crash, a full disk, or a damaged last record), is cut. A
+  record is acknowledged only once it is on disk, so in the usual case
+  nothing acknowledged is lost.
+* Damage in the middle, with intact records after it, is refused unless the
+  operator passes drop_damaged (``kms store repair --drop-damaged``). The
+  damaged bytes held at least one change, and the records after them were
+  made on a state that included it: dropping it silently could bring back a
+  revoked token, a disabled or deleted key, an alias that was moved. With
+  drop_damaged every intact record is kept, in its order, each whole (a
+  record is one atomic change), and only the damaged bytes are dropped.
+
+Either way the original file is first saved beside it as store.log.damaged
+(store.log.damaged.1, ... if that exists), and the report says which byte
+ranges were lost, how many records were kept, and how many were lost
+(exactly one per damaged record whose header held, at least one per range
+found by searching).
+"""
+import os
+from typing import List, NamedTuple, Optional, Tuple
+
+from kms.durable import replace_file, write_all
+from kms.errors import StoreCorrupt
+from kms.store import frames
+
+
+class Lost(NamedTuple):
+    """A byte range holding no intact record, and why."""
+
+    start: int
+    end: int
+    problem: str
+    framed: bool  # its header held: exactly one record was lost
+
+    def describe(self) -> str:
+        lost = "1 record lost" if self.framed else "at least 1 record lost"
+        return f"bytes {self.start}-{self.end} ({self.problem}; {lost})"
+
+
+class Scan(NamedTuple):
+    size: int
+    kept: List[Tuple[int, int]]  # the byte ranges of intact records, in order
+    lost: List[Lost]
+
+    @property
+    def intact_prefix(self) -> int:
+        """The offset up to which the file is intact."""
+        return self.lost[0].start if self.lost else self.size
+
+    @property
+    def in_the_middle(self) -> List[Lost]:
+        """Damage that intact records follow."""
+        last_kept = self.kept[-1][1] if self.kept else 0
+        return [lost for lost in self.lost if lost.end <= last_kept]
+
+    def records_lost(self) -> str:
+        exact = all(lost.framed for lost in self.lost)
+        return f"{len(self.lost)}" if exact else f"at least {len(self.lost)}"
+
+    def summary(self) -> str:
+        if not self.lost:
+            return f"intact: {len(self.kept)} records, {self.size} bytes"
+        return (f"{len(self.lost)} damaged range(s): "
+                + ", ".join(lost.describe() for lost in self.lost)
+                + f"; {len(self.kept)} intact records")
+
+
+def scan(path: str) -> Scan:
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:len(frames.MAGIC)] != frames.MAGIC:
+        raise StoreCorrupt(path, 0, "not a kms store log (bad magic header)")
+    kept: List[Tuple[int, int]] = []
+    lost: List[Lost] = []
+    pos = len(frames.MAGIC)
+    while pos < len(data):
+        try:
+            end, _ = frames.parse(data, pos)
+        except frames.Damaged as damage:
+            resume, framed = _resynchronise(data, pos)
+            # A record cut short at the end is one record (appends are one by one).
+            framed = framed or (damage.torn and resume == len(data))
+            lost.append(Lost(pos, resume, damage.problem, framed))
+            pos = resume
+            continue
+        kept.append((pos, end))
+        pos = end
+    return Scan(len(data), kept, lost)
+
+
+def _resynchronise(data: bytes, pos: int) -> Tuple[int, bool]:
+    """Where intact records go on after damage at pos (len(data): nowhere),
+    and whether the damage is one record whose header held."""
+    end = frames.plausible_end(data, pos)
+    if end == len(data) or (end > pos and _intact_at(data, end)):
+        return end, True
+    for candidate in range(pos + 1, len(data) - frames.HEADER.size + 1):
+        if frames.plausible_end(data, candidate) > 0 and _intact_at(data, candidate):
+            return candidate, False
+    return len(data), False
+
+
+def _intact_at(data: bytes, pos: int) -> bool:
+    try:
+        frames.parse(data, pos)
+    except frames.Damaged:
+        return False
+    return True
+
+
+def check(path: str) -> Tuple[int, Optional[StoreCorrupt]]:
+    """Scan a log without loading it into a store: the offset up to which it
+    is intact, and the damage found (or None), the whole of it described."""
+    try:
+        result = scan(path)
+    except StoreCorrupt as exc:
+        return 0, exc
+    if not result.lost:
+        return result.size, None
+    advice = ("kms store repair --drop-damaged keeps every intact record" if result.in_the_middle
+              else "kms store repair cuts the damaged tail")
+    return result.intact_prefix, StoreCorrupt(path, result.intact_prefix,
+                                              f"{result.summary()}; {advice}")
+
+
+def repair(path: str, drop_damaged: bool = False) -> Optional[str]:
+    """Rewrite a damaged log with its intact records (see the module's
+    docstring for what is kept, and when it refuses). Returns what was done,
+    or None if nothing was wrong; raises StoreCorrupt, changing nothing,
+    when it refuses."""
+    result = scan(path)
+    if not result.lost:
+        return None
+    middle = result.in_the_middle
+    if middle and not drop_damaged:
+        raise StoreCorrupt(path, middle[0].start, (
+            f"repair refused, nothing was changed: {result.summary()}, some of them after the "
+            "damage. The lost changes may be ones later records depend on (a revocation, a "
+            "disabled or deleted key); to keep every intact record and drop only the damaged "
+            "bytes, run kms store repair --drop-damaged"))
+    backup = _save_copy(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    replace_file(path, [frames.MAGIC, *(data[start:end] for start, end in result.kept)])
+    if middle:
+        dropped = sum(lost.end - lost.start for lost in result.lost)
+        done = f"dropped {dropped} damaged bytes"
+    else:
+        done = f"cut at byte {result.lost[0].start} (the damaged tail)"
+    return (f"{path}: {done}: " + ", ".join(lost.describe() for lost in result.lost)
+            + f"; kept {len(result.kept)} intact records, lost {result.records_lost()}; "
+            + f"the original is kept as {backup}")
+
+
+def _save_copy(path: str) -> str:
+    """Copy path durably to a new path + '.damaged' name (an earlier
+    repair's copy is never overwritten)."""
+    backup, n = path + ".damaged", 0
+    while os.path.exists(backup):
+        n += 1
+        backup = f"{path}.damaged.{n}"
+    with open(path, "rb") as f:
+        original = f.read()
+    fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        write_all(fd, original, 0)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return backup
