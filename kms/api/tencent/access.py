@@ -35,6 +35,12 @@ class Context:
     caller: Dict[str, Any]
 
 
+# A key id is a 36-character UUID or service/NAME (at most 68); longer is
+# no key, refused before it reaches a message or a lookup.
+MAX_KEY_ID_CHARS = 128
+MAX_BLOB_CHARS = 8192  # a blob of 4096 bytes of plaintext is 5,528
+MAX_ALIAS_CHARS = 60
+
 # (value for the handler, the checks to pass first)
 Targets = Tuple[Any, List[Check]]
 TargetReader = Callable[[Context, Params, str], Targets]
@@ -58,36 +64,51 @@ def key_named(ctx: Context, key_id: str) -> Resource:
     return key_resource(record)
 
 
+def _key_id(p: Params, name: str = "KeyId") -> str:
+    return p.str(name, required=True, max_chars=MAX_KEY_ID_CHARS,
+                 code="InvalidParameterValue.InvalidKeyId")
+
+
+def _alias(p: Params) -> str:
+    return p.str("Alias", required=True, max_chars=MAX_ALIAS_CHARS,
+                 code="InvalidParameterValue.InvalidAlias")
+
+
+def _blob(p: Params) -> str:
+    return p.str("CiphertextBlob", required=True, max_chars=MAX_BLOB_CHARS,
+                 code="InvalidParameterValue.InvalidCiphertext")
+
+
 def keyless(ctx: Context, p: Params, action: str) -> Targets:
     return None, [([action], ANY)]
 
 
 def one_key(ctx: Context, p: Params, action: str) -> Targets:
-    key_id = p.str("KeyId", required=True)
+    key_id = _key_id(p)
     return key_id, [([action], key_named(ctx, key_id))]
 
 
 def many_keys(ctx: Context, p: Params, action: str) -> Targets:
-    key_ids = p.str_list("KeyIds", required=True)
+    key_ids = p.str_list("KeyIds", required=True, max_chars=MAX_KEY_ID_CHARS)
     return key_ids, [([action], key_named(ctx, k)) for k in key_ids]
 
 
 def new_key(ctx: Context, p: Params, action: str) -> Targets:
-    alias = p.str("Alias", required=True)
+    alias = _alias(p)
     return alias, [([action], alias_resource(alias))]
 
 
 def renamed_key(ctx: Context, p: Params, action: str) -> Targets:
     """UpdateAlias: allowed on the key, and on the name it takes (a name the
     caller could not create a key under is not hers to rename to)."""
-    key_id, alias = p.str("KeyId", required=True), p.str("Alias", required=True)
+    key_id, alias = _key_id(p), _alias(p)
     return (key_id, alias), [([action], key_named(ctx, key_id)), ([action], alias_resource(alias))]
 
 
 def blob_key(ctx: Context, p: Params, action: str) -> Targets:
     """Decrypt: the key the blob's header names. A blob that does not parse
     is refused here (InvalidCiphertext says nothing about any key)."""
-    text = p.str("CiphertextBlob", required=True)
+    text = _blob(p)
     return text, [([action], key_named(ctx, blobs.decode(text).key_id))]
 
 
@@ -95,9 +116,10 @@ def reencryption(ctx: Context, p: Params, action: str) -> Targets:
     """ReEncrypt: reads the source (ReEncrypt and Decrypt on its key) and
     encrypts to the destination (ReEncrypt and Encrypt), by default the
     source key again."""
-    text = p.str("CiphertextBlob", required=True)
+    text = _blob(p)
     source = blobs.decode(text).key_id
-    destination: Optional[str] = p.str("DestinationKeyId") or None
+    destination: Optional[str] = p.str("DestinationKeyId", max_chars=MAX_KEY_ID_CHARS,
+                                       code="InvalidParameterValue.InvalidKeyId") or None
     checks: List[Check] = [(REENCRYPT_SOURCE, key_named(ctx, source)),
                            (REENCRYPT_DESTINATION, key_named(ctx, destination or source))]
     return (text, destination), checks

@@ -4,8 +4,9 @@ and codes follow spec/tencent-kms-api.md, section 4.
 """
 import base64
 import uuid
-from typing import Any, Callable, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -13,13 +14,30 @@ from kms.api.tencent.access import (Context, TargetReader, blob_key, keyless, ma
                                     one_key, reencryption, renamed_key)
 from kms.api.tencent.errors import TencentError
 from kms.api.tencent.params import Params
-from kms.service.keys import (ARCHIVED, DISABLED, ENABLED, ORIGIN_EXTERNAL, ORIGIN_KMS,
-                              PENDING_DELETE, PENDING_IMPORT, USAGE_SYMMETRIC, owner_account)
+from kms.keys import blob as blobs
+from kms.service.imports import MAX_VALID_TO
+from kms.service.keys import (ARCHIVED, DISABLED, ENABLED, MAX_DESCRIPTION_BYTES, ORIGIN_EXTERNAL,
+                              ORIGIN_KMS, PENDING_DELETE, PENDING_IMPORT, USAGE_SYMMETRIC,
+                              owner_account)
 
 # ListKeyDetail's KeyState filter numbers.
 STATE_FILTER = {1: ENABLED, 2: DISABLED, 3: PENDING_DELETE, 4: PENDING_IMPORT, 5: ARCHIVED}
 LISTED_BY_LIST_KEYS = (ENABLED, DISABLED, PENDING_IMPORT)
 DATA_KEY_SPECS = {"AES_128": 16, "AES_256": 32}
+# Tags are stored with the key: bounded as Tencent Cloud's tag service bounds
+# them (the KMS spec states no limit of its own).
+MAX_TAGS = 50
+MAX_TAG_KEY_CHARS = 127
+MAX_TAG_VALUE_CHARS = 255
+# Names of algorithms, specs, usages: longer than any, short enough to echo.
+MAX_NAME_CHARS = 64
+MAX_PAGE_OFFSET = 2**31
+MAX_IMPORT_TOKEN_CHARS = 128  # issued tokens are 43
+PADDINGS = {
+    "RSAES_PKCS1_V1_5": padding.PKCS1v15(),
+    "RSAES_OAEP_SHA_1": padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA1(), None),
+    "RSAES_OAEP_SHA_256": padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None),
+}
 
 # handler(ctx, params, target): target is what the action's reader returned
 # and the policy check passed; the handler acts on it and on nothing else.
@@ -58,43 +76,75 @@ def key_metadata(record: Dict[str, Any], uin: int) -> Dict[str, Any]:
     }
 
 
+def _choice(p: Params, name: str, choices: Sequence[str], default: Optional[str] = None,
+            code: str = "InvalidParameter") -> Optional[str]:
+    """A string that must be one of choices (the value is not echoed)."""
+    value = p.str(name, default=default, max_chars=MAX_NAME_CHARS, code=code)
+    if value is not None and value not in choices:
+        raise TencentError(code, f"{name} must be one of {', '.join(choices)}")
+    return value
+
+
+def _context(p: Params, name: str) -> Optional[str]:
+    """An EncryptionContext: a string holding a JSON object, at most 1024
+    characters, checked here, before any key is touched."""
+    text = p.str(name, max_chars=blobs.MAX_CONTEXT_CHARS, code="InvalidParameterValue")
+    try:
+        blobs.canonical_context(text)
+    except UnicodeEncodeError:  # "\ud800" inside the JSON: no UTF-8 for it
+        raise TencentError("InvalidParameterValue", f"{name} holds text that is not valid Unicode") from None
+    return text
+
+
 def _tags(p: Params) -> Dict[str, str]:
     tags: Dict[str, str] = {}
-    for tag in p.dict_list("Tags"):
-        key, value = tag.get("TagKey"), tag.get("TagValue")
-        if not isinstance(key, str) or not key or not isinstance(value, str):
-            raise TencentError("InvalidParameter", "each tag needs a TagKey and a TagValue string")
+    for tag in p.objects("Tags", max_items=MAX_TAGS):
+        key = tag.str("TagKey", required=True, max_chars=MAX_TAG_KEY_CHARS)
+        value = tag.str("TagValue", required=True, max_chars=MAX_TAG_VALUE_CHARS)
+        if not key:
+            raise TencentError("InvalidParameter", f"{tag.prefix}TagKey must not be empty")
         if key in tags:
             raise TencentError("InvalidParameterValue.TagKeysDuplicated", f"tag key {key!r} is given twice")
         tags[key] = value
     return tags
 
 
-def _wrap_to_public_key(p: Params, plaintext: bytes) -> Optional[str]:
-    """EncryptionPublicKey/EncryptionAlgorithm: return the secret encrypted
-    to the caller's RSA key instead of in clear."""
+def _tag_filters(p: Params) -> List[Any]:
+    """[(TagKey, [TagValue, ...]), ...]; no values matches any value."""
+    return [(f.str("TagKey", required=True, max_chars=MAX_TAG_KEY_CHARS),
+             f.str_list("TagValue", max_chars=MAX_TAG_VALUE_CHARS))
+            for f in p.objects("TagFilters", max_items=MAX_TAGS)]
+
+
+Seal = Callable[[bytes], str]
+
+
+def _public_key_seal(p: Params) -> Optional[Seal]:
+    """EncryptionPublicKey/EncryptionAlgorithm: how to return the secret
+    encrypted to the caller's RSA key instead of in clear (None: in clear).
+    Read and checked before the secret exists."""
     pem = p.str("EncryptionPublicKey")
     if pem is None:
         return None
-    algorithm = p.str("EncryptionAlgorithm", default="SM2")
-    paddings = {
-        "RSAES_PKCS1_V1_5": padding.PKCS1v15(),
-        "RSAES_OAEP_SHA_1": padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA1(), None),
-        "RSAES_OAEP_SHA_256": padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None),
-    }
-    if algorithm not in paddings:
-        raise TencentError("InvalidParameterValue",
-                           f"EncryptionAlgorithm {algorithm} is not supported; use one of {', '.join(paddings)}")
+    algorithm = _choice(p, "EncryptionAlgorithm", tuple(PADDINGS), default="SM2",
+                        code="InvalidParameterValue")
     try:
         public_key = serialization.load_pem_public_key(pem.encode())
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         raise TencentError("InvalidParameterValue", "EncryptionPublicKey is not a PEM public key") from None
     if not isinstance(public_key, rsa.RSAPublicKey) or public_key.key_size < 2048:
         raise TencentError("InvalidParameterValue", "EncryptionPublicKey must be an RSA key of at least 2048 bits")
-    try:
-        return _b64(public_key.encrypt(plaintext, paddings[algorithm]))
-    except ValueError:
-        raise TencentError("FailedOperation.EncryptionError", "the data cannot be encrypted to that key") from None
+
+    def seal(secret: bytes) -> str:
+        try:
+            return _b64(public_key.encrypt(secret, PADDINGS[str(algorithm)]))
+        except ValueError:
+            raise TencentError("FailedOperation.EncryptionError", "the data cannot be encrypted to that key") from None
+    return seal
+
+
+def _plaintext_field(secret: bytes, seal: Optional[Seal]) -> str:
+    return seal(secret) if seal is not None else _b64(secret)
 
 
 # ---- keys ------------------------------------------------------------------
@@ -104,15 +154,13 @@ def _wrap_to_public_key(p: Params, plaintext: bytes) -> Optional[str]:
 def CreateKey(ctx: Context, p: Params, alias: str) -> Dict[str, Any]:
     if alias.startswith("kms-"):
         raise TencentError("InvalidParameterValue.InvalidAlias", "aliases starting with kms- are reserved")
-    key_type = p.int("Type", default=1)
-    if key_type not in (1, 2):
-        raise TencentError("InvalidParameterValue.InvalidType", "Type must be 1 (KMS-generated) or 2 (EXTERNAL)")
-    usage = p.str("KeyUsage", default=USAGE_SYMMETRIC)
-    if usage != USAGE_SYMMETRIC:
-        raise TencentError("InvalidParameterValue.InvalidKeyUsage", f"KeyUsage {usage} is not offered")
-    record = ctx.keys.create_key(alias, p.str("Description", default=""), usage,
-                                 external=key_type == 2, tags=_tags(p),
-                                 creator=ctx.caller["secret_id"])
+    # 1 KMS-generated, 2 EXTERNAL
+    key_type = p.int("Type", 1, 2, default=1, code="InvalidParameterValue.InvalidType")
+    usage = _choice(p, "KeyUsage", (USAGE_SYMMETRIC,), default=USAGE_SYMMETRIC,
+                    code="InvalidParameterValue.InvalidKeyUsage")
+    description = _description(p, required=False)
+    record = ctx.keys.create_key(alias, description, str(usage), external=key_type == 2,
+                                 tags=_tags(p), creator=ctx.caller["secret_id"])
     return {"KeyId": record["id"], "Alias": record["alias"], "CreateTime": record["created"],
             "Description": record["description"], "KeyState": record["state"],
             "KeyUsage": record["usage"], "TagCode": 0, "TagMsg": ""}
@@ -130,14 +178,19 @@ def DescribeKeys(ctx: Context, p: Params, key_ids: List[str]) -> Dict[str, Any]:
     return {"KeyMetadatas": [key_metadata(r, ctx.caller["uin"]) for r in records]}
 
 
+def _description(p: Params, required: bool) -> str:
+    # Stored: at most 1024 bytes (the key service counts the bytes).
+    return p.str("Description", required=required, default="", max_chars=MAX_DESCRIPTION_BYTES) or ""
+
+
 def _page(p: Params) -> slice:
-    offset = p.int("Offset", default=0, low=0, high=2**31)
-    limit = p.int("Limit", default=10, low=1, high=200)
+    offset = p.int("Offset", 0, MAX_PAGE_OFFSET, default=0)
+    limit = p.int("Limit", 1, 200, default=10)
     return slice(offset, offset + limit)
 
 
 def _by_role(p: Params, records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    role = p.int("Role", default=0, low=0, high=1)
+    role = p.int("Role", 0, 1, default=0)
     return [r for r in records if (owner_account(r) is None) == (role == 0)]
 
 
@@ -151,27 +204,24 @@ def ListKeys(ctx: Context, p: Params, _: None) -> Dict[str, Any]:
 @action(keyless)
 def ListKeyDetail(ctx: Context, p: Params, _: None) -> Dict[str, Any]:
     page = _page(p)
+    newest_first = p.int("OrderType", 0, 1, default=0) == 0
+    state = p.int("KeyState", 0, len(STATE_FILTER), default=0)
+    search = p.str("SearchKeyAlias")
+    origin = _choice(p, "Origin", ("ALL", ORIGIN_KMS, ORIGIN_EXTERNAL), default="ALL")
+    usage = p.str("KeyUsage", default=USAGE_SYMMETRIC, max_chars=MAX_NAME_CHARS)
+    tag_filters = _tag_filters(p)
     records = _by_role(p, ctx.keys.all_keys())
-    if p.int("OrderType", default=0, low=0, high=1) == 0:
-        records.reverse()  # newest first
-    state = p.int("KeyState", default=0, low=0, high=5)
+    if newest_first:
+        records.reverse()
     if state:
         records = [r for r in records if r["state"] == STATE_FILTER[state]]
-    search = p.str("SearchKeyAlias")
     if search:
         records = [r for r in records if search in r["alias"] or search in r["id"]]
-    origin = p.str("Origin", default="ALL")
-    if origin not in ("ALL", ORIGIN_KMS, ORIGIN_EXTERNAL):
-        raise TencentError("InvalidParameter", "Origin must be TENCENT_KMS, EXTERNAL or ALL")
     if origin != "ALL":
         records = [r for r in records if r["origin"] == origin]
-    usage = p.str("KeyUsage", default=USAGE_SYMMETRIC)
     if usage != "ALL":
         records = [r for r in records if r["usage"] == usage]
-    for tag_filter in p.dict_list("TagFilters"):
-        key, values = tag_filter.get("TagKey"), tag_filter.get("TagValue")
-        if not isinstance(key, str) or (values is not None and not isinstance(values, list)):
-            raise TencentError("InvalidParameter", "TagFilters items need a TagKey and a TagValue list")
+    for key, values in tag_filters:
         records = [r for r in records if key in r["tags"] and (not values or r["tags"][key] in values)]
     return {"TotalCount": len(records),
             "KeyMetadatas": [key_metadata(r, ctx.caller["uin"]) for r in records[page]]}
@@ -188,8 +238,7 @@ def UpdateAlias(ctx: Context, p: Params, target: Any) -> Dict[str, Any]:
 
 @action(one_key)
 def UpdateKeyDescription(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
-    description = p.str("Description", required=True)
-    ctx.keys.update_description(key_id, description)
+    ctx.keys.update_description(key_id, _description(p, required=True))
     return {}
 
 
@@ -219,7 +268,7 @@ def DisableKeys(ctx: Context, p: Params, key_ids: List[str]) -> Dict[str, Any]:
 
 @action(one_key)
 def ScheduleKeyDeletion(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
-    days = p.int("PendingWindowInDays", required=True, low=7, high=30,
+    days = p.int("PendingWindowInDays", 7, 30, required=True,
                  code="InvalidParameter.InvalidPendingWindowInDays")
     return {"DeletionDate": ctx.keys.schedule_deletion(key_id, days), "KeyId": key_id}
 
@@ -247,7 +296,7 @@ def CancelKeyArchive(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
 
 @action(one_key)
 def EnableKeyRotation(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
-    days = p.int("RotateDays", default=365, low=7, high=365, code="InvalidParameterValue")
+    days = p.int("RotateDays", 7, 365, default=365, code="InvalidParameterValue")
     ctx.keys.enable_rotation(key_id, days)
     return {}
 
@@ -279,52 +328,60 @@ def _usable_key(ctx: Context, key_id: str) -> str:
     return ctx.keys.resolve_service_key(key_id, ctx.caller)
 
 
+# Each handler reads all its parameters before it acts: a service key is
+# created on first use only by a call that is otherwise sound.
+
+
 @action(one_key)
 def Encrypt(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
-    key_id = _usable_key(ctx, key_id)
     plaintext = p.base64("Plaintext", code="InvalidParameterValue.InvalidPlaintext")
-    blob = ctx.keys.encrypt(key_id, plaintext, p.str("EncryptionContext"))
+    context = _context(p, "EncryptionContext")
+    key_id = _usable_key(ctx, key_id)
+    blob = ctx.keys.encrypt(key_id, plaintext, context)
     return {"CiphertextBlob": blob, "KeyId": key_id}
 
 
 @action(blob_key)
 def Decrypt(ctx: Context, p: Params, text: str) -> Dict[str, Any]:
-    key_id, plaintext = ctx.keys.decrypt(text, p.str("EncryptionContext"))
-    wrapped = _wrap_to_public_key(p, plaintext)
-    return {"KeyId": key_id, "Plaintext": wrapped if wrapped is not None else _b64(plaintext)}
+    context, seal = _context(p, "EncryptionContext"), _public_key_seal(p)
+    key_id, plaintext = ctx.keys.decrypt(text, context)
+    return {"KeyId": key_id, "Plaintext": _plaintext_field(plaintext, seal)}
 
 
 @action(reencryption)
 def ReEncrypt(ctx: Context, p: Params, target: Any) -> Dict[str, Any]:
     text, destination = target
-    blob, key_id, source, changed = ctx.keys.reencrypt(
-        text, destination,
-        p.str("SourceEncryptionContext"), p.str("DestinationEncryptionContext"))
+    source_context = _context(p, "SourceEncryptionContext")
+    destination_context = _context(p, "DestinationEncryptionContext")
+    blob, key_id, source, changed = ctx.keys.reencrypt(text, destination, source_context,
+                                                       destination_context)
     return {"CiphertextBlob": blob, "KeyId": key_id, "SourceKeyId": source, "ReEncrypted": changed}
+
+
+def _data_key_size(p: Params) -> int:
+    """NumberOfBytes, else KeySpec's size; NumberOfBytes wins if both."""
+    size = p.int("NumberOfBytes", 1, 1024)
+    spec = _choice(p, "KeySpec", tuple(DATA_KEY_SPECS))
+    if size is not None:
+        return size
+    if spec is None:
+        raise TencentError("InvalidParameter", "give KeySpec (AES_128 or AES_256) or NumberOfBytes")
+    return DATA_KEY_SPECS[spec]
 
 
 @action(one_key)
 def GenerateDataKey(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
-    key_id = _usable_key(ctx, key_id)
-    if p.int("IsHostedByKms", default=0, low=0, high=1):
+    if p.int("IsHostedByKms", 0, 1, default=0):
         raise TencentError("UnsupportedOperation", "data keys hosted by KMS are not offered")
-    size = p.int("NumberOfBytes", low=1, high=1024)
-    if size is None:
-        spec = p.str("KeySpec")
-        if spec is None:
-            raise TencentError("InvalidParameter", "give KeySpec (AES_128 or AES_256) or NumberOfBytes")
-        if spec not in DATA_KEY_SPECS:
-            raise TencentError("InvalidParameter", "KeySpec must be AES_128 or AES_256")
-        size = DATA_KEY_SPECS[spec]
-    data_key, blob = ctx.keys.generate_data_key(key_id, size, p.str("EncryptionContext"))
-    wrapped = _wrap_to_public_key(p, data_key)
-    return {"KeyId": key_id, "Plaintext": wrapped if wrapped is not None else _b64(data_key),
-            "CiphertextBlob": blob}
+    size, context, seal = _data_key_size(p), _context(p, "EncryptionContext"), _public_key_seal(p)
+    key_id = _usable_key(ctx, key_id)
+    data_key, blob = ctx.keys.generate_data_key(key_id, size, context)
+    return {"KeyId": key_id, "Plaintext": _plaintext_field(data_key, seal), "CiphertextBlob": blob}
 
 
 @action(keyless)
 def GenerateRandom(ctx: Context, p: Params, _: None) -> Dict[str, Any]:
-    size = p.int("NumberOfBytes", required=True, low=1, high=1024)
+    size = p.int("NumberOfBytes", 1, 1024, required=True)
     return {"Plaintext": _b64(ctx.keys.generate_random(size))}
 
 
@@ -333,8 +390,9 @@ def GenerateRandom(ctx: Context, p: Params, _: None) -> Dict[str, Any]:
 
 @action(one_key)
 def GetParametersForImport(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
-    issued = ctx.imports.parameters(key_id, p.str("WrappingAlgorithm", required=True),
-                                    p.str("WrappingKeySpec", required=True))
+    issued = ctx.imports.parameters(key_id,
+                                    p.str("WrappingAlgorithm", required=True, max_chars=MAX_NAME_CHARS),
+                                    p.str("WrappingKeySpec", required=True, max_chars=MAX_NAME_CHARS))
     return {"KeyId": key_id, "ImportToken": issued["token"],
             "PublicKey": _b64(issued["public_key_der"]), "ParametersValidTo": issued["valid_to"]}
 
@@ -342,8 +400,10 @@ def GetParametersForImport(ctx: Context, p: Params, key_id: str) -> Dict[str, An
 @action(one_key)
 def ImportKeyMaterial(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
     encrypted = p.base64("EncryptedKeyMaterial", code="InvalidParameter.DecryptMaterialError")
-    ctx.imports.import_material(key_id, p.str("ImportToken", required=True), encrypted,
-                                p.int("ValidTo", default=0, low=0))
+    token = p.str("ImportToken", required=True, max_chars=MAX_IMPORT_TOKEN_CHARS)
+    # 0: never expires; the service checks that a time is after now.
+    valid_to = p.int("ValidTo", 0, MAX_VALID_TO, default=0)
+    ctx.imports.import_material(key_id, token, encrypted, valid_to)
     return {}
 
 
