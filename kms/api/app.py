@@ -10,7 +10,7 @@ from typing import AsyncIterator, List, Optional
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import kms
@@ -42,7 +42,7 @@ def create_app(runtime: Runtime, test_clock: bool = False,
                                                key=runtime.keys.wrapper.derive("replay-table")),
                                allowed_hosts=allowed_hosts())
 
-    async def tencent_action(request: Request) -> JSONResponse:
+    async def tencent_action(request: Request) -> Response:
         return await endpoint(request)
 
     async def health(request: Request) -> JSONResponse:

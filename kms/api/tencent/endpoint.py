@@ -3,26 +3,32 @@
 Every answer is HTTP 200 with Content-Type exactly application/json (the
 SDK ignores errors under any other type) and the {"Response": ...} envelope
 carrying a RequestId. Bad input of any kind gets a specific error code.
+No answer may be cached (Cache-Control: no-store): several carry plaintext,
+data keys or random bytes. A request made by an AWS client is the one
+exception to the envelope (kms.api.tencent.aws).
 """
+import json
 import logging
 import time
+import traceback
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
+from kms import errors
 from kms.api import jsonbody
+from kms.api.tencent import aws
 from kms.api.tencent.access import Context
 from kms.api.tencent.action_kinds import changes_state
 from kms.api.tencent.actions import ACTIONS
-from kms import errors
-from kms.audit import AuditLog
-from kms.keys import blob as blobs
 from kms.api.tencent.errors import TencentError, code_for
 from kms.api.tencent.params import Params
 from kms.api.tencent.signing import SignatureError, Verifier
+from kms.audit import AuditLog
+from kms.keys import blob as blobs
 from kms.service.accounts import AccountService
 from kms.service.imports import ImportService
 from kms.service.keys import KeyService
@@ -35,8 +41,16 @@ MAX_ACTION = 64  # the longest action name is 25 characters
 log = logging.getLogger("kms.api.tencent")
 
 
+class EnvelopeResponse(JSONResponse):
+    """ASCII JSON: every string, whatever a message quotes, can be sent."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
 def envelope(request_id: str, fields: Dict[str, Any]) -> JSONResponse:
-    return JSONResponse({"Response": {**fields, "RequestId": request_id}})
+    return EnvelopeResponse({"Response": {**fields, "RequestId": request_id}},
+                            headers={"Cache-Control": "no-store"})
 
 
 def error_envelope(request_id: str, code: str, message: str) -> JSONResponse:
@@ -44,8 +58,8 @@ def error_envelope(request_id: str, code: str, message: str) -> JSONResponse:
 
 
 async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
         raise TencentError("RequestSizeLimitExceeded", f"request body over {MAX_BODY} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -70,24 +84,23 @@ class TencentEndpoint:
         self.verifier = Verifier(accounts.secret_key, seen=seen, allowed_hosts=allowed_hosts)
         self.before_request = before_request
 
-    async def __call__(self, request: Request) -> JSONResponse:
+    async def __call__(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
         action = request.headers.get("x-tc-action", "")[:MAX_ACTION]  # caller-controlled: bounded
         seen: Dict[str, Any] = {"request_id": request_id}  # what the audit entry may name
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        from_aws = aws.is_aws_request(headers, request.query_params)
+        response: Response
         try:
-            if request.method != "POST":
-                raise TencentError("UnsupportedOperation", "only POST requests signed with TC3-HMAC-SHA256 are accepted")
-            body = await _read_body(request)
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            fields = await run_in_threadpool(self._handle, headers, body, seen)
-            response, code = envelope(request_id, fields), "Success"
-            if seen.get("key_id") is None:  # CreateKey: known once made
-                seen["key_id"] = fields.get("KeyId")
+            if from_aws:
+                response, code = aws.refusal(request_id), aws.ERROR_TYPE
+            else:
+                response, code = await self._answer(request, headers, request_id, seen)
         except Exception as exc:  # every failure becomes an envelope, never a 500
             code, message = code_for(exc)
             if code == "InternalError":
-                log.exception("request %s (%s) failed", request_id, action)
+                _log_internal_error(request_id, action, exc)
             response = error_envelope(request_id, code, message)
         latency = (time.perf_counter() - started) * 1000
         log.info("request=%s action=%r result=%s ms=%.2f", request_id, action or "-", code, latency)
@@ -97,8 +110,19 @@ class TencentEndpoint:
                                                 key_id=seen.get("key_id"), result=code,
                                                 latency_ms=round(latency, 3))
             if withheld is not None:
-                response = error_envelope(request_id, *code_for(withheld))
+                response = (aws.unavailable(request_id) if from_aws
+                            else error_envelope(request_id, *code_for(withheld)))
         return response
+
+    async def _answer(self, request: Request, headers: Dict[str, str], request_id: str,
+                      seen: Dict[str, Any]) -> Tuple[Response, str]:
+        if request.method != "POST":
+            raise TencentError("UnsupportedOperation", "only POST requests signed with TC3-HMAC-SHA256 are accepted")
+        body = await _read_body(request)
+        fields = await run_in_threadpool(self._handle, headers, body, seen)
+        if seen.get("key_id") is None:  # CreateKey: known once made
+            seen["key_id"] = fields.get("KeyId")
+        return envelope(request_id, fields), "Success"
 
     def _handle(self, headers: Dict[str, str], body: bytes, seen: Dict[str, Any]) -> Dict[str, Any]:
         self.keys.store.refresh()
@@ -130,6 +154,15 @@ class TencentEndpoint:
             self.audit.intent(seen["request_id"], secret_id, name, seen.get("key_id"))
             seen["intent"] = True
         return spec.handler(ctx, params, target)
+
+
+def _log_internal_error(request_id: str, action: str, exc: BaseException) -> None:
+    """The request id, the action and where it failed. Not the exception's
+    message: it may quote the request (a value that failed to parse), and
+    nothing of a body is logged."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    log.error("request %s action=%r failed (InternalError): %s raised at\n%s",
+              request_id, action or "-", type(exc).__name__, frames.rstrip())
 
 
 def _key_named(body: Dict[str, Any]) -> Optional[str]:
