@@ -18,7 +18,8 @@ and decrypt here also takes transit strings as items. Request-level errors
 answer {"errors": [message]} with Vault's status codes.
 
 Limits: a body of at most MAX_BODY (256 MiB) bytes and MAX_ITEMS (200,000)
-items; each item and associated data within AES-GCM's limits and under
+items (more: 400 "too many items: ..."); key_version(s) msgpack integers
+from 0 to 2^63 - 1 (never floats, strings or booleans); each item and associated data within AES-GCM's limits and under
 4 GiB (msgpack bin32). Memory: a body with a declared length arrives into one
 buffer (kms.api.lane). Encrypt requests, and decrypt requests of bin items
 under one key_version, are then read by the engine where they lie
@@ -40,15 +41,43 @@ from starlette.responses import Response, StreamingResponse
 from kms import aead, errors
 from kms.aead.native import NativeAESGCM
 from kms.aead.status import Status
-from kms.api.transit.endpoint import HTTPError, Transit
+from kms.api.transit.endpoint import UNSUPPORTED, HTTPError, Transit
+from kms.api.transit.params import INT64_MAX
 from kms.api.transit.responses import new_request_id
 from kms.service.keys import check_state
 from kms.service.transit import TransitError
 
 MAX_BODY = 256 << 20
 MAX_ITEMS = 200_000
+MAX_MEMBERS = 16  # a request map has three members; this many is surely not one
 MEDIA_TYPE = "application/msgpack"
+TOO_MANY = f"too many items: a bulk request holds at most {MAX_ITEMS}"
 log = logging.getLogger("kms.api.bulk")
+
+
+def key_version(value: Any, field: str = "key_version") -> Optional[int]:
+    """A requested version: nil, or a msgpack integer from 0 to 2^63 - 1
+    (msgpack keeps types apart, so 1.5, "1" and true are refused, not read)."""
+    if value is None:
+        return None
+    if type(value) is not int or not 0 <= value <= INT64_MAX:
+        raise TransitError(f"{field} must be a non-negative integer")
+    return value
+
+
+def _declared_items(body: Any) -> Optional[int]:
+    """The length the request's "items" array declares, read from its
+    header alone (so a body refused for its size can say so), or None."""
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(len(body), 1))
+    try:
+        unpacker.feed(body)
+        for _ in range(min(unpacker.read_map_header(), MAX_MEMBERS)):
+            if unpacker.unpack() == "items":
+                return int(unpacker.read_array_header())
+            unpacker.skip()
+    except Exception:  # not msgpack, or not a map with an items array: say so as usual
+        return None
+    return None
 
 
 def _chunks(head: bytes, arena: Any, tail: bytes = b"") -> Iterator[bytes]:
@@ -67,6 +96,11 @@ def _require_bulk(settings: Dict[str, Any]) -> None:
         raise TransitError("derived keys need a context per item; use the transit API")
     if settings["type"] not in ("aes256-gcm96", "aes128-gcm96"):
         raise TransitError(f"the bulk path serves AES-GCM keys; {settings['type']} is not one")
+
+
+def _log_failure(seen: Dict[str, Any]) -> None:
+    """A fault on our side, with the request's id and action (never its body)."""
+    log.exception("bulk request %s (%s) failed", seen.get("request_id"), seen.get("action"))
 
 
 def _reply(payload: Dict[str, Any], status: int = 200) -> Response:
@@ -111,17 +145,22 @@ class Bulk:
         except errors.KMSError as exc:
             internal = isinstance(exc, errors.InternalError)
             if internal:
-                log.exception("bulk request failed")
+                _log_failure(seen)
             response = _reply({"errors": ["internal error" if internal else str(exc)]},
                               500 if internal else 400)
         except Exception:
-            log.exception("bulk request failed")
+            _log_failure(seen)
             response = _reply({"errors": ["internal error"]}, 500)
         # Every call, refused ones too, through the one audit step of transit.
         return await self.transit.audited(response, seen, started, self.error)
 
+    def unsupported(self, account: Dict[str, Any], name: str, message: Dict[str, Any]) -> Response:
+        raise HTTPError(405, [UNSUPPORTED])
+
     def _run(self, handler, request: Any, body: bytes, seen: Dict[str, Any]) -> Response:
         account = self.transit.authenticate(request, seen)
+        if handler == self.unsupported:  # like transit: after authentication, audited
+            raise HTTPError(405, [UNSUPPORTED])
         name = request.path_params["name"]
         record = self.service.record(name)
         seen["key_id"] = record["id"] if record else None
@@ -132,8 +171,11 @@ class Bulk:
             return fast
         try:
             message = msgpack.unpackb(body, raw=False, strict_map_key=True,
-                                      max_array_len=MAX_ITEMS, max_map_len=16)
-        except Exception:
+                                      max_array_len=MAX_ITEMS, max_map_len=MAX_MEMBERS)
+        except Exception:  # msgpack raises several types for malformed input
+            declared = _declared_items(body)
+            if declared is not None and declared > MAX_ITEMS:
+                raise TransitError(TOO_MANY) from None
             raise TransitError("the body is not a msgpack map of the bulk request format") from None
         if not isinstance(message, dict) or not isinstance(message.get("items"), list):
             raise TransitError("the body must be a msgpack map with an \"items\" list")
@@ -215,7 +257,7 @@ class Bulk:
             raise TransitError("every item must be binary (msgpack bin)")
         settings = self.service.settings(record)
         _require_bulk(settings)
-        version = self.service._encryption_version(record, settings, message.get("key_version"))
+        version = self.service._encryption_version(record, settings, key_version(message.get("key_version")))
         box = self.transit.keys.box(record["id"], version)
         aad = self._aad(message, len(items))
         if not isinstance(box, NativeAESGCM):  # the fallback has no framed arenas
@@ -271,12 +313,10 @@ class Bulk:
         per_item = message.get("key_versions")
         if per_item is not None:
             if not isinstance(per_item, list) or len(per_item) != count or not all(
-                    isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in per_item):
+                    type(v) is int and 0 <= v <= INT64_MAX for v in per_item):
                 raise TransitError("key_versions must list one non-negative integer per item")
             return [max(v, 1) for v in per_item]
-        version = message.get("key_version")
+        version = key_version(message.get("key_version"))
         if version is None:
             return [None] * count
-        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-            raise TransitError("key_version must be a non-negative integer")
         return [max(version, 1)] * count

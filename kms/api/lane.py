@@ -114,10 +114,11 @@ async def send_response(response: Response, scope: Scope, receive: Receive, send
 
 class Lane:
     """adapters: objects with hot_routes(), body_limit, too_large (the 413
-    message), error(status, messages) and respond(handler, request, data,
-    inline): kms.api.transit.endpoint.Transit and kms.api.bulk.Bulk. An
-    adapter may name body_buffer(length), the writable buffer large bodies
-    are read into (bytearray otherwise)."""
+    message), error(status, messages), unsupported (the handler of methods
+    a hot route does not serve: 405 once authenticated) and respond(handler,
+    request, data, inline): kms.api.transit.endpoint.Transit and
+    kms.api.bulk.Bulk. An adapter may name body_buffer(length), the writable
+    buffer large bodies are read into (bytearray otherwise)."""
 
     def __init__(self, app: ASGIApp, adapters: List[Any]) -> None:
         self.app = app
@@ -135,12 +136,13 @@ class Lane:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        hit = (self._match(scope["path"])
-               if scope["type"] == "http" and scope["method"] in METHODS else None)
-        if hit is None:  # other methods too: Starlette authenticates, then answers 405
+        hit = self._match(scope["path"]) if scope["type"] == "http" else None
+        if hit is None:
             await self.app(scope, receive, send)
             return
         adapter, handler, inline, name = hit
+        if scope["method"] not in METHODS:  # authenticated, audited, then 405
+            handler = adapter.unsupported
         request = LaneRequest(scope["method"], name, scope["headers"])
         try:
             data = await read_body(receive, request.headers.get("content-length"), adapter.body_limit,
