@@ -77,9 +77,9 @@ class LogStore:
         self._offset = 0
         self._live_bytes = 0
         self._compact_retry_at = 0
-        # (start, end) of a whole record this process wrote whose fsync
+        # (offset, bytes) of a whole record this process wrote whose fsync
         # failed and whose cut failed too: not a change, still to be cut.
-        self._void: Optional[Tuple[int, int]] = None
+        self._void: Optional[Tuple[int, bytes]] = None
         self.state: State = {}
         # Called with each applied op, so layers above can drop caches.
         self.listeners: List[Callable[[Op], None]] = []
@@ -135,8 +135,8 @@ class LogStore:
         pos = 0
         while pos < len(data):
             at = start + pos
-            if self._void is not None and at == self._void[0] and size <= self._void[1]:
-                break  # our own failed write: no record
+            if self._void is not None and at == self._void[0] and data[pos:] == self._void[1]:
+                break  # our own failed write, still the last thing in the file: no record
             try:
                 end, ops = frames.parse(data, pos)
             except frames.Damaged as damage:
@@ -241,16 +241,16 @@ class LogStore:
             write_all(self._fd, record, start)
             os.fsync(self._fd)
         except OSError as exc:
-            self._cut_back(start, start + len(record))
+            self._cut_back(start, record)
             raise _unavailable(exc) from None
         self._offset = start + len(record)
 
-    def _cut_back(self, start: int, end: int) -> None:
+    def _cut_back(self, start: int, record: bytes) -> None:
         """Undo a failed append; if that fails too, remember it for the next."""
         try:
             os.ftruncate(self._fd, start)
         except OSError as exc:
-            self._void = (start, end)
+            self._void = (start, record)
             log.error("a failed write to the key store could not be cut back (%s); it is not "
                       "a change, and is cut before the next one", exc.strerror)
 
