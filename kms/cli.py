@@ -5,18 +5,22 @@ inspects a data directory's key store; ``kms accounts``, ``policies`` and
 directory, also while the server runs."""
 import argparse
 import contextlib
+import http.client
 import json
 import logging
 import os
 import re
 import sys
 from typing import Callable, List, Optional, TypeVar
+from urllib.parse import urlsplit
 
-from kms import errors
+from kms import envelope, errors
 from kms.api.tencent.replay import PROBE as REPLAY_PROBE
+from kms.server import DEFAULT_LIMITS, Limits
 from kms.service.tokens import MAX_TTL
 
 MAX_WORKERS = 256
+LOG_LEVELS = ["debug", "info", "warning", "error"]
 # The replay table is searched in runs of PROBE slots, so fewer slots than
 # that make no sense; 2^26 slots of 16 bytes are a 1 GiB preallocated file,
 # enough for about 100,000 signed requests a second.
@@ -39,7 +43,7 @@ def _server(args: argparse.Namespace) -> int:
     from kms import rootkey
     from kms.server import LOG_FORMAT, RootCredentials, open_data_dir, serve
 
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     # Root secrets given in the environment leave it before anything else
     # runs, so no process started from here inherits them; the workers get
     # the root key handed over in memory instead.
@@ -65,7 +69,11 @@ def _server(args: argparse.Namespace) -> int:
         os.environ["KMS_ALLOWED_HOSTS"] = ",".join(args.allowed_host)
     if args.replay_slots is not None:
         os.environ["KMS_REPLAY_SLOTS"] = str(args.replay_slots)
-    return serve(args.host, args.port, args.workers, _http_protocol(args.http), root_key)
+    limits = Limits(header_timeout=args.header_timeout, body_timeout=args.body_timeout,
+                    body_min_rate=args.body_min_rate, max_connections=args.max_connections)
+    return serve(args.host, args.port, args.workers, _http_protocol(args.http), root_key,
+                 data_dir=runtime.data_dir, limits=limits, log_level=args.log_level,
+                 keep_alive=args.keep_alive_timeout)
 
 
 def _http_protocol(choice: str):
@@ -106,8 +114,6 @@ def _runtime(args: argparse.Namespace):
 def _accounts(args: argparse.Namespace) -> int:
     runtime = _runtime(args)
     if args.action == "create":
-        if not args.name:
-            raise errors.InvalidParameter("give the account a name")
         creds = runtime.accounts.create("service" if args.service else "user", args.name)
         print(json.dumps({"SecretId": creds["secret_id"], "SecretKey": creds["secret_key"]}, indent=2))
         print("The SecretKey is shown only now.", file=sys.stderr)
@@ -131,8 +137,6 @@ def _policies(args: argparse.Namespace) -> int:
                 raise errors.InvalidParameter(f"{args.file} is not JSON: {exc}") from None
         policies.put(args.name, statements)
     elif args.action in ("attach", "detach"):
-        if not args.account:
-            raise errors.InvalidParameter("give --account SECRET_ID")
         policies.attach(args.name, args.account, attach=args.action == "attach")
     elif args.action == "delete":
         policies.delete(args.name)
@@ -144,10 +148,9 @@ def _policies(args: argparse.Namespace) -> int:
 def _tokens(args: argparse.Namespace) -> int:
     from kms.server import rotate_root_token
 
-    if args.accessor and args.action != "revoke":
-        raise errors.InvalidParameter(f"{args.action} takes no ACCESSOR")
     runtime = _runtime(args)
-    account = runtime.accounts.resolve(args.account) if args.account else None
+    named = getattr(args, "account", None)
+    account = runtime.accounts.resolve(named) if named else None
     if args.action == "create":
         if account is None:
             raise errors.InvalidParameter("give --account NAME (or its SecretId)")
@@ -165,8 +168,6 @@ def _tokens(args: argparse.Namespace) -> int:
             raise errors.InvalidParameter("give an ACCESSOR (see kms tokens list) or --account NAME")
         print(json.dumps({"revoked": revoked}, indent=2))
     else:  # rotate-root
-        if account is not None:
-            raise errors.InvalidParameter("rotate-root takes no --account")
         issued = rotate_root_token(runtime)
         print(json.dumps(issued, indent=2))
         print("The new root token is shown only now; every older root token is revoked.",
@@ -184,22 +185,23 @@ def _client(args: argparse.Namespace):
 
 
 def _encrypt_file(args: argparse.Namespace) -> int:
-    from kms import envelope
-
     with contextlib.closing(_client(args)) as client:
         data_key, wrapped = client.data_key(args.key)
     total = os.path.getsize(args.input)
     progress = envelope.Progress(total, True if args.progress else None)
     tmp = args.output + ".partial"
-    with open(args.input, "rb") as src, open(tmp, "wb") as dst:
-        envelope.encrypt_stream(src, dst, args.key, data_key, wrapped, args.chunk_size, progress.advance)
+    try:
+        with open(args.input, "rb") as src, open(tmp, "wb") as dst:
+            envelope.encrypt_stream(src, dst, args.key, data_key, wrapped, args.chunk_size, progress.advance)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)  # a partial envelope is no envelope
+        raise
     os.replace(tmp, args.output)
     return 0
 
 
 def _decrypt_file(args: argparse.Namespace) -> int:
-    from kms import envelope
-
     with open(args.input, "rb") as src:
         header = envelope.read_header(src)
         with contextlib.closing(_client(args)) as client:
@@ -232,6 +234,10 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 Number = TypeVar("Number", int, float)
+# ASCII only: int() and float() also take "٥", "5_000" and " 5 ", and
+# thousands of digits; a command-line number is none of those.
+_NUMBER_TEXT = {int: re.compile(r"-?[0-9]{1,18}"),
+                float: re.compile(r"-?([0-9]{1,18}(\.[0-9]{0,9})?|\.[0-9]{1,9})")}
 
 
 def _bounded(kind: Callable[[str], Number], low: Number, high: Number) -> Callable[[str], Number]:
@@ -239,16 +245,13 @@ def _bounded(kind: Callable[[str], Number], low: Number, high: Number) -> Callab
     message (argparse exits 2 on it)."""
 
     def parse(text: str) -> Number:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        # NaN compares false with everything, so it fails the range check too.
+        value = kind(text) if _NUMBER_TEXT[kind].fullmatch(text) else None  # type: ignore[index]
         if value is None or not low <= value <= high:
             raise argparse.ArgumentTypeError(
                 f"{text!r} is not a{'n integer' if kind is int else ' number'} from {low} to {high}")
         return value
 
+    parse.__name__ = "integer" if kind is int else "number"  # argparse names the type in errors
     return parse
 
 
@@ -263,22 +266,53 @@ def _host(text: str) -> str:
     return text
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="kms", description="Self-hosted key management service")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _url(text: str) -> str:
+    """A --url value: http(s)://host[:port], checked here so that a typo is a
+    usage error rather than a failure deep in the client."""
+    parts = urlsplit(text)
+    try:
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number from 0 to 65535
+        valid = False
+    if not valid:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL")
+    return text
 
-    server = sub.add_parser("server", help="run the KMS HTTP server")
-    server.add_argument("--host", default="127.0.0.1")
-    server.add_argument("--port", type=_bounded(int, 1, 65535), default=8300)
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
+def _parser(sub: "argparse._SubParsersAction", name: str, helptext: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=helptext, description=helptext, formatter_class=_Formatter)
+
+
+def _data_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", default="./kms-data", help="the data directory")
+
+
+def _add_server(sub: "argparse._SubParsersAction") -> None:
+    server = _parser(sub, "server", "run the KMS HTTP server")
+    server.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    server.add_argument("--port", type=_bounded(int, 1, 65535), default=8300, help="port to listen on")
     server.add_argument("--workers", type=_bounded(int, 1, MAX_WORKERS),
-                        default=min(os.cpu_count() or 1, MAX_WORKERS))
-    server.add_argument("--data-dir", default="./kms-data")
+                        default=min(os.cpu_count() or 1, MAX_WORKERS), help="worker processes")
+    server.add_argument("--data-dir", default="./kms-data",
+                        help="the data directory (created and initialised on first start)")
+    server.add_argument("--log-level", choices=LOG_LEVELS, default="info",
+                        help="the least severe messages the server and its workers log")
     server.add_argument("--test-clock", action="store_true",
                         help="TESTS ONLY: allow POST /_test/clock to shift the service's clock")
     server.add_argument("--http", choices=["auto", "httptools", "h11"], default="auto",
-                        help="HTTP parser: httptools (C; auto picks it when installed) or h11")
+                        help="HTTP parser: httptools (C; auto picks it when installed) or h11 "
+                             "(h11 has only the keep-alive timeout, not the limits below)")
     server.add_argument("--scheduler-period", type=_bounded(float, 0.05, 86400.0), default=None,
-                        help="seconds between scheduler passes (default 30)")
+                        metavar="SECONDS", help="seconds between scheduler passes (default: 30)")
     server.add_argument("--allowed-host", action="append", type=_host, metavar="HOST",
                         help="a Host header value signed Tencent requests may carry "
                              "(repeatable; default: any)")
@@ -286,67 +320,146 @@ def main(argv: Optional[List[str]] = None) -> int:
                         default=None, metavar="N",
                         help="slots (16 bytes each) of the shared signature replay table "
                              "(default: its built-in size)")
+    _add_connection_limits(server)
     server.set_defaults(func=_server)
 
-    info = sub.add_parser("info", help="show the version and the live AES-GCM backend")
-    info.set_defaults(func=_info)
 
-    store = sub.add_parser("store", help="check or repair a data directory's key store")
-    store.add_argument("action", choices=["check", "repair"])
-    store.add_argument("--data-dir", default="./kms-data")
+def _add_connection_limits(server: argparse.ArgumentParser) -> None:
+    limits = server.add_argument_group("slow and idle clients")
+    limits.add_argument("--keep-alive-timeout", type=_bounded(int, 1, 3600), default=5,
+                        metavar="SECONDS", help="close a kept-alive connection idle this long")
+    limits.add_argument("--header-timeout", type=_bounded(float, 0.1, 3600.0),
+                        default=DEFAULT_LIMITS.header_timeout, metavar="SECONDS",
+                        help="a request's line and headers must arrive within this time of "
+                             "the connection opening or the previous response (else 408)")
+    limits.add_argument("--body-timeout", type=_bounded(float, 0.1, 86400.0),
+                        default=DEFAULT_LIMITS.body_timeout, metavar="SECONDS",
+                        help="a body may take this long, plus 1 s per --body-min-rate bytes "
+                             "received (else 408)")
+    limits.add_argument("--body-min-rate", type=_bounded(int, 1, 1 << 30),
+                        default=DEFAULT_LIMITS.body_min_rate, metavar="BYTES",
+                        help="bytes per second a long body must average")
+    limits.add_argument("--max-connections", type=_bounded(int, 1, 1_000_000),
+                        default=DEFAULT_LIMITS.max_connections, metavar="N",
+                        help="open connections per worker (lowered to fit the descriptor "
+                             "limit); more are answered 503 at once and closed")
+
+
+def _add_store_and_audit(sub: "argparse._SubParsersAction") -> None:
+    store = _parser(sub, "store", "check or repair a data directory's key store")
+    store.add_argument("action", choices=["check", "repair"], help="what to do")
+    _data_dir_option(store)
     store.set_defaults(func=_store)
 
-    accounts = sub.add_parser("accounts", help="sub-accounts and service accounts (root's job)")
-    accounts.add_argument("action", choices=["create", "list", "delete"])
-    accounts.add_argument("name", nargs="?", help="name (create) or SecretId (delete)")
-    accounts.add_argument("--service", action="store_true",
-                          help="a service account: owns the service/NAME keys it uses")
-    accounts.add_argument("--data-dir", default="./kms-data")
-    accounts.set_defaults(func=_accounts)
+    audit = _parser(sub, "audit", "verify the audit log's hash chain")
+    audit.add_argument("action", choices=["verify"], help="what to do")
+    _data_dir_option(audit)
+    audit.set_defaults(func=_audit)
 
-    policies = sub.add_parser("policies", help="access policies for sub-accounts")
-    policies.add_argument("action", choices=["put", "list", "delete", "attach", "detach"])
-    policies.add_argument("name", nargs="?", default="")
-    policies.add_argument("--file", help="put: a JSON list of statements "
-                          '[{"effect": "allow", "actions": ["kms:Encrypt"], "resources": ["key/ID"]}]')
-    policies.add_argument("--account", help="attach/detach: the SecretId")
-    policies.add_argument("--data-dir", default="./kms-data")
-    policies.set_defaults(func=_policies)
 
-    tokens = sub.add_parser("tokens", help="tokens for the Vault-style APIs (X-Vault-Token)")
-    tokens.add_argument("action", choices=["create", "list", "revoke", "rotate-root"])
-    tokens.add_argument("accessor", nargs="?", help="revoke: the token's accessor (kms tokens list)")
-    tokens.add_argument("--account", help="account name or SecretId (create; list and revoke: "
-                        "only this account's tokens)")
-    tokens.add_argument("--ttl", type=_bounded(int, 0, MAX_TTL), default=0,
+def _actions(parent: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int]
+             ) -> Callable[[str, str], argparse.ArgumentParser]:
+    """Each action its own parser, so its options and its positionals may
+    come in any order (`create --service NAME` as well as `create NAME
+    --service`), and each takes only what it uses."""
+    actions = parent.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str, helptext: str) -> argparse.ArgumentParser:
+        parser = _parser(actions, name, helptext)
+        _data_dir_option(parser)
+        parser.set_defaults(func=func)
+        return parser
+
+    return action
+
+
+def _add_accounts(sub: "argparse._SubParsersAction") -> None:
+    action = _actions(_parser(sub, "accounts", "sub-accounts and service accounts (root's job)"), _accounts)
+    create = action("create", "create an account; its SecretKey is shown once")
+    create.add_argument("name", help="the account's name")
+    create.add_argument("--service", action="store_true",
+                        help="a service account: owns the service/NAME keys it uses")
+    action("list", "list the accounts")
+    action("delete", "delete an account").add_argument("name", metavar="SECRET_ID",
+                                                       help="the account's SecretId")
+
+
+def _add_policies(sub: "argparse._SubParsersAction") -> None:
+    action = _actions(_parser(sub, "policies", "access policies for sub-accounts"), _policies)
+    put = action("put", "create or replace a policy")
+    put.add_argument("name", help="the policy's name")
+    put.add_argument("--file", required=True,
+                     help='a JSON list of statements [{"effect": "allow", '
+                          '"actions": ["kms:Encrypt"], "resources": ["key/ID"]}]')
+    action("list", "list the policies")
+    action("delete", "delete a policy").add_argument("name", help="the policy's name")
+    for verb in ("attach", "detach"):
+        parser = action(verb, f"{verb} a policy {'to' if verb == 'attach' else 'from'} an account")
+        parser.add_argument("name", help="the policy's name")
+        parser.add_argument("--account", required=True, metavar="SECRET_ID", help="the account's SecretId")
+
+
+def _add_tokens(sub: "argparse._SubParsersAction") -> None:
+    action = _actions(_parser(sub, "tokens", "tokens for the Vault-style APIs (X-Vault-Token)"), _tokens)
+    create = action("create", "issue a token for an account; shown once")
+    create.add_argument("--account", required=True, help="account name or SecretId")
+    create.add_argument("--ttl", type=_bounded(int, 0, MAX_TTL), default=0,
                         help="seconds until expiry; 0 = never")
-    tokens.add_argument("--data-dir", default="./kms-data")
-    tokens.set_defaults(func=_tokens)
+    listing = action("list", "list tokens (accessors, never the tokens)")
+    listing.add_argument("--account", help="only this account's tokens (name or SecretId)")
+    revoke = action("revoke", "revoke one token, or every token of an account")
+    revoke.add_argument("accessor", nargs="?", help="the token's accessor (kms tokens list)")
+    revoke.add_argument("--account", help="this account's tokens (name or SecretId)")
+    action("rotate-root", "a new root token that replaces every root token")
 
+
+def _add_files(sub: "argparse._SubParsersAction") -> None:
     for verb, func, helptext in (("encrypt-file", _encrypt_file, "envelope-encrypt a local file with a data key from the server"),
                                  ("decrypt-file", _decrypt_file, "decrypt a file made by encrypt-file")):
-        p = sub.add_parser(verb, help=helptext)
-        p.add_argument("input")
-        p.add_argument("output")
+        p = _parser(sub, verb, helptext)
+        p.add_argument("input", help="the file to read")
+        p.add_argument("output", help="the file to write (replaced only once complete)")
         if verb == "encrypt-file":
             p.add_argument("--key", required=True, help="transit key name that wraps the data key")
-            p.add_argument("--chunk-size", type=_bounded(int, 1024, 1 << 30), default=1 << 20)
-        p.add_argument("--url", default="http://127.0.0.1:8300")
+            p.add_argument("--chunk-size", type=_bounded(int, envelope.MIN_CHUNK, envelope.MAX_CHUNK),
+                           default=envelope.DEFAULT_CHUNK, metavar="BYTES", help="bytes sealed per chunk")
+        p.add_argument("--url", type=_url, default="http://127.0.0.1:8300", help="the server")
         p.add_argument("--token", help="a token (default: $KMS_TOKEN)")
         p.add_argument("--progress", action="store_true", help="always show progress")
         p.set_defaults(func=func)
 
-    audit = sub.add_parser("audit", help="verify the audit log's hash chain")
-    audit.add_argument("action", choices=["verify"])
-    audit.add_argument("--data-dir", default="./kms-data")
-    audit.set_defaults(func=_audit)
 
-    args = parser.parse_args(argv)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kms", description="Self-hosted key management service",
+                                     formatter_class=_Formatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_server(sub)
+    _parser(sub, "info", "show the version and the live AES-GCM backend").set_defaults(func=_info)
+    _add_store_and_audit(sub)
+    _add_accounts(sub)
+    _add_policies(sub)
+    _add_tokens(sub)
+    _add_files(sub)
+    return parser
+
+
+def _require_data_dir(args: argparse.Namespace) -> None:
+    """Only `kms server` creates a data directory; every other command
+    works on an existing one and must not leave an empty one behind."""
+    data_dir = getattr(args, "data_dir", None)
+    if data_dir is not None and args.func is not _server and not os.path.isdir(data_dir):
+        raise errors.InvalidParameter(f"no data directory at {data_dir} (kms server creates one; "
+                                      "check --data-dir)")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.func is not _server:
         # Warnings (a data directory's mode tightened, say) reach the
         # operator in the same voice as errors; `kms server` logs its own way.
         logging.basicConfig(level=logging.WARNING, format="kms: %(message)s")
     try:
+        _require_data_dir(args)
         return int(args.func(args))
     except errors.KMSError as exc:
         print(f"kms: {exc}", file=sys.stderr)
@@ -354,10 +467,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as exc:
         from kms.client import ClientError
 
-        if isinstance(exc, (ClientError, OSError)):
+        if isinstance(exc, (ClientError, OSError, http.client.HTTPException)):
             print(f"kms: {exc}", file=sys.stderr)
             return 2
-        raise
+        if os.environ.get("KMS_DEBUG"):
+            raise
+        # A bug, not the operator's mistake: one line, and the way to more.
+        print(f"kms: unexpected error: {type(exc).__name__}: {exc} "
+              "(set KMS_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

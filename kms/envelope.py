@@ -28,6 +28,10 @@ from kms.aead import AESGCM
 
 MAGIC = b"KMSENC1\n"
 DEFAULT_CHUNK = 1 << 20
+# A chunk is read whole into memory on both sides; below 1 KiB the 20 bytes
+# of framing and tag per chunk dominate.
+MIN_CHUNK, MAX_CHUNK = 1024, 1 << 30
+MAX_HEADER = 64 * 1024  # a header is a key name, a wrapped 256-bit key and a few numbers
 _U32 = struct.Struct(">I")
 
 
@@ -67,8 +71,18 @@ class Progress:
             sys.stderr.flush()
 
 
+def _valid_chunk(chunk: object) -> bool:
+    return type(chunk) is int and MIN_CHUNK <= chunk <= MAX_CHUNK
+
+
 def encrypt_stream(source: BinaryIO, sink: BinaryIO, key: str, data_key: bytes, wrapped_key: str,
                    chunk: int = DEFAULT_CHUNK, progress: Optional[Callable[[int], None]] = None) -> None:
+    # Checked before anything is written: read_header refuses any other
+    # size, and 0 or a negative size would seal nothing or everything at once.
+    if not _valid_chunk(chunk):
+        raise EnvelopeError(f"chunk size must be an integer from {MIN_CHUNK} to {MAX_CHUNK}, not {chunk!r}")
+    if not isinstance(key, str) or not isinstance(wrapped_key, str):
+        raise EnvelopeError("the key name and the wrapped key must be strings")
     header = msgpack.packb({"v": 1, "key": key, "wrapped_key": wrapped_key, "chunk": chunk,
                             "nonce_prefix": os.urandom(8)}, use_bin_type=True)
     header_hash = hashlib.sha256(header).digest()
@@ -94,14 +108,24 @@ def read_header(source: BinaryIO) -> dict:
     raw_len = source.read(4)
     if len(raw_len) != 4:
         raise EnvelopeError("truncated envelope header")
-    header = source.read(_U32.unpack(raw_len)[0])
+    length = _U32.unpack(raw_len)[0]
+    if length > MAX_HEADER:
+        raise EnvelopeError("damaged envelope header")
+    header = source.read(length)
     try:
         fields = msgpack.unpackb(header, raw=False)
-        assert fields["v"] == 1 and len(fields["nonce_prefix"]) == 8
     except Exception:
-        raise EnvelopeError("damaged envelope header") from None
+        fields = None
+    if not _valid_header(fields):
+        raise EnvelopeError("damaged envelope header")
     fields["_hash"] = hashlib.sha256(header).digest()
     return fields
+
+
+def _valid_header(fields: object) -> bool:
+    return (isinstance(fields, dict) and type(fields.get("v")) is int and fields["v"] == 1 and _valid_chunk(fields.get("chunk"))
+            and isinstance(fields.get("nonce_prefix"), bytes) and len(fields["nonce_prefix"]) == 8
+            and isinstance(fields.get("key"), str) and isinstance(fields.get("wrapped_key"), str))
 
 
 def decrypt_stream(source: BinaryIO, sink: BinaryIO, header: dict, data_key: bytes,

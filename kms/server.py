@@ -16,12 +16,14 @@ initialises again. A directory that older versions left half-initialised (a
 root account without a live token) is finished the same way; one whose root
 tokens were all revoked later is not (see _initialise).
 """
+import dataclasses
 import json
 import logging
 import os
+import resource
 import stat
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import uvicorn
 from cryptography.exceptions import InvalidTag
@@ -44,8 +46,27 @@ INITIALISED = "root-initialised"  # meta/<this>: the root account got its first 
 # kms.rootkey's); none of them may reach a worker.
 SECRET_ID_VAR, SECRET_KEY_VAR, TOKEN_VAR = "KMS_ROOT_SECRET_ID", "KMS_ROOT_SECRET_KEY", "KMS_ROOT_TOKEN"
 LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+# Descriptors a worker keeps free beyond its connections: files it opens per
+# request or while compacting (store, audit, temporary files), imports, and
+# the transport's own. A connection bound within the limit means accept()
+# never fails with EMFILE, which uvloop answers by closing the listener.
+SPARE_FDS = 64
+LISTEN_BACKLOG = 512  # also the most connections one accept pass takes in
 
 log = logging.getLogger("kms.server")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-connection time limits and the per-worker connection bound."""
+
+    header_timeout: float = 10.0  # seconds from open / previous response to the end of a head
+    body_timeout: float = 30.0  # seconds a body may take, plus its size / body_min_rate
+    body_min_rate: int = 64 * 1024  # bytes per second a long body must average
+    max_connections: int = 1000  # per worker; the worker lowers it below its descriptor limit
+
+
+DEFAULT_LIMITS = Limits()
 
 
 class DataDirError(errors.KMSError):
@@ -138,7 +159,12 @@ def open_data_dir(data_dir: str, initialise: bool = True,
     directory. `given` are root secrets from outside, used only where
     something is created; by default they are read from the environment."""
     data_dir = os.path.abspath(data_dir)
-    os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    if initialise:
+        os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    elif not os.path.isdir(data_dir):
+        # Only a start creates a data directory; a tool pointed at a wrong
+        # path must not leave an empty one there.
+        raise DataDirError(f"no data directory at {data_dir} (run kms server once)")
     secure_data_dir(data_dir)
     source = source_for(data_dir)
     if isinstance(source, FileRootKey) and not os.path.exists(source.path):
@@ -256,21 +282,63 @@ def rotate_root_token(runtime: Runtime) -> Dict[str, Any]:
     return issued
 
 
+def _open_descriptors() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return SPARE_FDS  # no /proc: assume as many again are open
+
+
+def descriptor_budget(wanted: int) -> int:
+    """Descriptors this process may spend on connections and the accept
+    backlog. The soft limit is raised (up to the hard one) far enough for
+    `wanted` connections, as Go's runtime does."""
+    open_now = _open_descriptors()
+    needed = open_now + SPARE_FDS + LISTEN_BACKLOG + wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (OSError, ValueError):
+            pass
+    if soft == resource.RLIM_INFINITY:
+        return needed
+    return max(0, soft - open_now - SPARE_FDS)
+
+
+def bound_connections(wanted: int, budget: int) -> Tuple[int, int]:
+    """(connections, listen backlog) that fit in `budget` descriptors: a
+    burst can hold a backlog's worth of sockets beyond the admitted
+    connections before the excess is refused, so both must fit."""
+    backlog = min(LISTEN_BACKLOG, max(1, budget // 4))
+    return max(0, min(wanted, budget - backlog)), backlog
+
+
 class WorkerConfig(uvicorn.Config):
     """uvicorn's Config carrying the root key, when it came from KMS_ROOT_KEY:
     Multiprocess pickles the config to each worker over a pipe, so the key
-    reaches the workers without being in their environment."""
+    reaches the workers without being in their environment. It also
+    carries the connection limits (kms.api.protocol reads config.limits)
+    and the operator's log level."""
 
-    def __init__(self, *args: Any, root_key: Optional[bytes] = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, root_key: Optional[bytes] = None,
+                 limits: Limits = DEFAULT_LIMITS, kms_log_level: str = "warning",
+                 **kwargs: Any) -> None:
         self.root_key = root_key
+        self.limits = limits
+        self.kms_log_level = kms_log_level
         super().__init__(*args, **kwargs)
 
     def configure_logging(self) -> None:
         super().configure_logging()
-        # Workers start in a fresh interpreter. Their warnings and errors
-        # get the supervisor's format; per-request INFO lines stay off, as
-        # they always were with several workers (audit.log has each call).
-        logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+        # Workers start in a fresh interpreter: every line they log, uvicorn's
+        # included (log_config=None leaves uvicorn's loggers to the root
+        # handler), gets the supervisor's format with its time, at the
+        # operator's level. Per-request access lines stay off (audit.log has
+        # each call).
+        logging.basicConfig(level=self.kms_log_level.upper(), format=LOG_FORMAT)
 
     def load(self) -> None:
         # Runs in the worker, before the app factory opens the data dir.
@@ -278,20 +346,36 @@ class WorkerConfig(uvicorn.Config):
             hand_over(self.root_key)
             self.root_key = None
         super().load()
+        self._fit_connections()
+
+    def _fit_connections(self) -> None:
+        # After load(): the app has opened its files, so they are counted.
+        wanted = self.limits.max_connections
+        fitted, self.backlog = bound_connections(wanted, descriptor_budget(wanted))
+        if fitted < wanted:
+            log.warning("the descriptor limit (ulimit -n %d) leaves room for %d connections "
+                        "per worker, not %d", resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+                        fitted, wanted)
+        self.limits = dataclasses.replace(self.limits, max_connections=fitted)
 
 
 def serve(host: str, port: int, workers: int, http: Union[str, type],
-          root_key: Optional[bytes]) -> int:
+          root_key: Optional[bytes], data_dir: str = "", limits: Limits = DEFAULT_LIMITS,
+          log_level: str = "warning", keep_alive: int = 5) -> int:
     """Serve kms.api.app with `workers` worker processes under uvicorn's
     supervisor, also for one worker, so no serving process is the one that
     was started with the caller's environment. Returns the exit status."""
     config = WorkerConfig("kms.api.app:app_from_environment", factory=True, host=host,
-                          port=port, workers=workers, log_level="warning", access_log=False,
-                          http=http, root_key=root_key,
+                          port=port, workers=workers, log_level=_uvicorn_level(log_level), log_config=None,
+                          access_log=False, http=http, root_key=root_key, limits=limits,
+                          kms_log_level=log_level, timeout_keep_alive=keep_alive,
+                          backlog=LISTEN_BACKLOG,
                           # Nothing reads X-Forwarded-* (audit entries name accounts,
                           # not addresses), and the server need not announce itself.
                           proxy_headers=False, server_header=False)
     sock = config.bind_socket()
+    log.info("listening on http://%s, data directory %s, %d worker%s",
+             _address(sock), data_dir, workers, "" if workers == 1 else "s")
     supervisor = Multiprocess(config, sockets=[sock])
     try:
         supervisor.run()
@@ -303,3 +387,15 @@ def serve(host: str, port: int, workers: int, http: Union[str, type],
     if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
         return STARTUP_FAILURE
     return 0
+
+
+def _uvicorn_level(level: str) -> str:
+    """uvicorn's own INFO lines (its start-up steps in every worker, its
+    "running on" line) would repeat what the one start-up line says; they
+    show only at debug."""
+    return level if level in ("debug", "error") else "warning"
+
+
+def _address(sock: Any) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

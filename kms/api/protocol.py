@@ -23,11 +23,33 @@ held to MAX_HEAD_BYTES (Go's net/http, which OpenBao serves with, allows
 1 MiB; nginx 8 KiB per line); a larger head is answered 431 and the
 connection closed before the application sees it. (h11 has its own bound,
 uvicorn's h11_max_incomplete_event_size, 16 KiB.)
+
+Slow and idle clients (uvicorn itself only closes a kept-alive connection
+that stays idle for timeout_keep_alive after a response):
+  - header timeout: a request's head must be complete within
+    Limits.header_timeout of the connection opening or of the previous
+    response; a partly sent head is answered 408, a connection that sent
+    nothing at all is closed silently (there is no request to answer);
+  - body timeout: a body gets Limits.body_timeout plus one second for every
+    Limits.body_min_rate bytes received (Apache's mod_reqtimeout rule), so a
+    256 MiB bulk body on a modest link is fine while one byte a second is
+    cut off at about body_timeout; answered 408 if no response has started.
+    Time during which the server itself stopped reading (flow control) does
+    not count against the client;
+  - connection bound: a worker holding Limits.max_connections connections
+    answers any further one with a fixed 503 at once and closes it, without
+    reading it, and goes on serving those it holds (uvicorn's
+    limit_concurrency accepts and parses first, and counts tasks too).
+The timers are armed only when a read leaves a head or body incomplete, so
+a request that arrives in one read costs no timer. These apply to this
+protocol (the default --http); h11 has only uvicorn's keep-alive timeout.
 """
 import asyncio
 from typing import Any, Optional
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from kms.server import DEFAULT_LIMITS, Limits
 
 _LIST = b"LIST "
 HOLD_MAX = 64 * 1024  # writes at least this large are never held or joined
@@ -36,14 +58,25 @@ _TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: te
               b"content-length: 32\r\nconnection: close\r\n\r\nrequest header fields too large\n")
 
 
+_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"content-length: 16\r\nconnection: close\r\n\r\nrequest timeout\n")
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+         b"content-length: 25\r\nretry-after: 1\r\nconnection: close\r\n\r\n"
+         b"too many open connections")
+
+
 class HeadTooLarge(Exception):
     """Raised inside a parser callback: httptools stops parsing at once."""
 
 
-def rewrite_list(data: bytes) -> bytes:
-    """b"LIST /p?q HTTP/1.1..." -> b"GET /p?q&list=true HTTP/1.1..."."""
-    line_end = data.index(b"\r\n")
-    method, target, version = data[:line_end].split(b" ", 2)
+def rewrite_list(data: bytes) -> Optional[bytes]:
+    """b"LIST /p?q HTTP/1.1..." -> b"GET /p?q&list=true HTTP/1.1...";
+    None for a request line that is not "LIST target version"."""
+    line_end = data.find(b"\r\n")
+    parts = data[:line_end].split(b" ", 2) if line_end > 0 else []
+    if len(parts) != 3 or not parts[1] or not parts[2]:
+        return None
+    target, version = parts[1], parts[2]
     target += b"&list=true" if b"?" in target else b"?list=true"
     return b"GET " + target + b" " + version + data[line_end:]
 
@@ -96,10 +129,112 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         self._held = b""
         self._head_bytes = 0
         self._head_too_large = False
+        self._limits: Limits = getattr(self.config, "limits", None) or DEFAULT_LIMITS
+        self._refused = False
+        self._reading_head = True  # between a connection's start or a response and a head's end
+        self._head_since = 0.0
+        self._head_started = False  # some byte of the awaited head has arrived
+        self._head_timer: Optional[asyncio.TimerHandle] = None
+        self._reading_body = False
+        self._body_since = 0.0
+        self._body_bytes = 0
+        self._body_timer: Optional[asyncio.TimerHandle] = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.server_state.connections) >= self._limits.max_connections:
+            self._refuse(transport)
+            return
         super().connection_made(transport)
         self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
+        self._head_since = self.loop.time()
+        self._arm_head_timer()
+
+    def _refuse(self, transport: asyncio.Transport) -> None:
+        """Over the bound: one fixed answer and the descriptor is freed, so
+        a flood of connections can neither exhaust descriptors nor slow the
+        admitted ones; nothing is parsed."""
+        self._refused = True
+        self.transport = transport
+        transport.write(_BUSY)
+        transport.close()
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self._cancel_head_timer()
+        self._cancel_body_timer()
+        if self._refused:
+            return
+        super().connection_lost(exc)
+
+    # ---- header timeout ------------------------------------------------------
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_at(self._head_since + self._limits.header_timeout,
+                                                 self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or not self._reading_head:
+            return
+        if self._head_started:
+            self.transport.write(_TIMEOUT)
+        self.transport.close()
+
+    def on_response_complete(self) -> None:
+        starts_pipelined = bool(self.pipeline)
+        super().on_response_complete()
+        if not starts_pipelined and not self._reading_body and not self.transport.is_closing():
+            self._await_next_head()
+
+    def _await_next_head(self) -> None:
+        # uvicorn's keep-alive timer closes the connection if it stays idle;
+        # the header timer is armed once a read leaves the next head unfinished.
+        self._reading_head, self._head_started = True, False
+        self._head_since = self.loop.time()
+
+    # ---- body timeout --------------------------------------------------------
+
+    def _arm_body_timer(self, at: float) -> None:
+        self._body_timer = self.loop.call_at(at, self._body_check)
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_check(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing() or not self._reading_body:
+            return
+        limits, now = self._limits, self.loop.time()
+        if self.flow.read_paused:
+            # The server stopped reading (the app has not taken the body
+            # yet): not the client's delay, so the clock restarts.
+            self._body_since, self._body_bytes = now, 0
+            self._arm_body_timer(now + limits.body_timeout)
+            return
+        deadline = self._body_since + limits.body_timeout + self._body_bytes / limits.body_min_rate
+        if now < deadline:
+            self._arm_body_timer(deadline)
+            return
+        if self.cycle is not None and not self.cycle.response_started:
+            self.transport.write(_TIMEOUT)
+        self.transport.close()
+
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        self._cancel_head_timer()
+        self._reading_body, self._body_since, self._body_bytes = True, self.loop.time(), 0
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        super().on_body(body)
 
     def on_message_begin(self) -> None:
         self._at_request_start = False
@@ -129,10 +264,26 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         super().send_400_response(msg)
 
     def on_message_complete(self) -> None:
+        self._reading_body = False
+        self._cancel_body_timer()
         super().on_message_complete()
         self._at_request_start = True
+        if self.cycle.response_complete and not self.pipeline:
+            self._await_next_head()  # answered before its body ended: the next head starts now
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._reading_head:
+            self._head_started = True
+        self._feed(data)
+        # Only a read that leaves a head or a body unfinished costs a timer.
+        if self._reading_head:
+            self._arm_head_timer()
+        elif self._reading_body and self._body_timer is None and not self.transport.is_closing():
+            self._arm_body_timer(self._body_since + self._limits.body_timeout)
+
+    def _feed(self, data: bytes) -> None:
         if self._at_request_start:
             if self._held:
                 data, self._held = self._held + data, b""
@@ -141,5 +292,9 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
                     self._held = data
                     return
             if data.startswith(_LIST) and b"\r\n" in data:
-                data = rewrite_list(data)
+                rewritten = rewrite_list(data)
+                if rewritten is None:
+                    self.send_400_response("Invalid HTTP request received.")
+                    return
+                data = rewritten
         super().data_received(data)

@@ -39,9 +39,11 @@ def _stop_servers_a_test_left_running():
 
 class Server:
     def __init__(self, data_dir: str, workers: int = 1, extra: Optional[List[str]] = None,
-                 test_clock: bool = True, root_env: Optional[Dict[str, str]] = None) -> None:
+                 test_clock: bool = True, root_env: Optional[Dict[str, str]] = None,
+                 fd_limit: Optional[int] = None) -> None:
         """root_env: the KMS_ROOT_* variables the server is started with,
-        and none of the caller's; by default the test root's secrets."""
+        and none of the caller's; by default the test root's secrets.
+        fd_limit: the server's RLIMIT_NOFILE (soft and hard), as `ulimit -n`."""
         self.data_dir = data_dir
         self.workers = workers
         self.test_clock = test_clock
@@ -51,6 +53,7 @@ class Server:
                         "KMS_ROOT_TOKEN": os.environ.get("KMS_ROOT_TOKEN", ROOT_TOKEN)}
         self.root_env = root_env
         self.root_token = root_env.get("KMS_ROOT_TOKEN", "")
+        self.fd_limit = fd_limit
         self.port = free_port()
         self.proc: Optional[subprocess.Popen] = None
         self.log_path = os.path.join(os.path.dirname(data_dir), f"server-{self.port}.log")
@@ -70,7 +73,8 @@ class Server:
         _started.append(self)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True,
+                                         preexec_fn=self._limit_fds if self.fd_limit else None)
         if expect_failure:
             self.proc.wait(60)
             return self.proc
@@ -84,6 +88,12 @@ class Server:
             except requests.ConnectionError:
                 time.sleep(0.1)
         raise RuntimeError(f"server did not come up: {self.log()}")
+
+    def _limit_fds(self) -> None:
+        if self.fd_limit is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.fd_limit, self.fd_limit))
 
     def log(self) -> str:
         with open(self.log_path, "rb") as f:
