@@ -24,7 +24,13 @@ A call that changes nothing is written once, and its answer (ciphertext,
 plaintext, ...) is released only after its line is in the file.
 
 A write that fails part-way (a full disk) is cut back to where it began, so
-the file never keeps a torn line; the next write continues the chain.
+the file never keeps a torn line; the next write continues the chain, so
+auditing comes back by itself when space does. If even the cut fails, the
+next write of this process cuts first (the other workers' writes stop at the
+torn line meanwhile: it is not an entry to continue from). An audit log
+deleted under a running server is not written to (its lines would be lost
+with the unlinked file): every call is refused until a restart. Error
+messages name the cause, never the path, as callers may see them.
 """
 import asyncio
 import fcntl
@@ -87,6 +93,8 @@ class AuditLog:
         self._mutex = threading.Lock()
         self._offset = -1
         self._last = GENESIS
+        # Where a failed write whose cut failed too began: cut before the next.
+        self._cut_to: Optional[int] = None
         self._queued: List[Tuple[Dict[str, Any], "asyncio.Future[None]"]] = []
 
     def _tail_hash(self, size: int) -> str:
@@ -111,7 +119,7 @@ class AuditLog:
             if not isinstance(digest, str) or len(digest) != 64:
                 raise ValueError
         except (ValueError, KeyError, TypeError):
-            raise AuditUnavailable(f"{self.path} does not end with an audit entry "
+            raise AuditUnavailable("the audit log does not end with an audit entry "
                                    "(run kms audit verify); nothing is audited until it does") from None
         return digest
 
@@ -129,17 +137,14 @@ class AuditLog:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX)
             except OSError as exc:
-                raise AuditUnavailable(f"{self.path} cannot be locked: {exc.strerror}") from None
+                raise AuditUnavailable(f"the audit log cannot be locked ({exc.strerror})") from None
             try:
                 self._append_locked(parts)
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def _append_locked(self, parts: List[Tuple[str, str]]) -> None:
-        try:
-            size = os.fstat(self._fd).st_size
-        except OSError as exc:
-            raise AuditUnavailable(f"{self.path} cannot be read: {exc.strerror}") from None
+        size = self._size_to_append_at()
         last = self._tail_hash(size) if size != self._offset else self._last
         lines = []
         for head, tail in parts:
@@ -156,13 +161,38 @@ class AuditLog:
                 written += os.write(self._fd, data[written:])
         except OSError as exc:
             # No torn line stays behind: cut back to where this write began.
-            try:
-                os.ftruncate(self._fd, size)
-            except OSError:
-                pass
             self._offset = -1
-            raise AuditUnavailable(f"{self.path} cannot be written: {exc.strerror}") from None
+            if written:
+                self._cut_back(size)
+            raise AuditUnavailable(f"the audit log cannot be written ({exc.strerror})") from None
         self._offset, self._last = size + len(data), last
+
+    def _size_to_append_at(self) -> int:
+        """The file's size, once any torn line of ours is cut. Called under the flock."""
+        try:
+            st = os.fstat(self._fd)
+        except OSError as exc:
+            raise AuditUnavailable(f"the audit log cannot be read ({exc.strerror})") from None
+        if st.st_nlink == 0:
+            raise AuditUnavailable("the audit log was deleted; nothing is audited, or done, "
+                                   "until the server is restarted")
+        if self._cut_to is not None and st.st_size > self._cut_to:
+            try:
+                os.ftruncate(self._fd, self._cut_to)
+            except OSError as exc:
+                raise AuditUnavailable(f"the audit log cannot be written ({exc.strerror})") from None
+            self._cut_to = None
+            return os.fstat(self._fd).st_size
+        self._cut_to = None
+        return st.st_size
+
+    def _cut_back(self, size: int) -> None:
+        try:
+            os.ftruncate(self._fd, size)
+        except OSError as exc:
+            self._cut_to = size
+            log.error("a failed audit write could not be cut back (%s); the next write cuts it",
+                      exc.strerror)
 
     def intent(self, request_id: Any, account: Any, action: Any, key_id: Any) -> None:
         """Put a state change on record before it is made (result "started").

@@ -173,3 +173,37 @@ def test_a_cancelled_request_does_not_strand_the_others_in_its_batch(tmp_path):
     asyncio.run(main())
     log.close()
     assert audit.verify(str(tmp_path / "audit.log"))[0] == 2
+
+
+def test_a_torn_line_whose_cut_failed_is_cut_by_the_next_write(tmp_path, monkeypatch):
+    path = tmp_path / "audit.log"
+    log = audit.AuditLog(str(path))
+    log.record(time=1, action="Encrypt")
+    real_write, calls = os.write, []
+
+    def short_then_full(fd, data):
+        calls.append(1)
+        if len(calls) == 1:
+            return real_write(fd, bytes(data[:10]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def cannot_cut(fd, size):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(audit.os, "write", short_then_full)
+    monkeypatch.setattr(audit.os, "ftruncate", cannot_cut)
+    with pytest.raises(AuditUnavailable, match="No space left") as caught:
+        log.record(time=2, action="DisableKey")
+    assert str(tmp_path) not in str(caught.value), "callers may see it: no path"
+    monkeypatch.undo()
+    log.record(time=3, action="EnableKey")  # before: "does not end with an audit entry" for good
+    assert audit.verify(str(path)) == (2, None)
+
+
+def test_a_deleted_audit_log_is_not_written_to(tmp_path):
+    path = tmp_path / "audit.log"
+    log = audit.AuditLog(str(path))
+    log.record(time=1, action="Encrypt")
+    os.unlink(path)  # its lines would go to an unlinked file, and be lost
+    with pytest.raises(AuditUnavailable, match="deleted"):
+        log.record(time=2, action="Encrypt")
