@@ -37,6 +37,9 @@ from kms.store import Op
 # One naming rule for a key in both APIs: a transit name is a Tencent alias
 # (kms.service.keys.ALIAS_RE), so every key made here can be named there.
 NAME_RULE = "1 to 60 characters of A-Z a-z 0-9 - _, starting with a letter or digit"
+# Vault's own rule, which transit followed before: a backup may carry such a
+# name (it can still be restored under a name of today's rule).
+VAULT_NAME_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_\-.@]*[A-Za-z0-9_])?$")
 # Key types: material kind and size, what each can do, and the CMK usage
 # they appear under in the Tencent API.
 KEY_TYPES: Dict[str, Dict[str, Any]] = {
@@ -887,8 +890,8 @@ class Backup:
         if not isinstance(document, dict) or document.get("kms_backup") != 1:
             raise bad("not a kms transit backup")
         name, settings, latest = document.get("name"), document.get("settings"), document.get("latest")
-        if not isinstance(name, str) or not 0 < len(name) <= 256:
-            raise bad("the backup names no key")  # the name it is restored under is checked then
+        if not isinstance(name, str) or len(name) > 256 or not VAULT_NAME_RE.match(name):
+            raise bad("the backup names no valid key")
         if not isinstance(settings, dict) or set(settings) - set(DEFAULTS):
             raise bad("its settings are not transit key settings")
         clean = {**DEFAULTS, **settings}

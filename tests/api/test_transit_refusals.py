@@ -282,6 +282,14 @@ def test_an_intact_backup_restores(app):
     assert app.json("GET", "/v1/transit/keys/restored-good")[0] == 200
 
 
+def test_a_backup_of_a_key_named_under_vaults_rule_restores_under_a_name_of_todays(app):
+    document = _backup(app)
+    document["name"] = "legacy.name@old"  # transit accepted such names before
+    backup = b64(json.dumps(document).encode())
+    assert refused(app, "POST", "/v1/transit/restore", {"backup": backup}).startswith("invalid key name")
+    assert app.call("POST", "/v1/transit/restore", {"backup": backup, "name": "legacy-name"})[0] == 204
+
+
 # ---- names ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["a.b", "user@example", "_leading", "x" * 61, "trailing-"[:-1] + "."])
