@@ -26,6 +26,7 @@ from kms.store import Op
 
 log = logging.getLogger("kms.api")
 SCHEDULER_PERIOD = 30.0
+TENCENT_METHODS = ["POST", "GET", "PUT", "DELETE", "PATCH", "OPTIONS"]  # HEAD comes with GET
 
 
 def create_app(runtime: Runtime, test_clock: bool = False,
@@ -98,7 +99,9 @@ def create_app(runtime: Runtime, test_clock: bool = False,
 
     transit = Transit(runtime.keys, runtime.tokens, audit,
                       before_request=sync_clock if test_clock else None)
-    routes = [Route("/", tencent_action, methods=["POST", "GET"]),
+    # Every method reaches the endpoint, so that every call to / is answered
+    # in the protocol's form, and audited (only POST is served).
+    routes = [Route("/", tencent_action, methods=TENCENT_METHODS),
               Route("/health", health, methods=["GET"])]
     if test_clock:
         async def shift_clock(request: Request) -> JSONResponse:

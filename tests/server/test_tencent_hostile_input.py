@@ -218,6 +218,16 @@ def test_non_ascii_text_is_answered_as_it_was_stored(server):
     assert created["Description"] == "cl\u00e9 \u4e2d\u6587"
 
 
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_every_method_is_answered_with_an_audited_envelope(server, method):
+    before = len(audit_lines(server))
+    answer = requests.request(method, f"http://{server.endpoint}/", timeout=10)
+    assert error_code(answer) == "UnsupportedOperation"
+    lines = audit_lines(server)[before:]
+    assert [(e["request_id"], e["result"]) for e in lines] == [
+        (answer.json()["Response"]["RequestId"], "UnsupportedOperation")]
+
+
 # ---- requests from AWS clients ------------------------------------------------
 
 AWS_DATE = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
