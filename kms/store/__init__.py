@@ -1,7 +1,9 @@
 """kms.store: durable records on disk. Imports kms.errors and kms.durable only.
 
 ``LogStore`` keeps namespaced records (accounts, keys, key versions, ...) in
-one append-only log; it knows nothing of what the records mean. Builds
+one append-only log (its bytes: ``kms.store.frames``; checking and repairing
+a damaged one: ``kms.store.repair``); it knows nothing of what the records
+mean. Builds
 (``kms.store.staged``) let several services' changes be checked in turn and
 committed as one record.
 """

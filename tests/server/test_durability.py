@@ -146,6 +146,47 @@ def test_damaged_store_refuses_to_start_and_repair_keeps_the_rest(tmp_path, dama
     server.kill()
 
 
+def test_a_flipped_byte_in_the_middle_loses_only_its_record(tmp_path):
+    """The issue's case: 60 keys, one flipped byte in the middle, and the
+    running server (which had read that record before) acknowledging 30
+    more creates. Repair used to cut at the damage, losing 46 of them."""
+    from kms.store import log as store_log
+    from kms.store.repair import scan
+
+    server = Server(str(tmp_path / "data"))
+    server.start()
+    client = sdk_client(server.endpoint)
+    keys = [call(client, "CreateKey", Alias=f"first-{i}").KeyId for i in range(60)]
+    path = str(tmp_path / "data" / "store.log")
+    records = scan(path).kept
+    start, end = records[len(records) // 2]
+    with open(path, "r+b") as f:
+        f.seek((start + end) // 2)
+        byte = f.read(1)
+        f.seek((start + end) // 2)
+        f.write(bytes([byte[0] ^ 0x04]))
+    keys += [call(client, "CreateKey", Alias=f"after-{i}").KeyId for i in range(30)]
+    server.kill()
+
+    assert server.start(expect_failure=True).returncode == 2
+    assert "checksum mismatch" in server.log()
+    from kms.cli import main
+    assert main(["store", "repair", "--data-dir", str(tmp_path / "data")]) == 2  # refused
+    report = store_log.repair(path, drop_damaged=True)
+    assert f"bytes {start}-{end}" in report and "lost 1" in report
+    server.start()
+    client = sdk_client(server.endpoint)
+    present = 0
+    for key in keys:
+        try:
+            call(client, "DescribeKey", KeyId=key)
+            present += 1
+        except TencentCloudSDKException as exc:
+            assert exc.code == "ResourceUnavailable.CmkNotFound"
+    assert present >= 89, "only the damaged record's key is gone"
+    server.kill()
+
+
 def test_rotations_that_fell_due_while_down_happen_at_start(tmp_path):
     from kms.store import LogStore, Op
 
