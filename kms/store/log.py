@@ -314,7 +314,9 @@ class LogStore:
             data = os.pread(self._fd, self._offset, 0)
         except OSError as exc:
             raise _unavailable(exc, "read") from None
-        if data[:len(MAGIC)] != MAGIC or len(data) < self._offset:
+        if len(data) < self._offset:
+            raise StoreCorrupt(self.path, len(data), "the file is shorter than the records read from it")
+        if data[:len(MAGIC)] != MAGIC:
             raise StoreCorrupt(self.path, 0, "not a kms store log (bad magic header)")
         pos = len(MAGIC)
         while pos < len(data):
