@@ -6,6 +6,7 @@ clients report as an error."""
 import base64
 import itertools
 import json
+import socket
 import time
 
 import pytest
@@ -226,6 +227,17 @@ def test_every_method_is_answered_with_an_audited_envelope(server, method):
     lines = audit_lines(server)[before:]
     assert [(e["request_id"], e["result"]) for e in lines] == [
         (answer.json()["Response"]["RequestId"], "UnsupportedOperation")]
+
+
+def test_a_body_shorter_than_its_content_length_is_audited_not_an_internal_error(server):
+    before = len(audit_lines(server))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"X-TC-Action: ListKeys\r\nContent-Length: 100\r\n\r\n{\"Limit\": 1")
+    deadline = time.time() + 10
+    while len(audit_lines(server)) == before and time.time() < deadline:
+        time.sleep(0.05)
+    assert [e["result"] for e in audit_lines(server)[before:]] == ["InvalidParameter"]
 
 
 # ---- requests from AWS clients ------------------------------------------------

@@ -15,7 +15,7 @@ import uuid
 from typing import Any, Dict, List, Optional, Tuple
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from kms import errors
@@ -62,11 +62,16 @@ async def _read_body(request: Request) -> bytes:
     if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
         raise TencentError("RequestSizeLimitExceeded", f"request body over {MAX_BODY} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise TencentError("RequestSizeLimitExceeded", f"request body over {MAX_BODY} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise TencentError("RequestSizeLimitExceeded", f"request body over {MAX_BODY} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client's fault (a Content-Length it did not send, a timeout),
+        # not ours: answered, audited, and not logged as an internal error.
+        raise TencentError("InvalidParameter", "the connection closed before the request body ended") from None
     return b"".join(chunks)
 
 
