@@ -185,18 +185,19 @@ def _client(args: argparse.Namespace):
 
 
 def _encrypt_file(args: argparse.Namespace) -> int:
-    with contextlib.closing(_client(args)) as client:
-        data_key, wrapped = client.data_key(args.key)
-    total = os.path.getsize(args.input)
-    progress = envelope.Progress(total, True if args.progress else None)
-    tmp = args.output + ".partial"
-    try:
-        with open(args.input, "rb") as src, open(tmp, "wb") as dst:
-            envelope.encrypt_stream(src, dst, args.key, data_key, wrapped, args.chunk_size, progress.advance)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)  # a partial envelope is no envelope
-        raise
+    with open(args.input, "rb") as src:  # a wrong path fails before the server is asked
+        with contextlib.closing(_client(args)) as client:
+            data_key, wrapped = client.data_key(args.key)
+        progress = envelope.Progress(os.fstat(src.fileno()).st_size, True if args.progress else None)
+        tmp = args.output + ".partial"
+        try:
+            with open(tmp, "wb") as dst:
+                envelope.encrypt_stream(src, dst, args.key, data_key, wrapped, args.chunk_size,
+                                        progress.advance)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)  # a partial envelope is no envelope
+            raise
     os.replace(tmp, args.output)
     return 0
 

@@ -50,6 +50,29 @@ class Opened:
         return not self.errors
 
 
+def _reply(status: int, data: bytes, is_msgpack: bool) -> Dict[str, Any]:
+    """The decoded answer; a refusal, or an answer that is not this
+    server's, as a ClientError (a server of another kind, a proxy's error
+    page), never a decoding exception."""
+    try:
+        reply = _unpack(data) if is_msgpack else json.loads(data or b"{}")
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict):
+        raise ClientError(status, ["the answer is not a kms reply (is --url a kms server?)"])
+    if status != 200:
+        raise ClientError(status, [str(m) for m in reply.get("errors", [])]
+                          if isinstance(reply.get("errors"), list) else [])
+    return reply
+
+
+def _unpack(data: bytes) -> Any:
+    try:
+        return msgpack.unpackb(data, raw=False)
+    except Exception as exc:  # msgpack raises several unrelated types on bad input
+        raise ValueError(str(exc)) from None
+
+
 class Client:
     def __init__(self, url: str, token: str, timeout: float = 300.0) -> None:
         parts = urlsplit(url)
@@ -84,17 +107,13 @@ class Client:
 
     def _call(self, path: str, payload: Dict[str, Any]) -> Dict[str, Any]:
         status, ctype, data = self._request(path, msgpack.packb(payload, use_bin_type=True), MEDIA_TYPE)
-        reply = (msgpack.unpackb(data, raw=False) if ctype.startswith(MEDIA_TYPE)
-                 else json.loads(data or b"{}"))
-        if status != 200:
-            raise ClientError(status, list(reply.get("errors", [])))
-        return reply
+        return _reply(status, data, is_msgpack=ctype.startswith(MEDIA_TYPE))
 
     def _transit(self, path: str, payload: Dict[str, Any]) -> Dict[str, Any]:
         status, _, data = self._request(path, json.dumps(payload).encode(), "application/json")
-        reply = json.loads(data or b"{}")
-        if status != 200:
-            raise ClientError(status, list(reply.get("errors", [])))
+        reply = _reply(status, data, is_msgpack=False)
+        if not isinstance(reply.get("data"), dict):
+            raise ClientError(status, ["the answer carries no data (is --url a kms server?)"])
         return reply["data"]
 
     # ---- bulk --------------------------------------------------------------

@@ -159,6 +159,8 @@ def open_data_dir(data_dir: str, initialise: bool = True,
     directory. `given` are root secrets from outside, used only where
     something is created; by default they are read from the environment."""
     data_dir = os.path.abspath(data_dir)
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise DataDirError(f"{data_dir} is not a directory")
     if initialise:
         os.makedirs(data_dir, mode=0o700, exist_ok=True)
     elif not os.path.isdir(data_dir):

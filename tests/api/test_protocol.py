@@ -1,5 +1,7 @@
 """The protocol in front of httptools: the LIST-to-GET rewrite and the
 coalesced response writes."""
+import pytest
+
 from kms.api.protocol import rewrite_list
 
 
@@ -50,3 +52,41 @@ def test_headers_and_a_small_body_go_out_in_one_write():
         assert raw.writes.count(b"lonely") == 1  # flushes never repeat
 
     asyncio.run(main())
+
+
+def test_a_malformed_list_request_line_is_not_rewritten():
+    from kms.api.protocol import rewrite_list
+
+    for data in (b"LIST /\r\n\r\n", b"LIST\r\n", b"LIST \r\n", b"LIST  HTTP/1.1\r\n", b"LIST /\n\r\n",
+                 b"LIST / \r\n"):
+        assert rewrite_list(data) is None, data
+
+
+def test_the_connection_bound_and_backlog_fit_the_descriptor_budget():
+    """A burst can hold a whole accept backlog beyond the admitted
+    connections before the excess is refused: both fit the budget."""
+    from kms.server import LISTEN_BACKLOG, bound_connections
+
+    assert bound_connections(1000, 100_000) == (1000, LISTEN_BACKLOG)
+    for budget in (0, 1, 7, 160, 960, 1500):
+        connections, backlog = bound_connections(1000, budget)
+        assert backlog >= 1 and connections >= 0
+        assert connections + backlog <= max(budget, 1)
+
+
+def test_descriptor_budget_raises_the_soft_limit_only_as_far_as_needed():
+    import resource
+
+    from kms.server import LISTEN_BACKLOG, descriptor_budget
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip("the hard descriptor limit leaves nothing to raise")
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        budget = descriptor_budget(1000)
+        raised = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        assert budget >= 1000 + LISTEN_BACKLOG  # room for the connections and a burst
+        assert 256 < raised < 4096  # only as far as needed, not to the hard limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -435,3 +435,34 @@ def test_other_commands_check_their_numbers_too(capsys, argv):
     with pytest.raises(SystemExit) as exited:
         main(argv)
     assert exited.value.code == 2 and "is not an integer from" in capsys.readouterr().err
+
+
+# ---- what the server says when it starts --------------------------------------
+
+TIMESTAMPED = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} "
+
+
+def test_the_supervisor_prints_one_listening_line_and_workers_log_with_the_time(tmp_path):
+    import re
+
+    server = Server(str(tmp_path / "data"), workers=2)
+    server.start()
+    worker_pids(server, 2)
+    server.kill()
+    log = server.log()
+    listening = [line for line in log.splitlines() if "listening on" in line]
+    assert len(listening) == 1, log
+    assert (f"listening on http://{server.endpoint}, data directory {server.data_dir}, 2 workers"
+            in listening[0])
+    assert "Uvicorn running on" not in log, "one start-up line, not uvicorn's as well"
+    # Each worker's own lines, at the default level (info), carry the time.
+    started = [line for line in log.splitlines() if "kms.api INFO" in line]
+    assert len(started) == 2 and all(re.match(TIMESTAMPED, line) for line in started), log
+
+
+def test_log_level_reaches_the_workers(tmp_path):
+    server = Server(str(tmp_path / "data"), workers=2, extra=["--log-level", "warning"])
+    server.start()
+    worker_pids(server, 2)
+    server.kill()
+    assert "kms.api INFO" not in server.log() and "listening on" not in server.log()
