@@ -121,8 +121,8 @@ class ImportService:
         for record in list(self.store.items("key").values()):
             if (record["origin"] == ORIGIN_EXTERNAL and record["state"] == ENABLED
                     and 0 < record["valid_to"] <= now):
-                self.keys._change(record["id"], "delete_material", self._drop_material)
+                # One step each: the material is gone from disk, or still
+                # in force and expired again on the next pass.
+                self.keys._change(record["id"], "delete_material", self._drop_material, compact=True)
                 expired.append(record["id"])
-        if expired:
-            self.store.compact()
         return expired
