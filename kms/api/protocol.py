@@ -268,7 +268,7 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_body_timer()
         super().on_message_complete()
         self._at_request_start = True
-        if self.cycle.response_complete and not self.pipeline:
+        if self.cycle is not None and self.cycle.response_complete and not self.pipeline:
             self._await_next_head()  # answered before its body ended: the next head starts now
 
     def data_received(self, data: bytes) -> None:
