@@ -139,7 +139,7 @@ class Transit:
             ("/v1/transit/random", self.random, w, True),
             ("/v1/transit/random/{bytes}", self.random, w, True),
         ]
-        # POST/PUT on the hot routes are served by the lane, ahead of these.
+        # The lane serves the hot routes ahead of these (other methods: its 405 too).
         table += [(prefix + "{name}", self.unsupported, (), False) for prefix in self.hot_routes()]
         routes = [Route(path, self._wrap(handler, inline, methods), methods=ALL_METHODS)
                   for path, handler, methods, inline in table]
