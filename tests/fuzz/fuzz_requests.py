@@ -12,12 +12,13 @@ from hypothesis import strategies as st
 
 from fuzz_harness import ROOT_TOKEN, Request, Target, path_of, tencent_headers
 from fuzz_routes import TENCENT, Route
-from fuzz_values import Pools, Raw, anything, dumps, hostile_strings, odd_json_bodies, params_body, valid_value
+from fuzz_values import (Pools, Raw, anything, dumps, hostile_strings, odd_json_bodies, params_body,
+                         valid_value, weighted)
 
 ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "LIST", "OPTIONS")
-TRANSIT_AUTH = ("root",) * 6 + ("bearer", "none", "wrong", "hostile", "empty")
-TENCENT_AUTH = ("valid",) * 8 + ("none", "bad-signature", "expired", "unknown-id", "no-version",
-                                 "bad-version", "no-action", "aws-target", "aws-sigv4", "garbage")
+TRANSIT_AUTH = ("root",) * 16 + ("bearer", "none", "wrong", "hostile", "empty")
+TENCENT_AUTH = ("valid",) * 20 + ("none", "bad-signature", "expired", "unknown-id", "no-version",
+                                  "bad-version", "no-action", "aws-target", "aws-sigv4", "garbage")
 
 
 @dataclass
@@ -40,17 +41,16 @@ def _simple(values: Dict[str, str]) -> bool:
 
 def _path_value(p: Any, pools: Pools) -> st.SearchStrategy[str]:
     good = valid_value(p, pools).map(lambda v: v if isinstance(v, str) else str(v))
-    return st.one_of(good, good, good, hostile_strings())
+    return weighted((9, good), (1, hostile_strings()))
 
 
 def _methods(route: Route) -> st.SearchStrategy[str]:
-    own = st.sampled_from(route.methods)
-    return st.one_of(own, own, own, own, st.sampled_from(ALL_METHODS))
+    return weighted((9, st.sampled_from(route.methods)), (1, st.sampled_from(ALL_METHODS)))
 
 
 def _query(route: Route, pools: Pools) -> st.SearchStrategy[str]:
     if not route.query:
-        return st.one_of(st.just(""), st.just(""), st.just(""), st.sampled_from(["list=true", "a=%00", "x"]))
+        return weighted((9, st.just("")), (1, st.sampled_from(["list=true", "a=%00", "x"])))
     params = params_body(route.query, pools, extra=False)
     return params.map(lambda d: "&".join(f"{quote(k)}={quote(v if isinstance(v, str) else dumps(v))}"
                                          for k, v in d.items()))
@@ -59,9 +59,9 @@ def _query(route: Route, pools: Pools) -> st.SearchStrategy[str]:
 @st.composite
 def transit_plans(draw: Any, route: Route, pools: Pools) -> Plan:
     values = {p.name: draw(_path_value(p, pools)) for p in route.path_params}
-    body = draw(st.one_of(*[params_body(route.params, pools).map(lambda b: dumps(b).encode())] * 5,
-                          odd_json_bodies()))
-    content_type = draw(st.sampled_from(["application/json"] * 5 + ["text/plain", "application/msgpack", ""]))
+    body = draw(weighted((12, params_body(route.params, pools).map(lambda b: dumps(b).encode())),
+                         (1, odd_json_bodies())))
+    content_type = draw(st.sampled_from(["application/json"] * 12 + ["text/plain", "application/msgpack", ""]))
     return Plan(draw(_methods(route)), path_of(route.path, values), draw(_query(route, pools)), body,
                 draw(st.sampled_from(TRANSIT_AUTH)), content_type, simple_path=_simple(values))
 
@@ -86,7 +86,7 @@ def _msgpack(value: Any) -> bytes:
 def _bulk_body(draw: Any, route: Route, pools: Pools) -> bytes:
     message = draw(params_body(route.params, pools))
     packed = _msgpack(message)
-    shape = draw(st.sampled_from(["whole"] * 6 + ["truncated", "not-map", "json", "random", "trailing"]))
+    shape = draw(st.sampled_from(["whole"] * 15 + ["truncated", "not-map", "json", "random", "trailing"]))
     if shape == "truncated":
         return packed[:draw(st.integers(0, max(len(packed) - 1, 0)))]
     if shape == "not-map":
@@ -103,21 +103,22 @@ def _bulk_body(draw: Any, route: Route, pools: Pools) -> bytes:
 @st.composite
 def bulk_plans(draw: Any, route: Route, pools: Pools) -> Plan:
     values = {p.name: draw(_path_value(p, pools)) for p in route.path_params}
-    method = draw(st.one_of(*[st.just("POST")] * 6, st.sampled_from(ALL_METHODS)))
-    content_type = draw(st.sampled_from(["application/msgpack"] * 5 + ["application/json", ""]))
+    method = draw(weighted((12, st.just("POST")), (1, st.sampled_from(ALL_METHODS))))
+    content_type = draw(st.sampled_from(["application/msgpack"] * 12 + ["application/json", ""]))
     return Plan(method, path_of(route.path, values), "", draw(_bulk_body(route, pools)),
                 draw(st.sampled_from(TRANSIT_AUTH)), content_type, simple_path=_simple(values))
 
 
 @st.composite
 def tencent_plans(draw: Any, pools: Pools) -> Plan:
-    action = draw(st.one_of(*[st.sampled_from(sorted(TENCENT))] * 8,
-                            st.sampled_from(["", "describekey", "DescribeKey ", "GetPublicKey", "x" * 100]),
-                            hostile_strings().filter(lambda s: s.isascii() and s.isprintable())))
+    action = draw(weighted(
+        (30, st.sampled_from(sorted(TENCENT))),
+        (1, st.sampled_from(["", "describekey", "DescribeKey ", "GetPublicKey", "x" * 100])),
+        (1, hostile_strings().filter(lambda s: s.isascii() and s.isprintable()))))
     params = TENCENT.get(action, TENCENT["DescribeKey"])
-    body = draw(st.one_of(*[params_body(params, pools).map(lambda b: dumps(b).encode())] * 6,
-                          odd_json_bodies()))
-    method = draw(st.one_of(*[st.just("POST")] * 8, st.sampled_from(ALL_METHODS)))
+    body = draw(weighted((15, params_body(params, pools).map(lambda b: dumps(b).encode())),
+                         (1, odd_json_bodies())))
+    method = draw(weighted((20, st.just("POST")), (1, st.sampled_from(ALL_METHODS))))
     return Plan(method, "/", "", body, draw(st.sampled_from(TENCENT_AUTH)), "application/json", action)
 
 

@@ -6,7 +6,7 @@ no Python value produces (NaN, 1e400, integers thousands of digits long).
 import base64
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
 from hypothesis import strategies as st
 
@@ -35,6 +35,8 @@ def dumps(value: Any) -> str:
         return "[" + ",".join(dumps(v) for v in value) + "]"
     if isinstance(value, float) and value != value:
         return "NaN"
+    if isinstance(value, bytes):  # bulk values sent as JSON
+        return json.dumps(base64.b64encode(value).decode())
     return json.dumps(value)
 
 
@@ -57,6 +59,13 @@ HOSTILE_TEXT = (
 RAW_NUMBERS = (Raw("NaN"), Raw("Infinity"), Raw("-Infinity"), Raw("1e400"), Raw("-1e400"),
                Raw("1" + "0" * 5000), Raw("-" + "9" * 1000), Raw("1E2"), Raw("0.1e1"),
                Raw("1.0"), Raw("-0"), Raw("123456789012345678901234567890123456789012"))
+
+
+def weighted(*choices: Tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    """One of the strategies, each drawn with its weight; shrinks towards
+    the first (so put the valid one first)."""
+    table = [strategy for weight, strategy in choices for _ in range(weight)]
+    return st.integers(0, len(table) - 1).flatmap(lambda i: table[i])
 
 
 def hostile_strings() -> st.SearchStrategy[str]:
@@ -163,7 +172,7 @@ def valid_value(p: P, pools: Pools) -> st.SearchStrategy[Any]:
         pool = {"key_id": pools.key_ids, "blob": pools.blobs, "ciphertext": pools.ciphertexts,
                 "signature": pools.signatures, "hmac": pools.hmacs, "backup": pools.backups,
                 "pem": pools.pems}[kind]
-        return st.one_of(_from(pool), _mutated(pool))
+        return weighted((4, _from(pool)), (1, _mutated(pool)))
     if kind == "key_ids":
         return st.lists(st.one_of(_from(pools.key_ids), hostile_strings()), max_size=4)
     if kind == "context":
@@ -192,8 +201,7 @@ def value(p: P, pools: Pools) -> st.SearchStrategy[Any]:
     """Mostly valid values, often wrong types and hostile ones."""
     if p.kind == "batch":
         return batch(p.items, pools)
-    good = valid_value(p, pools)
-    return st.one_of(good, good, good, wrong_types(), hostile_strings())
+    return weighted((8, valid_value(p, pools)), (1, wrong_types()), (1, hostile_strings()))
 
 
 def params_body(params: Sequence[P], pools: Pools, extra: bool = True) -> st.SearchStrategy[Dict[str, Any]]:
@@ -204,14 +212,14 @@ def params_body(params: Sequence[P], pools: Pools, extra: bool = True) -> st.Sea
         return body
     strays = st.dictionaries(st.sampled_from(["unknown", "__proto__", "constructor", "", "Batch_Input"]),
                              anything(), max_size=2)
-    return st.one_of(body, body, body, st.builds(lambda a, b: {**b, **a}, body, strays))
+    return weighted((6, body), (1, st.builds(lambda a, b: {**b, **a}, body, strays)))
 
 
 def batch(items: Sequence[P], pools: Pools) -> st.SearchStrategy[Any]:
     item = params_body(items, pools, extra=False)
-    return st.one_of(st.lists(item, min_size=1, max_size=4), st.lists(item, min_size=1, max_size=4),
-                     st.just([]), anything(), st.lists(anything(), min_size=1, max_size=3),
-                     st.lists(item, min_size=1, max_size=2).map(lambda xs: xs + [1]))
+    return weighted((8, st.lists(item, min_size=1, max_size=4)), (1, st.just([])), (1, anything()),
+                    (1, st.lists(anything(), min_size=1, max_size=3)),
+                    (1, st.lists(item, min_size=1, max_size=2).map(lambda xs: xs + [1])))
 
 
 # ---- whole bodies that are not an object of parameters -----------------------
