@@ -219,7 +219,7 @@ def test_non_ascii_text_is_answered_as_it_was_stored(server):
     assert created["Description"] == "cl\u00e9 \u4e2d\u6587"
 
 
-@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS", "LIST"])
 def test_every_method_is_answered_with_an_audited_envelope(server, method):
     before = len(audit_lines(server))
     answer = requests.request(method, f"http://{server.endpoint}/", timeout=10)
