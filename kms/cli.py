@@ -97,10 +97,10 @@ def _store(args: argparse.Namespace) -> int:
 
     path = os.path.join(args.data_dir, "store.log")
     if args.action == "check":
-        good, problem = store_log.check(path)
-        print(f"{path}: {'intact' if problem is None else problem} ({good} bytes intact)")
+        _, problem = store_log.check(path)
+        print(f"{path}: {'intact' if problem is None else problem.problem}")
         return 0 if problem is None else 1
-    result = store_log.repair(path)
+    result = store_log.repair(path, drop_damaged=args.drop_damaged)
     print(result or f"{path}: intact, nothing to repair")
     return 0
 
@@ -349,6 +349,9 @@ def _add_connection_limits(server: argparse.ArgumentParser) -> None:
 def _add_store_and_audit(sub: "argparse._SubParsersAction") -> None:
     store = _parser(sub, "store", "check or repair a data directory's key store")
     store.add_argument("action", choices=["check", "repair"], help="what to do")
+    store.add_argument("--drop-damaged", action="store_true",
+                       help="repair: also drop damaged bytes whose record count is unknown "
+                            "(a damaged header) when intact records follow; their changes are lost")
     _data_dir_option(store)
     store.set_defaults(func=_store)
 

@@ -67,6 +67,14 @@ def parse(data: bytes, pos: int, decode: bool = True) -> Tuple[int, List[Op]]:
     return end, _decode(payload) if decode else []
 
 
+def decode_unchecked(data: bytes, pos: int) -> List[Op]:
+    """The ops of the record at pos whose checksum failed, decoded anyway
+    (for a repair report only: they are not to be trusted or applied);
+    Damaged if they do not decode."""
+    length, _ = HEADER.unpack_from(data, pos)
+    return _decode(data[pos + HEADER.size:pos + HEADER.size + min(length, MAX_RECORD)])
+
+
 def plausible_end(data: bytes, pos: int) -> int:
     """Where the record at pos ends by its header, or -1 if the header
     cannot be one (too short, too long, past the end of the file)."""

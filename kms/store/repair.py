@@ -16,13 +16,17 @@ them are known exactly.
   cut short by a crash, a full disk, or a damaged last record), is cut. A
   record is acknowledged only once it is on disk, so in the usual case
   nothing acknowledged is lost.
-* Damage in the middle, with intact records after it, is refused unless the
-  operator passes drop_damaged (``kms store repair --drop-damaged``). The
-  damaged bytes held at least one change, and the records after them were
-  made on a state that included it: dropping it silently could bring back a
-  revoked token, a disabled or deleted key, an alias that was moved. With
-  drop_damaged every intact record is kept, in its order, each whole (a
-  record is one atomic change), and only the damaged bytes are dropped.
+* Damage in the middle whose header held (a flipped bit in a payload: the
+  range is exactly one record, at a known place) drops that one record and
+  keeps every intact record, in its order, each whole (a record is one
+  atomic change). The report names what the lost record appears to have
+  changed (its ops, decoded without trusting them), so an operator can
+  redo it, or see that it was, say, a revocation.
+* Damage in the middle found by searching (a damaged header: how many
+  records the range held, and in what order, is unknown) is refused unless
+  the operator passes drop_damaged (``kms store repair --drop-damaged``):
+  the records after it were made on a state that included those changes.
+  The refusal changes nothing and points to the copy it saved.
 
 Either way the original file is first saved beside it as store.log.damaged
 (store.log.damaged.1, ... if that exists), and the report says which byte
@@ -46,9 +50,10 @@ class Lost(NamedTuple):
     problem: str
     framed: bool  # its header held: exactly one record was lost
 
-    def describe(self) -> str:
+    def describe(self, data: Optional[bytes] = None) -> str:
         lost = "1 record lost" if self.framed else "at least 1 record lost"
-        return f"bytes {self.start}-{self.end} ({self.problem}; {lost})"
+        held = _apparent_changes(data, self.start) if data is not None and self.framed else ""
+        return f"bytes {self.start}-{self.end} ({self.problem}; {lost}{held})"
 
 
 class Scan(NamedTuple):
@@ -66,6 +71,11 @@ class Scan(NamedTuple):
         """Damage that intact records follow."""
         last_kept = self.kept[-1][1] if self.kept else 0
         return [lost for lost in self.lost if lost.end <= last_kept]
+
+    @property
+    def order_unknown(self) -> List[Lost]:
+        """Damage in the middle whose extent in records is not known."""
+        return [lost for lost in self.in_the_middle if not lost.framed]
 
     def records_lost(self) -> str:
         exact = all(lost.framed for lost in self.lost)
@@ -114,6 +124,23 @@ def _resynchronise(data: bytes, pos: int) -> Tuple[int, bool]:
     return len(data), False
 
 
+# Namespaces whose ids are secrets' digests or otherwise not for a report.
+_UNNAMED = {"token", "replay"}
+
+
+def _apparent_changes(data: bytes, pos: int) -> str:
+    """What a record that failed its checksum seems to have held: its ops
+    as `op namespace/id` (never values), if its payload still decodes."""
+    try:
+        ops = frames.decode_unchecked(data, pos)
+    except Exception:  # damaged beyond decoding: nothing to say
+        return "; its contents do not decode"
+    names = [f"{op.op} {op.namespace}" + ("" if op.namespace in _UNNAMED else f"/{op.id}")
+             for op in ops[:8]]
+    more = f" and {len(ops) - 8} more" if len(ops) > 8 else ""
+    return f"; it appears to have held, unverified: {', '.join(names)}{more}"
+
+
 def _intact_at(data: bytes, pos: int) -> bool:
     try:
         frames.parse(data, pos)
@@ -131,8 +158,8 @@ def check(path: str) -> Tuple[int, Optional[StoreCorrupt]]:
         return 0, exc
     if not result.lost:
         return result.size, None
-    advice = ("kms store repair --drop-damaged keeps every intact record" if result.in_the_middle
-              else "kms store repair cuts the damaged tail")
+    advice = ("kms store repair --drop-damaged keeps every intact record" if result.order_unknown
+              else "kms store repair keeps every intact record")
     return result.intact_prefix, StoreCorrupt(path, result.intact_prefix,
                                               f"{result.summary()}; {advice}")
 
@@ -145,14 +172,15 @@ def repair(path: str, drop_damaged: bool = False) -> Optional[str]:
     result = scan(path)
     if not result.lost:
         return None
-    middle = result.in_the_middle
-    if middle and not drop_damaged:
-        raise StoreCorrupt(path, middle[0].start, (
-            f"repair refused, nothing was changed: {result.summary()}, some of them after the "
-            "damage. The lost changes may be ones later records depend on (a revocation, a "
-            "disabled or deleted key); to keep every intact record and drop only the damaged "
-            "bytes, run kms store repair --drop-damaged"))
+    middle, unknown = result.in_the_middle, result.order_unknown
     backup = _save_copy(path)
+    if unknown and not drop_damaged:
+        raise StoreCorrupt(path, unknown[0].start, (
+            f"repair refused, nothing was changed: {result.summary()}; at bytes "
+            f"{unknown[0].start}-{unknown[0].end} a record header is damaged, so how many "
+            "changes were lost there, which later records depend on (a revocation, a disabled "
+            f"or deleted key), is unknown. A copy is saved as {backup}; to keep every intact "
+            "record and drop only the damaged bytes, run kms store repair --drop-damaged"))
     with open(path, "rb") as f:
         data = f.read()
     replace_file(path, [frames.MAGIC, *(data[start:end] for start, end in result.kept)])
@@ -161,7 +189,7 @@ def repair(path: str, drop_damaged: bool = False) -> Optional[str]:
         done = f"dropped {dropped} damaged bytes"
     else:
         done = f"cut at byte {result.lost[0].start} (the damaged tail)"
-    return (f"{path}: {done}: " + ", ".join(lost.describe() for lost in result.lost)
+    return (f"{path}: {done}: " + ", ".join(lost.describe(data) for lost in result.lost)
             + f"; kept {len(result.kept)} intact records, lost {result.records_lost()}; "
             + f"the original is kept as {backup}")
 
