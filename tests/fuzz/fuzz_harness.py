@@ -31,12 +31,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 from urllib.parse import quote, unquote
 
 import msgpack
 
-from fuzz_routes import TENCENT_VERSION
+from fuzz_routes import TENCENT_VERSION, P
 from fuzz_values import SECRET_MARKERS, Pools
 
 ROOT_ID = "AKIDfuzzroot00000000000000000000001"
@@ -535,6 +535,52 @@ class Collector:
                 f.write(json.dumps(entry) + "\n")
 
 
+# ---- strict readers ------------------------------------------------------------
+
+_ASCII_INTEGER = re.compile(r"-?[0-9]{1,40}")
+# What a strict boolean reader may take (Go's strconv.ParseBool, as Vault).
+BOOL_TEXTS = frozenset({"1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"})
+
+
+def refused_value(kind: str, value: Any) -> bool:
+    """True for a value that no strict reader of this kind accepts: the
+    call that carried it must fail."""
+    if kind == "int":
+        if isinstance(value, bool) or isinstance(value, (list, dict)) or value is None:
+            return value is not None
+        if isinstance(value, float):
+            return value != int(value) if value == value and abs(value) != float("inf") else True
+        if isinstance(value, str):
+            return not _ASCII_INTEGER.fullmatch(value)
+        return False
+    if kind == "bool":
+        if value is None or isinstance(value, bool):
+            return False
+        if isinstance(value, int):
+            return value not in (0, 1)
+        if isinstance(value, str):
+            return value not in BOOL_TEXTS
+        return True
+    return False
+
+
+def strictness_problems(request: Request, params: Sequence[P]) -> List[str]:
+    """A successful call whose body held a value for an int or bool
+    parameter that no strict reader takes (a list for a bool, "²" or 1.5
+    for an int): the value was read loosely, or not at all."""
+    try:
+        body = json.loads(request.body) if request.body.strip() else {}
+    except ValueError:
+        return []
+    if not isinstance(body, dict):
+        return []
+    problems = []
+    for p in params:
+        if p.always_read and p.kind in ("int", "bool") and p.name in body and refused_value(p.kind, body[p.name]):
+            problems.append(f"accepted {body[p.name]!r} for the {p.kind} parameter {p.name} (no strict reader takes it)")
+    return problems
+
+
 # ---- the properties -------------------------------------------------------------
 
 
@@ -614,10 +660,14 @@ class Harness:
     # -- the checks ----------------------------------------------------------------
 
     def run(self, api: str, request: Request, allowed_reads: Optional[Dict[str, frozenset]] = None,
-            label: str = "") -> Observed:
+            label: str = "", params: Sequence[P] = ()) -> Observed:
+        """One request and every property; `params`: the route's described
+        parameters, whose values must have been read strictly."""
         seen = self.target.observe(request)
         self.statuses[(api, seen.response.status, self._code(api, seen.response))] += 1
         problems = self.problems(api, request, seen, allowed_reads)
+        if self._succeeded(api, seen.response):
+            problems += strictness_problems(request, params)
         if problems and self.collect is not None:
             self.collect.add(label or api, problems, request, seen.response)
             return seen
@@ -648,6 +698,13 @@ class Harness:
             if undescribed:
                 problems.append(f"handler read parameters the harness does not describe: {undescribed}")
         return problems
+
+    def _succeeded(self, api: str, response: Response) -> bool:
+        if api == "tencent":
+            body = self._body_json(response)
+            return (response.status == 200 and isinstance(body, dict) and isinstance(body.get("Response"), dict)
+                    and "Error" not in body["Response"])
+        return 200 <= response.status < 300
 
     def _code(self, api: str, response: Response) -> str:
         body = self._body_json(response)

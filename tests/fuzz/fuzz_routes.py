@@ -29,6 +29,9 @@ class P:
     high: Optional[int] = None
     choices: Tuple[str, ...] = ()
     items: Tuple["P", ...] = ()
+    # Read on every call of the route (so a value no strict reader accepts
+    # must fail the call); False where the handler may rightly ignore it.
+    always_read: bool = True
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ _DECRYPT_ITEM = (P("ciphertext", "ciphertext"), P("context", "b64"), P("associat
                  P("reference", "str"), P("nonce", "b64"))
 _REWRAP_ITEM = (P("ciphertext", "ciphertext"), P("context", "b64"), P("key_version", "int", 0, 1 << 31),
                 P("reference", "str"), P("nonce", "b64"))
-_PARTIAL = P("partial_failure_response_code", "int", 1, 599)
+_PARTIAL = P("partial_failure_response_code", "int", 1, 599, always_read=False)  # read on failures only
 _SIGN_ITEM = (P("input", "b64"), P("context", "b64"), P("reference", "str"),
               P("key_version", "int", 0, 1 << 31), P("prehashed", "bool"))
 _SIGN_OPTIONS = (P("hash_algorithm", "enum", choices=HASHES + ("none",)),
@@ -128,13 +131,15 @@ TRANSIT = (
           (P("bytes", "int", 1, 131072), P("format", "enum", choices=("base64", "hex")),
            P("source", "enum", choices=("platform", "all")))),
     Route("transit", "/v1/transit/random/{bytes}", W,
-          (P("bytes", "int", 1, 131072), P("format", "enum", choices=("base64", "hex")),
+          (P("bytes", "int", 1, 131072, always_read=False), P("format", "enum", choices=("base64", "hex")),
            P("source", "enum", choices=("platform", "all"))),
           (P("bytes", "int", 1, 131072),)),
     # The hot routes (served by the lane ahead of Starlette for POST/PUT).
     Route("transit", "/v1/transit/encrypt/{name}", W,
           _ENCRYPT_ITEM + (P("batch_input", "batch", items=_ENCRYPT_ITEM), _PARTIAL,
-                           P("type", "enum", choices=KEY_TYPES), P("convergent_encryption", "bool")),
+                           # read only when the key is created (upsert)
+                           P("type", "enum", choices=KEY_TYPES, always_read=False),
+                           P("convergent_encryption", "bool", always_read=False)),
           (NAME,)),
     Route("transit", "/v1/transit/decrypt/{name}", W,
           _DECRYPT_ITEM + (P("batch_input", "batch", items=_DECRYPT_ITEM), _PARTIAL), (NAME,)),
@@ -234,6 +239,15 @@ def allowed_reads(route: Route) -> Dict[str, frozenset]:
         if p.items:
             allowed[p.name + "[]"] = frozenset(i.name for i in p.items)
     return allowed
+
+
+def tencent_reads(action: str) -> Dict[str, frozenset]:
+    """The body names an action's handler (and the endpoint) may read."""
+    params = TENCENT.get(action)
+    if params is None:
+        return {"": TENCENT_COMMON_READS}
+    tags = frozenset({"TagKey", "TagValue"})
+    return {"": frozenset(p.name for p in params) | TENCENT_COMMON_READS, "Tags[]": tags, "TagFilters[]": tags}
 
 
 def _short_repr(self: Route) -> str:

@@ -5,26 +5,19 @@ from conftest import fuzz_settings
 from hypothesis import given, strategies as st
 
 from fuzz_requests import build_tencent, build_transit, bulk_plans, tencent_plans, transit_plans
-from fuzz_routes import BULK, TENCENT, TENCENT_COMMON_READS, TRANSIT, allowed_reads, described_paths
+from fuzz_routes import BULK, TENCENT, TRANSIT, allowed_reads, described_paths, tencent_reads
 
 TRANSIT_ROUTES = [r for r in TRANSIT if r.api == "transit"]
 SYS_ROUTES = [r for r in TRANSIT if r.api == "sys"]
 ROUTE_BY_PATH = described_paths()
 
 
-def tencent_reads(action: str):
-    params = TENCENT.get(action)
-    if params is None:
-        return {"": TENCENT_COMMON_READS}
-    tags = frozenset({"TagKey", "TagValue"})
-    return {"": frozenset(p.name for p in params) | TENCENT_COMMON_READS, "Tags[]": tags, "TagFilters[]": tags}
-
-
 def _run_transit(harness, data, routes) -> None:
     route = ROUTE_BY_PATH[data.draw(st.sampled_from([r.path for r in routes]), label="route")]
     plan = data.draw(transit_plans(route, harness.pools), label="plan")
     reads = allowed_reads(route) if plan.simple_path and plan.method in route.methods else None
-    harness.run(route.api, build_transit(plan, harness.target), reads, route.path)
+    params = route.params if plan.simple_path and plan.method in ("POST", "PUT") else ()
+    harness.run(route.api, build_transit(plan, harness.target), reads, route.path, params)
 
 
 @fuzz_settings(2.0)
@@ -55,4 +48,5 @@ def test_bulk(harness, data):
 def test_tencent(harness, data):
     plan = data.draw(tencent_plans(harness.pools), label="plan")
     reads = tencent_reads(plan.action) if plan.auth == "valid" else None
-    harness.run("tencent", build_tencent(plan, harness.target), reads, f"tencent {plan.action if plan.action in TENCENT else '(unknown action)'}")
+    harness.run("tencent", build_tencent(plan, harness.target), reads, f"tencent {plan.action if plan.action in TENCENT else '(unknown action)'}",
+                TENCENT.get(plan.action or "", ()) if plan.method == "POST" else ())
