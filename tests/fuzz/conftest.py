@@ -33,6 +33,20 @@ def fuzz_settings(share: float = 1.0) -> settings:
     return settings(profile, max_examples=max(1, int(profile.max_examples * share)))
 
 
+def watch(h: Harness) -> None:
+    """KMS_FUZZ_COLLECT: explore (note violations and go on)."""
+    if os.environ.get("KMS_FUZZ_COLLECT"):
+        h.collect = Collector(os.environ["KMS_FUZZ_COLLECT"])
+
+
+def finish(h: Harness) -> None:
+    if h.collect is not None:
+        h.collect.save()
+    if os.environ.get("KMS_FUZZ_STATS"):
+        for (api, status, code), n in sorted(h.statuses.items(), key=lambda kv: -kv[1]):
+            print(f"{n:6d} {api} {status} {code}")
+
+
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory):
     # A small replay table: the suite signs a few thousand requests.
@@ -46,13 +60,8 @@ def harness(tmp_path_factory):
     try:
         h = Harness(target)
         h.setup()
-        if os.environ.get("KMS_FUZZ_COLLECT"):
-            h.collect = Collector(os.environ["KMS_FUZZ_COLLECT"])
+        watch(h)
         yield h
-        if h.collect is not None:
-            h.collect.save()
-        if os.environ.get("KMS_FUZZ_STATS"):
-            for (api, status, code), n in sorted(h.statuses.items(), key=lambda kv: -kv[1]):
-                print(f"{n:6d} {api} {status} {code}")
+        finish(h)
     finally:
         target.close()

@@ -164,8 +164,10 @@ def http_call(host: str, port: int, request: Request, timeout: float = 30.0) -> 
     return parse_response(raw_exchange(host, port, raw, timeout))
 
 
-def raw_exchange(host: str, port: int, data: bytes, timeout: float = 30.0, half_close: bool = True) -> bytes:
-    """Send bytes, then read until the server closes (or the timeout)."""
+def raw_exchange(host: str, port: int, data: bytes, timeout: float = 30.0, half_close: bool = False) -> bytes:
+    """Send bytes, then read until the server closes (or the timeout).
+    half_close: shut our side after sending (uvicorn takes that as the
+    client leaving, and answers nothing)."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(data)
         if half_close:
