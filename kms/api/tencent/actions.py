@@ -4,7 +4,7 @@ and codes follow spec/tencent-kms-api.md, section 4.
 """
 import base64
 import uuid
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -109,7 +109,7 @@ def _tags(p: Params) -> Dict[str, str]:
     return tags
 
 
-def _tag_filters(p: Params) -> List[Any]:
+def _tag_filters(p: Params) -> List[Tuple[str, List[str]]]:
     """[(TagKey, [TagValue, ...]), ...]; no values matches any value."""
     return [(f.str("TagKey", required=True, max_chars=MAX_TAG_KEY_CHARS),
              f.str_list("TagValue", max_chars=MAX_TAG_VALUE_CHARS))
