@@ -15,7 +15,7 @@ from starlette.routing import Route, request_response
 from starlette.types import Receive, Scope, Send
 
 import kms
-from kms import aead
+from kms import aead, errors
 from kms.api.tencent.endpoint import TencentEndpoint
 from kms.api.tencent.replay import SLOTS as REPLAY_SLOTS, SharedSeen
 from kms.api.bulk import Bulk
@@ -88,6 +88,10 @@ def create_app(runtime: Runtime, test_clock: bool = False,
                         if done["rotated"] or done["deleted"]:
                             log.info("scheduler: rotated %d, deleted %d keys",
                                      len(done["rotated"]), len(done["deleted"]))
+                    except errors.ServiceUnavailable as exc:
+                        # A full or read-only disk: the pass is retried next
+                        # period, and the cause needs no traceback.
+                        log.warning("scheduler pass skipped: %s", exc)
                     except Exception:
                         log.exception("scheduler pass failed")
                     finally:

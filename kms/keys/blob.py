@@ -84,8 +84,11 @@ def canonical_context(context: Optional[str]) -> bytes:
         raise InvalidContext(f"EncryptionContext is over {MAX_CONTEXT_CHARS} characters")
     try:
         value = json.loads(context)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidContext("EncryptionContext must be a JSON object") from None
     if not isinstance(value, dict):
         raise InvalidContext("EncryptionContext must be a JSON object")
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # an escaped lone surrogate ("\ud800") has no UTF-8 form
+        raise InvalidContext("EncryptionContext must hold valid Unicode") from None

@@ -115,7 +115,8 @@ def check_key_id(key_id: Any) -> str:
         if str(uuid.UUID(key_id)) != key_id:
             raise ValueError
     except ValueError:
-        raise errors.InvalidKeyId(f"KeyId {key_id!r} is not a key id (lowercase UUID)") from None
+        # Quoted at most 64 characters: a huge id is not echoed back whole.
+        raise errors.InvalidKeyId(f"KeyId {key_id[:64]!r} is not a key id (lowercase UUID)") from None
     return key_id
 
 
@@ -131,7 +132,11 @@ def check_description(description: Any) -> str:
         return ""
     if not isinstance(description, str):
         raise errors.InvalidParameter("Description must be a string")
-    if len(description.encode()) > MAX_DESCRIPTION_BYTES:
+    try:
+        size = len(description.encode())
+    except UnicodeEncodeError:  # a lone surrogate: not text that can be stored
+        raise errors.InvalidParameter("Description must be valid Unicode") from None
+    if size > MAX_DESCRIPTION_BYTES:
         raise errors.InvalidParameter(f"Description is over {MAX_DESCRIPTION_BYTES} bytes")
     return description
 
