@@ -1,7 +1,7 @@
 """Fixtures of the fuzz harness: the app in-process on a temp data
 directory, set up with keys, ciphertexts and signatures to name.
 
-Budget: KMS_FUZZ_EXAMPLES examples per API (default 150, which with the
+Budget: KMS_FUZZ_EXAMPLES examples per API (default 400, which with the
 fixed seed keeps the suite within a couple of minutes on two slow cores);
 a long run by hand: KMS_FUZZ_EXAMPLES=100000 pytest tests/fuzz.
 KMS_FUZZ_COLLECT=FILE: do not stop at a violation; write each distinct one
@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(__file__))  # the fuzz_* modules
 
 from fuzz_harness import Collector, Harness, InProcess  # noqa: E402
 
-DEFAULT_EXAMPLES = 150
+DEFAULT_EXAMPLES = 400
 
 settings.register_profile(
     "kms-fuzz", max_examples=int(os.environ.get("KMS_FUZZ_EXAMPLES") or DEFAULT_EXAMPLES),

@@ -72,6 +72,8 @@ def _msgpack(value: Any) -> bytes:
     def fit(v: Any) -> Any:
         if isinstance(v, Raw):
             return v.text
+        if isinstance(v, str) and any(0xD800 <= ord(c) <= 0xDFFF for c in v):
+            return v.encode("utf-8", "surrogatepass")  # msgpack strings must be UTF-8
         if isinstance(v, int) and not isinstance(v, bool) and not -2 ** 63 <= v < 2 ** 64:
             return str(v)
         if isinstance(v, dict):
@@ -136,7 +138,7 @@ def transit_token(plan: Plan, target: Target) -> List[Tuple[str, str]]:
     if plan.auth == "wrong":
         return [("x-vault-token", "kms.wrong-token-0000")]
     if plan.auth == "hostile":
-        return [("x-vault-token", "kms.\x7f../%s%n" + "x" * 300)]
+        return [("x-vault-token", "kms.../%s%n\"\\" + "x" * 300)]  # valid HTTP, hostile to the app
     if plan.auth == "empty":
         return [("x-vault-token", ""), ("authorization", "Bearer ")]
     return []
