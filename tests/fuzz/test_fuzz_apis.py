@@ -1,9 +1,9 @@
 """The property-based fuzzer over every wire API, in-process: requests for
 every described route (fuzz_routes.py), with the properties of
 fuzz_harness.Harness checked on each answer."""
-from conftest import fuzz_settings
 from hypothesis import given, strategies as st
 
+from fuzz_fixtures import fuzz_settings, harness  # noqa: F401 (a fixture)
 from fuzz_requests import build_tencent, build_transit, bulk_plans, tencent_plans, transit_plans
 from fuzz_routes import BULK, TENCENT, TRANSIT, allowed_reads, described_paths, tencent_reads
 

@@ -10,9 +10,9 @@ import os
 from typing import Any, List
 
 import pytest
-from conftest import fuzz_settings
 from hypothesis import given, strategies as st
 
+from fuzz_fixtures import fuzz_settings
 from fuzz_values import hostile_strings, weighted
 from kms import cli
 from kms.server import RootCredentials, open_data_dir

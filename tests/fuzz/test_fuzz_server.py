@@ -6,9 +6,9 @@ import importlib.util
 import os
 
 import pytest
-from conftest import finish, fuzz_settings, watch
 from hypothesis import given, strategies as st
 
+from fuzz_fixtures import finish, fuzz_settings, watch
 from fuzz_harness import (ROOT_ID, ROOT_KEY, ROOT_TOKEN, Harness, RealServer, parse_response,
                           raw_exchange, tencent_headers)
 from fuzz_requests import build_tencent, build_transit, bulk_plans, tencent_plans, transit_plans

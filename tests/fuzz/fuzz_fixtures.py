@@ -1,5 +1,8 @@
 """Fixtures of the fuzz harness: the app in-process on a temp data
-directory, set up with keys, ciphertexts and signatures to name.
+directory, set up with keys, ciphertexts and signatures to name. (Not a
+conftest.py: the server tests import names from "conftest", which must stay
+theirs whichever directories pytest is given; test modules here import
+these fixtures.)
 
 Budget: KMS_FUZZ_EXAMPLES examples per API (default 400, which with the
 fixed seed keeps the suite within a couple of minutes on two slow cores);
@@ -9,14 +12,11 @@ KMS_FUZZ_COLLECT=FILE: do not stop at a violation; write each distinct one
 print how often each status and error came back.
 """
 import os
-import sys
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-sys.path.insert(0, os.path.dirname(__file__))  # the fuzz_* modules
-
-from fuzz_harness import Collector, Harness, InProcess  # noqa: E402
+from fuzz_harness import Collector, Harness, InProcess
 
 DEFAULT_EXAMPLES = 400
 
