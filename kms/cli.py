@@ -15,6 +15,7 @@ from typing import Callable, List, Optional, TypeVar
 from urllib.parse import urlsplit
 
 from kms import envelope, errors
+from kms.numbers import ascii_int
 from kms.api.tencent.replay import PROBE as REPLAY_PROBE
 from kms.server import DEFAULT_LIMITS, Limits
 from kms.service.tokens import MAX_TTL
@@ -235,10 +236,15 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 Number = TypeVar("Number", int, float)
-# ASCII only: int() and float() also take "٥", "5_000" and " 5 ", and
-# thousands of digits; a command-line number is none of those.
-_NUMBER_TEXT = {int: re.compile(r"-?[0-9]{1,18}"),
-                float: re.compile(r"-?([0-9]{1,18}(\.[0-9]{0,9})?|\.[0-9]{1,9})")}
+# ASCII only: float() also takes "٥", "5_000", " 5 " and "1e400"; integers
+# follow kms.numbers, the rule of every protocol.
+_DECIMAL_FRACTION = re.compile(r"-?([0-9]{1,18}(\.[0-9]{0,9})?|\.[0-9]{1,9})")
+
+
+def _number_text(kind: Callable[[str], Number], text: str) -> Optional[Number]:
+    if kind is int:
+        return ascii_int(text, 18)  # type: ignore[return-value]
+    return kind(text) if _DECIMAL_FRACTION.fullmatch(text) else None
 
 
 def _bounded(kind: Callable[[str], Number], low: Number, high: Number) -> Callable[[str], Number]:
@@ -246,7 +252,7 @@ def _bounded(kind: Callable[[str], Number], low: Number, high: Number) -> Callab
     message (argparse exits 2 on it)."""
 
     def parse(text: str) -> Number:
-        value = kind(text) if _NUMBER_TEXT[kind].fullmatch(text) else None  # type: ignore[index]
+        value = _number_text(kind, text)
         if value is None or not low <= value <= high:
             raise argparse.ArgumentTypeError(
                 f"{text!r} is not a{'n integer' if kind is int else ' number'} from {low} to {high}")
@@ -256,7 +262,7 @@ def _bounded(kind: Callable[[str], Number], low: Number, high: Number) -> Callab
     return parse
 
 
-_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(:[0-9]{1,5})?$")
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(:[0-9]{1,5})?\Z")
 
 
 def _host(text: str) -> str:

@@ -2,7 +2,9 @@
 
 Python's json module takes any nesting its recursion limit allows (5,000
 levels raise RecursionError, not ValueError), turns `1e400` into infinity,
-accepts `NaN` and `Infinity`, and converts integers of thousands of digits.
+accepts `NaN` and `Infinity`, converts integers of thousands of digits, and
+turns an escaped lone surrogate ("\\ud800") into a string that UTF-8 cannot
+encode, so the store, the audit log or the response would fail on it.
 Each of those reached handlers as a value no field reader expected. Here the
 nesting depth is bounded before parsing, and numbers are bounded as they are
 parsed; what is out of bounds is a BodyError, which each protocol answers as
@@ -21,6 +23,8 @@ MAX_NUMBER_CHARS = 40
 # only quotes and brackets are kept: strings then are quote, brackets, quote.
 _STRING = re.compile(rb'"[^"]*"')
 _STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
+# An escape of a UTF-16 surrogate; paired ones decode to one character.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class BodyError(ValueError):
@@ -87,8 +91,14 @@ def loads(data: bytes) -> Any:
     bounds (never RecursionError, never a non-finite number)."""
     check_depth(data)
     try:
-        return json.loads(data, parse_int=_integer, parse_float=_real, parse_constant=_constant)
+        value = json.loads(data, parse_int=_integer, parse_float=_real, parse_constant=_constant)
     except BodyError:
         raise
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BodyError(f"the body is not valid JSON: {exc}") from None
+    if _SURROGATE_ESCAPE.search(data):
+        try:  # only bodies that escape a surrogate pay for this
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise BodyError("the body holds a lone surrogate (\\ud800-\\udfff): not valid Unicode") from None
+    return value

@@ -42,7 +42,7 @@ MANUAL_ROTATION_INTERVAL = DAY  # the real service's default limit
 # Aliases of service-managed keys: service/NAME, created on first use.
 SERVICE_ALIAS_PREFIX = "service/"
 MAX_DESCRIPTION_BYTES = 1024
-ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,59}$")
+ALIAS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,59}\Z")  # \Z: "$" also matches before a final "\n"
 
 # What each operation allows per key state: None = allowed, else the error.
 # (spec/tencent-kms-api.md, section 3.2; "inferred" rows follow its advice.)

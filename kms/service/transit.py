@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kms import b64text, errors
+from kms.numbers import ascii_int
 from kms.aead import AESGCM
 from kms.keys import material as materials
 from kms.service.keys import (ALIAS_RE, ENABLED, PENDING_DELETE, SERVICE_ALIAS_PREFIX,
@@ -39,7 +40,7 @@ from kms.store import Op
 NAME_RULE = "1 to 60 characters of A-Z a-z 0-9 - _, starting with a letter or digit"
 # Vault's own rule, which transit followed before: a backup may carry such a
 # name (it can still be restored under a name of today's rule).
-VAULT_NAME_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_\-.@]*[A-Za-z0-9_])?$")
+VAULT_NAME_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_\-.@]*[A-Za-z0-9_])?\Z")
 # Key types: material kind and size, what each can do, and the CMK usage
 # they appear under in the Tencent API.
 KEY_TYPES: Dict[str, Dict[str, Any]] = {
@@ -466,12 +467,11 @@ class TransitService:
         if not isinstance(text, str) or not text.startswith(PREFIX):
             raise TransitError(f"invalid {what}: no prefix")
         version_text, sep, body = text[len(PREFIX):].partition(":")
-        # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and "٣".
-        if (not sep or not version_text.isascii() or not version_text.isdigit()
-                or len(version_text) > MAX_VERSION_DIGITS):
+        version = ascii_int(version_text, MAX_VERSION_DIGITS, negative=False) if sep else None
+        if version is None:
             raise TransitError(f"invalid {what}: version number could not be decoded")
         # vault:v0: is read as version 1
-        return self.check_version(record, s, max(int(version_text), 1), what, too_old), body
+        return self.check_version(record, s, max(version, 1), what, too_old), body
 
     def parse(self, record: Dict[str, Any], s: Dict[str, Any], ciphertext: Any) -> Tuple[int, bytes]:
         if not ciphertext or not isinstance(ciphertext, str):

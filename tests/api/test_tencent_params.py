@@ -41,10 +41,9 @@ def test_integer_ranges_and_their_codes():
     refused(lambda p: p.int("N", 1, 3, required=True), {}, "MissingParameter")
 
 
-def test_strings_are_valid_unicode_and_bounded():
+def test_strings_are_strings_and_bounded():
+    # Lone surrogates never get this far: kms.api.jsonbody refuses them.
     assert Params({"S": "cl\u00e9 \U0001F511"}).str("S") == "cl\u00e9 \U0001F511"
-    refused(lambda p: p.str("S"), {"S": "\ud800"})
-    refused(lambda p: p.str("S"), {"S": "ok\udfffok"})
     refused(lambda p: p.str("S"), {"S": ["x"]})
     refused(lambda p: p.str("S"), {"S": {"x": 1}})
     refused(lambda p: p.str("S"), {"S": 5})
@@ -64,7 +63,7 @@ def test_booleans_are_json_booleans_only():
 
 def test_string_lists_check_every_item():
     assert Params({"L": ["a", "b"]}).str_list("L") == ["a", "b"]
-    for value in (["a", 1], ["a", ["b"]], ["\ud800"], "a", {"a": 1}, ["x" * 9]):
+    for value in (["a", 1], ["a", ["b"]], "a", {"a": 1}, ["x" * 9]):
         refused(lambda p: p.str_list("L", max_chars=8), {"L": value})
     refused(lambda p: p.str_list("L", max_items=2), {"L": ["a", "b", "c"]})
     refused(lambda p: p.str_list("L", required=True), {"L": []})

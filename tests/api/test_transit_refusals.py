@@ -337,3 +337,41 @@ def test_the_store_write_path_is_exercised(app):
     before = app.store_digest()
     app.runtime.store.commit(lambda: [Op("put", "test", "touch", 1)])
     assert app.store_digest() != before
+
+
+# ---- found by review: echoed strings, names, status overrides -----------------
+
+@pytest.mark.parametrize("path, body", [
+    ("/v1/transit/keys/s1", b'{"type": "\\ud800"}'),
+    ("/v1/transit/encrypt/plain", b'{"batch_input": [{"plaintext": "aGk=", "reference": "\\ud800"}]}'),
+    ("/v1/transit/hash", b'{"input": "aGk=", "format": "\\udc00"}'),
+    ("/v1/transit/hmac/plain", b'{"input": "aGk=", "algorithm": "\\ud800"}'),
+    ("/v1/transit/random", b'{"format": "\\ud800"}'),
+])
+def test_a_lone_surrogate_anywhere_is_a_400_and_audited(app, path, body):
+    """Echoed into a result or an error message, it failed to encode: a
+    plain-text 500 from Starlette, with no audit line."""
+    lines = len(app.audit_lines())
+    message = refused(app, "POST", path, body)
+    assert "lone surrogate" in message
+    assert len(app.audit_lines()) == lines + 1 and app.audit_lines()[-1]["result"] == "400"
+
+
+@pytest.mark.parametrize("name", ["abc%0A", "abc%0D", "%0Aabc"])
+def test_a_key_name_with_a_line_break_is_refused(app, name):
+    refused(app, "POST", f"/v1/transit/keys/{name}", {})
+    from kms import errors
+    from kms.service.keys import check_alias
+    with pytest.raises(errors.InvalidAlias):
+        check_alias("abc\n")
+
+
+@pytest.mark.parametrize("code, expected", [(207, 207), (200, 200), (101, 400), (204, 400),
+                                            (205, 400), (304, 400), (999, 400), (1, 400)])
+def test_a_partial_failure_code_must_be_able_to_carry_the_results(app, code, expected):
+    items = [{"plaintext": "aGk="}, {"plaintext": "not base64!"}]
+    status, answer = app.json("POST", "/v1/transit/encrypt/plain",
+                              {"batch_input": items, "partial_failure_response_code": code})
+    assert status == expected and len(answer["data"]["batch_results"]) == 2
+    if expected == 400 and code != 400:
+        assert "reverting to 400" in answer["warnings"][0]

@@ -15,10 +15,10 @@ becomes a specific error, never a crash and never a guess:
 import base64
 import binascii
 import builtins
-import re
 from typing import Any, Dict, List, Literal, Optional, overload
 
 from kms.api.tencent.errors import TencentError
+from kms.numbers import MAX_DIGITS, ascii_int
 
 _ABSENT = object()
 
@@ -27,22 +27,6 @@ _ABSENT = object()
 # it is, carries a megabyte into a message, a log or the store.
 MAX_STRING_CHARS = 8192
 MAX_LIST_ITEMS = 100
-# Digits an integer string may have: more than any field's range allows,
-# few enough that converting costs nothing.
-MAX_INTEGER_DIGITS = 20
-_INTEGER = re.compile(r"-?[0-9]{1,%d}" % MAX_INTEGER_DIGITS)
-
-
-def _valid_unicode(text: builtins.str) -> bool:
-    # A JSON "\ud800" escape parses to an unpaired surrogate, which UTF-8
-    # cannot encode: the store, the audit log and the response would fail.
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 class Params:
@@ -67,9 +51,7 @@ class Params:
             raise TencentError("InvalidParameter", f"{self.prefix}{name} must be a string")
         if len(value) > max_chars:
             raise TencentError(code, f"{self.prefix}{name} is over {max_chars} characters")
-        if not _valid_unicode(value):
-            raise TencentError("InvalidParameter", f"{self.prefix}{name} is not valid Unicode")
-        return value
+        return value  # valid Unicode: the body reader refuses lone surrogates
 
     @overload
     def str(self, name: builtins.str, required: Literal[True], default: Optional[builtins.str] = None,
@@ -111,11 +93,12 @@ class Params:
         if value is _ABSENT:
             return default
         if isinstance(value, builtins.str):
-            if not _INTEGER.fullmatch(value):
+            parsed = ascii_int(value)
+            if parsed is None:
                 raise TencentError("InvalidParameter",
                                    f"{self.prefix}{name} must be an integer: at most "
-                                   f"{MAX_INTEGER_DIGITS} ASCII digits, optionally after a '-'")
-            value = builtins.int(value)
+                                   f"{MAX_DIGITS} ASCII digits, optionally after a '-'")
+            value = parsed
         elif not isinstance(value, builtins.int) or isinstance(value, builtins.bool):
             raise TencentError("InvalidParameter", f"{self.prefix}{name} must be an integer")
         if not low <= value <= high:

@@ -62,7 +62,7 @@ SERVICE = "kms"
 WINDOW_SECONDS = 300
 LOCAL_SLOTS = 1 << 16
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
-_TIMESTAMP_RE = re.compile(r"^[0-9]{1,12}$")
+_TIMESTAMP_RE = re.compile(r"[0-9]{1,12}\Z")
 
 _AUTH_RE = re.compile(
     r"^TC3-HMAC-SHA256 Credential=(?P<id>[^/, ]+)/(?P<date>\d{4}-\d{2}-\d{2})/(?P<service>[^/, ]+)/tc3_request,"

@@ -43,6 +43,9 @@ AUDIT_DOWN = "the audit log cannot be written; the request was not carried out"
 UNSUPPORTED = "1 error occurred:\n\t* unsupported operation\n\n"
 
 
+_NO_BODY_STATUSES = frozenset({204, 205, 304})
+
+
 class HTTPError(Exception):
     def __init__(self, status: int, messages: List[str]) -> None:
         super().__init__("; ".join(messages))
@@ -412,7 +415,9 @@ class Transit:
             return 200
         code = body.get("partial_failure_response_code")  # an integer, by params
         if code is not None and failed < total:
-            if 1 <= code <= 599:
+            # OpenBao takes 1..599; a 1xx, 204, 205 or 304 cannot carry the
+            # batch results, so those revert to 400 like out-of-range codes.
+            if 200 <= code <= 599 and code not in _NO_BODY_STATUSES:
                 return code
             warnings.append("invalid HTTP response code override from partial_failure_response_code, "
                             "reverting to 400")

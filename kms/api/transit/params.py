@@ -29,11 +29,11 @@ route's parameters (the fuzzing harness reads it too).
 import re
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
+from kms.numbers import ascii_int
 from kms.service.transit import TransitError
 
 INT64_MAX = (1 << 63) - 1
 INT64_MIN = -(1 << 63)
-MAX_DIGITS = 20  # the longest 64-bit integer in text, its sign included
 # The longest duration Go's time.Duration holds (2^63 - 1 ns), in seconds.
 MAX_DURATION_SECONDS = INT64_MAX // 1_000_000_000
 MAX_DURATION_CHARS = 64
@@ -41,7 +41,6 @@ MAX_BATCH = 10_000
 
 _TRUE = frozenset(("1", "t", "T", "TRUE", "true", "True"))
 _FALSE = frozenset(("0", "f", "F", "FALSE", "false", "False"))
-_INTEGER = re.compile(r"-?[0-9]+\Z")  # a literal [0-9]: ASCII digits only
 _DURATION = re.compile(r"(?:[0-9]+[smhd])+\Z")
 _DURATION_PART = re.compile(r"([0-9]+)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -73,8 +72,8 @@ def integer(field: str, value: Any, low: int = 0, high: int = INT64_MAX) -> int:
     """An integer within [low, high]: a JSON integer or ASCII digits."""
     if type(value) is int:
         number = value
-    elif type(value) is str and len(value) <= MAX_DIGITS and _INTEGER.match(value):
-        number = int(value)
+    elif type(value) is str and (parsed := ascii_int(value)) is not None:
+        number = parsed
     else:
         raise ParamError(field, "expected an integer (ASCII digits)")
     if not low <= number <= high:
