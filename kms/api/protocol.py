@@ -27,8 +27,11 @@ uvicorn's h11_max_incomplete_event_size, 16 KiB.)
 Slow and idle clients (uvicorn itself only closes a kept-alive connection
 that stays idle for timeout_keep_alive after a response):
   - header timeout: a request's head must be complete within
-    Limits.header_timeout of the connection opening or of the previous
-    response; a partly sent head is answered 408, a connection that sent
+    Limits.header_timeout of the connection opening (the first request) or
+    of the head's first byte (later ones: the idle time before it is the
+    keep-alive timeout's, as with Go's ReadHeaderTimeout); a head already
+    partly pipelined when the previous response ends is timed from that
+    response. A partly sent head is answered 408, a connection that sent
     nothing at all is closed silently (there is no request to answer);
   - body timeout: a body gets Limits.body_timeout plus one second for every
     Limits.body_min_rate bytes received (Apache's mod_reqtimeout rule), so a
@@ -132,7 +135,7 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         self._limits: Limits = getattr(self.config, "limits", None) or DEFAULT_LIMITS
         self._refused = False
         self._reading_head = True  # between a connection's start or a response and a head's end
-        self._head_since = 0.0
+        self._head_since: Optional[float] = None  # None: from the head's first byte
         self._head_started = False  # some byte of the awaited head has arrived
         self._head_timer: Optional[asyncio.TimerHandle] = None
         self._reading_body = False
@@ -168,8 +171,11 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
     # ---- header timeout ------------------------------------------------------
 
     def _arm_head_timer(self) -> None:
+        # Armed by the first read that leaves a head unfinished, which is
+        # the read that brought its first byte: "now" is that byte's time.
         if self._head_timer is None:
-            self._head_timer = self.loop.call_at(self._head_since + self._limits.header_timeout,
+            since = self.loop.time() if self._head_since is None else self._head_since
+            self._head_timer = self.loop.call_at(since + self._limits.header_timeout,
                                                  self._head_timed_out)
 
     def _cancel_head_timer(self) -> None:
@@ -181,7 +187,7 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer = None
         if self.transport.is_closing() or not self._reading_head:
             return
-        if self._head_started:
+        if self._head_started or self._head_pending():
             self.transport.write(_TIMEOUT)
         self.transport.close()
 
@@ -194,8 +200,16 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
     def _await_next_head(self) -> None:
         # uvicorn's keep-alive timer closes the connection if it stays idle;
         # the header timer is armed once a read leaves the next head unfinished.
-        self._reading_head, self._head_started = True, False
-        self._head_since = self.loop.time()
+        self._reading_head, self._head_started, self._head_since = True, False, None
+        if self._head_pending():
+            # Part of it came pipelined, while no head was awaited: the
+            # connection is not idle, and its head is timed from now.
+            self._unset_keepalive_if_required()
+            self._arm_head_timer()
+
+    def _head_pending(self) -> bool:
+        """Bytes of a head not yet complete are parsed or held."""
+        return not self._at_request_start or bool(self._held)
 
     # ---- body timeout --------------------------------------------------------
 
