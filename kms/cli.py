@@ -338,7 +338,9 @@ def _add_connection_limits(server: argparse.ArgumentParser) -> None:
     limits.add_argument("--header-timeout", type=_bounded(float, 0.1, 3600.0),
                         default=DEFAULT_LIMITS.header_timeout, metavar="SECONDS",
                         help="a request's line and headers must arrive within this time of "
-                             "the connection opening or the previous response (else 408)")
+                             "the connection opening (first request) or of their first byte "
+                             "(later requests; the wait between requests is "
+                             "--keep-alive-timeout's) (else 408)")
     limits.add_argument("--body-timeout", type=_bounded(float, 0.1, 86400.0),
                         default=DEFAULT_LIMITS.body_timeout, metavar="SECONDS",
                         help="a body may take this long, plus 1 s per --body-min-rate bytes "

@@ -60,7 +60,7 @@ log = logging.getLogger("kms.server")
 class Limits:
     """Per-connection time limits and the per-worker connection bound."""
 
-    header_timeout: float = 10.0  # seconds from open / previous response to the end of a head
+    header_timeout: float = 10.0  # seconds to the end of a head: from open (first), its first byte (later)
     body_timeout: float = 30.0  # seconds a body may take, plus its size / body_min_rate
     body_min_rate: int = 64 * 1024  # bytes per second a long body must average
     max_connections: int = 1000  # per worker; the worker lowers it below its descriptor limit

@@ -16,17 +16,23 @@ them are known exactly.
   cut short by a crash, a full disk, or a damaged last record), is cut. A
   record is acknowledged only once it is on disk, so in the usual case
   nothing acknowledged is lost.
-* Damage in the middle whose header held (a flipped bit in a payload: the
-  range is exactly one record, at a known place) drops that one record and
-  keeps every intact record, in its order, each whole (a record is one
-  atomic change). The report names what the lost record appears to have
-  changed (its ops, decoded without trusting them), so an operator can
-  redo it, or see that it was, say, a revocation.
-* Damage in the middle found by searching (a damaged header: how many
-  records the range held, and in what order, is unknown) is refused unless
-  the operator passes drop_damaged (``kms store repair --drop-damaged``):
-  the records after it were made on a state that included those changes.
-  The refusal changes nothing and points to the copy it saved.
+* Damage in the middle is dropped, keeping every intact record in its
+  order, each whole (a record is one atomic change), only where dropping
+  it cannot break what the later records rely on: its header held (the
+  range is exactly one record, at a known place), its ops still decode
+  (a lowered length would cut them short, so a record forged inside a
+  stored value is not taken for the one that follows), and they only put
+  values that no later record touches, outside the namespaces of access
+  (tokens, accounts, policies, imports). A lost deletion, revocation or
+  grant, or a change later records built on, is refused unless the
+  operator passes drop_damaged (``kms store repair --drop-damaged``), as is
+  damage found by searching (a damaged header: how many records the range
+  held is unknown). The refusal changes nothing and points to the copy it
+  saved. The report names what each lost record appears to have changed
+  (its ops, decoded without trusting them), so an operator can redo it.
+
+Repair holds the store's lock throughout, so a running server's writes
+wait for it rather than being renamed away.
 
 Either way the original file is first saved beside it as store.log.damaged
 (store.log.damaged.1, ... if that exists), and the report says which byte
@@ -34,6 +40,7 @@ ranges were lost, how many records were kept, and how many were lost
 (exactly one per damaged record whose header held, at least one per range
 found by searching).
 """
+import fcntl
 import os
 from typing import List, NamedTuple, Optional, Tuple
 
@@ -71,11 +78,6 @@ class Scan(NamedTuple):
         """Damage that intact records follow."""
         last_kept = self.kept[-1][1] if self.kept else 0
         return [lost for lost in self.lost if lost.end <= last_kept]
-
-    @property
-    def order_unknown(self) -> List[Lost]:
-        """Damage in the middle whose extent in records is not known."""
-        return [lost for lost in self.in_the_middle if not lost.framed]
 
     def records_lost(self) -> str:
         exact = all(lost.framed for lost in self.lost)
@@ -124,8 +126,11 @@ def _resynchronise(data: bytes, pos: int) -> Tuple[int, bool]:
     return len(data), False
 
 
-# Namespaces whose ids are secrets' digests or otherwise not for a report.
-_UNNAMED = {"token", "replay"}
+# Namespaces whose ids a report may print (others' ids can be secrets or
+# their digests: tokens, import tokens).
+_NAMED = {"key", "alias", "ver", "meta", "account", "policy"}
+# Namespaces of access: losing a change there is never dropped silently.
+_ACCESS = {"token", "account", "policy", "import"}
 
 
 def _apparent_changes(data: bytes, pos: int) -> str:
@@ -135,7 +140,7 @@ def _apparent_changes(data: bytes, pos: int) -> str:
         ops = frames.decode_unchecked(data, pos)
     except Exception:  # damaged beyond decoding: nothing to say
         return "; its contents do not decode"
-    names = [f"{op.op} {op.namespace}" + ("" if op.namespace in _UNNAMED else f"/{op.id}")
+    names = [f"{op.op} {op.namespace}" + (f"/{op.id}" if op.namespace in _NAMED else "")
              for op in ops[:8]]
     more = f" and {len(ops) - 8} more" if len(ops) > 8 else ""
     return f"; it appears to have held, unverified: {', '.join(names)}{more}"
@@ -149,6 +154,36 @@ def _intact_at(data: bytes, pos: int) -> bool:
     return True
 
 
+def _why_not_droppable(data: bytes, result: Scan) -> Optional[Tuple[Lost, str]]:
+    """The first damaged range in the middle that cannot be dropped without
+    the operator's say, and why (see the module's docstring)."""
+    for lost in result.in_the_middle:
+        if not lost.framed:
+            return lost, "a record header is damaged, so how many changes were lost there is unknown"
+        try:
+            ops = frames.decode_unchecked(data, lost.start)
+        except frames.Damaged:
+            return lost, "the damaged record does not decode, so what it changed is unknown"
+        if any(op.op != "put" or op.namespace in _ACCESS for op in ops):
+            return lost, ("the damaged record appears to delete something or to change access "
+                          "(a token, account, policy or import), which dropping it would undo")
+        touched = {(op.namespace, op.id) for op in ops}
+        for start, end in result.kept:
+            if start >= lost.end and any((op.namespace, op.id) in touched
+                                         for op in frames.parse(data, start)[1]):
+                return lost, ("later records change what the damaged record changed, "
+                              "so dropping it would break their order")
+    return None
+
+
+def _store_lock(path: str) -> int:
+    """The exclusive lock of the store at path (LogStore's lock file)."""
+    base = path[:-len(".log")] if path.endswith(".log") else path
+    fd = os.open(base + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
 def check(path: str) -> Tuple[int, Optional[StoreCorrupt]]:
     """Scan a log without loading it into a store: the offset up to which it
     is intact, and the damage found (or None), the whole of it described."""
@@ -158,8 +193,10 @@ def check(path: str) -> Tuple[int, Optional[StoreCorrupt]]:
         return 0, exc
     if not result.lost:
         return result.size, None
-    advice = ("kms store repair --drop-damaged keeps every intact record" if result.order_unknown
-              else "kms store repair keeps every intact record")
+    with open(path, "rb") as f:
+        data = f.read()
+    advice = ("kms store repair --drop-damaged keeps every intact record"
+              if _why_not_droppable(data, result) else "kms store repair keeps every intact record")
     return result.intact_prefix, StoreCorrupt(path, result.intact_prefix,
                                               f"{result.summary()}; {advice}")
 
@@ -169,20 +206,28 @@ def repair(path: str, drop_damaged: bool = False) -> Optional[str]:
     docstring for what is kept, and when it refuses). Returns what was done,
     or None if nothing was wrong; raises StoreCorrupt, changing nothing,
     when it refuses."""
+    lock = _store_lock(path)
+    try:
+        return _repair_locked(path, drop_damaged)
+    finally:
+        os.close(lock)  # and with it the lock
+
+
+def _repair_locked(path: str, drop_damaged: bool) -> Optional[str]:
     result = scan(path)
     if not result.lost:
         return None
-    middle, unknown = result.in_the_middle, result.order_unknown
-    backup = _save_copy(path)
-    if unknown and not drop_damaged:
-        raise StoreCorrupt(path, unknown[0].start, (
-            f"repair refused, nothing was changed: {result.summary()}; at bytes "
-            f"{unknown[0].start}-{unknown[0].end} a record header is damaged, so how many "
-            "changes were lost there, which later records depend on (a revocation, a disabled "
-            f"or deleted key), is unknown. A copy is saved as {backup}; to keep every intact "
-            "record and drop only the damaged bytes, run kms store repair --drop-damaged"))
+    middle = result.in_the_middle
     with open(path, "rb") as f:
         data = f.read()
+    backup = _save_copy(path)
+    refusal = None if drop_damaged else _why_not_droppable(data, result)
+    if refusal is not None:
+        lost, why = refusal
+        raise StoreCorrupt(path, lost.start, (
+            f"repair refused, nothing was changed: {result.summary()}; at bytes "
+            f"{lost.start}-{lost.end} {why}. A copy is saved as {backup}; to keep every intact "
+            "record and drop only the damaged bytes, run kms store repair --drop-damaged"))
     replace_file(path, [frames.MAGIC, *(data[start:end] for start, end in result.kept)])
     if middle:
         dropped = sum(lost.end - lost.start for lost in result.lost)

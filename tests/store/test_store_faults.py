@@ -270,3 +270,77 @@ def test_a_foreign_file_is_not_repaired(tmp_path):
     with pytest.raises(StoreCorrupt, match="bad magic"):
         store_log.repair(str(tmp_path / "store.log"), drop_damaged=True)
     assert (tmp_path / "store.log").read_bytes() == b"not a store at all"
+
+
+# ---- repair refuses what dropping could undo (found by review) --------------
+
+def _damage_record(tmp_path, index):
+    """Flip a bit of a record's checksum: its payload still decodes."""
+    start, end = scan(str(tmp_path / "store.log")).kept[index]
+    return _damage(tmp_path, start + 5), start
+
+
+@pytest.mark.parametrize("ops, why", [
+    ([Op("del", "key", "k05")], "appears to delete something"),
+    ([Op("put", "token", "digest-of-a-token", {"revoked": True})], "change access"),
+    ([Op("put", "policy", "readers", {"allow": ["*"]})], "change access"),
+    ([Op("put", "import", "the-import-token", {"key": "k01"})], "change access"),
+    ([Op("put", "key", "k07", {"state": "Disabled"})], "later records change what"),
+])
+def test_repair_refuses_to_drop_a_change_later_records_may_rely_on(tmp_path, ops, why):
+    s = LogStore(str(tmp_path))
+    for i in range(10):
+        _put(s, "key", f"k{i:02}", {"state": "Enabled"})
+    s.commit(lambda: ops)
+    _put(s, "key", "k07", {"state": "Enabled", "rotated": True})  # builds on k07's last change
+    s.close()
+    path = str(tmp_path / "store.log")
+    damaged, start = _damage_record(tmp_path, 10)
+    with pytest.raises(StoreCorrupt, match=f"repair refused, nothing was changed.*at bytes {start}-.*{why}"
+                                           ".*saved as .*--drop-damaged") as refusal:
+        store_log.repair(path)
+    assert "the-import-token" not in str(refusal.value) and "digest-of-a-token" not in str(refusal.value)
+    assert Path(path).read_bytes() == damaged == Path(path + ".damaged").read_bytes()
+    assert "--drop-damaged" in str(store_log.check(path)[1])
+    report = store_log.repair(path, drop_damaged=True)
+    assert "kept 11 intact records, lost 1" in report
+    assert "the-import-token" not in report and "digest-of-a-token" not in report
+
+
+def test_a_lowered_length_inside_a_forged_value_is_not_repaired_silently(tmp_path):
+    """A flipped bit that shortens a length onto a record forged inside a
+    stored value: the shortened payload does not decode, so it is refused."""
+    from kms.store import frames
+    s = LogStore(str(tmp_path))
+    _put(s, "key", "first", 1)
+    forged = frames.pack([Op("put", "token", "attacker", {"root": True})])
+    _put(s, "key", "a", {"description": forged})
+    _put(s, "key", "b", 1)
+    s.close()
+    path = tmp_path / "store.log"
+    start, end = scan(str(path)).kept[1]
+    data = bytearray(path.read_bytes())
+    at = bytes(data).index(forged, start)
+    length = at - start - frames.HEADER.size  # the header now ends the record where the forgery starts
+    data[start:start + 4] = length.to_bytes(4, "big")
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreCorrupt, match="repair refused"):
+        store_log.repair(str(path))
+    assert path.read_bytes() == bytes(data)
+
+
+def test_repair_waits_for_the_store_lock(tmp_path):
+    import fcntl
+    import threading
+    _sixty_keys(tmp_path)
+    _damage_record(tmp_path, 30)
+    holder = os.open(str(tmp_path / "store.lock"), os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # a writer in the middle of a commit
+    done = []
+    worker = threading.Thread(target=lambda: done.append(store_log.repair(str(tmp_path / "store.log"))))
+    worker.start()
+    worker.join(0.5)
+    assert not done and not (tmp_path / "store.log.damaged").exists()
+    os.close(holder)
+    worker.join(10)
+    assert done and "kept 59 intact records" in done[0]
