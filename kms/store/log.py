@@ -59,10 +59,17 @@ COMPACT_CHUNK = 512
 State = Dict[str, Dict[str, Any]]
 
 
-def _unavailable(exc: OSError, doing: str = "written") -> StoreUnavailable:
+def _unavailable(exc: OSError, doing: str = "written", outcome: str = "nothing was changed"
+                 ) -> StoreUnavailable:
     """The error a caller sees: the cause, never a path."""
     return StoreUnavailable(f"the key store cannot be {doing} ({exc.strerror or exc}); "
-                            "nothing was changed, retry later")
+                            f"{outcome}, retry later")
+
+
+# A whole record written, its fsync failed, and cutting it failed too: this
+# process will not apply it, but another worker may read it as a record
+# before it is cut, so the caller must not be told it certainly failed.
+UNKNOWN_OUTCOME = "the change may or may not have been stored (the disk also failed to undo it)"
 
 
 class LogStore:
@@ -236,23 +243,28 @@ class LogStore:
         return ops
 
     def _append(self, record: bytes) -> None:
-        start = self._offset
+        start, written = self._offset, False
         try:
             write_all(self._fd, record, start)
+            written = True
             os.fsync(self._fd)
         except OSError as exc:
-            self._cut_back(start, record)
-            raise _unavailable(exc) from None
+            cut = self._cut_back(start, record)
+            raise _unavailable(exc, outcome="nothing was changed" if cut or not written
+                               else UNKNOWN_OUTCOME) from None
         self._offset = start + len(record)
 
-    def _cut_back(self, start: int, record: bytes) -> None:
-        """Undo a failed append; if that fails too, remember it for the next."""
+    def _cut_back(self, start: int, record: bytes) -> bool:
+        """Undo a failed append; if that fails too, remember it for the next
+        (and say so: False)."""
         try:
             os.ftruncate(self._fd, start)
         except OSError as exc:
             self._void = (start, record)
             log.error("a failed write to the key store could not be cut back (%s); it is not "
                       "a change, and is cut before the next one", exc.strerror)
+            return False
+        return True
 
     def _cut_leftover(self) -> None:
         """Cut what a failed write whose own cut failed left past the last
