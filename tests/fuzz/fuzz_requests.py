@@ -16,6 +16,9 @@ from fuzz_values import (Pools, Raw, anything, dumps, hostile_strings, odd_json_
                          valid_value, weighted)
 
 ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "LIST", "OPTIONS")
+# Path values that change how a path is routed: a slash, a dot segment, a
+# newline before a slash (Starlette's path patterns do not match across one).
+PATH_TRICKS = ("a/b", "a\n/b", "\n/", ".", "..", "%", "%2F", "a\x00b", " ")
 TRANSIT_AUTH = ("root",) * 16 + ("bearer", "none", "wrong", "hostile", "empty")
 TENCENT_AUTH = ("valid",) * 20 + ("none", "bad-signature", "expired", "unknown-id", "no-version",
                                   "bad-version", "no-action", "aws-target", "aws-sigv4", "garbage")
@@ -41,7 +44,7 @@ def _simple(values: Dict[str, str]) -> bool:
 
 def _path_value(p: Any, pools: Pools) -> st.SearchStrategy[str]:
     good = valid_value(p, pools).map(lambda v: v if isinstance(v, str) else str(v))
-    return weighted((9, good), (1, hostile_strings()))
+    return weighted((18, good), (1, hostile_strings()), (1, st.sampled_from(PATH_TRICKS)))
 
 
 def _methods(route: Route) -> st.SearchStrategy[str]:

@@ -51,7 +51,7 @@ HOSTILE_TEXT = (
     "vault:v1:", "vault:v²:AAAA", "vault:v٥:AAAA", "vault:v-3:AAAA", "vault:v0:AAAA",
     "vault:v99999999999999999999999999999999:AAAA", "vault:v1:####", "vault:v1:" + "A" * 4,
     "AAAA====", "====", "A", "AB==CD", "aGVsbG8\n", "aGVsbG8=\n\n",
-    "service/x", "service/", "alias/x", "kms-x", "-x", "x y", "x/y", "x%2Fy",
+    "service/x", "service/", "alias/x", "kms-x", "-x", "x y", "x/y", "x%2Fy", "a\n/b", "\n/",
 )
 
 # JSON numbers and constants that Python's json turns into values no
