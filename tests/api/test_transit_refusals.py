@@ -375,3 +375,15 @@ def test_a_partial_failure_code_must_be_able_to_carry_the_results(app, code, exp
     assert status == expected and len(answer["data"]["batch_results"]) == 2
     if expected == 400 and code != 400:
         assert "reverting to 400" in answer["warnings"][0]
+
+
+@pytest.mark.parametrize("method, path", [("POST", "/v1/a\n/b"), ("POST", "/v1/transit/keys/a\n/b/rotate"),
+                                          ("GET", "/v1/transit/export/encryption-key/plain/a\n/b"),
+                                          ("GET", "/no/such/route"), ("DELETE", "/v2/x")])
+def test_a_path_no_route_serves_is_vaults_404_and_audited(app, method, path):
+    """Found by the fuzzer: a newline then a slash escaped the catch-all,
+    and Starlette answered a plain-text 404 that was not audited."""
+    lines = len(app.audit_lines())
+    status, answer = app.json(method, path)
+    assert status == 404 and "route entry not found" in answer["errors"][0]
+    assert len(app.audit_lines()) == lines + 1

@@ -167,7 +167,7 @@ OTHER = (
 ROUTES: Tuple[Route, ...] = TRANSIT + BULK + OTHER
 # The routes a test clock adds (kms server --test-clock); never fuzzed.
 TEST_ONLY_PATHS = frozenset({"/_test/clock"})
-CATCH_ALL = "/v1/{path:path}"
+CATCH_ALL = "/{path:anypath}"  # every path no route serves: transit's audited 404
 
 # ---- Tencent actions ----------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.routing import Route
 
 from kms import aead, errors
@@ -44,6 +45,17 @@ UNSUPPORTED = "1 error occurred:\n\t* unsupported operation\n\n"
 
 
 _NO_BODY_STATUSES = frozenset({204, 205, 304})
+
+
+class AnyPath(PathConvertor):
+    """Starlette's path convertor is ".*", which stops at a newline: a path
+    holding "%0A" then a "/" matched no route, and Starlette answered it
+    with its own unaudited plain-text 404."""
+
+    regex = "(?s:.*)"
+
+
+register_url_convertor("anypath", AnyPath())
 
 
 class HTTPError(Exception):
@@ -146,7 +158,8 @@ class Transit:
         table += [(prefix + "{name}", self.unsupported, (), False) for prefix in self.hot_routes()]
         routes = [Route(path, self._wrap(handler, inline, methods), methods=ALL_METHODS)
                   for path, handler, methods, inline in table]
-        return routes + [Route("/v1/{path:path}", self._wrap(self.unknown), methods=ALL_METHODS)]
+        # Last, every other path: Vault's 404, authenticated and audited.
+        return routes + [Route("/{path:anypath}", self._wrap(self.unknown), methods=ALL_METHODS)]
 
     def hot_routes(self) -> Dict[str, Tuple[Callable[..., Response], bool]]:
         """The crypto routes that the ASGI lane (kms.api.lane) serves ahead
@@ -325,7 +338,9 @@ class Transit:
         raise HTTPError(405, [UNSUPPORTED])
 
     def unknown(self, request, body, account, seen) -> Response:
-        return failure(404, [f"no handler for route \"{request.url.path[4:]}\". route entry not found."])
+        path = request.url.path
+        route = path[len("/v1/"):] if path.startswith("/v1/") else path
+        return failure(404, [f"no handler for route \"{route[:256]}\". route entry not found."])
 
     def list_keys(self, request, body, account, seen) -> Response:
         if request.method == "GET" and request.query_params.get("list") != "true":
