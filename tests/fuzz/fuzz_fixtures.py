@@ -6,7 +6,8 @@ these fixtures.)
 
 Budget: KMS_FUZZ_EXAMPLES examples per API (default 400, which with the
 fixed seed keeps the suite within a couple of minutes on two slow cores);
-a long run by hand: KMS_FUZZ_EXAMPLES=100000 pytest tests/fuzz.
+a long run by hand: KMS_FUZZ_EXAMPLES=100000 KMS_FUZZ_REPLAY_SLOTS=262144
+pytest tests/fuzz.
 KMS_FUZZ_COLLECT=FILE: do not stop at a violation; write each distinct one
 (with the smallest request seen) to FILE as a JSON line. KMS_FUZZ_STATS=1:
 print how often each status and error came back.
@@ -49,9 +50,10 @@ def finish(h: Harness) -> None:
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory):
-    # A small replay table: the suite signs a few thousand requests.
+    # A small replay table: the suite signs a few thousand requests (a long
+    # run signs ~100 a second, each remembered 300 s: KMS_FUZZ_REPLAY_SLOTS).
     old = os.environ.get("KMS_REPLAY_SLOTS")
-    os.environ["KMS_REPLAY_SLOTS"] = str(1 << 14)
+    os.environ["KMS_REPLAY_SLOTS"] = os.environ.get("KMS_FUZZ_REPLAY_SLOTS") or str(1 << 14)
     target = InProcess(str(tmp_path_factory.mktemp("fuzz") / "data"))
     if old is None:
         del os.environ["KMS_REPLAY_SLOTS"]
