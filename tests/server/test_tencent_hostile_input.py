@@ -289,8 +289,9 @@ def test_a_tencent_request_is_still_an_envelope(server):
 
 
 def test_boto3_raises_for_the_refusal(server):
-    """Only where botocore is installed (it is not a test dependency)."""
-    botocore_session = pytest.importorskip("botocore.session")
+    """The real AWS client (botocore, under boto3 and the AWS CLI) raises,
+    instead of taking a Tencent error envelope for an empty success."""
+    import botocore.session as botocore_session
     from botocore.exceptions import ClientError
 
     client = botocore_session.get_session().create_client(
