@@ -150,7 +150,6 @@ def test_a_flipped_byte_in_the_middle_loses_only_its_record(tmp_path, capsys):
     """The issue's case: 60 keys, one flipped byte in the middle, and the
     running server (which had read that record before) acknowledging 30
     more creates. Repair used to cut at the damage, losing 46 of them."""
-    from kms.store import log as store_log
     from kms.store.repair import scan
 
     server = Server(str(tmp_path / "data"))
