@@ -724,6 +724,11 @@ class Harness:
         if api == "tencent" and isinstance(body, dict) and isinstance(body.get("Response"), dict):
             error = body["Response"].get("Error")
             return str(error.get("Code")) if isinstance(error, dict) else "ok"
+        if body is None and api == "bulk":
+            try:
+                body = msgpack.unpackb(response.body, raw=False)
+            except Exception:  # not msgpack: no code to show
+                body = None
         if isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:
             return " ".join(str(body["errors"][0]).split()[:4])[:40]
         return ""

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from fuzz_harness import ROOT_TOKEN, Request, Target, path_of, tencent_headers
 from fuzz_routes import TENCENT, Route
-from fuzz_values import (Pools, Raw, anything, dumps, hostile_strings, odd_json_bodies, params_body,
-                         valid_value, weighted)
+from fuzz_values import (SECRET_PREFIX, Pools, Raw, anything, dumps, hostile_strings, odd_json_bodies,
+                         params_body, pool_member, valid_value, weighted)
 
 ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "LIST", "OPTIONS")
 # Path values that change how a path is routed: a slash, a dot segment, a
@@ -87,11 +87,31 @@ def _msgpack(value: Any) -> bytes:
     return msgpack.packb(fit(value), use_bin_type=True)
 
 
+def _well_formed_bulk(draw: Any, route: Route, pools: Pools) -> Dict[str, Any]:
+    """A request a correct client sends (items, and associated data of the
+    same length or none), so that runs reach the sealing and opening paths,
+    not only the request's checks."""
+    if route.path.startswith("/v1/bulk/encrypt/"):
+        item = st.binary(max_size=40).map(lambda b: SECRET_PREFIX + b)
+    else:
+        item = pool_member(pools.ciphertexts)
+    items = draw(st.lists(item, min_size=1, max_size=5))
+    message: Dict[str, Any] = {"items": items}
+    if draw(st.booleans()):
+        message["associated_data"] = draw(st.lists(st.binary(max_size=16), min_size=len(items),
+                                                   max_size=len(items)))
+    if draw(st.booleans()):
+        message["key_version"] = draw(st.integers(0, 2))
+    return message
+
+
 @st.composite
 def _bulk_body(draw: Any, route: Route, pools: Pools) -> bytes:
-    message = draw(params_body(route.params, pools))
+    shape = draw(st.sampled_from(["well-formed"] * 15 + ["whole"] * 10
+                                 + ["truncated", "not-map", "json", "random", "trailing"]))
+    message = (_well_formed_bulk(draw, route, pools) if shape == "well-formed"
+               else draw(params_body(route.params, pools)))
     packed = _msgpack(message)
-    shape = draw(st.sampled_from(["whole"] * 15 + ["truncated", "not-map", "json", "random", "trailing"]))
     if shape == "truncated":
         return packed[:draw(st.integers(0, max(len(packed) - 1, 0)))]
     if shape == "not-map":
