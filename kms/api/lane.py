@@ -12,6 +12,8 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 from starlette.responses import Response
 
+from kms.numbers import ascii_int
+
 Scope = Dict[str, Any]
 Receive = Callable[[], Awaitable[Dict[str, Any]]]
 Send = Callable[[Dict[str, Any]], Awaitable[None]]
@@ -48,7 +50,7 @@ async def read_body(receive: Receive, declared: Optional[str], limit: int,
     """The whole body (bytes, or for large declared bodies a writable buffer
     from allocate(length)), or None when it is (or declares itself) over
     limit."""
-    length = int(declared) if declared is not None and declared.isdigit() else None
+    length = ascii_int(declared, negative=False) if declared is not None else None
     if length is not None and length > limit:
         return None
     message = await receive()

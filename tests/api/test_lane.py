@@ -46,3 +46,17 @@ def test_large_declared_bodies_fill_one_buffer_exactly(monkeypatch):
 def test_a_disconnect_mid_body_is_client_gone():
     with pytest.raises(lane.ClientGone):
         read(receiver(b"ab", disconnect=True), None)
+
+
+def test_a_content_length_of_non_ascii_digits_is_no_declared_length():
+    """"²".isdigit() is true and int("²") raises: the lane read it that way."""
+    import asyncio
+
+    from kms.api.lane import read_body
+
+    async def receive():
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    for declared in ("\u00b2", "\u0665", "-1", "1_0"):
+        assert bytes(asyncio.run(read_body(receive, declared, 1024))) == b"{}"
+    assert asyncio.run(read_body(receive, "2048", 1024)) is None  # declared over the limit

@@ -29,6 +29,7 @@ from kms.api.tencent.params import Params
 from kms.api.tencent.signing import SignatureError, Verifier
 from kms.audit import AuditLog
 from kms.keys import blob as blobs
+from kms.numbers import ascii_int
 from kms.service.accounts import AccountService
 from kms.service.imports import ImportService
 from kms.service.keys import KeyService
@@ -58,8 +59,8 @@ def error_envelope(request_id: str, code: str, message: str) -> JSONResponse:
 
 
 async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
+    declared = ascii_int(request.headers.get("content-length", ""), negative=False)
+    if declared is not None and declared > MAX_BODY:
         raise TencentError("RequestSizeLimitExceeded", f"request body over {MAX_BODY} bytes")
     chunks, size = [], 0
     try:
