@@ -64,9 +64,13 @@ class Lost(NamedTuple):
 
 
 class Scan(NamedTuple):
-    size: int
+    data: bytes  # the file as it was scanned: what a repair keeps and saves
     kept: List[Tuple[int, int]]  # the byte ranges of intact records, in order
     lost: List[Lost]
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
 
     @property
     def intact_prefix(self) -> int:
@@ -111,7 +115,7 @@ def scan(path: str) -> Scan:
             continue
         kept.append((pos, end))
         pos = end
-    return Scan(len(data), kept, lost)
+    return Scan(data, kept, lost)
 
 
 def _resynchronise(data: bytes, pos: int) -> Tuple[int, bool]:
@@ -154,9 +158,10 @@ def _intact_at(data: bytes, pos: int) -> bool:
     return True
 
 
-def _why_not_droppable(data: bytes, result: Scan) -> Optional[Tuple[Lost, str]]:
+def _why_not_droppable(result: Scan) -> Optional[Tuple[Lost, str]]:
     """The first damaged range in the middle that cannot be dropped without
     the operator's say, and why (see the module's docstring)."""
+    data = result.data
     for lost in result.in_the_middle:
         if not lost.framed:
             return lost, "a record header is damaged, so how many changes were lost there is unknown"
@@ -193,10 +198,8 @@ def check(path: str) -> Tuple[int, Optional[StoreCorrupt]]:
         return 0, exc
     if not result.lost:
         return result.size, None
-    with open(path, "rb") as f:
-        data = f.read()
     advice = ("kms store repair --drop-damaged keeps every intact record"
-              if _why_not_droppable(data, result) else "kms store repair keeps every intact record")
+              if _why_not_droppable(result) else "kms store repair keeps every intact record")
     return result.intact_prefix, StoreCorrupt(path, result.intact_prefix,
                                               f"{result.summary()}; {advice}")
 
@@ -217,11 +220,9 @@ def _repair_locked(path: str, drop_damaged: bool) -> Optional[str]:
     result = scan(path)
     if not result.lost:
         return None
-    middle = result.in_the_middle
-    with open(path, "rb") as f:
-        data = f.read()
-    backup = _save_copy(path)
-    refusal = None if drop_damaged else _why_not_droppable(data, result)
+    middle, data = result.in_the_middle, result.data
+    backup = _save_copy(path, data)
+    refusal = None if drop_damaged else _why_not_droppable(result)
     if refusal is not None:
         lost, why = refusal
         raise StoreCorrupt(path, lost.start, (
@@ -239,15 +240,13 @@ def _repair_locked(path: str, drop_damaged: bool) -> Optional[str]:
             + f"the original is kept as {backup}")
 
 
-def _save_copy(path: str) -> str:
-    """Copy path durably to a new path + '.damaged' name (an earlier
-    repair's copy is never overwritten)."""
+def _save_copy(path: str, original: bytes) -> str:
+    """Save path's contents (read under the lock) durably to a new path +
+    '.damaged' name (an earlier repair's copy is never overwritten)."""
     backup, n = path + ".damaged", 0
     while os.path.exists(backup):
         n += 1
         backup = f"{path}.damaged.{n}"
-    with open(path, "rb") as f:
-        original = f.read()
     fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         write_all(fd, original, 0)
