@@ -45,7 +45,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from kms.errors import AuditUnavailable
 
 GENESIS = "0" * 64
-FIELDS = ("time", "request_id", "account", "action", "key_id", "result", "latency_ms")
+FIELDS = ("time", "request_id", "account", "action", "key_id", "result", "latency_ms", "via")
+VIA_CONSOLE = "console"  # "via" of the calls made from the web console; absent for API calls
 MAX_FIELD = 128  # characters of one text field; longer values are cut
 STARTED = "started"  # the result of an intent line
 log = logging.getLogger("kms.audit")
@@ -74,12 +75,15 @@ def _json_value(value: Any) -> str:
 
 
 def _parts(time: Any = None, request_id: Any = None, account: Any = None, action: Any = None,
-           key_id: Any = None, result: Any = None, latency_ms: Any = None) -> Tuple[str, str]:
-    """The canonical body of an entry, split where "prev" goes."""
+           key_id: Any = None, result: Any = None, latency_ms: Any = None,
+           via: Any = None) -> Tuple[str, str]:
+    """The canonical body of an entry, split where "prev" goes. "via" sorts
+    last and is written only when set, so API lines keep their old form."""
     return ((f'{{"account":{_json_value(account)},"action":{_json_value(action)},'
              f'"key_id":{_json_value(key_id)},"latency_ms":{_json_value(latency_ms)},"prev":"'),
             (f'","request_id":{_json_value(request_id)},"result":{_json_value(result)},'
-             f'"time":{_json_value(time)}}}'))
+             f'"time":{_json_value(time)}'
+            + (f',"via":{_json_value(via)}}}' if via is not None else "}")))
 
 
 def _hash(prev: str, body: str) -> str:
@@ -194,11 +198,12 @@ class AuditLog:
             log.error("a failed audit write could not be cut back (%s); the next write cuts it",
                       exc.strerror)
 
-    def intent(self, request_id: Any, account: Any, action: Any, key_id: Any) -> None:
+    def intent(self, request_id: Any, account: Any, action: Any, key_id: Any,
+               via: Any = None) -> None:
         """Put a state change on record before it is made (result "started").
         Raises AuditUnavailable, and the caller must then change nothing."""
         self.record(time=round(time.time(), 3), request_id=request_id, account=account,
-                    action=action, key_id=key_id, result=STARTED, latency_ms=None)
+                    action=action, key_id=key_id, result=STARTED, latency_ms=None, via=via)
 
     async def outcome(self, intent_written: bool, **fields: Any) -> Optional[AuditUnavailable]:
         """Append a call's line (its time filled in). Returns None when the

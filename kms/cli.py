@@ -64,6 +64,11 @@ def _server(args: argparse.Namespace) -> int:
     os.environ["KMS_DATA_DIR"] = runtime.data_dir
     if args.test_clock:
         os.environ["KMS_TEST_CLOCK"] = "1"
+    if args.no_console:
+        os.environ["KMS_NO_CONSOLE"] = "1"
+    else:
+        from kms.console.sessions import reset
+        reset(runtime.data_dir)  # console sessions do not outlive the server
     if args.scheduler_period is not None:
         os.environ["KMS_SCHEDULER_PERIOD"] = str(args.scheduler_period)
     if args.allowed_host:
@@ -74,7 +79,7 @@ def _server(args: argparse.Namespace) -> int:
                     body_min_rate=args.body_min_rate, max_connections=args.max_connections)
     return serve(args.host, args.port, args.workers, _http_protocol(args.http), root_key,
                  data_dir=runtime.data_dir, limits=limits, log_level=args.log_level,
-                 keep_alive=args.keep_alive_timeout)
+                 keep_alive=args.keep_alive_timeout, console=not args.no_console)
 
 
 def _http_protocol(choice: str):
@@ -313,6 +318,8 @@ def _add_server(sub: "argparse._SubParsersAction") -> None:
                         help="the data directory (created and initialised on first start)")
     server.add_argument("--log-level", choices=LOG_LEVELS, default="info",
                         help="the least severe messages the server and its workers log")
+    server.add_argument("--no-console", action="store_true",
+                        help="do not serve the web console under /console/")
     server.add_argument("--test-clock", action="store_true",
                         help="TESTS ONLY: allow POST /_test/clock to shift the service's clock")
     server.add_argument("--http", choices=["auto", "httptools", "h11"], default="auto",

@@ -363,7 +363,7 @@ class WorkerConfig(uvicorn.Config):
 
 def serve(host: str, port: int, workers: int, http: Union[str, type],
           root_key: Optional[bytes], data_dir: str = "", limits: Limits = DEFAULT_LIMITS,
-          log_level: str = "warning", keep_alive: int = 5) -> int:
+          log_level: str = "warning", keep_alive: int = 5, console: bool = True) -> int:
     """Serve kms.api.app with `workers` worker processes under uvicorn's
     supervisor, also for one worker, so no serving process is the one that
     was started with the caller's environment. Returns the exit status."""
@@ -376,8 +376,10 @@ def serve(host: str, port: int, workers: int, http: Union[str, type],
                           # not addresses), and the server need not announce itself.
                           proxy_headers=False, server_header=False)
     sock = config.bind_socket()
-    log.info("listening on http://%s, data directory %s, %d worker%s",
-             _address(sock), data_dir, workers, "" if workers == 1 else "s")
+    address = _address(sock)
+    log.info("listening on http://%s, data directory %s, %d worker%s%s",
+             address, data_dir, workers, "" if workers == 1 else "s",
+             f"; console at http://{address}/console/" if console else "")
     supervisor = Multiprocess(config, sockets=[sock])
     try:
         supervisor.run()

@@ -10,7 +10,7 @@ from typing import AsyncIterator, Awaitable, Callable, List, Optional
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, request_response
 from starlette.types import Receive, Scope, Send
 
@@ -22,6 +22,7 @@ from kms.api.bulk import Bulk
 from kms.api.lane import Lane
 from kms.api.transit.endpoint import Transit
 from kms.audit import AuditLog
+from kms.console.app import Console
 from kms.server import Runtime, open_data_dir
 from kms.store import Op
 
@@ -54,7 +55,12 @@ def create_app(runtime: Runtime, test_clock: bool = False,
                                                key=runtime.keys.wrapper.derive("replay-table")),
                                allowed_hosts=allowed_hosts())
 
+    console = (Console(runtime, audit, before_request=sync_clock if test_clock else None)
+               if console_enabled() else None)
+
     async def tencent_action(request: Request) -> Response:
+        if console is not None and request.method == "GET" and wants_html(request):
+            return RedirectResponse("/console/", status_code=303)  # a browser, not the SDK
         return await endpoint(request)
 
     async def health(request: Request) -> JSONResponse:
@@ -132,10 +138,21 @@ def create_app(runtime: Runtime, test_clock: bool = False,
             return JSONResponse({"offset": offset, **done})
 
         routes.append(Route("/_test/clock", shift_clock, methods=["POST"]))
+    if console is not None:
+        routes += console.routes()
     routes += transit.routes()  # last: ends with the /v1/ catch-all
     # The hot crypto routes (transit encrypt/decrypt/rewrap, bulk) are
     # served by the lane before Starlette sees them.
     return Lane(Starlette(routes=routes, lifespan=lifespan), [transit, Bulk(transit)])
+
+
+def console_enabled() -> bool:
+    """KMS_NO_CONSOLE=1 (kms server --no-console) turns the web console off."""
+    return os.environ.get("KMS_NO_CONSOLE") != "1"
+
+
+def wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
 
 
 def replay_slots() -> int:

@@ -11,6 +11,8 @@ prepare() gives the account's Build (kms.store.staged), so an account can be
 committed in one record with other changes (the root account with its first
 token).
 """
+import hashlib
+import hmac
 import os
 import secrets
 from typing import Any, Dict, List, Optional, Tuple
@@ -121,6 +123,37 @@ class AccountService:
             cached = self.wrapper.unwrap("account", secret_id, 1, record["wrapped"]).decode()
             self._secrets[secret_id] = cached
         return cached
+
+    def check_secret(self, secret_id: str, secret_key: str) -> Optional[Dict[str, Any]]:
+        """The account if secret_key is its SecretKey (compared in constant
+        time), else None; an unknown SecretId costs the same compare."""
+        record = self.get(secret_id) if secret_id.isprintable() and len(secret_id) <= 128 else None
+        known = self.secret_key(secret_id) if record is not None else None
+        matched = hmac.compare_digest((known or "\0" * 40).encode(), secret_key.encode())
+        return record if matched and known is not None else None
+
+    @staticmethod
+    def fingerprint(record: Dict[str, Any]) -> str:
+        """Names the account's current SecretKey without revealing it: it
+        changes when the secret does (sessions signed in with the old one end)."""
+        return hashlib.sha256(record["wrapped"]).hexdigest()[:32]
+
+    def new_secret(self, secret_id: str) -> str:
+        """A new SecretKey for a sub-account or service account (the old one
+        stops working at once); returns it: the only time it is shown."""
+        secret_key = new_secret_key()
+        wrapped = self.wrapper.wrap("account", secret_id, 1, secret_key.encode())
+
+        def build() -> List[Op]:
+            record = self.store.get("account", secret_id)
+            if record is None:
+                raise errors.InvalidParameter(f"no account with SecretId {secret_id}")
+            if record["kind"] == "root":
+                raise errors.InvalidParameter("the root account's secret is set when the data directory is made")
+            return [Op("put", "account", secret_id, dict(record, wrapped=wrapped))]
+
+        self.store.commit(build)
+        return secret_key
 
     def delete(self, secret_id: str) -> None:
         def build() -> list:

@@ -317,6 +317,16 @@ class KeyService:
             raise errors.DuplicatedKeyId("KeyIds lists a key more than once")
         return [self.describe(k) for k in key_ids]
 
+    def versions(self, key_id: str) -> List[Tuple[int, int]]:
+        """(version, created) of each version still held, oldest first."""
+        record = self._record(key_id)
+        found = []
+        for version in range(1, record["latest"] + 1):
+            entry = self.store.get("ver", f"{key_id}/{version}")
+            if entry is not None:
+                found.append((version, int(entry["created"])))
+        return found
+
     def all_keys(self) -> List[Dict[str, Any]]:
         """Every key, oldest first (stable order for listing)."""
         return sorted(self.store.items("key").values(),

@@ -91,6 +91,17 @@ class TokenService:
             return None
         return {**account, "token_created": entry["created"], "token_expires": entry["expires"]}
 
+    def lookup_digest(self, digest: str) -> Optional[Dict[str, Any]]:
+        """lookup() for a token known only by its digest (a console session)."""
+        entry = self.store.get("token", digest)
+        if entry is None or not self._live(entry):
+            return None
+        return self.store.get("account", entry["account"])
+
+    @staticmethod
+    def digest_of(token: str) -> str:
+        return _digest(token)
+
     def has_live(self, secret_id: str) -> bool:
         """Whether the account holds at least one unexpired token."""
         return any(entry["account"] == secret_id and self._live(entry)

@@ -16,6 +16,7 @@ from kms.api.tencent.errors import TencentError
 from kms.api.tencent.params import Params
 from kms.keys import blob as blobs
 from kms.service.imports import MAX_VALID_TO
+from kms.service.listing import KeyQuery, find_keys
 from kms.service.keys import (ARCHIVED, DISABLED, ENABLED, MAX_DESCRIPTION_BYTES, ORIGIN_EXTERNAL,
                               ORIGIN_KMS, PENDING_DELETE, PENDING_IMPORT, USAGE_SYMMETRIC,
                               owner_account)
@@ -209,20 +210,12 @@ def ListKeyDetail(ctx: Context, p: Params, _: None) -> Dict[str, Any]:
     search = p.str("SearchKeyAlias")
     origin = _choice(p, "Origin", ("ALL", ORIGIN_KMS, ORIGIN_EXTERNAL), default="ALL")
     usage = p.str("KeyUsage", default=USAGE_SYMMETRIC, max_chars=MAX_NAME_CHARS)
-    tag_filters = _tag_filters(p)
-    records = _by_role(p, ctx.keys.all_keys())
-    if newest_first:
-        records.reverse()
-    if state:
-        records = [r for r in records if r["state"] == STATE_FILTER[state]]
-    if search:
-        records = [r for r in records if search in r["alias"] or search in r["id"]]
-    if origin != "ALL":
-        records = [r for r in records if r["origin"] == origin]
-    if usage != "ALL":
-        records = [r for r in records if r["usage"] == usage]
-    for key, values in tag_filters:
-        records = [r for r in records if key in r["tags"] and (not values or r["tags"][key] in values)]
+    query = KeyQuery(service_managed=p.int("Role", 0, 1, default=0) == 1,
+                     state=STATE_FILTER[state] if state else None, search=search or None,
+                     origin=None if origin == "ALL" else origin,
+                     usage=None if usage == "ALL" else usage, tags=_tag_filters(p),
+                     descending=newest_first)
+    records = find_keys(ctx.keys.all_keys(), query)
     return {"TotalCount": len(records),
             "KeyMetadatas": [key_metadata(r, ctx.caller["uin"]) for r in records[page]]}
 

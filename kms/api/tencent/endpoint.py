@@ -22,8 +22,8 @@ from kms import errors
 from kms.api import jsonbody
 from kms.api.tencent import aws
 from kms.api.tencent.access import Context
-from kms.api.tencent.action_kinds import changes_state
 from kms.api.tencent.actions import ACTIONS
+from kms.api.tencent.dispatch import MAX_ACTION, perform
 from kms.api.tencent.errors import TencentError, code_for
 from kms.api.tencent.params import Params
 from kms.api.tencent.signing import SignatureError, Verifier
@@ -37,7 +37,6 @@ from kms.service.policies import PolicyService
 
 API_VERSION = "2019-01-18"
 MAX_BODY = 1 << 20  # an Encrypt of 4 KiB is ~6 KB; nothing legitimate nears this
-MAX_ACTION = 64  # the longest action name is 25 characters
 
 log = logging.getLogger("kms.api.tencent")
 
@@ -143,23 +142,14 @@ class TencentEndpoint:
         if headers.get("x-tc-version") != API_VERSION:
             raise TencentError("NoSuchVersion", f"X-TC-Version must be {API_VERSION}")
         name = headers.get("x-tc-action", "")
-        spec = ACTIONS.get(name)
-        if spec is None:
+        if name not in ACTIONS:
             raise TencentError("InvalidAction", f"unknown action {name[:MAX_ACTION]!r}")
         params = _parse(body)
-        seen["key_id"] = _key_named(params.body)
+        seen["key_id"] = key_named_in(params.body)
         if caller is None:
             raise TencentError("AuthFailure.SecretIdNotFound", "the SecretId is not known")
         ctx = Context(self.keys, self.accounts, self.policies, self.imports, caller)
-        # The handler acts on exactly what was authorized (kms.api.tencent.access).
-        target, checks = spec.targets(ctx, params, name)
-        self.policies.check(caller, checks)
-        if changes_state(name) and self.audit is not None:
-            # The intent goes on record before anything changes; if it cannot,
-            # nothing is done (AuditUnavailable).
-            self.audit.intent(seen["request_id"], secret_id, name, seen.get("key_id"))
-            seen["intent"] = True
-        return spec.handler(ctx, params, target)
+        return perform(ctx, name, params, self.audit, seen)
 
 
 def _log_internal_error(request_id: str, action: str, exc: BaseException) -> None:
@@ -171,7 +161,7 @@ def _log_internal_error(request_id: str, action: str, exc: BaseException) -> Non
               request_id, action or "-", type(exc).__name__, frames.rstrip())
 
 
-def _key_named(body: Dict[str, Any]) -> Optional[str]:
+def key_named_in(body: Dict[str, Any]) -> Optional[str]:
     """The key a request is about, for the audit entry: KeyId, or the key a
     CiphertextBlob's header names (so failed decryptions are attributed)."""
     key_id = body.get("KeyId")

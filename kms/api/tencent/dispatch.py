@@ -1,0 +1,36 @@
+"""Running one Tencent action for an authenticated caller: the shared step
+of the Action API and the web console, so both check the same parameters,
+the same policies and write the same audit intent.
+
+The caller's adapter has already authenticated the call; `seen` collects
+what its audit entry may name (the "intent" flag tells the outcome step
+that the change went on record before it was made).
+"""
+from typing import Any, Dict, Optional
+
+from kms.api.tencent.access import Context
+from kms.api.tencent.action_kinds import changes_state
+from kms.api.tencent.actions import ACTIONS
+from kms.api.tencent.errors import TencentError
+from kms.api.tencent.params import Params
+from kms.audit import AuditLog
+
+MAX_ACTION = 64  # the longest action name is 25 characters
+
+
+def perform(ctx: Context, name: str, params: Params, audit: Optional[AuditLog],
+            seen: Dict[str, Any], via: Optional[str] = None) -> Dict[str, Any]:
+    """The action's response fields. Raises what the action raises
+    (TencentError, kms.errors.*), having changed nothing on a refusal."""
+    spec = ACTIONS.get(name)
+    if spec is None:
+        raise TencentError("InvalidAction", f"unknown action {name[:MAX_ACTION]!r}")
+    # The handler acts on exactly what was authorized (kms.api.tencent.access).
+    target, checks = spec.targets(ctx, params, name)
+    ctx.policies.check(ctx.caller, checks)
+    if changes_state(name) and audit is not None:
+        # The intent goes on record before anything changes; if it cannot,
+        # nothing is done (AuditUnavailable).
+        audit.intent(seen["request_id"], ctx.caller["secret_id"], name, seen.get("key_id"), via=via)
+        seen["intent"] = True
+    return spec.handler(ctx, params, target)

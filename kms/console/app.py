@@ -1,0 +1,591 @@
+"""The web console under /console/: server-rendered pages and plain forms
+over the same services, policies and audit log as the APIs.
+
+Every request goes through Console._serve: it finds the session, checks the
+CSRF token of a POST, runs the page's work in the thread pool (where the
+store is refreshed first, as the API endpoints do), renders, and writes the
+call's audit line (via "console"), refused calls included. An error is shown
+with the Tencent code and message the API would give, in role="alert",
+with the HTTP status of CONSOLE_STATUS.
+"""
+import logging
+import os
+import time
+import uuid
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+
+import jinja2
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+
+from kms import errors
+from kms.api.tencent.access import Context
+from kms.api.tencent.errors import TencentError, code_for
+from kms.audit import VIA_CONSOLE, AuditLog
+from kms.audit_summary import UsageSummary
+from kms.console import charts, pages
+from kms.console.forms import FormData
+from kms.console.sessions import Session, SessionStore
+from kms.numbers import ascii_int
+from kms.server import Runtime
+from kms.service.accounts import AccountService
+from kms.service.imports import ImportService
+from kms.service.keys import KeyService
+from kms.service.policies import PolicyService
+from kms.service.tokens import TokenService
+
+log = logging.getLogger("kms.console")
+
+HERE = os.path.dirname(__file__)
+COOKIE = "kms_console"
+MAX_FORM_BYTES = 256 << 10  # the largest form, an upload of 4 KiB plaintext, is far below
+STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
+# No inline script or style: the one script and stylesheet are our files.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; connect-src 'self'")
+SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY",
+                    "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
+                    "Cross-Origin-Opener-Policy": "same-origin"}
+# The console's table from error code to HTTP status: first prefix that matches.
+CONSOLE_STATUS: List[Tuple[str, int]] = [
+    ("AuthFailure.CsrfTokenMismatch", 403), ("AuthFailure", 401),
+    ("UnauthorizedOperation", 403), ("ResourceUnavailable.CmkNotFound", 404),
+    ("RequestLimitExceeded", 429), ("RequestSizeLimitExceeded", 413),
+    ("UnsupportedOperation.ServiceTemporaryUnavailable", 503), ("InternalError", 500),
+]
+# Which form field an error is about, from its code (the rest: the message).
+FIELD_OF_CODE = {"InvalidParameterValue.InvalidAlias": "Alias",
+                 "InvalidParameterValue.AliasAlreadyExists": "Alias",
+                 "InvalidParameterValue.InvalidKeyUsage": "KeyUsage",
+                 "InvalidParameterValue.InvalidType": "Type",
+                 "InvalidParameterValue.InvalidPlaintext": "Plaintext",
+                 "InvalidParameterValue.InvalidCiphertext": "CiphertextBlob",
+                 "InvalidParameter.InvalidPendingWindowInDays": "PendingWindowInDays",
+                 "InvalidParameter.ConfirmAlias": "ConfirmAlias",
+                 "InvalidParameter.DecryptMaterialError": "EncryptedKeyMaterial",
+                 "InvalidParameterValue.TagKeysDuplicated": "Tags"}
+
+
+def status_for(code: str) -> int:
+    for prefix, status in CONSOLE_STATUS:
+        if code == prefix or code.startswith(prefix + "."):
+            return status
+    return 400
+
+
+def field_of(code: str, message: str, fields: Tuple[str, ...]) -> Optional[str]:
+    """The form field an error names, to show it beside that field."""
+    if code in FIELD_OF_CODE:
+        return FIELD_OF_CODE[code]
+    for name in fields:
+        if message.startswith(name + " ") or message.startswith(name + ":") \
+                or f"parameter {name} " in message or f" {name} " in f" {message} ":
+            return name
+    return None
+
+
+class Refused(Exception):
+    """A console refusal before any work (no session, a bad CSRF token)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Call:
+    """One console request: its audit fields and the signed-in caller."""
+
+    def __init__(self, request: Request, action: str) -> None:
+        self.request = request
+        self.request_id = str(uuid.uuid4())
+        self.started = time.perf_counter()
+        self.seen: Dict[str, Any] = {"request_id": self.request_id, "action": action}
+        self.session: Optional[Session] = None
+        self.account: Optional[Dict[str, Any]] = None
+        self.form: Optional[FormData] = None
+
+
+class Console:
+    def __init__(self, runtime: Runtime, audit: Optional[AuditLog],
+                 before_request: Optional[Callable[[], None]] = None) -> None:
+        self.runtime = runtime
+        self.keys: KeyService = runtime.keys
+        self.accounts: AccountService = runtime.accounts
+        self.tokens = TokenService(runtime.store, runtime.clock)
+        self.policies = PolicyService(runtime.store)
+        self.imports = ImportService(runtime.keys)
+        self.audit = audit
+        self.before_request = before_request
+        self.sessions = SessionStore(runtime.data_dir, runtime.clock)
+        self.usage = (UsageSummary(audit.path, os.path.join(runtime.data_dir, "audit-usage.idx"))
+                      if audit is not None else None)
+        self.templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(os.path.join(HERE, "templates")),
+            autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        self.templates.filters["when"] = _when
+        self.templates.filters["days"] = _days
+        self.templates.globals.update(badge=_badge, qs=_query_string,
+                                      account_options=_account_options,
+                                      policy_options=_policy_options)
+
+    def routes(self) -> List[Any]:
+        r = [Route("/", self.home, methods=["GET"]),
+             Route("/login", self.login_page, methods=["GET"]),
+             Route("/login", self.login, methods=["POST"]),
+             Route("/logout", self.logout, methods=["POST"]),
+             Route("/keys", self.key_list, methods=["GET"]),
+             Route("/keys/new", self.new_key_page, methods=["GET"]),
+             Route("/keys/new", self.create_key, methods=["POST"]),
+             Route("/keys/{key_id:path}/{action:str}", self.key_action, methods=["POST"]),
+             Route("/keys/{key_id:path}", self.key_page, methods=["GET"]),
+             Route("/access", self.access_page, methods=["GET"]),
+             Route("/access/{action:str}", self.access_action, methods=["POST"]),
+             Route("/audit", self.audit_page, methods=["GET"]),
+             Route("/static/{name:str}", self.static, methods=["GET"])]
+        return [Route("/console", self.home, methods=["GET"]), Mount("/console", routes=r)]
+
+    # ---- the request flow -------------------------------------------------------
+
+    async def _serve(self, request: Request, action: str,
+                     work: Callable[[Call, pages.Caller], Response], post: bool = False) -> Response:
+        call = Call(request, action)
+        code = "Success"
+        try:
+            if post:
+                call.form = await _read_form(request)
+            response = await run_in_threadpool(self._work, call, work, post)
+        except Exception as exc:
+            code, message = code_for(exc) if not isinstance(exc, Refused) else (exc.code, str(exc))
+            if code == "InternalError":
+                log.error("console request %s (%s) failed: %s", call.request_id, action,
+                          type(exc).__name__, exc_info=exc)
+            response = self._refusal(call, code, message)
+        else:
+            code = call.seen.get("result", "Success")
+        withheld = await self._audit(call, code)
+        if withheld is not None:
+            response = self._refusal(call, *code_for(withheld))
+        return response
+
+    def _work(self, call: Call, work: Callable[[Call, pages.Caller], Response], post: bool) -> Response:
+        self.keys.store.refresh()
+        if self.before_request is not None:
+            self.before_request()
+        cookie = call.request.cookies.get(COOKIE)
+        session = self.sessions.find(cookie)
+        account = self._account_of(session) if session is not None else None
+        if session is None or account is None:
+            if session is not None:
+                self.sessions.close(session)
+            if not post:
+                raise _SignInFirst("expired" if cookie else "")
+            raise Refused("AuthFailure.SessionExpired", "the session has ended: sign in again")
+        call.session, call.account = session, account
+        call.seen["account"] = account["secret_id"]
+        if post and not self.sessions.csrf_matches(session, call.form.get("csrf") if call.form else None):
+            raise Refused("AuthFailure.CsrfTokenMismatch",
+                          "the form's CSRF token does not belong to this session; nothing was done")
+        ctx = Context(self.keys, self.accounts, self.policies, self.imports, account)
+        return work(call, pages.Caller(ctx, self.audit, call.seen))
+
+    def _account_of(self, session: Session) -> Optional[Dict[str, Any]]:
+        """The session's account while its way of signing in still holds."""
+        kind, _, proof = session.proof.partition(":")
+        if kind == "token":
+            account = self.tokens.lookup_digest(proof)
+            return account if account is not None and account["secret_id"] == session.secret_id else None
+        account = self.accounts.get(session.secret_id)
+        if account is None or self.accounts.fingerprint(account) != proof:
+            return None
+        return account
+
+    async def _audit(self, call: Call, code: str) -> Optional[errors.AuditUnavailable]:
+        if self.audit is None:
+            return None
+        latency = (time.perf_counter() - call.started) * 1000
+        return await self.audit.outcome(bool(call.seen.get("intent")), request_id=call.request_id,
+                                        account=call.seen.get("account"), action=call.seen["action"],
+                                        key_id=call.seen.get("key_id"), result=code,
+                                        latency_ms=round(latency, 3), via=VIA_CONSOLE)
+
+    def _refusal(self, call: Call, code: str, message: str) -> Response:
+        if code == "SignInFirst":
+            target = "/console/login" + (f"?ended={message}" if message else "")
+            return self._redirect(target)
+        if code == "InternalError":
+            message = f"internal error (request {call.request_id}); the server log has the details"
+        status = status_for(code)
+        context = {"code": code, "message": message, "request_id": call.request_id,
+                   "signed_in": call.account is not None}
+        if call.account is None:
+            return self.render(call, "error.html", context, status)
+        return self.render(call, "error.html", context, status)
+
+    # ---- rendering -----------------------------------------------------------------
+
+    def render(self, call: Call, template: str, context: Dict[str, Any], status: int = 200) -> Response:
+        base = {"request_id": call.request_id, "csrf": call.session.csrf if call.session else "",
+                "account": call.account, "nav": self._nav(call), "status_message": None,
+                "alert": None, "field_errors": {}, "values": {}, "path": call.request.url.path}
+        base.update(context)
+        html = self.templates.get_template(template).render(**base)
+        return self._headers(HTMLResponse(html, status_code=status), call.request)
+
+    def _nav(self, call: Call) -> Dict[str, bool]:
+        account = call.account
+        if account is None:
+            return {}
+        return {name: self.policies.allows(account, name, pages.ANY)
+                for name in ("ListKeyDetail", "CreateKey", "ListAccounts", "ReadAuditLog")}
+
+    @staticmethod
+    def _headers(response: Response, request: Optional[Request] = None, secret: bool = True) -> Response:
+        response.headers.update(SECURITY_HEADERS)
+        if secret:
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def _redirect(self, target: str, cookie: Optional[Tuple[str, Request]] = None) -> Response:
+        return self._headers(RedirectResponse(target, status_code=303))
+
+    # ---- sign in and out ------------------------------------------------------------
+
+    async def home(self, request: Request) -> Response:
+        return self._redirect("/console/keys")
+
+    async def login_page(self, request: Request) -> Response:
+        call = Call(request, "Login")
+        ended = request.query_params.get("ended")
+        notes = {"expired": "Your session has ended. Sign in again.",
+                 "signed-out": "You are signed out."}
+        return self.render(call, "login.html", {"status_message": notes.get(ended or ""),
+                                                "tab": request.query_params.get("with", "secret")})
+
+    async def login(self, request: Request) -> Response:
+        call = Call(request, "Login")
+        address = request.client.host if request.client else "-"
+        code = "Success"
+        try:
+            if not _same_origin(request):
+                raise Refused("AuthFailure.CsrfTokenMismatch", "sign-in forms are accepted from this console only")
+            form = await _read_form(request)
+            response = await run_in_threadpool(self._sign_in, call, form, address)
+        except Exception as exc:
+            code, message = code_for(exc) if not isinstance(exc, Refused) else (exc.code, str(exc))
+            tab = "token" if "Token" in (call.form.text if call.form else {}) else "secret"
+            status = status_for(code)
+            response = self.render(call, "login.html", {"alert": {"code": code, "message": message},
+                                                        "tab": tab}, status)
+            if code.startswith("RequestLimitExceeded"):
+                response.headers["Retry-After"] = str(call.seen.get("retry_after", 1))
+        withheld = await self._audit(call, code)
+        if withheld is not None:
+            return self._refusal(call, *code_for(withheld))
+        return response
+
+    def _sign_in(self, call: Call, form: FormData, address: str) -> Response:
+        call.form = form
+        self.keys.store.refresh()
+        if self.before_request is not None:
+            self.before_request()
+        wait = self.sessions.wait_before_sign_in(address)
+        if wait > 0:
+            call.seen["retry_after"] = max(1, int(wait + 0.999))
+            raise Refused("RequestLimitExceeded.SignInThrottled",
+                          f"too many failed sign-ins from this address: try again in {call.seen['retry_after']} s")
+        token = (form.get("Token") or "").strip()
+        secret_id = (form.get("SecretId") or "").strip()
+        account: Optional[Dict[str, Any]] = None
+        if token:
+            found = self.tokens.lookup(token[:512])
+            if found is not None:
+                account = self.accounts.get(found["secret_id"])
+                proof = "token:" + self.tokens.digest_of(token[:512])
+        elif secret_id:
+            call.seen["account"] = secret_id[:128]
+            account = self.accounts.check_secret(secret_id, form.get("SecretKey") or "")
+            proof = "secret:" + self.accounts.fingerprint(account) if account else ""
+        if account is None:
+            self.sessions.sign_in_failed(address)
+            raise Refused("AuthFailure.InvalidCredentials",
+                          "the SecretId and SecretKey, or the token, are not valid")
+        self.sessions.sign_in_succeeded(address)
+        call.seen["account"] = account["secret_id"]
+        session_id = self.sessions.open(account["secret_id"], proof)
+        response = self._redirect("/console/keys")
+        response.set_cookie(COOKIE, session_id, path="/console", httponly=True, samesite="strict",
+                            secure=call.request.url.scheme == "https")
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        def work(call: Call, caller: pages.Caller) -> Response:
+            assert call.session is not None
+            self.sessions.close(call.session)
+            response = self._redirect("/console/login?ended=signed-out")
+            response.delete_cookie(COOKIE, path="/console", httponly=True, samesite="strict")
+            return response
+        return await self._serve(request, "Logout", work, post=True)
+
+    # ---- keys ---------------------------------------------------------------------------
+
+    async def key_list(self, request: Request) -> Response:
+        def work(call: Call, caller: pages.Caller) -> Response:
+            req = pages.list_request(dict(request.query_params))
+            context = pages.key_list(caller, req)
+            context["chart"] = self._chart(caller, None, "All calls, last 7 days")
+            return self.render(call, "keys.html", context)
+        return await self._serve(request, "ListKeyDetail", work)
+
+    async def new_key_page(self, request: Request) -> Response:
+        def work(call: Call, caller: pages.Caller) -> Response:
+            call.seen["action"] = "console:NewKeyForm"
+            return self.render(call, "new_key.html", {"values": {"KeyUsage": "ENCRYPT_DECRYPT",
+                                                                 "Type": "1", "RotateDays": "365"}})
+        return await self._serve(request, "console:NewKeyForm", work)
+
+    async def create_key(self, request: Request) -> Response:
+        def work(call: Call, caller: pages.Caller) -> Response:
+            assert call.form is not None
+            call.seen["action"] = "CreateKey"
+            try:
+                key_id = pages.create_key(caller, call.form)
+            except pages.PartlyDone as partly:
+                code, message = code_for(partly.cause)
+                call.seen["result"] = code
+                return self._redirect(f"/console/keys/{partly.key_id}?done=CreateKey&failed={code}")
+            except Exception as exc:
+                code, message = code_for(exc)
+                if code == "InternalError":
+                    raise
+                call.seen["result"] = code
+                return self.render(call, "new_key.html", self._form_error(call, code, message,
+                                   ("Alias", "Description", "KeyUsage", "Type", "Tags", "RotateDays")),
+                                   status_for(code))
+            return self._redirect(f"/console/keys/{key_id}?done=CreateKey")
+        return await self._serve(request, "CreateKey", work, post=True)
+
+    def _form_error(self, call: Call, code: str, message: str, fields: Tuple[str, ...]) -> Dict[str, Any]:
+        values = {k: v[0] for k, v in call.form.text.items() if k != "csrf"} if call.form else {}
+        field = field_of(code, message, fields)
+        return {"alert": {"code": code, "message": message},
+                "field_errors": {field: f"{code}: {message}"} if field else {}, "values": values}
+
+    async def key_page(self, request: Request) -> Response:
+        key_id = request.path_params["key_id"]
+
+        def work(call: Call, caller: pages.Caller) -> Response:
+            call.seen["key_id"] = key_id[:64]
+            context = self._key_context(call, caller, key_id)
+            done = request.query_params.get("done")
+            failed = request.query_params.get("failed")
+            if done in pages.KEY_ACTIONS + ("CreateKey",):
+                context["status_message"] = f"{done} succeeded."
+            if failed:
+                context["alert"] = {"code": failed[:80], "message": "a following step was refused"}
+            return self.render(call, "key.html", context)
+        return await self._serve(request, "DescribeKey", work)
+
+    def _key_context(self, call: Call, caller: pages.Caller, key_id: str) -> Dict[str, Any]:
+        context = pages.key_detail(caller, key_id)
+        context["chart"] = self._chart(caller, context["meta"]["KeyId"], "Calls to this key, last 7 days")
+        context.update(result=None, action=None, kid=context["meta"]["KeyId"])
+        return context
+
+    async def key_action(self, request: Request) -> Response:
+        key_id, action = request.path_params["key_id"], request.path_params["action"]
+
+        def work(call: Call, caller: pages.Caller) -> Response:
+            call.seen["action"] = action[:64]
+            call.seen["key_id"] = key_id[:64]
+            if action not in pages.KEY_ACTIONS:
+                raise TencentError("InvalidAction", f"unknown action {action[:64]!r}")
+            assert call.form is not None
+            try:
+                result = pages.key_action(caller, key_id, action, call.form)
+            except Exception as exc:
+                code, message = code_for(exc)
+                if code == "InternalError":
+                    raise
+                call.seen["result"] = code
+                return self._key_page_after(call, caller, key_id, action, status_for(code),
+                                            self._form_error(call, code, message, _FIELDS))
+            if action in ("Encrypt", "Decrypt", "GenerateDataKey", "GetParametersForImport"):
+                return self._key_page_after(call, caller, key_id, action, 200,
+                                            {"result": result,
+                                             "status_message": f"{action} succeeded."})
+            return self._redirect(f"/console/keys/{key_id}?done={action}")
+        return await self._serve(request, action[:64], work, post=True)
+
+    def _key_page_after(self, call: Call, caller: pages.Caller, key_id: str, action: str,
+                        status: int, extra: Dict[str, Any]) -> Response:
+        """The key page with an action's result or error; if the key cannot
+        be shown to this caller, the result and the forms alone."""
+        # The page's own DescribeKey is not this call's audited action.
+        seen = dict(call.seen)
+        view = pages.Caller(caller.ctx, None, seen)
+        try:
+            context = self._key_context(call, view, key_id)
+        except Exception:
+            context = {"meta": None, "kid": key_id, "chart": None, "versions": [],
+                       "service_managed": False, "tags": {}, "transit": None}
+        context.update({"action": action, "result": None}, **extra)
+        return self.render(call, "key.html", context, status)
+
+    def _chart(self, caller: pages.Caller, key_id: Optional[str], title: str) -> Optional[str]:
+        """The usage chart, for callers who may read the audit log or, for a
+        key's own chart, see the key."""
+        if self.usage is None or (key_id is None and not pages.allowed(caller, "ReadAuditLog")):
+            return None
+        self.usage.refresh()
+        return charts.hourly_chart(self.usage.hourly(key_id, time.time()), title)
+
+    # ---- access control and audit ------------------------------------------------------
+
+    async def access_page(self, request: Request) -> Response:
+        def work(call: Call, caller: pages.Caller) -> Response:
+            return self.render(call, "access.html", {**pages.access(caller), "result": None,
+                                                     "action": None,
+                                                     "edit": request.query_params.get("policy", "")})
+        return await self._serve(request, "ListAccounts", work)
+
+    async def access_action(self, request: Request) -> Response:
+        action = request.path_params["action"]
+
+        def work(call: Call, caller: pages.Caller) -> Response:
+            call.seen["action"] = action[:64]
+            if action not in pages.ACCESS_ACTIONS:
+                raise TencentError("InvalidAction", f"unknown console action {action[:64]!r}")
+            assert call.form is not None
+            extra: Dict[str, Any]
+            status = 200
+            try:
+                result = pages.access_action(caller, action, call.form)
+                extra = {"result": result, "status_message": f"{action} succeeded."}
+                if action in ("DeleteAccount", "ResetSecretKey"):
+                    self.sessions.close_account(result["SecretId"])
+            except Exception as exc:
+                code, message = code_for(exc)
+                if code == "InternalError":
+                    raise
+                call.seen["result"] = code
+                status = status_for(code)
+                extra = {"result": None, **self._form_error(call, code, message, _ACCESS_FIELDS)}
+            view = pages.Caller(caller.ctx, None, dict(call.seen))
+            try:
+                context = pages.access(view)
+            except errors.PermissionDenied:
+                context = {"accounts": [], "policies": [], "tokens": None, "max_ttl": 0}
+            return self.render(call, "access.html", {**context, "action": action, "edit": "",
+                                                     **extra}, status)
+        return await self._serve(request, action[:64], work, post=True)
+
+    async def audit_page(self, request: Request) -> Response:
+        def work(call: Call, caller: pages.Caller) -> Response:
+            context = pages.audit_page(caller, self.audit.path if self.audit else "",
+                                       dict(request.query_params))
+            chain = None
+            if self.usage is not None:
+                self.usage.refresh()
+                chain = self.usage.chain()
+            return self.render(call, "audit.html", {**context, "chain": chain})
+        return await self._serve(request, "ReadAuditLog", work)
+
+    async def static(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in STATIC:
+            return self._headers(Response("not found", status_code=404, media_type="text/plain"))
+        with open(os.path.join(HERE, "static", name), "rb") as f:
+            body = f.read()
+        response = Response(body, media_type=STATIC[name], headers={"Cache-Control": "max-age=300"})
+        return self._headers(response, secret=False)
+
+
+_FIELDS = ("Alias", "Description", "RotateDays", "PendingWindowInDays", "ConfirmAlias", "Plaintext",
+           "EncryptionContext", "CiphertextBlob", "KeySpec", "NumberOfBytes", "WrappingAlgorithm",
+           "WrappingKeySpec", "EncryptedKeyMaterial", "ImportToken", "ValidTo")
+_ACCESS_FIELDS = ("Name", "Kind", "SecretId", "PolicyName", "Statements", "Ttl", "Accessor")
+
+
+class _SignInFirst(Refused):
+    """A page asked for without a live session: answered by a redirect."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__("SignInFirst", why)
+
+
+def _same_origin(request: Request) -> bool:
+    """A sign-in posted from a page of this server (browsers send Origin on
+    POST); requests without Origin (scripts) are let through."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    host = request.headers.get("host", "")
+    return origin in (f"http://{host}", f"https://{host}")
+
+
+async def _read_form(request: Request) -> FormData:
+    declared = ascii_int(request.headers.get("content-length", ""), negative=False)
+    if declared is None:
+        raise TencentError("InvalidParameter", "a form needs a Content-Length")
+    if declared > MAX_FORM_BYTES:
+        raise TencentError("RequestSizeLimitExceeded", f"a form may hold at most {MAX_FORM_BYTES} bytes")
+    try:
+        form = await request.form(max_files=4, max_fields=64, max_part_size=MAX_FORM_BYTES)
+    except ClientDisconnect:
+        raise TencentError("InvalidParameter", "the connection closed before the form ended") from None
+    except Exception as exc:  # a malformed multipart or urlencoded body
+        if isinstance(exc, (errors.KMSError, TencentError)):
+            raise
+        raise TencentError("InvalidParameter", "the form could not be read") from None
+    text: Dict[str, List[str]] = {}
+    files: Dict[str, bytes] = {}
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                data = await value.read(MAX_FORM_BYTES + 1)
+                if data:
+                    files[name] = data
+            else:
+                text.setdefault(name, []).append(value)
+    finally:
+        await form.close()
+    return FormData(text, files)
+
+
+def _when(epoch: Any) -> str:
+    if not epoch:
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(epoch)))
+
+
+def _days(seconds: Any) -> str:
+    return f"{int(seconds) // 86400} d" if seconds else "—"
+
+
+BADGES = {"Enabled": "ok", "Disabled": "off", "PendingDelete": "danger", "PendingImport": "warn",
+          "Archived": "muted", "Success": "ok", "started": "muted"}
+
+
+def _query_string(req: Any, **changes: Any) -> str:
+    """The key list's query string with some of its values changed."""
+    from urllib.parse import urlencode
+    names = {"search": "q"}
+    values = {names.get(k, k): v for k, v in req._asdict().items()}
+    values.update(changes)
+    return "?" + urlencode({k: v for k, v in values.items() if v not in ("", None)})
+
+
+def _account_options(accounts: List[Dict[str, Any]], with_root: bool) -> List[Tuple[str, str]]:
+    return [(a["SecretId"], f"{a['Name']} ({a['Kind']})") for a in accounts
+            if with_root or a["Kind"] != "root"]
+
+
+def _policy_options(policies: List[Dict[str, Any]]) -> List[Tuple[str, str]]:
+    return [(p["name"], p["name"]) for p in policies]
+
+
+def _badge(value: Any) -> str:
+    return BADGES.get(str(value), "danger" if value else "muted")

@@ -1,0 +1,340 @@
+"""What each console page shows and what each console form does, as plain
+functions of the signed-in caller. They run key operations through the
+Tencent action dispatcher (kms.api.tencent.dispatch), so every check, code
+and message is the API's; the account, policy and token pages call the
+services those belong to, after the policy check of their console action.
+
+Nothing here knows HTTP: kms.console.app parses, calls and renders.
+"""
+import base64
+import binascii
+import calendar
+import datetime
+import json
+import math
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+
+from kms import errors
+from kms.api.tencent.access import Context
+from kms.api.tencent.actions import key_metadata
+from kms.api.tencent.dispatch import perform
+from kms.api.tencent.errors import TencentError
+from kms.api.tencent.params import Params
+from kms.audit import VIA_CONSOLE, AuditLog
+from kms.audit_query import AuditFilter, newest_first
+from kms.console.forms import FormData, action_params
+from kms.service.keys import KNOWN_USAGES, ORIGIN_EXTERNAL, ORIGIN_KMS, STATES, owner_account
+from kms.service.listing import SORT_KEYS, KeyQuery, find_keys
+from kms.service.policies import ANY, Resource, validate
+from kms.service.tokens import MAX_TTL, TokenService
+from kms.service.transit import TransitService
+
+PAGE_SIZE = 20
+MAX_SEARCH_CHARS = 128
+# Console operations that are not Tencent actions, each checked as kms:<name>.
+CONSOLE_ACTIONS = ("ListAccounts", "CreateAccount", "DeleteAccount", "ResetSecretKey",
+                   "ListPolicies", "PutPolicy", "DeletePolicy", "AttachPolicy", "DetachPolicy",
+                   "ListTokens", "CreateToken", "RevokeToken", "ReadAuditLog")
+# Key actions a form on the key page may post (CreateKey has its own page).
+KEY_ACTIONS = ("UpdateAlias", "UpdateKeyDescription", "EnableKey", "DisableKey",
+               "EnableKeyRotation", "DisableKeyRotation", "RotateKey", "ScheduleKeyDeletion",
+               "CancelKeyDeletion", "ArchiveKey", "CancelKeyArchive", "Encrypt", "Decrypt",
+               "GenerateDataKey", "GetParametersForImport", "ImportKeyMaterial")
+ACCESS_ACTIONS = ("CreateAccount", "DeleteAccount", "ResetSecretKey", "PutPolicy", "DeletePolicy",
+                  "AttachPolicy", "DetachPolicy", "CreateToken", "RevokeToken")
+# What a service-managed key refuses, shown instead of the controls.
+SERVICE_KEY_NOTE = ("This key is managed by the service account that owns it: it can be "
+                    "viewed and rotated here, but not disabled, archived or deleted.")
+
+
+class Caller(NamedTuple):
+    ctx: Context
+    audit: Optional[AuditLog]
+    seen: Dict[str, Any]  # what the call's audit entry names (kms.api.tencent.dispatch)
+
+
+def run(caller: Caller, action: str, body: Dict[str, Any]) -> Dict[str, Any]:
+    """One Tencent action, as the API would run it for this caller."""
+    if caller.seen.get("key_id") is None and isinstance(body.get("KeyId"), str):
+        caller.seen["key_id"] = body["KeyId"][:64]
+    return perform(caller.ctx, action, Params(body), caller.audit, caller.seen, via=VIA_CONSOLE)
+
+
+def allowed(caller: Caller, action: str, resource: Resource = ANY) -> bool:
+    return caller.ctx.policies.allows(caller.ctx.caller, action, resource)
+
+
+def require(caller: Caller, action: str, resource: Resource = ANY) -> None:
+    caller.ctx.policies.check(caller.ctx.caller, [([action], resource)])
+
+
+def console_intent(caller: Caller, action: str) -> None:
+    """A console change goes on record before it is made, as API changes do."""
+    if caller.audit is not None:
+        caller.audit.intent(caller.seen["request_id"], caller.ctx.caller["secret_id"], action,
+                            caller.seen.get("key_id"), via=VIA_CONSOLE)
+        caller.seen["intent"] = True
+
+
+# ---- keys --------------------------------------------------------------------
+
+
+class ListRequest(NamedTuple):
+    tab: str = "customer"
+    search: str = ""
+    state: str = ""
+    usage: str = ""
+    origin: str = ""
+    tag: str = ""
+    sort: str = "created"
+    order: str = "desc"
+    page: int = 1
+
+
+def list_request(query: Dict[str, str]) -> ListRequest:
+    """The listing's query string, each value kept only if it is one the
+    page offers (anything else falls back to its default)."""
+    def pick(name: str, choices: Tuple[str, ...], default: str = "") -> str:
+        value = query.get(name, default)
+        return value if value in choices else default
+
+    try:
+        page = max(1, min(int(query.get("page", "1")), 10**6))
+    except ValueError:
+        page = 1
+    return ListRequest(tab=pick("tab", ("customer", "service"), "customer"),
+                       search=query.get("q", "")[:MAX_SEARCH_CHARS],
+                       state=pick("state", STATES), usage=pick("usage", tuple(KNOWN_USAGES)),
+                       origin=pick("origin", (ORIGIN_KMS, ORIGIN_EXTERNAL)),
+                       tag=query.get("tag", "")[:MAX_SEARCH_CHARS],
+                       sort=pick("sort", tuple(SORT_KEYS), "created"),
+                       order=pick("order", ("asc", "desc"), "desc"), page=page)
+
+
+def _tag_filter(text: str) -> List[Tuple[str, List[str]]]:
+    if not text:
+        return []
+    key, sep, value = text.partition("=")
+    return [(key.strip(), [value.strip()] if sep else [])]
+
+
+def key_list(caller: Caller, req: ListRequest) -> Dict[str, Any]:
+    require(caller, "ListKeyDetail")  # the API action this page stands for
+    caller.seen["action"] = "ListKeyDetail"
+    query = KeyQuery(service_managed=req.tab == "service", state=req.state or None,
+                     search=req.search or None, search_description=True,
+                     origin=req.origin or None, usage=req.usage or None,
+                     tags=_tag_filter(req.tag), sort=req.sort, descending=req.order == "desc")
+    found = find_keys(caller.ctx.keys.all_keys(), query)
+    pages = max(1, math.ceil(len(found) / PAGE_SIZE))
+    page = min(req.page, pages)
+    uin = caller.ctx.caller["uin"]
+    rows = [key_metadata(r, uin) for r in found[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]]
+    return {"rows": rows, "total": len(found), "page": page, "pages": pages, "req": req,
+            "states": STATES, "usages": sorted(KNOWN_USAGES), "origins": (ORIGIN_KMS, ORIGIN_EXTERNAL),
+            "sorts": tuple(SORT_KEYS)}
+
+
+def create_key(caller: Caller, form: FormData) -> str:
+    """CreateKey, then EnableKeyRotation when asked: two actions, each
+    checked and audited on its own. Returns the new key's id."""
+    created = run(caller, "CreateKey", action_params("CreateKey", form))
+    if form.get("KeyRotationEnabled"):
+        caller.seen["key_id"] = created["KeyId"]
+        rotation = {"KeyId": created["KeyId"]}
+        if form.get("RotateDays"):
+            rotation["RotateDays"] = form.get("RotateDays") or ""
+        try:
+            run(caller, "EnableKeyRotation", rotation)
+        except Exception as exc:
+            raise PartlyDone(created["KeyId"], exc) from exc
+    return str(created["KeyId"])
+
+
+class PartlyDone(Exception):
+    """The key was created but a following step was refused."""
+
+    def __init__(self, key_id: str, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.key_id = key_id
+        self.cause = cause
+
+
+def key_detail(caller: Caller, key_id: str) -> Dict[str, Any]:
+    """Everything the key page shows; DescribeKey's check decides whether
+    the caller may see the key at all."""
+    meta = run(caller, "DescribeKey", {"KeyId": key_id})["KeyMetadata"]
+    keys = caller.ctx.keys
+    record = keys.describe(meta["KeyId"])
+    transit = None
+    if "transit" in record:
+        described = TransitService(keys).describe(record)
+        transit = {k: v for k, v in described.items() if k != "keys"}
+    return {"meta": meta, "versions": keys.versions(meta["KeyId"]),
+            "service_managed": owner_account(record) is not None, "service_note": SERVICE_KEY_NOTE,
+            "tags": record.get("tags", {}), "transit": transit,
+            "material_bytes": record.get("material_bytes"), "latest": record.get("latest")}
+
+
+def key_action(caller: Caller, key_id: str, action: str, form: FormData) -> Dict[str, Any]:
+    """A key page form's action; returns what the page shows of its result."""
+    if action == "ScheduleKeyDeletion":
+        # The alias typed back is the console's confirmation, not a rule of the key.
+        alias = keys_alias(caller, key_id)
+        if form.get("ConfirmAlias") != alias:
+            raise TencentError("InvalidParameter.ConfirmAlias",
+                               "type the key's alias to confirm its deletion")
+    fields = run(caller, action, action_params(action, form, key_id))
+    if action == "Decrypt":
+        fields = dict(fields, **shown_plaintext(fields["Plaintext"]))
+    return fields
+
+
+def keys_alias(caller: Caller, key_id: str) -> Optional[str]:
+    record = caller.ctx.keys.store.get("key", key_id)
+    return record["alias"] if record else None
+
+
+def shown_plaintext(b64: str) -> Dict[str, Any]:
+    """A decrypted plaintext as text when it is UTF-8, else as base64."""
+    try:
+        data = base64.b64decode(b64)
+        return {"PlaintextText": data.decode("utf-8"), "PlaintextIsText": True}
+    except (binascii.Error, UnicodeDecodeError):
+        return {"PlaintextText": b64, "PlaintextIsText": False}
+
+
+# ---- access control ----------------------------------------------------------
+
+
+def access(caller: Caller) -> Dict[str, Any]:
+    require(caller, "ListAccounts")
+    caller.seen["action"] = "ListAccounts"
+    ctx = caller.ctx
+    policies = sorted(ctx.keys.store.items("policy").values(), key=lambda p: p["name"])
+    tokens = (TokenService(ctx.keys.store, ctx.keys.clock).listing()
+              if allowed(caller, "ListTokens") else None)
+    return {"accounts": sorted(ctx.accounts.listing(), key=lambda a: (a["Kind"] != "root", a["Name"])),
+            "policies": [{"name": p["name"], "json": json.dumps(p["statements"], indent=2)}
+                         for p in policies],
+            "tokens": tokens, "max_ttl": MAX_TTL}
+
+
+def _account_resource(caller: Caller, secret_id: str) -> Resource:
+    record = caller.ctx.accounts.get(secret_id)
+    return Resource([f"account/{record['name']}" if record else f"account/{secret_id}"])
+
+
+def _required(form: FormData, name: str) -> str:
+    value = (form.get(name) or "").strip()
+    if not value:
+        raise TencentError("MissingParameter", f"the parameter {name} is required")
+    return value
+
+
+def access_action(caller: Caller, action: str, form: FormData) -> Dict[str, Any]:
+    """An access page form; returns what the page shows (a new secret once)."""
+    ctx = caller.ctx
+    tokens = TokenService(ctx.keys.store, ctx.keys.clock)
+    if action == "CreateAccount":
+        name, kind = _required(form, "Name"), form.get("Kind") or "user"
+        if kind not in ("user", "service"):
+            raise TencentError("InvalidParameter", "Kind must be user or service")
+        require(caller, action, Resource([f"account/{name}"]))
+        console_intent(caller, action)
+        creds = ctx.accounts.create(kind, name)
+        return {"SecretId": creds["secret_id"], "SecretKey": creds["secret_key"], "Name": name}
+    if action in ("DeleteAccount", "ResetSecretKey"):
+        secret_id = _required(form, "SecretId")
+        require(caller, action, _account_resource(caller, secret_id))
+        console_intent(caller, action)
+        if action == "DeleteAccount":
+            ctx.accounts.delete(secret_id)
+            return {"SecretId": secret_id}
+        return {"SecretId": secret_id, "SecretKey": ctx.accounts.new_secret(secret_id)}
+    if action == "PutPolicy":
+        name = _required(form, "PolicyName")
+        statements = policy_statements(form.get("Statements") or "")
+        require(caller, action, Resource([f"policy/{name}"]))
+        console_intent(caller, action)
+        ctx.policies.put(name, statements)
+        return {"PolicyName": name}
+    if action == "DeletePolicy":
+        name = _required(form, "PolicyName")
+        require(caller, action, Resource([f"policy/{name}"]))
+        console_intent(caller, action)
+        ctx.policies.delete(name)
+        return {"PolicyName": name}
+    if action in ("AttachPolicy", "DetachPolicy"):
+        name, secret_id = _required(form, "PolicyName"), _required(form, "SecretId")
+        require(caller, action, _account_resource(caller, secret_id))
+        console_intent(caller, action)
+        ctx.policies.attach(name, secret_id, attach=action == "AttachPolicy")
+        return {"PolicyName": name, "SecretId": secret_id}
+    if action == "CreateToken":
+        secret_id = _required(form, "SecretId")
+        ttl_text = (form.get("Ttl") or "0").strip()
+        if not ttl_text.isdigit() or not ttl_text.isascii():
+            raise TencentError("InvalidParameter", "Ttl must be a whole number of seconds (0: no expiry)")
+        require(caller, action, _account_resource(caller, secret_id))
+        console_intent(caller, action)
+        issued = tokens.create(secret_id, int(ttl_text[:12]))
+        return {"Token": issued["token"], "Accessor": issued["accessor"], "SecretId": secret_id}
+    if action == "RevokeToken":
+        accessor = _required(form, "Accessor")
+        require(caller, action)
+        console_intent(caller, action)
+        tokens.revoke_accessor(accessor)
+        return {"Accessor": accessor}
+    raise TencentError("InvalidAction", f"unknown console action {action[:64]!r}")
+
+
+def policy_statements(text: str) -> Any:
+    """The Statements field: JSON, then the policy service's own check,
+    before anything is stored (a JSON error names its line and column)."""
+    try:
+        statements = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TencentError("InvalidParameter",
+                           f"Statements: not JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    try:
+        return validate(statements)
+    except errors.InvalidParameter as exc:  # "statement 2: ..." shown beside the field
+        raise TencentError("InvalidParameter", f"Statements: {exc}") from None
+
+
+# ---- audit -------------------------------------------------------------------
+
+
+AUDIT_FILTERS = ("account", "action", "key", "result", "since", "until", "via")
+
+
+def audit_filter(query: Dict[str, str]) -> Tuple[AuditFilter, Dict[str, str]]:
+    """The audit page's filters from its query string (dates are UTC days)."""
+    kept = {name: query.get(name, "")[:MAX_SEARCH_CHARS] for name in AUDIT_FILTERS}
+
+    def day(text: str, end: bool) -> Optional[float]:
+        if not text:
+            return None
+        try:
+            start = calendar.timegm(datetime.date.fromisoformat(text).timetuple())
+        except ValueError:
+            raise TencentError("InvalidParameter", f"{'until' if end else 'since'} must be a date, YYYY-MM-DD") from None
+        return float(start + (86400 if end else 0))
+
+    return AuditFilter(account=kept["account"] or None, action=kept["action"] or None,
+                       key_id=kept["key"] or None, result=kept["result"] or None,
+                       since=day(kept["since"], False), until=day(kept["until"], True),
+                       via=kept["via"] or None), kept
+
+
+def audit_page(caller: Caller, path: str, query: Dict[str, str]) -> Dict[str, Any]:
+    require(caller, "ReadAuditLog")
+    caller.seen["action"] = "ReadAuditLog"
+    chosen, kept = audit_filter(query)
+    before = query.get("before", "")
+    page = newest_first(path, chosen, limit=50,
+                        before=int(before) if before.isdigit() and before.isascii() else None)
+    return {"entries": page.entries, "next_before": page.next_before,
+            "scanned_all": page.scanned_all, "filters": kept}
+

@@ -1,0 +1,146 @@
+"""Console sessions and sign-in throttling, held server-side in one SQLite
+file of the data directory, so every worker process sees the same sessions.
+
+The cookie carries a random session id; the file holds only its SHA-256,
+so a copy of the file opens no session. A session remembers how its
+account signed in (a fingerprint of the account's wrapped secret, or the
+token's digest): a new secret, a revoked token or a deleted account ends it
+at the next request. Sessions need not outlive the server: `kms server`
+removes the file at start (reset()).
+
+Times come from the service clock, so tests fast-forward expiry with the
+test clock instead of sleeping.
+"""
+import hashlib
+import hmac
+import os
+import secrets
+import sqlite3
+import threading
+from typing import NamedTuple, Optional
+
+from kms.clock import Clock
+
+IDLE_TIMEOUT = 15 * 60
+ABSOLUTE_TIMEOUT = 8 * 3600
+# Sign-in throttling: after FREE_FAILURES failures from one address, each
+# further attempt waits twice as long as the last (1 s, 2 s, ... up to
+# MAX_WAIT) counted from the latest failure; FAILURE_MEMORY of quiet forgets.
+FREE_FAILURES = 5
+MAX_WAIT = 300.0
+FAILURE_MEMORY = 15 * 60
+FILE_NAME = "console-sessions.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    digest TEXT PRIMARY KEY, secret_id TEXT NOT NULL, proof TEXT NOT NULL,
+    csrf TEXT NOT NULL, created REAL NOT NULL, seen REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS failures (
+    address TEXT PRIMARY KEY, count INTEGER NOT NULL, last REAL NOT NULL);
+"""
+
+
+class Session(NamedTuple):
+    digest: str
+    secret_id: str
+    proof: str  # "secret:<fingerprint>" or "token:<digest>"
+    csrf: str
+    created: float
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def reset(data_dir: str) -> None:
+    """Forget every session (at server start)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.unlink(os.path.join(data_dir, FILE_NAME + suffix))
+        except FileNotFoundError:
+            pass
+
+
+class SessionStore:
+    def __init__(self, data_dir: str, clock: Clock) -> None:
+        self.path = os.path.join(data_dir, FILE_NAME)
+        self.clock = clock
+        # SQLite makes its -wal and -shm files with the database's mode.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None,
+                                   check_same_thread=False)
+        self._lock = threading.Lock()  # one connection, used from the thread pool
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+
+    # ---- sessions -----------------------------------------------------------
+
+    def open(self, secret_id: str, proof: str) -> str:
+        """A new session; returns the id for the cookie (shown nowhere else)."""
+        session_id = secrets.token_urlsafe(32)
+        now = self.clock.now()
+        with self._lock:
+            self._db.execute("DELETE FROM sessions WHERE seen < ? OR created < ?",
+                             (now - IDLE_TIMEOUT, now - ABSOLUTE_TIMEOUT))
+            self._db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)",
+                             (digest(session_id), secret_id, proof, secrets.token_urlsafe(32),
+                              now, now))
+        return session_id
+
+    def find(self, session_id: Optional[str], touch: bool = True) -> Optional[Session]:
+        """The live session of this cookie value (its idle time restarted),
+        or None: unknown, idle too long, or past its absolute lifetime."""
+        if not session_id or len(session_id) > 128:
+            return None
+        key = digest(session_id)
+        now = self.clock.now()
+        with self._lock:
+            row = self._db.execute("SELECT digest, secret_id, proof, csrf, created, seen "
+                                   "FROM sessions WHERE digest = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            if row[5] < now - IDLE_TIMEOUT or row[4] < now - ABSOLUTE_TIMEOUT:
+                self._db.execute("DELETE FROM sessions WHERE digest = ?", (key,))
+                return None
+            if touch:
+                self._db.execute("UPDATE sessions SET seen = ? WHERE digest = ?", (now, key))
+        return Session(*row[:5])
+
+    def close(self, session: Session) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM sessions WHERE digest = ?", (session.digest,))
+
+    def close_account(self, secret_id: str) -> None:
+        """End every session of an account (deleted, or given a new secret)."""
+        with self._lock:
+            self._db.execute("DELETE FROM sessions WHERE secret_id = ?", (secret_id,))
+
+    @staticmethod
+    def csrf_matches(session: Session, given: Optional[str]) -> bool:
+        return bool(given) and hmac.compare_digest(session.csrf.encode(), str(given).encode())
+
+    # ---- sign-in throttling ---------------------------------------------------
+
+    def wait_before_sign_in(self, address: str) -> float:
+        """Seconds this address must still wait before its next attempt."""
+        now = self.clock.now()
+        with self._lock:
+            row = self._db.execute("SELECT count, last FROM failures WHERE address = ?",
+                                   (address,)).fetchone()
+        if row is None or row[0] < FREE_FAILURES or row[1] < now - FAILURE_MEMORY:
+            return 0.0
+        wait = min(2.0 ** (row[0] - FREE_FAILURES), MAX_WAIT)
+        return max(0.0, row[1] + wait - now)
+
+    def sign_in_failed(self, address: str) -> None:
+        now = self.clock.now()
+        with self._lock:
+            self._db.execute("DELETE FROM failures WHERE last < ?", (now - FAILURE_MEMORY,))
+            self._db.execute("INSERT INTO failures VALUES (?, 1, ?) ON CONFLICT(address) "
+                             "DO UPDATE SET count = count + 1, last = excluded.last",
+                             (address, now))
+
+    def sign_in_succeeded(self, address: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM failures WHERE address = ?", (address,))
