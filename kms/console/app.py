@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route
 
 from kms import errors
 from kms.api.tencent.access import Context
+from kms.api.tencent.endpoint import log_internal_error
 from kms.api.tencent.errors import TencentError, code_for
 from kms.audit import VIA_CONSOLE, AuditLog
 from kms.audit_summary import UsageSummary
@@ -139,8 +140,8 @@ class Console:
              Route("/keys", self.key_list, methods=["GET"]),
              Route("/keys/new", self.new_key_page, methods=["GET"]),
              Route("/keys/new", self.create_key, methods=["POST"]),
-             Route("/keys/{key_id:path}/{action:str}", self.key_action, methods=["POST"]),
-             Route("/keys/{key_id:path}", self.key_page, methods=["GET"]),
+             Route("/keys/{key_id:str}/{action:str}", self.key_action, methods=["POST"]),
+             Route("/keys/{key_id:str}", self.key_page, methods=["GET"]),
              Route("/access", self.access_page, methods=["GET"]),
              Route("/access/{action:str}", self.access_action, methods=["POST"]),
              Route("/audit", self.audit_page, methods=["GET"]),
@@ -157,11 +158,14 @@ class Console:
             if post:
                 call.form = await _read_form(request)
             response = await run_in_threadpool(self._work, call, work, post)
+        except _SignInFirst as exc:  # a page without a live session: to the sign-in page
+            code = "AuthFailure.SignInRequired"
+            response = self._redirect("/console/login" + (f"?ended={exc}" if str(exc) else ""))
         except Exception as exc:
             code, message = code_for(exc) if not isinstance(exc, Refused) else (exc.code, str(exc))
             if code == "InternalError":
-                log.error("console request %s (%s) failed: %s", call.request_id, action,
-                          type(exc).__name__, exc_info=exc)
+                # Where it failed, not the message: it may quote the form.
+                log_internal_error(call.request_id, action, exc, log)
             response = self._refusal(call, code, message)
         else:
             code = call.seen.get("result", "Success")
@@ -212,17 +216,10 @@ class Console:
                                         latency_ms=round(latency, 3), via=VIA_CONSOLE)
 
     def _refusal(self, call: Call, code: str, message: str) -> Response:
-        if code == "SignInFirst":
-            target = "/console/login" + (f"?ended={message}" if message else "")
-            return self._redirect(target)
         if code == "InternalError":
             message = f"internal error (request {call.request_id}); the server log has the details"
-        status = status_for(code)
-        context = {"code": code, "message": message, "request_id": call.request_id,
-                   "signed_in": call.account is not None}
-        if call.account is None:
-            return self.render(call, "error.html", context, status)
-        return self.render(call, "error.html", context, status)
+        context = {"code": code, "message": message, "signed_in": call.account is not None}
+        return self.render(call, "error.html", context, status_for(code))
 
     # ---- rendering -----------------------------------------------------------------
 
@@ -232,7 +229,7 @@ class Console:
                 "alert": None, "field_errors": {}, "values": {}, "path": call.request.url.path}
         base.update(context)
         html = self.templates.get_template(template).render(**base)
-        return self._headers(HTMLResponse(html, status_code=status), call.request)
+        return self._headers(HTMLResponse(html, status_code=status))
 
     def _nav(self, call: Call) -> Dict[str, bool]:
         account = call.account
@@ -242,13 +239,13 @@ class Console:
                 for name in ("ListKeyDetail", "CreateKey", "ListAccounts", "ReadAuditLog")}
 
     @staticmethod
-    def _headers(response: Response, request: Optional[Request] = None, secret: bool = True) -> Response:
+    def _headers(response: Response, secret: bool = True) -> Response:
         response.headers.update(SECURITY_HEADERS)
         if secret:
             response.headers["Cache-Control"] = "no-store"
         return response
 
-    def _redirect(self, target: str, cookie: Optional[Tuple[str, Request]] = None) -> Response:
+    def _redirect(self, target: str) -> Response:
         return self._headers(RedirectResponse(target, status_code=303))
 
     # ---- sign in and out ------------------------------------------------------------
@@ -517,10 +514,15 @@ class _SignInFirst(Refused):
 
 
 def _same_origin(request: Request) -> bool:
-    """A sign-in posted from a page of this server (browsers send Origin on
-    POST); requests without Origin (scripts) are let through."""
+    """A sign-in posted from a page of this server. Browsers say where a
+    form came from in Sec-Fetch-Site; Origin is "null" under our
+    Referrer-Policy, so only a real other origin in it refuses. Requests
+    with neither (scripts) are let through: they carry no victim's cookie."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return False
     origin = request.headers.get("origin")
-    if origin is None:
+    if origin is None or origin == "null":
         return True
     host = request.headers.get("host", "")
     return origin in (f"http://{host}", f"https://{host}")

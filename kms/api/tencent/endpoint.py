@@ -105,7 +105,7 @@ class TencentEndpoint:
         except Exception as exc:  # every failure becomes an envelope, never a 500
             code, message = code_for(exc)
             if code == "InternalError":
-                _log_internal_error(request_id, action, exc)
+                log_internal_error(request_id, action, exc)
             response = error_envelope(request_id, code, message)
         latency = (time.perf_counter() - started) * 1000
         log.info("request=%s action=%r result=%s ms=%.2f", request_id, action or "-", code, latency)
@@ -152,12 +152,13 @@ class TencentEndpoint:
         return perform(ctx, name, params, self.audit, seen)
 
 
-def _log_internal_error(request_id: str, action: str, exc: BaseException) -> None:
+def log_internal_error(request_id: str, action: str, exc: BaseException,
+                       logger: logging.Logger = log) -> None:
     """The request id, the action and where it failed. Not the exception's
     message: it may quote the request (a value that failed to parse), and
     nothing of a body is logged."""
     frames = "".join(traceback.format_tb(exc.__traceback__))
-    log.error("request %s action=%r failed (InternalError): %s raised at\n%s",
+    logger.error("request %s action=%r failed (InternalError): %s raised at\n%s",
               request_id, action or "-", type(exc).__name__, frames.rstrip())
 
 
