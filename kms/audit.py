@@ -255,7 +255,7 @@ def verify(path: str) -> Tuple[int, Optional[str]]:
             try:
                 entry = json.loads(raw)
                 claimed = entry.pop("hash")
-            except (ValueError, KeyError, AttributeError):
+            except (ValueError, KeyError, AttributeError, TypeError):  # TypeError: a JSON array
                 return count, f"line {number}: not an audit entry"
             if entry.get("prev") != prev:
                 return count, f"line {number}: does not follow the previous entry (chain broken)"

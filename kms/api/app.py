@@ -74,6 +74,8 @@ def create_app(runtime: Runtime, test_clock: bool = False,
         done = runtime.keys.run_due()
         done["expired"] = endpoint.imports.expire_due()
         done["rotated"] += transit.extras.rotate_due()
+        if console is not None:
+            console.warm()
         return done
 
     async def scheduler() -> None:

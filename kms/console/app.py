@@ -12,14 +12,17 @@ import logging
 import os
 import time
 import uuid
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import jinja2
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.exceptions import HTTPException
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.datastructures import MutableHeaders
+from starlette.routing import Mount, Route, Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kms import errors
 from kms.api.tencent.access import Context
@@ -88,6 +91,30 @@ def field_of(code: str, message: str, fields: Tuple[str, ...]) -> Optional[str]:
     return None
 
 
+class SecurityHeaders:
+    """ASGI wrapper: SECURITY_HEADERS on every response, and Cache-Control:
+    no-store unless the response set its own (the static files)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers[name] = value
+                if "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, with_headers)
+        except HTTPException as exc:  # Starlette's own 404 and 405 inside a Mount
+            answer = PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+            await answer(scope, receive, with_headers)
+
+
 class Refused(Exception):
     """A console refusal before any work (no session, a bad CSRF token)."""
 
@@ -146,13 +173,19 @@ class Console:
              Route("/access/{action:str}", self.access_action, methods=["POST"]),
              Route("/audit", self.audit_page, methods=["GET"]),
              Route("/static/{name:str}", self.static, methods=["GET"])]
-        return [Route("/console", self.home, methods=["GET"]), Mount("/console", routes=r)]
+        # Every answer under /console/ gets the security headers, Starlette's
+        # own 404 and 405 answers included.
+        return [Route("/console", self.home, methods=["GET"]),
+                Mount("/console", app=SecurityHeaders(Router(routes=r)))]
 
     # ---- the request flow -------------------------------------------------------
 
     async def _serve(self, request: Request, action: str,
-                     work: Callable[[Call, pages.Caller], Response], post: bool = False) -> Response:
+                     work: Callable[[Call, pages.Caller], Response], post: bool = False,
+                     key_id: Optional[str] = None) -> Response:
         call = Call(request, action)
+        if key_id is not None:
+            call.seen["key_id"] = key_id[:64]
         code = "Success"
         try:
             if post:
@@ -229,7 +262,7 @@ class Console:
                 "alert": None, "field_errors": {}, "values": {}, "path": call.request.url.path}
         base.update(context)
         html = self.templates.get_template(template).render(**base)
-        return self._headers(HTMLResponse(html, status_code=status))
+        return HTMLResponse(html, status_code=status)
 
     def _nav(self, call: Call) -> Dict[str, bool]:
         account = call.account
@@ -239,14 +272,10 @@ class Console:
                 for name in ("ListKeyDetail", "CreateKey", "ListAccounts", "ReadAuditLog")}
 
     @staticmethod
-    def _headers(response: Response, secret: bool = True) -> Response:
-        response.headers.update(SECURITY_HEADERS)
-        if secret:
-            response.headers["Cache-Control"] = "no-store"
-        return response
-
-    def _redirect(self, target: str) -> Response:
-        return self._headers(RedirectResponse(target, status_code=303))
+    def _redirect(target: str) -> Response:
+        # Also answers /console itself, outside SecurityHeaders.
+        return RedirectResponse(target, status_code=303,
+                                headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
 
     # ---- sign in and out ------------------------------------------------------------
 
@@ -302,7 +331,10 @@ class Console:
                 account = self.accounts.get(found["secret_id"])
                 proof = "token:" + self.tokens.digest_of(token[:512])
         elif secret_id:
-            call.seen["account"] = secret_id[:128]
+            # Only a SecretId that names an account is recorded: typed into
+            # the wrong box, a SecretKey would otherwise land in the audit log.
+            if self.accounts.get(secret_id[:128]) is not None:
+                call.seen["account"] = secret_id[:128]
             account = self.accounts.check_secret(secret_id, form.get("SecretKey") or "")
             proof = "secret:" + self.accounts.fingerprint(account) if account else ""
         if account is None:
@@ -332,7 +364,7 @@ class Console:
         def work(call: Call, caller: pages.Caller) -> Response:
             req = pages.list_request(dict(request.query_params))
             context = pages.key_list(caller, req)
-            context["chart"] = self._chart(caller, None, "All calls, last 7 days")
+            context["chart"] = self._chart(caller, None, "All calls")
             return self.render(call, "keys.html", context)
         return await self._serve(request, "ListKeyDetail", work)
 
@@ -349,10 +381,13 @@ class Console:
             call.seen["action"] = "CreateKey"
             try:
                 key_id = pages.create_key(caller, call.form)
-            except pages.PartlyDone as partly:
+            except pages.PartlyDone as partly:  # the key exists: show it, and what was refused
                 code, message = code_for(partly.cause)
                 call.seen["result"] = code
-                return self._redirect(f"/console/keys/{partly.key_id}?done=CreateKey&failed={code}")
+                return self._key_page_after(call, caller, partly.key_id, "EnableKeyRotation",
+                                            status_for(code),
+                                            {"status_message": "CreateKey succeeded.",
+                                             "alert": {"code": code, "message": message}})
             except Exception as exc:
                 code, message = code_for(exc)
                 if code == "InternalError":
@@ -374,20 +409,16 @@ class Console:
         key_id = request.path_params["key_id"]
 
         def work(call: Call, caller: pages.Caller) -> Response:
-            call.seen["key_id"] = key_id[:64]
             context = self._key_context(call, caller, key_id)
             done = request.query_params.get("done")
-            failed = request.query_params.get("failed")
             if done in pages.KEY_ACTIONS + ("CreateKey",):
                 context["status_message"] = f"{done} succeeded."
-            if failed:
-                context["alert"] = {"code": failed[:80], "message": "a following step was refused"}
             return self.render(call, "key.html", context)
-        return await self._serve(request, "DescribeKey", work)
+        return await self._serve(request, "DescribeKey", work, key_id=key_id)
 
     def _key_context(self, call: Call, caller: pages.Caller, key_id: str) -> Dict[str, Any]:
         context = pages.key_detail(caller, key_id)
-        context["chart"] = self._chart(caller, context["meta"]["KeyId"], "Calls to this key, last 7 days")
+        context["chart"] = self._chart(caller, context["meta"]["KeyId"], "Calls to this key")
         context.update(result=None, action=None, kid=context["meta"]["KeyId"])
         return context
 
@@ -396,7 +427,6 @@ class Console:
 
         def work(call: Call, caller: pages.Caller) -> Response:
             call.seen["action"] = action[:64]
-            call.seen["key_id"] = key_id[:64]
             if action not in pages.KEY_ACTIONS:
                 raise TencentError("InvalidAction", f"unknown action {action[:64]!r}")
             assert call.form is not None
@@ -414,7 +444,8 @@ class Console:
                                             {"result": result,
                                              "status_message": f"{action} succeeded."})
             return self._redirect(f"/console/keys/{key_id}?done={action}")
-        return await self._serve(request, action[:64], work, post=True)
+        return await self._serve(request, action[:64], work, post=True,
+                                 key_id=key_id if action != "Decrypt" else None)
 
     def _key_page_after(self, call: Call, caller: pages.Caller, key_id: str, action: str,
                         status: int, extra: Dict[str, Any]) -> Response:
@@ -431,13 +462,36 @@ class Console:
         context.update({"action": action, "result": None}, **extra)
         return self.render(call, "key.html", context, status)
 
+    def warm(self) -> None:
+        """Bring the audit summary and its chain check up to date (the
+        scheduler does this, so no page waits for a long log's first read)."""
+        if self._refreshed():
+            try:
+                self.usage.chain()  # type: ignore[union-attr]
+            except OSError as exc:
+                log.warning("audit chain check skipped: %s", exc.strerror)
+
+    def _refreshed(self) -> bool:
+        """Whether the usage summary is there and up to date. A full or
+        read-only disk (its index cannot be saved) costs the charts, not
+        the page."""
+        if self.usage is None:
+            return False
+        try:
+            self.usage.refresh()
+        except OSError as exc:
+            log.warning("audit usage summary not updated: %s", exc.strerror)
+            return False
+        return True
+
     def _chart(self, caller: pages.Caller, key_id: Optional[str], title: str) -> Optional[str]:
         """The usage chart, for callers who may read the audit log or, for a
         key's own chart, see the key."""
-        if self.usage is None or (key_id is None and not pages.allowed(caller, "ReadAuditLog")):
+        if key_id is None and not pages.allowed(caller, "ReadAuditLog"):
             return None
-        self.usage.refresh()
-        return charts.hourly_chart(self.usage.hourly(key_id, time.time()), title)
+        if not self._refreshed():
+            return None
+        return charts.hourly_chart(self.usage.hourly(key_id, time.time()), title)  # type: ignore[union-attr]
 
     # ---- access control and audit ------------------------------------------------------
 
@@ -483,21 +537,17 @@ class Console:
         def work(call: Call, caller: pages.Caller) -> Response:
             context = pages.audit_page(caller, self.audit.path if self.audit else "",
                                        dict(request.query_params))
-            chain = None
-            if self.usage is not None:
-                self.usage.refresh()
-                chain = self.usage.chain()
+            chain = self.usage.chain() if self._refreshed() else None  # type: ignore[union-attr]
             return self.render(call, "audit.html", {**context, "chain": chain})
         return await self._serve(request, "ReadAuditLog", work)
 
     async def static(self, request: Request) -> Response:
         name = request.path_params["name"]
         if name not in STATIC:
-            return self._headers(Response("not found", status_code=404, media_type="text/plain"))
+            return Response("not found", status_code=404, media_type="text/plain")
         with open(os.path.join(HERE, "static", name), "rb") as f:
             body = f.read()
-        response = Response(body, media_type=STATIC[name], headers={"Cache-Control": "max-age=300"})
-        return self._headers(response, secret=False)
+        return Response(body, media_type=STATIC[name], headers={"Cache-Control": "max-age=300"})
 
 
 _FIELDS = ("Alias", "Description", "RotateDays", "PendingWindowInDays", "ConfirmAlias", "Plaintext",

@@ -80,7 +80,7 @@ def expiry(text: str) -> str:
 def action_params(action: str, form: FormData, key_id: Optional[str] = None) -> Dict[str, Any]:
     """The action's parameters from the form (KeyId from the page's key)."""
     body: Dict[str, Any] = {}
-    if key_id is not None:
+    if key_id is not None and action != "Decrypt":  # a blob names its own key
         body["KeyId"] = key_id
     for name in TEXT_FIELDS.get(action, ()):
         value = form.get(name)

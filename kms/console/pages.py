@@ -15,9 +15,9 @@ import math
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from kms import errors
-from kms.api.tencent.access import Context
+from kms.api.tencent.access import Context, key_named
 from kms.api.tencent.actions import key_metadata
-from kms.api.tencent.dispatch import perform
+from kms.api.tencent.dispatch import key_named_in, perform
 from kms.api.tencent.errors import TencentError
 from kms.api.tencent.params import Params
 from kms.audit import VIA_CONSOLE, AuditLog
@@ -54,9 +54,11 @@ class Caller(NamedTuple):
 
 
 def run(caller: Caller, action: str, body: Dict[str, Any]) -> Dict[str, Any]:
-    """One Tencent action, as the API would run it for this caller."""
-    if caller.seen.get("key_id") is None and isinstance(body.get("KeyId"), str):
-        caller.seen["key_id"] = body["KeyId"][:64]
+    """One Tencent action, as the API would run it for this caller, audited
+    under the key the API would name (a Decrypt: the blob's)."""
+    named = key_named_in(body)
+    if named is not None:
+        caller.seen["key_id"] = named
     return perform(caller.ctx, action, Params(body), caller.audit, caller.seen, via=VIA_CONSOLE)
 
 
@@ -122,7 +124,7 @@ def key_list(caller: Caller, req: ListRequest) -> Dict[str, Any]:
     require(caller, "ListKeyDetail")  # the API action this page stands for
     caller.seen["action"] = "ListKeyDetail"
     query = KeyQuery(service_managed=req.tab == "service", state=req.state or None,
-                     search=req.search or None, search_description=True,
+                     search=req.search or None, search_description=True, ignore_case=True,
                      origin=req.origin or None, usage=req.usage or None,
                      tags=_tag_filter(req.tag), sort=req.sort, descending=req.order == "desc")
     found = find_keys(caller.ctx.keys.all_keys(), query)
@@ -179,9 +181,11 @@ def key_detail(caller: Caller, key_id: str) -> Dict[str, Any]:
 def key_action(caller: Caller, key_id: str, action: str, form: FormData) -> Dict[str, Any]:
     """A key page form's action; returns what the page shows of its result."""
     if action == "ScheduleKeyDeletion":
-        # The alias typed back is the console's confirmation, not a rule of the key.
-        alias = keys_alias(caller, key_id)
-        if form.get("ConfirmAlias") != alias:
+        # The alias typed back is the console's confirmation, not a rule of
+        # the key; compared only once the caller may act on the key, so the
+        # answer says nothing of keys it may not see.
+        require(caller, action, key_named(caller.ctx, key_id))
+        if form.get("ConfirmAlias") != keys_alias(caller, key_id):
             raise TencentError("InvalidParameter.ConfirmAlias",
                                "type the key's alias to confirm its deletion")
     fields = run(caller, action, action_params(action, form, key_id))
@@ -221,8 +225,10 @@ def access(caller: Caller) -> Dict[str, Any]:
 
 
 def _account_resource(caller: Caller, secret_id: str) -> Resource:
+    """An account by its SecretId and, if it exists, its name; a refusal
+    names the SecretId given, so it tells nothing of the account."""
     record = caller.ctx.accounts.get(secret_id)
-    return Resource([f"account/{record['name']}" if record else f"account/{secret_id}"])
+    return Resource([f"account/{secret_id}"] + ([f"account/{record['name']}"] if record else []))
 
 
 def _required(form: FormData, name: str) -> str:

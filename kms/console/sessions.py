@@ -17,6 +17,7 @@ import os
 import secrets
 import sqlite3
 import threading
+import time
 from typing import NamedTuple, Optional
 
 from kms.clock import Clock
@@ -53,26 +54,43 @@ def digest(text: str) -> str:
 
 
 def reset(data_dir: str) -> None:
-    """Forget every session (at server start)."""
+    """Forget every session and make the file anew (at server start, before
+    the workers open it: switching a new file to WAL needs it to oneself,
+    and workers doing so at once would fail with "database is locked")."""
     for suffix in ("", "-wal", "-shm", "-journal"):
         try:
             os.unlink(os.path.join(data_dir, FILE_NAME + suffix))
         except FileNotFoundError:
             pass
+    _connect(os.path.join(data_dir, FILE_NAME)).close()
+
+
+def _connect(path: str, patience: float = 10.0) -> sqlite3.Connection:
+    # SQLite makes its -wal and -shm files with the database's mode.
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    db = sqlite3.connect(path, timeout=patience, isolation_level=None, check_same_thread=False)
+    deadline = time.monotonic() + patience
+    while True:
+        # Switching to WAL does not wait out SQLite's busy timeout: another
+        # process making the file at the same moment is waited for here.
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+            return db
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                db.close()
+                raise
+            time.sleep(0.05)
 
 
 class SessionStore:
     def __init__(self, data_dir: str, clock: Clock) -> None:
         self.path = os.path.join(data_dir, FILE_NAME)
         self.clock = clock
-        # SQLite makes its -wal and -shm files with the database's mode.
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-        self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None,
-                                   check_same_thread=False)
+        self._db = _connect(self.path)
         self._lock = threading.Lock()  # one connection, used from the thread pool
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
 
     # ---- sessions -----------------------------------------------------------
 

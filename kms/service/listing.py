@@ -29,6 +29,7 @@ class KeyQuery:
     state: Optional[str] = None
     search: Optional[str] = None  # a substring of the alias or the key id
     search_description: bool = False  # the search also looks in descriptions
+    ignore_case: bool = False  # ListKeyDetail's SearchKeyAlias matches case as given
     origin: Optional[str] = None
     usage: Optional[str] = None  # None: every usage
     tags: Sequence[TagFilter] = ()
@@ -46,9 +47,11 @@ def matches(record: Record, query: KeyQuery) -> bool:
     if query.usage is not None and record["usage"] != query.usage:
         return False
     if query.search:
-        found = query.search in record["alias"] or query.search in record["id"]
+        fold = str.lower if query.ignore_case else str
+        needle = fold(query.search)
+        found = needle in fold(record["alias"]) or needle in fold(record["id"])
         if not found and query.search_description:
-            found = query.search.lower() in record["description"].lower()
+            found = needle in fold(record["description"])
         if not found:
             return False
     for key, values in query.tags:

@@ -97,7 +97,7 @@ def test_an_internal_error_is_logged_with_request_and_action_but_not_its_message
         int(body_text)
     except ValueError as exc:
         with caplog.at_level(logging.ERROR, logger="kms.api.tencent"):
-            endpoint._log_internal_error("req-123", "Encrypt", exc)
+            endpoint.log_internal_error("req-123", "Encrypt", exc)
     text = caplog.text
     assert "req-123" in text and "'Encrypt'" in text and "ValueError" in text
     assert "test_tencent_params.py" in text  # where it failed

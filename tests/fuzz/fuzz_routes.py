@@ -167,6 +167,8 @@ OTHER = (
 ROUTES: Tuple[Route, ...] = TRANSIT + BULK + OTHER
 # The routes a test clock adds (kms server --test-clock); never fuzzed.
 TEST_ONLY_PATHS = frozenset({"/_test/clock"})
+# The web console's HTML forms: fuzzed by test_fuzz_console, not by the JSON harness.
+CONSOLE_PATHS = frozenset({"/console"})
 CATCH_ALL = "/{path:anypath}"  # every path no route serves: transit's audited 404
 
 # ---- Tencent actions ----------------------------------------------------------------

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from browser import Console, chrome  # noqa: F401  (chrome: a fixture)
-from conftest import ROOT_ID, ROOT_KEY, ROOT_TOKEN, Server, sdk_client
+from conftest import ROOT_ID, ROOT_KEY, Server, sdk_client
 
 DOCS = os.path.join(os.path.dirname(__file__), "..", "..", "docs")
 state: Dict[str, Any] = {}  # what earlier steps made, for later ones
@@ -400,7 +400,7 @@ def test_audit_page_and_usage_chart(page, kms, shots):
     actions = page.texts('tr[data-request-id] [data-field="Action"]')
     assert "Encrypt" in actions and "Login" in actions
     assert page.value("ChainStatus") == "intact"
-    page.open(f"/console/audit?action=DisableKey&result=failure")
+    page.open("/console/audit?action=DisableKey&result=failure")
     results = page.texts('tr[data-request-id] [data-field="Result"]')
     assert results and set(results) == {"UnauthorizedOperation"}
     page.screenshot("console-audit", shots)

@@ -13,7 +13,9 @@ from kms.api.tencent.action_kinds import changes_state
 from kms.api.tencent.actions import ACTIONS
 from kms.api.tencent.errors import TencentError
 from kms.api.tencent.params import Params
+from kms import errors
 from kms.audit import AuditLog
+from kms.keys import blob as blobs
 
 MAX_ACTION = 64  # the longest action name is 25 characters
 
@@ -34,3 +36,18 @@ def perform(ctx: Context, name: str, params: Params, audit: Optional[AuditLog],
         audit.intent(seen["request_id"], ctx.caller["secret_id"], name, seen.get("key_id"), via=via)
         seen["intent"] = True
     return spec.handler(ctx, params, target)
+
+
+def key_named_in(body: Dict[str, Any]) -> Optional[str]:
+    """The key a request is about, for the audit entry: KeyId, or the key a
+    CiphertextBlob's header names (so failed decryptions are attributed)."""
+    key_id = body.get("KeyId")
+    if isinstance(key_id, str):
+        return key_id[:64]
+    text = body.get("CiphertextBlob")
+    if isinstance(text, str):
+        try:
+            return blobs.decode(text).key_id
+        except errors.KMSError:
+            return None
+    return None

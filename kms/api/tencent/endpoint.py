@@ -18,17 +18,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from kms import errors
 from kms.api import jsonbody
 from kms.api.tencent import aws
 from kms.api.tencent.access import Context
 from kms.api.tencent.actions import ACTIONS
-from kms.api.tencent.dispatch import MAX_ACTION, perform
+from kms.api.tencent.dispatch import MAX_ACTION, key_named_in, perform
 from kms.api.tencent.errors import TencentError, code_for
 from kms.api.tencent.params import Params
 from kms.api.tencent.signing import SignatureError, Verifier
 from kms.audit import AuditLog
-from kms.keys import blob as blobs
 from kms.numbers import ascii_int
 from kms.service.accounts import AccountService
 from kms.service.imports import ImportService
@@ -160,21 +158,6 @@ def log_internal_error(request_id: str, action: str, exc: BaseException,
     frames = "".join(traceback.format_tb(exc.__traceback__))
     logger.error("request %s action=%r failed (InternalError): %s raised at\n%s",
               request_id, action or "-", type(exc).__name__, frames.rstrip())
-
-
-def key_named_in(body: Dict[str, Any]) -> Optional[str]:
-    """The key a request is about, for the audit entry: KeyId, or the key a
-    CiphertextBlob's header names (so failed decryptions are attributed)."""
-    key_id = body.get("KeyId")
-    if isinstance(key_id, str):
-        return key_id[:64]
-    text = body.get("CiphertextBlob")
-    if isinstance(text, str):
-        try:
-            return blobs.decode(text).key_id
-        except errors.KMSError:
-            return None
-    return None
 
 
 def _parse(body: bytes) -> Params:
