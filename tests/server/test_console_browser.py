@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from browser import Console, chrome  # noqa: F401  (chrome: a fixture)
-from conftest import ROOT_ID, ROOT_KEY, Server, sdk_client
+from conftest import ROOT_ID, ROOT_KEY, ROOT_TOKEN, Server, sdk_client
 
 DOCS = os.path.join(os.path.dirname(__file__), "..", "..", "docs")
 state: Dict[str, Any] = {}  # what earlier steps made, for later ones
@@ -423,3 +423,42 @@ def test_the_pages_fit_a_360_pixel_screen(page, shots):
     finally:
         page.driver.set_window_size(1280, 900)
     assert page.console_errors() == []
+
+
+def test_a_transit_key_shows_its_transit_settings(page, server):
+    answer = requests.post(f"http://{server.endpoint}/v1/transit/keys/payments-transit",
+                           json={"type": "aes256-gcm96", "exportable": False},
+                           headers={"X-Vault-Token": ROOT_TOKEN}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    page.open("/console/keys?q=payments-transit")
+    page.driver.find_element("css selector", "tr[data-key-id] a").click()
+    assert page.field("Alias") == "payments-transit"
+    assert page.text('[data-transit="type"]') == "aes256-gcm96"
+    assert page.text('[data-transit="latest_version"]') == "1"
+
+
+def test_a_newcomer_runs_the_first_command_and_signs_in_with_what_it_printed(chrome, tmp_path):  # noqa: F811
+    """The README's story: a fresh data directory, the credentials the
+    first start prints, the console address it prints, a key made and used
+    in the browser, and the same key seen through the SDK."""
+    srv = Server(str(tmp_path / "kms-data"), root_env={})  # nothing given: generated and printed
+    srv.start()
+    try:
+        log = srv.log()
+        secret_id = re.search(r"SecretId:\s+(\S+)", log).group(1)
+        secret_key = re.search(r"SecretKey:\s+(\S+)", log).group(1)
+        address = re.search(r"console at (http://\S+/console/)", log).group(1)
+        newcomer = Console(chrome, address.rsplit("/console/", 1)[0])
+        newcomer.driver.delete_all_cookies()
+        newcomer.driver.get(address)
+        assert newcomer.driver.current_url.endswith("/console/login")
+        newcomer.submit("Login", SecretId=secret_id, SecretKey=secret_key)
+        newcomer.open("/console/keys/new")
+        newcomer.submit("CreateKey", Alias="first-key")
+        newcomer.submit("Encrypt", Plaintext="hello, kms")
+        blob = newcomer.field("CiphertextBlob")
+        kms = sdk_client(srv.endpoint, secret_id, secret_key)
+        assert base64.b64decode(api(kms, "Decrypt", CiphertextBlob=blob)["Plaintext"]) == b"hello, kms"
+        assert api(kms, "ListKeyDetail", SearchKeyAlias="first-key")["TotalCount"] == 1
+    finally:
+        srv.kill()
