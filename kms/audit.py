@@ -12,7 +12,9 @@ would put a disk flush on every Encrypt); a kill -9 loses none, a power cut
 may lose the last few, which verify reports as the end of the chain.
 
 Never recorded: plaintext, ciphertext, key material, secrets. Entries hold
-time, account, action, key id, result code, request id and latency. Every
+time, account, action, key id, result code, request id and latency; the
+console's adds "via" and, for account, policy and token operations, the
+"target" they act on (account/<SecretId>, policy/<name>, token/<accessor>). Every
 text field is cut to MAX_FIELD characters, so a caller cannot grow the log
 faster than by a bounded line per request, whatever it sends.
 
@@ -45,7 +47,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from kms.errors import AuditUnavailable
 
 GENESIS = "0" * 64
-FIELDS = ("time", "request_id", "account", "action", "key_id", "result", "latency_ms", "via")
+FIELDS = ("time", "request_id", "account", "action", "key_id", "result", "latency_ms", "via", "target")
 VIA_CONSOLE = "console"  # "via" of the calls made from the web console; absent for API calls
 MAX_FIELD = 128  # characters of one text field; longer values are cut
 STARTED = "started"  # the result of an intent line
@@ -76,14 +78,16 @@ def _json_value(value: Any) -> str:
 
 def _parts(time: Any = None, request_id: Any = None, account: Any = None, action: Any = None,
            key_id: Any = None, result: Any = None, latency_ms: Any = None,
-           via: Any = None) -> Tuple[str, str]:
-    """The canonical body of an entry, split where "prev" goes. "via" sorts
-    last and is written only when set, so API lines keep their old form."""
+           via: Any = None, target: Any = None) -> Tuple[str, str]:
+    """The canonical body of an entry, split where "prev" goes. "target"
+    (what an account or policy operation acts on) and "via" are written only
+    when set, so API lines keep their old form."""
     return ((f'{{"account":{_json_value(account)},"action":{_json_value(action)},'
              f'"key_id":{_json_value(key_id)},"latency_ms":{_json_value(latency_ms)},"prev":"'),
             (f'","request_id":{_json_value(request_id)},"result":{_json_value(result)},'
-             f'"time":{_json_value(time)}'
-            + (f',"via":{_json_value(via)}}}' if via is not None else "}")))
+             + (f'"target":{_json_value(target)},' if target is not None else "")
+             + f'"time":{_json_value(time)}'
+             + (f',"via":{_json_value(via)}}}' if via is not None else "}")))
 
 
 def _hash(prev: str, body: str) -> str:
@@ -199,11 +203,12 @@ class AuditLog:
                       exc.strerror)
 
     def intent(self, request_id: Any, account: Any, action: Any, key_id: Any,
-               via: Any = None) -> None:
+               via: Any = None, target: Any = None) -> None:
         """Put a state change on record before it is made (result "started").
         Raises AuditUnavailable, and the caller must then change nothing."""
         self.record(time=round(time.time(), 3), request_id=request_id, account=account,
-                    action=action, key_id=key_id, result=STARTED, latency_ms=None, via=via)
+                    action=action, key_id=key_id, result=STARTED, latency_ms=None, via=via,
+                    target=target)
 
     async def outcome(self, intent_written: bool, **fields: Any) -> Optional[AuditUnavailable]:
         """Append a call's line (its time filled in). Returns None when the

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from kms.audit_summary import outcome
 
-FIELDS = ("time", "request_id", "account", "action", "key_id", "result", "latency_ms", "via")
+FIELDS = ("time", "request_id", "account", "action", "key_id", "result", "latency_ms", "via", "target")
 FIRST_BLOCK = 64 << 10  # a page of 50 lines is a few KiB: start small
 MAX_BLOCK = 4 << 20  # then read more at a time, for filters that match rarely
 # The time of a line with no escapes in it, where "time": can only be the

@@ -32,6 +32,7 @@ import math
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -154,6 +155,18 @@ class UsageSummary:
             s = self._state
             return ChainStatus(s.chain_entries, s.chain_problem)
 
+    def unread(self) -> tuple[int, int]:
+        """Bytes of the log not yet counted and not yet chain-checked, by
+        any worker (as of the index on disk)."""
+        with self._mutex, self._index_lock():
+            self._reload()
+            try:
+                size = os.stat(self.audit_path).st_size
+            except FileNotFoundError:
+                return 0, 0
+            s = self._state
+            return max(0, size - s.offset), max(0, size - s.chain_offset)
+
     # ---- reading the log, a slice at a time ------------------------------------------
 
     def _advance(self, read_slice: Callable[[int, int], bool]) -> None:
@@ -271,9 +284,11 @@ class UsageSummary:
         return add
 
     def _prune(self) -> None:
-        """Drop the buckets older than KEEP_HOURS behind the newest line."""
+        """Drop the buckets older than KEEP_HOURS behind the newest line, or
+        behind now if that line lies in the future (a clock that jumped must
+        not empty the charts)."""
         s = self._state
-        cut = s.newest - KEEP_HOURS
+        cut = min(s.newest, int(time.time() // HOUR) + 24) - KEEP_HOURS
         if not s.totals or min(s.totals) > cut:
             return
         s.totals = {h: n for h, n in s.totals.items() if h > cut}
@@ -469,3 +484,21 @@ def _decode(body: dict[str, Any]) -> _State:
     if not all(type(k) is bytes for k in s.keys):
         raise ValueError("bad keys")
     return s
+
+
+def main(argv: list[str]) -> int:
+    """python -m kms.audit_summary AUDIT_LOG INDEX: bring the index (counts
+    and chain check) up to date, at low priority. The server runs this in a
+    process of its own, so a long log's first reading never takes the GIL
+    from a worker serving the API."""
+    os.nice(10)
+    summary = UsageSummary(argv[0], argv[1])
+    summary.refresh()
+    summary.chain()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

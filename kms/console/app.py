@@ -8,8 +8,12 @@ call's audit line (via "console"), refused calls included. An error is shown
 with the Tencent code and message the API would give, in role="alert",
 with the HTTP status of CONSOLE_STATUS.
 """
+import hmac
 import logging
 import os
+import secrets
+import subprocess
+import sys
 import time
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -45,6 +49,12 @@ log = logging.getLogger("kms.console")
 
 HERE = os.path.dirname(__file__)
 COOKIE = "kms_console"
+UNKNOWN = "console:UnknownAction"  # audited for a form posted to no known action
+LOGIN_COOKIE = "kms_console_login"  # the sign-in form's token, before any session
+# Audit log bytes a page may read to bring its chart up to date; more is
+# left to the scheduler's warm() (see there).
+INLINE_READ = 8 << 20
+WARM_TIMEOUT = 3600.0
 MAX_FORM_BYTES = 256 << 10  # the largest form, an upload of 4 KiB plaintext, is far below
 STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
 # No inline script or style: the one script and stylesheet are our files.
@@ -243,10 +253,11 @@ class Console:
         if self.audit is None:
             return None
         latency = (time.perf_counter() - call.started) * 1000
-        return await self.audit.outcome(bool(call.seen.get("intent")), request_id=call.request_id,
+        return await self.audit.outcome(bool(call.seen.get("intent")), request_id=call.seen["request_id"],
                                         account=call.seen.get("account"), action=call.seen["action"],
                                         key_id=call.seen.get("key_id"), result=code,
-                                        latency_ms=round(latency, 3), via=VIA_CONSOLE)
+                                        latency_ms=round(latency, 3), via=VIA_CONSOLE,
+                                        target=call.seen.get("target"))
 
     def _refusal(self, call: Call, code: str, message: str) -> Response:
         if code == "InternalError":
@@ -287,24 +298,32 @@ class Console:
         ended = request.query_params.get("ended")
         notes = {"expired": "Your session has ended. Sign in again.",
                  "signed-out": "You are signed out."}
-        return self.render(call, "login.html", {"status_message": notes.get(ended or ""),
-                                                "tab": request.query_params.get("with", "secret")})
+        return self._login_form(call, {"status_message": notes.get(ended or "")})
+
+    def _login_form(self, call: Call, context: Dict[str, Any], status: int = 200) -> Response:
+        """The sign-in page with a fresh sign-in token: in the form and in a
+        SameSite=Strict cookie, so a form posted from another site (which
+        carries neither) cannot sign a browser in to someone's account."""
+        token = secrets.token_urlsafe(32)
+        response = self.render(call, "login.html", {**context, "csrf": token}, status)
+        response.set_cookie(LOGIN_COOKIE, token, path="/console/login", httponly=True,
+                            samesite="strict", secure=call.request.url.scheme == "https", max_age=3600)
+        return response
 
     async def login(self, request: Request) -> Response:
         call = Call(request, "Login")
         address = request.client.host if request.client else "-"
         code = "Success"
         try:
-            if not _same_origin(request):
-                raise Refused("AuthFailure.CsrfTokenMismatch", "sign-in forms are accepted from this console only")
             form = await _read_form(request)
+            call.form = form
+            if not _same_origin(request) or not _login_token_matches(request, form):
+                raise Refused("AuthFailure.CsrfTokenMismatch", "sign-in forms are accepted from this console only")
             response = await run_in_threadpool(self._sign_in, call, form, address)
         except Exception as exc:
             code, message = code_for(exc) if not isinstance(exc, Refused) else (exc.code, str(exc))
-            tab = "token" if "Token" in (call.form.text if call.form else {}) else "secret"
-            status = status_for(code)
-            response = self.render(call, "login.html", {"alert": {"code": code, "message": message},
-                                                        "tab": tab}, status)
+            response = self._login_form(call, {"alert": {"code": code, "message": message}},
+                                        status_for(code))
             if code.startswith("RequestLimitExceeded"):
                 response.headers["Retry-After"] = str(call.seen.get("retry_after", 1))
         withheld = await self._audit(call, code)
@@ -317,14 +336,15 @@ class Console:
         self.keys.store.refresh()
         if self.before_request is not None:
             self.before_request()
-        wait = self.sessions.wait_before_sign_in(address)
+        token = (form.get("Token") or "").strip()
+        secret_id = "" if token else (form.get("SecretId") or "").strip()[:128]
+        wait = self.sessions.wait_before_sign_in(address, secret_id or None)
         if wait > 0:
             call.seen["retry_after"] = max(1, int(wait + 0.999))
             raise Refused("RequestLimitExceeded.SignInThrottled",
-                          f"too many failed sign-ins from this address: try again in {call.seen['retry_after']} s")
-        token = (form.get("Token") or "").strip()
-        secret_id = (form.get("SecretId") or "").strip()
+                          f"too many failed sign-ins: try again in {call.seen['retry_after']} s")
         account: Optional[Dict[str, Any]] = None
+        proof = ""
         if token:
             found = self.tokens.lookup(token[:512])
             if found is not None:
@@ -333,15 +353,15 @@ class Console:
         elif secret_id:
             # Only a SecretId that names an account is recorded: typed into
             # the wrong box, a SecretKey would otherwise land in the audit log.
-            if self.accounts.get(secret_id[:128]) is not None:
-                call.seen["account"] = secret_id[:128]
+            if self.accounts.get(secret_id) is not None:
+                call.seen["account"] = secret_id
             account = self.accounts.check_secret(secret_id, form.get("SecretKey") or "")
             proof = "secret:" + self.accounts.fingerprint(account) if account else ""
         if account is None:
-            self.sessions.sign_in_failed(address)
+            self.sessions.sign_in_failed(address, secret_id or None)
             raise Refused("AuthFailure.InvalidCredentials",
                           "the SecretId and SecretKey, or the token, are not valid")
-        self.sessions.sign_in_succeeded(address)
+        self.sessions.sign_in_succeeded(address, secret_id or None)
         call.seen["account"] = account["secret_id"]
         session_id = self.sessions.open(account["secret_id"], proof)
         response = self._redirect("/console/keys")
@@ -396,7 +416,9 @@ class Console:
                 return self.render(call, "new_key.html", self._form_error(call, code, message,
                                    ("Alias", "Description", "KeyUsage", "Type", "Tags", "RotateDays")),
                                    status_for(code))
-            return self._redirect(f"/console/keys/{key_id}?done=CreateKey")
+            assert call.session is not None
+            self.sessions.set_flash(call.session, "CreateKey succeeded.")
+            return self._redirect(f"/console/keys/{key_id}")
         return await self._serve(request, "CreateKey", work, post=True)
 
     def _form_error(self, call: Call, code: str, message: str, fields: Tuple[str, ...]) -> Dict[str, Any]:
@@ -410,9 +432,8 @@ class Console:
 
         def work(call: Call, caller: pages.Caller) -> Response:
             context = self._key_context(call, caller, key_id)
-            done = request.query_params.get("done")
-            if done in pages.KEY_ACTIONS + ("CreateKey",):
-                context["status_message"] = f"{done} succeeded."
+            assert call.session is not None
+            context["status_message"] = self.sessions.take_flash(call.session)
             return self.render(call, "key.html", context)
         return await self._serve(request, "DescribeKey", work, key_id=key_id)
 
@@ -426,7 +447,6 @@ class Console:
         key_id, action = request.path_params["key_id"], request.path_params["action"]
 
         def work(call: Call, caller: pages.Caller) -> Response:
-            call.seen["action"] = action[:64]
             if action not in pages.KEY_ACTIONS:
                 raise TencentError("InvalidAction", f"unknown action {action[:64]!r}")
             assert call.form is not None
@@ -443,9 +463,11 @@ class Console:
                 return self._key_page_after(call, caller, key_id, action, 200,
                                             {"result": result,
                                              "status_message": f"{action} succeeded."})
-            return self._redirect(f"/console/keys/{key_id}?done={action}")
-        return await self._serve(request, action[:64], work, post=True,
-                                 key_id=key_id if action != "Decrypt" else None)
+            assert call.session is not None
+            self.sessions.set_flash(call.session, f"{action} succeeded.")
+            return self._redirect(f"/console/keys/{key_id}")
+        return await self._serve(request, action if action in pages.KEY_ACTIONS else UNKNOWN, work,
+                                 post=True, key_id=key_id if action != "Decrypt" else None)
 
     def _key_page_after(self, call: Call, caller: pages.Caller, key_id: str, action: str,
                         status: int, extra: Dict[str, Any]) -> Response:
@@ -463,21 +485,32 @@ class Console:
         return self.render(call, "key.html", context, status)
 
     def warm(self) -> None:
-        """Bring the audit summary and its chain check up to date (the
-        scheduler does this, so no page waits for a long log's first read)."""
-        if self._refreshed():
-            try:
-                self.usage.chain()  # type: ignore[union-attr]
-            except OSError as exc:
-                log.warning("audit chain check skipped: %s", exc.strerror)
+        """Bring the audit summary and its chain check up to date, in a
+        process of its own at low priority (the scheduler calls this), so
+        neither a page nor the API waits for a long log's reading."""
+        if self.usage is None:
+            return
+        try:
+            if max(self.usage.unread()) <= INLINE_READ:
+                return  # a page reads that little itself
+            subprocess.run([sys.executable, "-m", "kms.audit_summary", self.usage.audit_path,
+                            self.usage.index_path], check=True, timeout=WARM_TIMEOUT,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.warning("audit summary not brought up to date: %s", type(exc).__name__)
 
-    def _refreshed(self) -> bool:
-        """Whether the usage summary is there and up to date. A full or
-        read-only disk (its index cannot be saved) costs the charts, not
-        the page."""
+    def _refreshed(self, chain: bool = False) -> bool:
+        """Whether the usage summary (and with chain, its chain check) is up
+        to date, reading what is new if that is little. A long way behind
+        (a first start on a large log), the page waits for warm() instead of
+        doing that reading in a worker. A full or read-only disk (the index
+        cannot be saved) costs the charts, not the page."""
         if self.usage is None:
             return False
         try:
+            counts, checks = self.usage.unread()
+            if counts > INLINE_READ or (chain and checks > INLINE_READ):
+                return False
             self.usage.refresh()
         except OSError as exc:
             log.warning("audit usage summary not updated: %s", exc.strerror)
@@ -506,7 +539,6 @@ class Console:
         action = request.path_params["action"]
 
         def work(call: Call, caller: pages.Caller) -> Response:
-            call.seen["action"] = action[:64]
             if action not in pages.ACCESS_ACTIONS:
                 raise TencentError("InvalidAction", f"unknown console action {action[:64]!r}")
             assert call.form is not None
@@ -531,13 +563,14 @@ class Console:
                 context = {"accounts": [], "policies": [], "tokens": None, "max_ttl": 0}
             return self.render(call, "access.html", {**context, "action": action, "edit": "",
                                                      **extra}, status)
-        return await self._serve(request, action[:64], work, post=True)
+        return await self._serve(request, action if action in pages.ACCESS_ACTIONS else UNKNOWN,
+                                 work, post=True)
 
     async def audit_page(self, request: Request) -> Response:
         def work(call: Call, caller: pages.Caller) -> Response:
             context = pages.audit_page(caller, self.audit.path if self.audit else "",
                                        dict(request.query_params))
-            chain = self.usage.chain() if self._refreshed() else None  # type: ignore[union-attr]
+            chain = self.usage.chain() if self._refreshed(chain=True) else None  # type: ignore[union-attr]
             return self.render(call, "audit.html", {**context, "chain": chain})
         return await self._serve(request, "ReadAuditLog", work)
 
@@ -561,6 +594,17 @@ class _SignInFirst(Refused):
 
     def __init__(self, why: str) -> None:
         super().__init__("SignInFirst", why)
+
+
+def _login_token_matches(request: Request, form: FormData) -> bool:
+    """A browser's sign-in (it sends Origin on every POST, "null" under our
+    Referrer-Policy) must bring the sign-in token of the page it came from.
+    A script's, without Origin, carries no victim's cookies and may sign in
+    directly."""
+    if request.headers.get("origin") is None:
+        return True
+    cookie, given = request.cookies.get(LOGIN_COOKIE), form.get("csrf")
+    return bool(cookie and given) and hmac.compare_digest(str(cookie).encode(), str(given).encode())
 
 
 def _same_origin(request: Request) -> bool:

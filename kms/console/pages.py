@@ -12,11 +12,14 @@ import calendar
 import datetime
 import json
 import math
+import time
+import uuid
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from kms import errors
+from kms.api import jsonbody
 from kms.api.tencent.access import Context, key_named
-from kms.api.tencent.actions import key_metadata
+from kms.api.tencent.actions import key_metadata, rotate_days
 from kms.api.tencent.dispatch import key_named_in, perform
 from kms.api.tencent.errors import TencentError
 from kms.api.tencent.params import Params
@@ -26,6 +29,7 @@ from kms.console.forms import FormData, action_params
 from kms.service.keys import KNOWN_USAGES, ORIGIN_EXTERNAL, ORIGIN_KMS, STATES, owner_account
 from kms.service.listing import SORT_KEYS, KeyQuery, find_keys
 from kms.service.policies import ANY, Resource, validate
+from kms.numbers import ascii_int
 from kms.service.tokens import MAX_TTL, TokenService
 from kms.service.transit import TransitService
 
@@ -74,7 +78,7 @@ def console_intent(caller: Caller, action: str) -> None:
     """A console change goes on record before it is made, as API changes do."""
     if caller.audit is not None:
         caller.audit.intent(caller.seen["request_id"], caller.ctx.caller["secret_id"], action,
-                            caller.seen.get("key_id"), via=VIA_CONSOLE)
+                            caller.seen.get("key_id"), via=VIA_CONSOLE, target=caller.seen.get("target"))
         caller.seen["intent"] = True
 
 
@@ -139,18 +143,37 @@ def key_list(caller: Caller, req: ListRequest) -> Dict[str, Any]:
 
 def create_key(caller: Caller, form: FormData) -> str:
     """CreateKey, then EnableKeyRotation when asked: two actions, each
-    checked and audited on its own. Returns the new key's id."""
-    created = run(caller, "CreateKey", action_params("CreateKey", form))
+    checked and audited on its own (the second under a request id of its
+    own). The period is read first, so a bad one creates nothing. Returns
+    the new key's id."""
+    rotation: Optional[Dict[str, Any]] = None
     if form.get("KeyRotationEnabled"):
-        caller.seen["key_id"] = created["KeyId"]
-        rotation = {"KeyId": created["KeyId"]}
-        if form.get("RotateDays"):
-            rotation["RotateDays"] = form.get("RotateDays") or ""
-        try:
-            run(caller, "EnableKeyRotation", rotation)
-        except Exception as exc:
-            raise PartlyDone(created["KeyId"], exc) from exc
-    return str(created["KeyId"])
+        rotation = {"RotateDays": form.get("RotateDays")} if form.get("RotateDays") else {}
+        rotate_days(Params(rotation))
+    created = run(caller, "CreateKey", action_params("CreateKey", form))
+    key_id = str(created["KeyId"])
+    caller.seen["key_id"] = key_id  # CreateKey's outcome names the key it made
+    if rotation is None:
+        return key_id
+    finish(caller, "Success")
+    caller.seen.clear()
+    caller.seen.update(request_id=str(uuid.uuid4()), action="EnableKeyRotation",
+                       account=caller.ctx.caller["secret_id"], key_id=key_id)
+    try:
+        run(caller, "EnableKeyRotation", {"KeyId": key_id, **rotation})
+    except Exception as exc:
+        raise PartlyDone(key_id, exc) from exc
+    return key_id
+
+
+def finish(caller: Caller, result: str) -> None:
+    """The outcome line of the call in caller.seen, written now (the request
+    goes on to another call)."""
+    if caller.audit is not None:
+        seen = caller.seen
+        caller.audit.record(time=round(time.time(), 3), request_id=seen["request_id"],
+                            account=seen.get("account"), action=seen.get("action"),
+                            key_id=seen.get("key_id"), result=result, latency_ms=None, via=VIA_CONSOLE)
 
 
 class PartlyDone(Exception):
@@ -185,7 +208,8 @@ def key_action(caller: Caller, key_id: str, action: str, form: FormData) -> Dict
         # the key; compared only once the caller may act on the key, so the
         # answer says nothing of keys it may not see.
         require(caller, action, key_named(caller.ctx, key_id))
-        if form.get("ConfirmAlias") != keys_alias(caller, key_id):
+        alias = keys_alias(caller, key_id)  # None: no such key, which the action says
+        if alias is not None and form.get("ConfirmAlias") != alias:
             raise TencentError("InvalidParameter.ConfirmAlias",
                                "type the key's alias to confirm its deletion")
     fields = run(caller, action, action_params(action, form, key_id))
@@ -215,20 +239,32 @@ def access(caller: Caller) -> Dict[str, Any]:
     require(caller, "ListAccounts")
     caller.seen["action"] = "ListAccounts"
     ctx = caller.ctx
-    policies = sorted(ctx.keys.store.items("policy").values(), key=lambda p: p["name"])
+    policies = (sorted(ctx.keys.store.items("policy").values(), key=lambda p: p["name"])
+                if allowed(caller, "ListPolicies") else None)
     tokens = (TokenService(ctx.keys.store, ctx.keys.clock).listing()
               if allowed(caller, "ListTokens") else None)
     return {"accounts": sorted(ctx.accounts.listing(), key=lambda a: (a["Kind"] != "root", a["Name"])),
-            "policies": [{"name": p["name"], "json": json.dumps(p["statements"], indent=2)}
-                         for p in policies],
+            "policies": None if policies is None else
+            [{"name": p["name"], "json": json.dumps(p["statements"], indent=2)} for p in policies],
             "tokens": tokens, "max_ttl": MAX_TTL}
 
 
-def _account_resource(caller: Caller, secret_id: str) -> Resource:
-    """An account by its SecretId and, if it exists, its name; a refusal
-    names the SecretId given, so it tells nothing of the account."""
+def _on_account(caller: Caller, action: str, secret_id: str) -> None:
+    """The caller may run `action` on this account: by its SecretId and, if
+    it exists, its name. Only root acts on root (a token or a policy change
+    for root would hand root's rights over). A refusal names the SecretId
+    given, so it tells nothing of the account."""
     record = caller.ctx.accounts.get(secret_id)
-    return Resource([f"account/{secret_id}"] + ([f"account/{record['name']}"] if record else []))
+    resource = Resource([f"account/{secret_id}"] + ([f"account/{record['name']}"] if record else []))
+    caller.seen["target"] = resource.names[0]
+    if record is not None and record["kind"] == "root" and caller.ctx.caller["kind"] != "root":
+        raise errors.PermissionDenied(f"{action} on {resource.names[0]} is not permitted for this account")
+    require(caller, action, resource)
+
+
+def _on_policy(caller: Caller, action: str, name: str) -> None:
+    caller.seen["target"] = f"policy/{name}"
+    require(caller, action, Resource([f"policy/{name}"]))
 
 
 def _required(form: FormData, name: str) -> str:
@@ -238,57 +274,76 @@ def _required(form: FormData, name: str) -> str:
     return value
 
 
+def _ttl(form: FormData) -> int:
+    """Ttl: seconds as plain digits (0: no expiry); TokenService bounds it."""
+    ttl = ascii_int((form.get("Ttl") or "0").strip(), negative=False)
+    if ttl is None:
+        raise TencentError("InvalidParameter", "Ttl must be a whole number of seconds (0: no expiry)")
+    return ttl
+
+
 def access_action(caller: Caller, action: str, form: FormData) -> Dict[str, Any]:
-    """An access page form; returns what the page shows (a new secret once)."""
+    """An access page form; returns what the page shows (a new secret once).
+    Each is checked as kms:<action> on what it touches before anything is
+    read further or changed."""
     ctx = caller.ctx
     tokens = TokenService(ctx.keys.store, ctx.keys.clock)
     if action == "CreateAccount":
         name, kind = _required(form, "Name"), form.get("Kind") or "user"
+        caller.seen["target"] = f"account/{name[:100]}"
+        require(caller, action, Resource([f"account/{name}"]))
         if kind not in ("user", "service"):
             raise TencentError("InvalidParameter", "Kind must be user or service")
-        require(caller, action, Resource([f"account/{name}"]))
         console_intent(caller, action)
         creds = ctx.accounts.create(kind, name)
+        caller.seen["target"] = f"account/{creds['secret_id']}"
         return {"SecretId": creds["secret_id"], "SecretKey": creds["secret_key"], "Name": name}
     if action in ("DeleteAccount", "ResetSecretKey"):
         secret_id = _required(form, "SecretId")
-        require(caller, action, _account_resource(caller, secret_id))
+        _on_account(caller, action, secret_id)
         console_intent(caller, action)
         if action == "DeleteAccount":
             ctx.accounts.delete(secret_id)
             return {"SecretId": secret_id}
         return {"SecretId": secret_id, "SecretKey": ctx.accounts.new_secret(secret_id)}
-    if action == "PutPolicy":
+    if action in ("PutPolicy", "DeletePolicy"):
         name = _required(form, "PolicyName")
+        _on_policy(caller, action, name)
+        if action == "DeletePolicy":
+            console_intent(caller, action)
+            ctx.policies.delete(name)
+            return {"PolicyName": name}
         statements = policy_statements(form.get("Statements") or "")
-        require(caller, action, Resource([f"policy/{name}"]))
         console_intent(caller, action)
         ctx.policies.put(name, statements)
         return {"PolicyName": name}
-    if action == "DeletePolicy":
-        name = _required(form, "PolicyName")
-        require(caller, action, Resource([f"policy/{name}"]))
-        console_intent(caller, action)
-        ctx.policies.delete(name)
-        return {"PolicyName": name}
     if action in ("AttachPolicy", "DetachPolicy"):
+        # Both sides: the account it changes and the policy it moves (so a
+        # right over one's own account cannot shed a deny or gain an admin policy).
         name, secret_id = _required(form, "PolicyName"), _required(form, "SecretId")
-        require(caller, action, _account_resource(caller, secret_id))
+        _on_policy(caller, action, name)
+        _on_account(caller, action, secret_id)
+        caller.seen["target"] = f"account/{secret_id} policy/{name}"
         console_intent(caller, action)
         ctx.policies.attach(name, secret_id, attach=action == "AttachPolicy")
         return {"PolicyName": name, "SecretId": secret_id}
     if action == "CreateToken":
         secret_id = _required(form, "SecretId")
-        ttl_text = (form.get("Ttl") or "0").strip()
-        if not ttl_text.isdigit() or not ttl_text.isascii():
-            raise TencentError("InvalidParameter", "Ttl must be a whole number of seconds (0: no expiry)")
-        require(caller, action, _account_resource(caller, secret_id))
+        _on_account(caller, action, secret_id)
+        ttl = _ttl(form)
         console_intent(caller, action)
-        issued = tokens.create(secret_id, int(ttl_text[:12]))
+        issued = tokens.create(secret_id, ttl)
+        caller.seen["target"] = f"account/{secret_id} token/{issued['accessor']}"
         return {"Token": issued["token"], "Accessor": issued["accessor"], "SecretId": secret_id}
     if action == "RevokeToken":
         accessor = _required(form, "Accessor")
-        require(caller, action)
+        owner = next((t["account"] for t in tokens.listing() if t["accessor"] == accessor), None)
+        caller.seen["target"] = f"token/{accessor[:64]}"
+        if owner is not None:
+            _on_account(caller, action, owner)
+            caller.seen["target"] = f"account/{owner} token/{accessor}"
+        else:  # no such token: refused or not found alike, saying nothing more
+            require(caller, action, Resource([f"token/{accessor}"]))
         console_intent(caller, action)
         tokens.revoke_accessor(accessor)
         return {"Accessor": accessor}
@@ -299,14 +354,13 @@ def policy_statements(text: str) -> Any:
     """The Statements field: JSON, then the policy service's own check,
     before anything is stored (a JSON error names its line and column)."""
     try:
-        statements = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TencentError("InvalidParameter",
-                           f"Statements: not JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        statements = jsonbody.loads(text.encode("utf-8", "surrogatepass"))  # bounded depth and size
+    except jsonbody.BodyError as exc:
+        raise TencentError("InvalidParameter", "Statements: " + str(exc).replace("the body is ", "")) from None
     try:
         return validate(statements)
     except errors.InvalidParameter as exc:  # "statement 2: ..." shown beside the field
-        raise TencentError("InvalidParameter", f"Statements: {exc}") from None
+        raise TencentError("InvalidParameter", "Statements: " + str(exc).replace("the body is ", "")) from None
 
 
 # ---- audit -------------------------------------------------------------------
@@ -340,7 +394,7 @@ def audit_page(caller: Caller, path: str, query: Dict[str, str]) -> Dict[str, An
     chosen, kept = audit_filter(query)
     before = query.get("before", "")
     page = newest_first(path, chosen, limit=50,
-                        before=int(before) if before.isdigit() and before.isascii() else None)
+                        before=ascii_int(before, negative=False) if before else None)
     return {"entries": page.entries, "next_before": page.next_before,
             "scanned_all": page.scanned_all, "filters": kept}
 

@@ -18,7 +18,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 
 from kms.clock import Clock
 
@@ -35,7 +35,7 @@ FILE_NAME = "console-sessions.db"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     digest TEXT PRIMARY KEY, secret_id TEXT NOT NULL, proof TEXT NOT NULL,
-    csrf TEXT NOT NULL, created REAL NOT NULL, seen REAL NOT NULL);
+    csrf TEXT NOT NULL, created REAL NOT NULL, seen REAL NOT NULL, flash TEXT);
 CREATE TABLE IF NOT EXISTS failures (
     address TEXT PRIMARY KEY, count INTEGER NOT NULL, last REAL NOT NULL);
 """
@@ -101,7 +101,7 @@ class SessionStore:
         with self._lock:
             self._db.execute("DELETE FROM sessions WHERE seen < ? OR created < ?",
                              (now - IDLE_TIMEOUT, now - ABSOLUTE_TIMEOUT))
-            self._db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)",
+            self._db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, NULL)",
                              (digest(session_id), secret_id, proof, secrets.token_urlsafe(32),
                               now, now))
         return session_id
@@ -125,6 +125,20 @@ class SessionStore:
                 self._db.execute("UPDATE sessions SET seen = ? WHERE digest = ?", (now, key))
         return Session(*row[:5])
 
+    def set_flash(self, session: Session, message: str) -> None:
+        """A message for the session's next page (an action's success, shown
+        after its redirect: kept here, not in the URL, so no link can fake one)."""
+        with self._lock:
+            self._db.execute("UPDATE sessions SET flash = ? WHERE digest = ?", (message, session.digest))
+
+    def take_flash(self, session: Session) -> Optional[str]:
+        with self._lock:
+            row = self._db.execute("SELECT flash FROM sessions WHERE digest = ?", (session.digest,)).fetchone()
+            if row is None or row[0] is None:
+                return None
+            self._db.execute("UPDATE sessions SET flash = NULL WHERE digest = ?", (session.digest,))
+        return str(row[0])
+
     def close(self, session: Session) -> None:
         with self._lock:
             self._db.execute("DELETE FROM sessions WHERE digest = ?", (session.digest,))
@@ -139,26 +153,37 @@ class SessionStore:
         return bool(given) and hmac.compare_digest(session.csrf.encode(), str(given).encode())
 
     # ---- sign-in throttling ---------------------------------------------------
+    # Failures count against the address and against the SecretId tried: a
+    # sign-in that succeeds clears only its own, so signing in to one's own
+    # account between guesses at another's does not reset the guessing.
 
-    def wait_before_sign_in(self, address: str) -> float:
-        """Seconds this address must still wait before its next attempt."""
+    @staticmethod
+    def _counters(address: str, secret_id: Optional[str]) -> Tuple[str, ...]:
+        return ("addr:" + address,) + (("id:" + secret_id[:128],) if secret_id else ())
+
+    def wait_before_sign_in(self, address: str, secret_id: Optional[str] = None) -> float:
+        """Seconds this address (or this SecretId) must still wait before its next attempt."""
         now = self.clock.now()
-        with self._lock:
-            row = self._db.execute("SELECT count, last FROM failures WHERE address = ?",
-                                   (address,)).fetchone()
-        if row is None or row[0] < FREE_FAILURES or row[1] < now - FAILURE_MEMORY:
-            return 0.0
-        wait = min(2.0 ** (row[0] - FREE_FAILURES), MAX_WAIT)
-        return max(0.0, row[1] + wait - now)
+        wait = 0.0
+        for counter in self._counters(address, secret_id):
+            with self._lock:
+                row = self._db.execute("SELECT count, last FROM failures WHERE address = ?",
+                                       (counter,)).fetchone()
+            if row is None or row[0] < FREE_FAILURES or row[1] < now - FAILURE_MEMORY:
+                continue
+            wait = max(wait, row[1] + min(2.0 ** (row[0] - FREE_FAILURES), MAX_WAIT) - now)
+        return max(0.0, wait)
 
-    def sign_in_failed(self, address: str) -> None:
+    def sign_in_failed(self, address: str, secret_id: Optional[str] = None) -> None:
         now = self.clock.now()
         with self._lock:
             self._db.execute("DELETE FROM failures WHERE last < ?", (now - FAILURE_MEMORY,))
-            self._db.execute("INSERT INTO failures VALUES (?, 1, ?) ON CONFLICT(address) "
-                             "DO UPDATE SET count = count + 1, last = excluded.last",
-                             (address, now))
+            for counter in self._counters(address, secret_id):
+                self._db.execute("INSERT INTO failures VALUES (?, 1, ?) ON CONFLICT(address) "
+                                 "DO UPDATE SET count = count + 1, last = excluded.last",
+                                 (counter, now))
 
-    def sign_in_succeeded(self, address: str) -> None:
+    def sign_in_succeeded(self, address: str, secret_id: Optional[str] = None) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM failures WHERE address = ?", (address,))
+            for counter in self._counters(address, secret_id):
+                self._db.execute("DELETE FROM failures WHERE address = ?", (counter,))

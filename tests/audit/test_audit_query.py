@@ -9,7 +9,7 @@ from kms import audit, audit_query
 from kms.audit_query import AuditFilter, AuditPage, newest_first
 
 T0 = calendar.timegm((2024, 12, 1, 0, 0, 0))
-FIELDS = {"time", "request_id", "account", "action", "key_id", "result", "latency_ms", "via"}
+FIELDS = {"time", "request_id", "account", "action", "key_id", "result", "latency_ms", "via", "target"}
 
 
 def write(path, entries):

@@ -547,3 +547,13 @@ def test_chain_and_counting_work_in_slices(paths, monkeypatch):
     s.refresh()
     assert totals(s) == (40, 10)
     assert s.chain() == audit.verify(str(log)) == (50, None)
+
+
+def test_a_line_from_the_future_does_not_empty_the_charts(paths):
+    """Pruning keeps KEEP_HOURS behind the newest line, but never behind
+    now: a clock that jumped a year ahead for one line leaves the counts."""
+    now = time.time()
+    write(paths[0], calls_at(3, start=now - 600) + [call(now + 365 * 86400)] + calls_at(2, start=now - 60))
+    summary = summary_of(paths)
+    summary.refresh()
+    assert totals(summary, "k1", now=now, hours=2) == (5, 0)

@@ -288,3 +288,18 @@ def test_a_store_opened_while_another_connection_writes_the_new_file_waits_for_i
         other.close()
     assert store.find(store.open("AKIDalice", PROOF)) is not None
 
+
+
+def test_signing_in_to_ones_own_account_does_not_reset_the_guessing_at_another(tmp_path, clock):
+    """Failures count against the SecretId tried too: a success clears the
+    address's count and its own SecretId's, not the one being guessed."""
+    store = SessionStore(str(tmp_path), clock)
+    for _ in range(3):
+        for _ in range(4):
+            store.sign_in_failed("10.0.0.1", "AKIDroot")
+        store.sign_in_succeeded("10.0.0.1", "AKIDmine")
+    assert store.wait_before_sign_in("10.0.0.1", "AKIDmine") == 0
+    assert store.wait_before_sign_in("10.0.0.1", "AKIDroot") > 0
+    assert store.wait_before_sign_in("10.9.9.9", "AKIDroot") > 0  # from any address
+    store.sign_in_succeeded("10.9.9.9", "AKIDroot")
+    assert store.wait_before_sign_in("10.0.0.1", "AKIDroot") == 0

@@ -37,11 +37,6 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def kms(server):
-    return sdk_client(server.endpoint)
-
-
-@pytest.fixture(scope="module")
 def page(server, chrome):  # noqa: F811
     # The address the server printed at start, as a newcomer would open it.
     printed = re.search(r"console at (http://\S+/console/)", server.log())

@@ -287,10 +287,15 @@ def CancelKeyArchive(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
 # ---- rotation --------------------------------------------------------------
 
 
+def rotate_days(p: Params) -> int:
+    """RotateDays of EnableKeyRotation (the console reads it with this too,
+    before it creates a key that is to rotate)."""
+    return p.int("RotateDays", 7, 365, default=365, code="InvalidParameterValue")
+
+
 @action(one_key)
 def EnableKeyRotation(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
-    days = p.int("RotateDays", 7, 365, default=365, code="InvalidParameterValue")
-    ctx.keys.enable_rotation(key_id, days)
+    ctx.keys.enable_rotation(key_id, rotate_days(p))
     return {}
 
 

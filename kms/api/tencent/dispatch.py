@@ -16,6 +16,7 @@ from kms.api.tencent.params import Params
 from kms import errors
 from kms.audit import AuditLog
 from kms.keys import blob as blobs
+from kms.service.keys import SERVICE_ALIAS_PREFIX
 
 MAX_ACTION = 64  # the longest action name is 25 characters
 
@@ -30,12 +31,19 @@ def perform(ctx: Context, name: str, params: Params, audit: Optional[AuditLog],
     # The handler acts on exactly what was authorized (kms.api.tencent.access).
     target, checks = spec.targets(ctx, params, name)
     ctx.policies.check(ctx.caller, checks)
+    if seen.get("key_id") is not None and checks and checks[0][1].names[0].startswith("key/"):
+        # Audited under the key's id, however the call named it (service/NAME).
+        seen["key_id"] = checks[0][1].names[0][len("key/"):][:64]
     if changes_state(name) and audit is not None:
         # The intent goes on record before anything changes; if it cannot,
         # nothing is done (AuditUnavailable).
         audit.intent(seen["request_id"], ctx.caller["secret_id"], name, seen.get("key_id"), via=via)
         seen["intent"] = True
-    return spec.handler(ctx, params, target)
+    fields = spec.handler(ctx, params, target)
+    named, made = seen.get("key_id"), fields.get("KeyId")
+    if isinstance(named, str) and named.startswith(SERVICE_ALIAS_PREFIX) and isinstance(made, str):
+        seen["key_id"] = made  # a service key made on first use: audited under its id
+    return fields
 
 
 def key_named_in(body: Dict[str, Any]) -> Optional[str]:
