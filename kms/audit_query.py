@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from kms.audit_summary import outcome
 
+VIA_API = "api"  # how a filter names the lines the APIs write (they carry no "via")
 FIELDS = ("time", "request_id", "account", "action", "key_id", "result", "latency_ms", "via", "target")
 FIRST_BLOCK = 64 << 10  # a page of 50 lines is a few KiB: start small
 MAX_BLOCK = 4 << 20  # then read more at a time, for filters that match rarely
@@ -38,7 +39,7 @@ class AuditFilter:
     result: str | None = None  # "success", "failure" (not "started"), or an exact result
     since: float | None = None  # epoch seconds, inclusive
     until: float | None = None  # epoch seconds, exclusive
-    via: str | None = None  # exact
+    via: str | None = None  # exact; VIA_API: the lines without one (the APIs')
 
 
 class AuditPage(NamedTuple):
@@ -112,8 +113,9 @@ def _backwards(fd: int, end: int, budget: int) -> Iterator[tuple[int, bytes | No
 
 def _matcher(f: AuditFilter) -> Callable[[bytes], dict[str, Any] | None]:
     """The entry of a line when it matches the filter, else None."""
+    via = None if f.via == VIA_API else f.via
     exact = {name: value for name, value in
-             (("account", f.account), ("action", f.action), ("key_id", f.key_id), ("via", f.via))
+             (("account", f.account), ("action", f.action), ("key_id", f.key_id), ("via", via))
              if value is not None}
     if f.result is not None and f.result not in ("success", "failure"):
         exact["result"] = f.result
@@ -124,6 +126,8 @@ def _matcher(f: AuditFilter) -> Callable[[bytes], dict[str, Any] | None]:
             return None
         entry = _entry(raw)
         if entry is None or any(entry[name] != value for name, value in exact.items()):
+            return None
+        if f.via == VIA_API and entry["via"] is not None:
             return None
         if not _in_time(entry["time"], f.since, f.until):
             return None

@@ -305,7 +305,9 @@ def access_action(caller: Caller, action: str, form: FormData) -> Dict[str, Any]
         if action == "DeleteAccount":
             ctx.accounts.delete(secret_id)
             return {"SecretId": secret_id}
-        return {"SecretId": secret_id, "SecretKey": ctx.accounts.new_secret(secret_id)}
+        # Its tokens go with the old secret: a reset is how a leak is shut out.
+        secret_key, revoked = ctx.accounts.new_secret(secret_id, revoke_tokens=True)
+        return {"SecretId": secret_id, "SecretKey": secret_key, "TokensRevoked": revoked}
     if action in ("PutPolicy", "DeletePolicy"):
         name = _required(form, "PolicyName")
         _on_policy(caller, action, name)

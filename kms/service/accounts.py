@@ -138,11 +138,14 @@ class AccountService:
         changes when the secret does (sessions signed in with the old one end)."""
         return hashlib.sha256(record["wrapped"]).hexdigest()[:32]
 
-    def new_secret(self, secret_id: str) -> str:
+    def new_secret(self, secret_id: str, revoke_tokens: bool = False) -> Tuple[str, int]:
         """A new SecretKey for a sub-account or service account (the old one
-        stops working at once); returns it: the only time it is shown."""
+        stops working at once), and with revoke_tokens its tokens revoked in
+        the same commit (a leaked credential is usually not alone). Returns
+        (the SecretKey, shown only this once; the number of tokens revoked)."""
         secret_key = new_secret_key()
         wrapped = self.wrapper.wrap("account", secret_id, 1, secret_key.encode())
+        revoked: List[str] = []
 
         def build() -> List[Op]:
             record = self.store.get("account", secret_id)
@@ -150,10 +153,13 @@ class AccountService:
                 raise errors.InvalidParameter(f"no account with SecretId {secret_id}")
             if record["kind"] == "root":
                 raise errors.InvalidParameter("the root account's secret is set when the data directory is made")
-            return [Op("put", "account", secret_id, dict(record, wrapped=wrapped))]
+            revoked[:] = [digest for digest, entry in self.store.items("token").items()
+                          if revoke_tokens and entry["account"] == secret_id]
+            return [Op("put", "account", secret_id, dict(record, wrapped=wrapped)),
+                    *(Op("del", "token", digest) for digest in revoked)]
 
         self.store.commit(build)
-        return secret_key
+        return secret_key, len(revoked)
 
     def delete(self, secret_id: str) -> None:
         def build() -> list:

@@ -200,3 +200,12 @@ def test_values_written_with_escapes_are_matched(tmp_path):
     write(path, [dict(mixed(1)[0], key_id='clé "1"', account="a\\b"), mixed(2)[1]])
     page = newest_first(str(path), AuditFilter(key_id='clé "1"', account="a\\b"))
     assert [e["key_id"] for e in page.entries] == ['clé "1"']
+
+
+def test_via_api_selects_the_lines_without_a_via(log):
+    from kms.audit_query import VIA_API
+    api = newest_first(str(log), AuditFilter(via=VIA_API), limit=1000).entries
+    console = newest_first(str(log), AuditFilter(via="console"), limit=1000).entries
+    everything = newest_first(str(log), AuditFilter(), limit=1000).entries
+    assert api and console and all(e["via"] is None for e in api)
+    assert len(api) + len(console) == len(everything)

@@ -1310,3 +1310,19 @@ def test_a_bad_rotation_period_creates_no_key_and_a_good_one_is_two_audited_call
         ("CreateKey", "started"), ("CreateKey", "Success"),
         ("EnableKeyRotation", "started"), ("EnableKeyRotation", "Success")]
     assert lines[0]["request_id"] == lines[1]["request_id"] != lines[2]["request_id"] == lines[3]["request_id"]
+
+
+def test_a_new_secret_revokes_the_accounts_tokens_in_the_same_change(server, root):
+    secret_id, _ = create_account_in_console(root, f"reset-{secrets.token_hex(3)}")
+    token, accessor = create_token_in_console(root, secret_id, "0")
+    assert token_lookup_status(server, token) == 200
+    answer = root.post("/console/access/ResetSecretKey", {"SecretId": secret_id})
+    assert answer.status_code == 200 and page(answer).field("TokensRevoked") == "1"
+    SEEN_SECRETS.append(page(answer).field("SecretKey"))
+    assert token_lookup_status(server, token) == 403
+    assert accessor not in {t["accessor"] for t in cli(server, "tokens", "list")}
+    # The audit page tells the API's lines from the console's.
+    root.get(f"/console/keys/{secret_id}")  # a console line, refused or not
+    for chosen in ("api", "console"):
+        shown = page(root.get(f"/console/audit?via={chosen}")).fields.get("Via", [])
+        assert shown and set(shown) == {chosen}, (chosen, shown)
