@@ -210,6 +210,14 @@ class AuditLog:
                     action=action, key_id=key_id, result=STARTED, latency_ms=None, via=via,
                     target=target)
 
+    def intend(self, seen: Dict[str, Any]) -> None:
+        """intent() for the call whose audit fields an adapter collects in
+        `seen` (request_id, account, action, key_id, via, target), marking
+        seen["intent"] so its outcome is known to follow a written intent."""
+        self.intent(seen.get("request_id"), seen.get("account"), seen.get("action"),
+                    seen.get("key_id"), via=seen.get("via"), target=seen.get("target"))
+        seen["intent"] = True
+
     async def outcome(self, intent_written: bool, **fields: Any) -> Optional[AuditUnavailable]:
         """Append a call's line (its time filled in). Returns None when the
         call's answer may be released (the line is written, or the change's

@@ -140,7 +140,8 @@ class Call:
         self.request = request
         self.request_id = str(uuid.uuid4())
         self.started = time.perf_counter()
-        self.seen: Dict[str, Any] = {"request_id": self.request_id, "action": action}
+        self.seen: Dict[str, Any] = {"request_id": self.request_id, "action": action,
+                                     "via": VIA_CONSOLE}
         self.session: Optional[Session] = None
         self.account: Optional[Dict[str, Any]] = None
         self.form: Optional[FormData] = None
@@ -256,7 +257,7 @@ class Console:
         return await self.audit.outcome(bool(call.seen.get("intent")), request_id=call.seen["request_id"],
                                         account=call.seen.get("account"), action=call.seen["action"],
                                         key_id=call.seen.get("key_id"), result=code,
-                                        latency_ms=round(latency, 3), via=VIA_CONSOLE,
+                                        latency_ms=round(latency, 3), via=call.seen["via"],
                                         target=call.seen.get("target"))
 
     def _refusal(self, call: Call, code: str, message: str) -> Response:

@@ -23,7 +23,7 @@ from kms.api.tencent.actions import key_metadata, rotate_days
 from kms.api.tencent.dispatch import key_named_in, perform
 from kms.api.tencent.errors import TencentError
 from kms.api.tencent.params import Params
-from kms.audit import VIA_CONSOLE, AuditLog
+from kms.audit import AuditLog
 from kms.audit_query import AuditFilter, newest_first
 from kms.console.forms import FormData, action_params
 from kms.service.keys import KNOWN_USAGES, ORIGIN_EXTERNAL, ORIGIN_KMS, STATES, owner_account
@@ -63,7 +63,7 @@ def run(caller: Caller, action: str, body: Dict[str, Any]) -> Dict[str, Any]:
     named = key_named_in(body)
     if named is not None:
         caller.seen["key_id"] = named
-    return perform(caller.ctx, action, Params(body), caller.audit, caller.seen, via=VIA_CONSOLE)
+    return perform(caller.ctx, action, Params(body), caller.audit, caller.seen)
 
 
 def allowed(caller: Caller, action: str, resource: Resource = ANY) -> bool:
@@ -74,12 +74,10 @@ def require(caller: Caller, action: str, resource: Resource = ANY) -> None:
     caller.ctx.policies.check(caller.ctx.caller, [([action], resource)])
 
 
-def console_intent(caller: Caller, action: str) -> None:
+def console_intent(caller: Caller) -> None:
     """A console change goes on record before it is made, as API changes do."""
     if caller.audit is not None:
-        caller.audit.intent(caller.seen["request_id"], caller.ctx.caller["secret_id"], action,
-                            caller.seen.get("key_id"), via=VIA_CONSOLE, target=caller.seen.get("target"))
-        caller.seen["intent"] = True
+        caller.audit.intend(caller.seen)
 
 
 # ---- keys --------------------------------------------------------------------
@@ -156,9 +154,8 @@ def create_key(caller: Caller, form: FormData) -> str:
     if rotation is None:
         return key_id
     finish(caller, "Success")
-    caller.seen.clear()
-    caller.seen.update(request_id=str(uuid.uuid4()), action="EnableKeyRotation",
-                       account=caller.ctx.caller["secret_id"], key_id=key_id)
+    caller.seen.pop("intent", None)  # the next call's own intent is to come
+    caller.seen.update(request_id=str(uuid.uuid4()), action="EnableKeyRotation")
     try:
         run(caller, "EnableKeyRotation", {"KeyId": key_id, **rotation})
     except Exception as exc:
@@ -173,7 +170,7 @@ def finish(caller: Caller, result: str) -> None:
         seen = caller.seen
         caller.audit.record(time=round(time.time(), 3), request_id=seen["request_id"],
                             account=seen.get("account"), action=seen.get("action"),
-                            key_id=seen.get("key_id"), result=result, latency_ms=None, via=VIA_CONSOLE)
+                            key_id=seen.get("key_id"), result=result, latency_ms=None, via=seen.get("via"))
 
 
 class PartlyDone(Exception):
@@ -294,14 +291,14 @@ def access_action(caller: Caller, action: str, form: FormData) -> Dict[str, Any]
         require(caller, action, Resource([f"account/{name}"]))
         if kind not in ("user", "service"):
             raise TencentError("InvalidParameter", "Kind must be user or service")
-        console_intent(caller, action)
+        console_intent(caller)
         creds = ctx.accounts.create(kind, name)
         caller.seen["target"] = f"account/{creds['secret_id']}"
         return {"SecretId": creds["secret_id"], "SecretKey": creds["secret_key"], "Name": name}
     if action in ("DeleteAccount", "ResetSecretKey"):
         secret_id = _required(form, "SecretId")
         _on_account(caller, action, secret_id)
-        console_intent(caller, action)
+        console_intent(caller)
         if action == "DeleteAccount":
             ctx.accounts.delete(secret_id)
             return {"SecretId": secret_id}
@@ -312,11 +309,11 @@ def access_action(caller: Caller, action: str, form: FormData) -> Dict[str, Any]
         name = _required(form, "PolicyName")
         _on_policy(caller, action, name)
         if action == "DeletePolicy":
-            console_intent(caller, action)
+            console_intent(caller)
             ctx.policies.delete(name)
             return {"PolicyName": name}
         statements = policy_statements(form.get("Statements") or "")
-        console_intent(caller, action)
+        console_intent(caller)
         ctx.policies.put(name, statements)
         return {"PolicyName": name}
     if action in ("AttachPolicy", "DetachPolicy"):
@@ -326,14 +323,14 @@ def access_action(caller: Caller, action: str, form: FormData) -> Dict[str, Any]
         _on_policy(caller, action, name)
         _on_account(caller, action, secret_id)
         caller.seen["target"] = f"account/{secret_id} policy/{name}"
-        console_intent(caller, action)
+        console_intent(caller)
         ctx.policies.attach(name, secret_id, attach=action == "AttachPolicy")
         return {"PolicyName": name, "SecretId": secret_id}
     if action == "CreateToken":
         secret_id = _required(form, "SecretId")
         _on_account(caller, action, secret_id)
         ttl = _ttl(form)
-        console_intent(caller, action)
+        console_intent(caller)
         issued = tokens.create(secret_id, ttl)
         caller.seen["target"] = f"account/{secret_id} token/{issued['accessor']}"
         return {"Token": issued["token"], "Accessor": issued["accessor"], "SecretId": secret_id}
@@ -346,7 +343,7 @@ def access_action(caller: Caller, action: str, form: FormData) -> Dict[str, Any]
             caller.seen["target"] = f"account/{owner} token/{accessor}"
         else:  # no such token: refused or not found alike, saying nothing more
             require(caller, action, Resource([f"token/{accessor}"]))
-        console_intent(caller, action)
+        console_intent(caller)
         tokens.revoke_accessor(accessor)
         return {"Accessor": accessor}
     raise TencentError("InvalidAction", f"unknown console action {action[:64]!r}")

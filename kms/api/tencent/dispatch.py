@@ -22,7 +22,7 @@ MAX_ACTION = 64  # the longest action name is 25 characters
 
 
 def perform(ctx: Context, name: str, params: Params, audit: Optional[AuditLog],
-            seen: Dict[str, Any], via: Optional[str] = None) -> Dict[str, Any]:
+            seen: Dict[str, Any]) -> Dict[str, Any]:
     """The action's response fields. Raises what the action raises
     (TencentError, kms.errors.*), having changed nothing on a refusal."""
     spec = ACTIONS.get(name)
@@ -37,8 +37,8 @@ def perform(ctx: Context, name: str, params: Params, audit: Optional[AuditLog],
     if changes_state(name) and audit is not None:
         # The intent goes on record before anything changes; if it cannot,
         # nothing is done (AuditUnavailable).
-        audit.intent(seen["request_id"], ctx.caller["secret_id"], name, seen.get("key_id"), via=via)
-        seen["intent"] = True
+        seen.update(account=ctx.caller["secret_id"], action=name)
+        audit.intend(seen)
     fields = spec.handler(ctx, params, target)
     named, made = seen.get("key_id"), fields.get("KeyId")
     if isinstance(named, str) and named.startswith(SERVICE_ALIAS_PREFIX) and isinstance(made, str):

@@ -248,9 +248,7 @@ class Transit:
         """Put a state change on record before it is made (authorized by
         then); AuditUnavailable, and nothing is changed, if it cannot be."""
         if self.audit is not None:
-            self.audit.intent(seen.get("request_id"), seen.get("account"), seen.get("action"),
-                              seen.get("key_id"))
-            seen["intent"] = True
+            self.audit.intend(seen)
 
     @staticmethod
     def parameters(handler: Callable[..., Response], body: Dict[str, Any]) -> Dict[str, Any]:
