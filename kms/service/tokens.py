@@ -81,22 +81,17 @@ class TokenService:
 
     def lookup(self, token: Optional[str]) -> Optional[Dict[str, Any]]:
         """The account behind a live token, or None."""
-        if not token:
-            return None
-        entry = self.store.get("token", _digest(token))
-        if entry is None or not self._live(entry):
-            return None
-        account = self.store.get("account", entry["account"])
-        if account is None:
-            return None
-        return {**account, "token_created": entry["created"], "token_expires": entry["expires"]}
+        return self.lookup_digest(_digest(token)) if token else None
 
     def lookup_digest(self, digest: str) -> Optional[Dict[str, Any]]:
         """lookup() for a token known only by its digest (a console session)."""
         entry = self.store.get("token", digest)
         if entry is None or not self._live(entry):
             return None
-        return self.store.get("account", entry["account"])
+        account = self.store.get("account", entry["account"])
+        if account is None:
+            return None
+        return {**account, "token_created": entry["created"], "token_expires": entry["expires"]}
 
     @staticmethod
     def digest_of(token: str) -> str:

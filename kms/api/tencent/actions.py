@@ -18,8 +18,7 @@ from kms.keys import blob as blobs
 from kms.service.imports import MAX_VALID_TO
 from kms.service.listing import KeyQuery, find_keys
 from kms.service.keys import (ARCHIVED, DISABLED, ENABLED, MAX_DESCRIPTION_BYTES, ORIGIN_EXTERNAL,
-                              ORIGIN_KMS, PENDING_DELETE, PENDING_IMPORT, USAGE_SYMMETRIC,
-                              owner_account)
+                              ORIGIN_KMS, PENDING_DELETE, PENDING_IMPORT, USAGE_SYMMETRIC)
 
 # ListKeyDetail's KeyState filter numbers.
 STATE_FILTER = {1: ENABLED, 2: DISABLED, 3: PENDING_DELETE, 4: PENDING_IMPORT, 5: ARCHIVED}
@@ -190,15 +189,16 @@ def _page(p: Params) -> slice:
     return slice(offset, offset + limit)
 
 
-def _by_role(p: Params, records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    role = p.int("Role", 0, 1, default=0)
-    return [r for r in records if (owner_account(r) is None) == (role == 0)]
+def _role(p: Params) -> bool:
+    """Role: 0 the customer's keys, 1 the service-managed ones."""
+    return p.int("Role", 0, 1, default=0) == 1
 
 
 @action(keyless)
 def ListKeys(ctx: Context, p: Params, _: None) -> Dict[str, Any]:
     page = _page(p)
-    matching = [r for r in _by_role(p, ctx.keys.all_keys()) if r["state"] in LISTED_BY_LIST_KEYS]
+    listed = find_keys(ctx.keys.all_keys(), KeyQuery(service_managed=_role(p), descending=False))
+    matching = [r for r in listed if r["state"] in LISTED_BY_LIST_KEYS]
     return {"Keys": [{"KeyId": r["id"]} for r in matching[page]], "TotalCount": len(matching)}
 
 
@@ -210,7 +210,7 @@ def ListKeyDetail(ctx: Context, p: Params, _: None) -> Dict[str, Any]:
     search = p.str("SearchKeyAlias")
     origin = _choice(p, "Origin", ("ALL", ORIGIN_KMS, ORIGIN_EXTERNAL), default="ALL")
     usage = p.str("KeyUsage", default=USAGE_SYMMETRIC, max_chars=MAX_NAME_CHARS)
-    query = KeyQuery(service_managed=p.int("Role", 0, 1, default=0) == 1,
+    query = KeyQuery(service_managed=_role(p),
                      state=STATE_FILTER[state] if state else None, search=search or None,
                      origin=None if origin == "ALL" else origin,
                      usage=None if usage == "ALL" else usage, tags=_tag_filters(p),
