@@ -150,7 +150,6 @@ class Call:
 class Console:
     def __init__(self, runtime: Runtime, audit: Optional[AuditLog],
                  before_request: Optional[Callable[[], None]] = None) -> None:
-        self.runtime = runtime
         self.keys: KeyService = runtime.keys
         self.accounts: AccountService = runtime.accounts
         self.tokens = TokenService(runtime.store, runtime.clock)
@@ -165,7 +164,6 @@ class Console:
             loader=jinja2.FileSystemLoader(os.path.join(HERE, "templates")),
             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         self.templates.filters["when"] = _when
-        self.templates.filters["days"] = _days
         self.templates.globals.update(badge=_badge, qs=_query_string,
                                       account_options=_account_options,
                                       policy_options=_policy_options)
@@ -218,10 +216,14 @@ class Console:
             response = self._refusal(call, *code_for(withheld))
         return response
 
-    def _work(self, call: Call, work: Callable[[Call, pages.Caller], Response], post: bool) -> Response:
+    def _catch_up(self) -> None:
+        """What other workers stored, and (tests) the shifted clock, as the API endpoints do."""
         self.keys.store.refresh()
         if self.before_request is not None:
             self.before_request()
+
+    def _work(self, call: Call, work: Callable[[Call, pages.Caller], Response], post: bool) -> Response:
+        self._catch_up()
         cookie = call.request.cookies.get(COOKIE)
         session = self.sessions.find(cookie)
         account = self._account_of(session) if session is not None else None
@@ -336,10 +338,7 @@ class Console:
         return response
 
     def _sign_in(self, call: Call, form: FormData, address: str) -> Response:
-        call.form = form
-        self.keys.store.refresh()
-        if self.before_request is not None:
-            self.before_request()
+        self._catch_up()
         token = (form.get("Token") or "").strip()
         secret_id = "" if token else (form.get("SecretId") or "").strip()[:128]
         wait = self.sessions.wait_before_sign_in(address, secret_id or None)
@@ -350,10 +349,8 @@ class Console:
         account: Optional[Dict[str, Any]] = None
         proof = ""
         if token:
-            found = self.tokens.lookup(token[:512])
-            if found is not None:
-                account = self.accounts.get(found["secret_id"])
-                proof = "token:" + self.tokens.digest_of(token[:512])
+            account = self.tokens.lookup(token[:512])
+            proof = "token:" + self.tokens.digest_of(token[:512])
         elif secret_id:
             # Only a SecretId that names an account is recorded: typed into
             # the wrong box, a SecretKey would otherwise land in the audit log.
@@ -394,7 +391,6 @@ class Console:
 
     async def new_key_page(self, request: Request) -> Response:
         def work(call: Call, caller: pages.Caller) -> Response:
-            call.seen["action"] = "console:NewKeyForm"
             return self.render(call, "new_key.html", {"values": {"KeyUsage": "ENCRYPT_DECRYPT",
                                                                  "Type": "1", "RotateDays": "365"}})
         return await self._serve(request, "console:NewKeyForm", work)
@@ -406,17 +402,13 @@ class Console:
             try:
                 key_id = pages.create_key(caller, call.form)
             except pages.PartlyDone as partly:  # the key exists: show it, and what was refused
-                code, message = code_for(partly.cause)
-                call.seen["result"] = code
+                code, message = self._refused(call, partly.cause)
                 return self._key_page_after(call, caller, partly.key_id, "EnableKeyRotation",
                                             status_for(code),
                                             {"status_message": "CreateKey succeeded.",
                                              "alert": {"code": code, "message": message}})
             except Exception as exc:
-                code, message = code_for(exc)
-                if code == "InternalError":
-                    raise
-                call.seen["result"] = code
+                code, message = self._refused(call, exc)
                 return self.render(call, "new_key.html", self._form_error(call, code, message,
                                    ("Alias", "Description", "KeyUsage", "Type", "Tags", "RotateDays")),
                                    status_for(code))
@@ -424,6 +416,17 @@ class Console:
             self.sessions.set_flash(call.session, "CreateKey succeeded.")
             return self._redirect(f"/console/keys/{key_id}")
         return await self._serve(request, "CreateKey", work, post=True)
+
+    @staticmethod
+    def _refused(call: Call, exc: BaseException) -> Tuple[str, str]:
+        """(code, message) of a form's refusal, shown on the form's own page
+        and audited as the call's result; an internal error is not a
+        refusal and goes on to _serve (logged, answered 500)."""
+        code, message = code_for(exc)
+        if code == "InternalError":
+            raise exc
+        call.seen["result"] = code
+        return code, message
 
     def _form_error(self, call: Call, code: str, message: str, fields: Tuple[str, ...]) -> Dict[str, Any]:
         values = {k: v[0] for k, v in call.form.text.items() if k != "csrf"} if call.form else {}
@@ -457,10 +460,7 @@ class Console:
             try:
                 result = pages.key_action(caller, key_id, action, call.form)
             except Exception as exc:
-                code, message = code_for(exc)
-                if code == "InternalError":
-                    raise
-                call.seen["result"] = code
+                code, message = self._refused(call, exc)
                 return self._key_page_after(call, caller, key_id, action, status_for(code),
                                             self._form_error(call, code, message, _FIELDS))
             if action in ("Encrypt", "Decrypt", "GenerateDataKey", "GetParametersForImport"):
@@ -554,10 +554,7 @@ class Console:
                 if action in ("DeleteAccount", "ResetSecretKey"):
                     self.sessions.close_account(result["SecretId"])
             except Exception as exc:
-                code, message = code_for(exc)
-                if code == "InternalError":
-                    raise
-                call.seen["result"] = code
+                code, message = self._refused(call, exc)
                 status = status_for(code)
                 extra = {"result": None, **self._form_error(call, code, message, _ACCESS_FIELDS)}
             view = pages.Caller(caller.ctx, None, dict(call.seen))
@@ -659,10 +656,6 @@ def _when(epoch: Any) -> str:
     if not epoch:
         return "—"
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(epoch)))
-
-
-def _days(seconds: Any) -> str:
-    return f"{int(seconds) // 86400} d" if seconds else "—"
 
 
 BADGES = {"Enabled": "ok", "Disabled": "off", "PendingDelete": "danger", "PendingImport": "warn",

@@ -35,10 +35,6 @@ from kms.service.transit import TransitService
 
 PAGE_SIZE = 20
 MAX_SEARCH_CHARS = 128
-# Console operations that are not Tencent actions, each checked as kms:<name>.
-CONSOLE_ACTIONS = ("ListAccounts", "CreateAccount", "DeleteAccount", "ResetSecretKey",
-                   "ListPolicies", "PutPolicy", "DeletePolicy", "AttachPolicy", "DetachPolicy",
-                   "ListTokens", "CreateToken", "RevokeToken", "ReadAuditLog")
 # Key actions a form on the key page may post (CreateKey has its own page).
 KEY_ACTIONS = ("UpdateAlias", "UpdateKeyDescription", "EnableKey", "DisableKey",
                "EnableKeyRotation", "DisableKeyRotation", "RotateKey", "ScheduleKeyDeletion",
