@@ -49,6 +49,7 @@ KEEP_HOURS = 14 * 24  # hours of counts kept behind the newest line seen
 # small catch-up waits at most one slice (about 0.6 s of chain checking).
 SLICE = 16 << 20
 BLOCK = 4 << 20  # bytes per read() and per regex pass
+HEADER_READ = 4096  # bytes read to learn an index's generation
 INDEX_VERSION = 1
 FAILED = 1 << 32  # a bucket holds successes + failures * FAILED (see _State)
 log = logging.getLogger("kms.audit_summary")
@@ -336,24 +337,23 @@ class UsageSummary:
     def _reload(self) -> None:
         """Take the index another worker wrote since this one read or wrote
         it. A damaged one is set aside: this state, or a rebuild, replaces it."""
+        # Read as a stream: when the header's generation is the one held,
+        # the body (megabytes for a busy log) is not read at all.
         try:
             with open(self.index_path, "rb") as f:
-                data = f.read()
+                unpacker = msgpack.Unpacker(f, read_size=HEADER_READ, raw=False, strict_map_key=False)
+                header = next(unpacker)
+                if header.get("v") != INDEX_VERSION:
+                    raise ValueError("another version")
+                if header.get("gen") == self._generation:
+                    return
+                state = _decode(next(unpacker))
         except FileNotFoundError:
             self._generation = b""  # removed: save this state again
             return
         except OSError as exc:
             self._set_aside(f"cannot be read ({exc.strerror})")
             return
-        try:
-            unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
-            unpacker.feed(data)
-            header = next(unpacker)
-            if header.get("v") != INDEX_VERSION:
-                raise ValueError("another version")
-            if header.get("gen") == self._generation:
-                return
-            state = _decode(next(unpacker))
         except _DAMAGED as exc:  # the index is only a cache
             self._set_aside(f"is damaged ({type(exc).__name__})")
             return
