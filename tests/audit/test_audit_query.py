@@ -8,16 +8,10 @@ import pytest
 from kms import audit, audit_query
 from kms.audit_query import AuditFilter, AuditPage, newest_first
 
+from audit_files import write
+
 T0 = calendar.timegm((2024, 12, 1, 0, 0, 0))
 FIELDS = {"time", "request_id", "account", "action", "key_id", "result", "latency_ms", "via", "target"}
-
-
-def write(path, entries):
-    log = audit.AuditLog(str(path))
-    try:
-        log.record_many(entries)
-    finally:
-        log.close()
 
 
 def mixed(n):

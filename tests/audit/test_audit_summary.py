@@ -14,6 +14,8 @@ import pytest
 from kms import audit, audit_summary
 from kms.audit_summary import ChainStatus, HourCount, UsageSummary
 
+from audit_files import write
+
 T0 = calendar.timegm((2024, 12, 1, 0, 0, 0))  # an hour's (and a day's) start
 HOUR = 3600
 
@@ -23,14 +25,6 @@ def call(when, result="Success", key_id="k1", **extra):
               "key_id": key_id, "result": result, "latency_ms": 0.5}
     fields.update(extra)
     return fields
-
-
-def write(path, entries):
-    log = audit.AuditLog(str(path))
-    try:
-        log.record_many(entries)
-    finally:
-        log.close()
 
 
 def calls_at(n, start=T0, step=60.0, **fields):
