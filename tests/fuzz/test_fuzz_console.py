@@ -5,11 +5,14 @@ pages. Whatever is sent:
 - the answer is never a 500 and never carries a traceback;
 - every answer under /console/ has the security headers;
 - a refused POST (4xx) leaves the store byte for byte as it was;
+- every POST leaves one outcome line per call in the audit log;
 - nothing is logged at ERROR (an InternalError would be).
 """
+import json
+import os
 import re
 import uuid
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlencode
 
 import pytest
@@ -67,6 +70,14 @@ class Signed:
         page = self.get("/console/keys")
         self.csrf = re.search(rb'name="csrf" value="([^"]+)"', page.body).group(1).decode()
 
+    def audit_size(self) -> int:
+        return os.path.getsize(os.path.join(self.target.data_dir, "audit.log"))
+
+    def audit_lines_since(self, offset: int) -> List[Dict[str, Any]]:
+        with open(os.path.join(self.target.data_dir, "audit.log"), "rb") as f:
+            f.seek(offset)
+            return [json.loads(line) for line in f]
+
     def get(self, path: str, query: str = "", cookie: Optional[str] = "") -> Response:
         headers = [("host", "127.0.0.1:8300")]
         if cookie is not None:
@@ -122,11 +133,17 @@ def test_console_forms_never_fail_badly(console, data):
     cookie = {"signed-in": "", "none": None, "forged": "kms_console=" + "A" * 43}[session]
     if kind == "logout" and session == "signed-in" and csrf == "valid":
         return  # it would end the shared session; signing out has its own tests
-    before = console.target.digest()
+    before, audited = console.target.digest(), console.audit_size()
     answer = console.post(path, fields, cookie=cookie, multipart=data.draw(st.booleans(), label="multipart"))
     check(answer, console, path)
     if answer.status >= 400:
         assert console.target.digest() == before, (path, answer.status)
+    # Every call leaves its outcome line, refused ones included: one per
+    # request id (CreateKey with rotation is two calls), each after any intent.
+    lines = console.audit_lines_since(audited)
+    outcomes = [e["request_id"] for e in lines if e["result"] != "started"]
+    assert outcomes and len(outcomes) == len(set(outcomes)), (path, answer.status, lines)
+    assert {e["request_id"] for e in lines} == set(outcomes), (path, lines)
 
 
 @fuzz_settings(0.25)
