@@ -131,10 +131,9 @@ def _accounts(args: argparse.Namespace) -> int:
 
 
 def _policies(args: argparse.Namespace) -> int:
-    from kms.service.policies import PolicyService
 
     runtime = _runtime(args)
-    policies = PolicyService(runtime.store)
+    policies = runtime.services.policies
     if args.action == "put":
         with open(args.file) as f:
             try:

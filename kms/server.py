@@ -36,6 +36,7 @@ from kms.durable import replace_file
 from kms.rootkey import FileRootKey, RootKeyError, Wrapper, hand_over, source_for
 from kms.service.accounts import AccountService
 from kms.service.keys import KeyService
+from kms.service.services import Services
 from kms.service.tokens import TokenService
 from kms.store import Build, LogStore, Op, build_together
 
@@ -100,10 +101,14 @@ class Runtime:
     root_source: str
     # The secrets this start generated, as named in root-credentials.json.
     new_credentials: Optional[Dict[str, str]] = None
+    services: Services = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.services = Services(self.keys, self.accounts)
 
     @property
     def tokens(self) -> TokenService:
-        return TokenService(self.store, self.clock)
+        return self.services.tokens
 
 
 def _check_root_key(store: LogStore, wrapper: Wrapper) -> None:

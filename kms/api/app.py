@@ -48,7 +48,7 @@ def create_app(runtime: Runtime, test_clock: bool = False,
         runtime.clock.offset = float(runtime.store.get("test", "clock-offset") or 0)
 
     audit = AuditLog(os.path.join(runtime.data_dir, "audit.log"))
-    endpoint = TencentEndpoint(runtime.keys, runtime.accounts, audit,
+    endpoint = TencentEndpoint(runtime.services, audit,
                                before_request=sync_clock if test_clock else None,
                                seen=SharedSeen(os.path.join(runtime.data_dir, "replay.table"),
                                                slots=replay_slots(),
@@ -71,9 +71,7 @@ def create_app(runtime: Runtime, test_clock: bool = False,
         runtime.store.refresh()
         if test_clock:
             sync_clock()
-        done = runtime.keys.run_due()
-        done["expired"] = endpoint.imports.expire_due()
-        done["rotated"] += transit.extras.rotate_due()
+        done = runtime.services.run_due()
         if console is not None:
             console.warm()
         return done
@@ -120,7 +118,7 @@ def create_app(runtime: Runtime, test_clock: bool = False,
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    transit = Transit(runtime.keys, runtime.tokens, audit,
+    transit = Transit(runtime.services, audit,
                       before_request=sync_clock if test_clock else None)
     # Every method reaches the endpoint, so that every call to / is answered
     # in the protocol's form, and audited (only POST is served).

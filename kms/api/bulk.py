@@ -31,21 +31,22 @@ and joined, one more copy while it arrives.
 """
 import logging
 import struct
-import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import msgpack
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
-from kms import aead, errors
+from kms import aead
 from kms.aead.native import NativeAESGCM
 from kms.aead.status import Status
-from kms.api.transit.endpoint import UNSUPPORTED, HTTPError, Transit
+from kms.api.answers import Answerer
+from kms.api.transit import items as transit_items
+from kms.api.transit.endpoint import AUDIT_WITHHELD, ERRORS, UNSUPPORTED, HTTPError, Transit
 from kms.api.transit.params import INT64_MAX
 from kms.api.transit.responses import new_request_id
-from kms.service.keys import check_state
-from kms.service.transit import TransitError
+from kms.service.crypto import Item, Plan, plan_decrypt, plan_uniform
+from kms.service.transit import TransitError, failure_text
 
 MAX_BODY = 256 << 20
 MAX_ITEMS = 200_000
@@ -91,16 +92,13 @@ def _chunks(head: bytes, arena: Any, tail: bytes = b"") -> Iterator[bytes]:
         yield tail
 
 
-def _require_bulk(settings: Dict[str, Any]) -> None:
-    if settings["derived"]:
+def _require_bulk(plan: Plan) -> Plan:
+    """The bulk path serves keys whose items share one key per version."""
+    if plan.batched:
+        return plan
+    if plan.settings["derived"]:
         raise TransitError("derived keys need a context per item; use the transit API")
-    if settings["type"] not in ("aes256-gcm96", "aes128-gcm96"):
-        raise TransitError(f"the bulk path serves AES-GCM keys; {settings['type']} is not one")
-
-
-def _log_failure(seen: Dict[str, Any]) -> None:
-    """A fault on our side, with the request's id and action (never its body)."""
-    log.exception("bulk request %s (%s) failed", seen.get("request_id"), seen.get("action"))
+    raise TransitError(f"the bulk path serves AES-GCM keys; {plan.settings['type']} is not one")
 
 
 def _reply(payload: Dict[str, Any], status: int = 200) -> Response:
@@ -110,7 +108,9 @@ def _reply(payload: Dict[str, Any], status: int = 200) -> Response:
 class Bulk:
     def __init__(self, transit: Transit) -> None:
         self.transit = transit
-        self.service = transit.transit
+        self.crypto = transit.crypto
+        self.answers = Answerer("bulk", transit.audit, ERRORS, lambda e, seen: self.error(e.status, e.messages),
+                                AUDIT_WITHHELD, log)
 
     def hot_routes(self) -> Dict[str, Tuple[Callable[..., Response], bool]]:
         """Served by the ASGI lane (kms.api.lane): prefix -> (handler,
@@ -130,29 +130,13 @@ class Bulk:
     async def respond(self, handler: Callable[..., Response], request: Any, data: bytes,
                       inline: bool = False) -> Response:
         """Authenticate, unpack and run one bulk request in the thread pool
-        (its work is milliseconds), mapping errors to msgpack answers with
-        Vault's status codes, and audit it."""
-        started = time.perf_counter()
+        (its work is milliseconds); answered and audited as transit is."""
         seen: Dict[str, Any] = {"action": "bulk:" + handler.__name__, "request_id": new_request_id()}
-        try:
-            response = await run_in_threadpool(self._run, handler, request, data, seen)
-        except HTTPError as exc:
-            response = _reply({"errors": exc.messages}, exc.status)
-        except errors.ServiceUnavailable as exc:
-            response = _reply({"errors": [str(exc)]}, 503)
-        except TransitError as exc:
-            response = _reply({"errors": [str(exc)]}, 400)
-        except errors.KMSError as exc:
-            internal = isinstance(exc, errors.InternalError)
-            if internal:
-                _log_failure(seen)
-            response = _reply({"errors": ["internal error" if internal else str(exc)]},
-                              500 if internal else 400)
-        except Exception:
-            _log_failure(seen)
-            response = _reply({"errors": ["internal error"]}, 500)
-        # Every call, refused ones too, through the one audit step of transit.
-        return await self.transit.audited(response, seen, started, self.error)
+
+        async def work() -> Response:
+            return await run_in_threadpool(self._run, handler, request, data, seen)
+
+        return await self.answers.answer(seen, work)
 
     def unsupported(self, account: Dict[str, Any], name: str, message: Dict[str, Any]) -> Response:
         raise HTTPError(405, [UNSUPPORTED])
@@ -162,7 +146,7 @@ class Bulk:
         if handler == self.unsupported:  # like transit: after authentication, audited
             raise HTTPError(405, [UNSUPPORTED])
         name = request.path_params["name"]
-        record = self.service.record(name)
+        record = self.transit.transit.record(name)
         seen["key_id"] = record["id"] if record else None
         # The two routes' handlers; the engine reads the common shapes itself.
         in_place = self._encrypt_in_place if handler == self.encrypt else self._decrypt_in_place
@@ -191,28 +175,28 @@ class Bulk:
         raise TransitError("associated_data must be bytes, or a list of bytes with one entry per item")
 
     def _in_place_request(self, account: Dict[str, Any], name: str, body: Any, action: str
-                          ) -> Optional[Tuple[int, Optional[int], Dict[str, Any], Dict[str, Any]]]:
-        """(items, key_version, key record, settings) when the engine can read
-        the body itself, after the same key checks the unpacked path makes;
-        None when the body must be unpacked."""
+                          ) -> Optional[Tuple[int, Optional[int], Dict[str, Any]]]:
+        """(items, key_version, key record) when the engine can read the body
+        itself, after the same key checks the unpacked path makes; None
+        when the body must be unpacked."""
         found = aead.scan_bulk_request(body, MAX_ITEMS)
         if found is None:
             return None
-        record = self.transit.existing_key(account, name, action)
-        check_state(record, action.lower())
-        settings = self.service.settings(record)
-        _require_bulk(settings)
-        return found[0], found[1], record, settings
+        return found[0], found[1], self.transit.existing_key(account, name, action)
 
     def _encrypt_in_place(self, account: Dict[str, Any], name: str, body: Any) -> Optional[Response]:
-        """The common request shape, read and sealed by the engine straight
-        from the body: no item objects, no joined copy. None: unpack it."""
+        """The common request shape, planned as one uniform batch, then read
+        and sealed by the engine straight from the body: no item objects,
+        no joined copy. None: unpack it."""
         found = self._in_place_request(account, name, body, "Encrypt")
         if found is None:
             return None
-        count, requested, record, settings = found
-        version = self.service._encryption_version(record, settings, requested)
-        framed = self.transit.keys.box(record["id"], version).seal_bulk_request(body, MAX_ITEMS)
+        count, requested, record = found
+        plan = _require_bulk(plan_uniform(record, requested or 0, sealing=True))
+        if plan.failures:
+            raise TransitError(failure_text(plan.failures[0]))
+        version = plan.versions[0]
+        framed = self.crypto.box(plan, version).seal_bulk_request(body, MAX_ITEMS)
         if framed is None:
             return None
         return self._framed_reply(version, count, framed)
@@ -223,12 +207,12 @@ class Bulk:
         found = self._in_place_request(account, name, body, "Decrypt")
         if found is None or found[1] is None or found[1] < 0:
             return None  # transit strings, per-item or missing versions: unpack it
-        count, requested, record, settings = found
-        try:
-            version = self.service.check_version(record, settings, max(requested, 1))
-        except TransitError:
+        count, requested, record = found
+        plan = _require_bulk(plan_uniform(record, requested, sealing=False))
+        if plan.failures:
             return None  # the general path reports it for every item
-        opened = self.transit.keys.box(record["id"], version).open_bulk_request(body, MAX_ITEMS)
+        version = plan.versions[0]
+        opened = self.crypto.box(plan, version).open_bulk_request(body, MAX_ITEMS)
         if opened is None:
             return None
         statuses, plaintexts = opened
@@ -251,14 +235,15 @@ class Bulk:
 
     def encrypt(self, account: Dict[str, Any], name: str, message: Dict[str, Any]) -> Response:
         record = self.transit.existing_key(account, name, "Encrypt")
-        check_state(record, "encrypt")
         items = message["items"]
         if not all(isinstance(i, bytes) for i in items):
             raise TransitError("every item must be binary (msgpack bin)")
-        settings = self.service.settings(record)
-        _require_bulk(settings)
-        version = self.service._encryption_version(record, settings, key_version(message.get("key_version")))
-        box = self.transit.keys.box(record["id"], version)
+        requested = key_version(message.get("key_version")) or 0
+        plan = _require_bulk(plan_uniform(record, requested, sealing=True))
+        if plan.failures:
+            raise TransitError(failure_text(plan.failures[0]))
+        version = plan.versions[0]
+        box = self.crypto.box(plan, version)
         aad = self._aad(message, len(items))
         if not isinstance(box, NativeAESGCM):  # the fallback has no framed arenas
             sealed = box.encrypt_batch(None, items, aad, nonce_prefix=True)
@@ -271,42 +256,32 @@ class Bulk:
 
     def decrypt(self, account: Dict[str, Any], name: str, message: Dict[str, Any]) -> Response:
         record = self.transit.existing_key(account, name, "Decrypt")
-        check_state(record, "decrypt")
-        settings = self.service.settings(record)
-        _require_bulk(settings)
-        items = message["items"]
-        versions = self._versions(message, len(items))
-        aad = self._aad(message, len(items))
-        plaintexts: List[Optional[bytes]] = [None] * len(items)
-        failures: List[Tuple[int, str]] = []
-        groups: Dict[int, List[Tuple[int, bytes, bytes, bytes]]] = {}
-        for i, item in enumerate(items):
-            try:
-                if isinstance(item, str):
-                    version, raw = self.service.parse(record, settings, item)
-                elif isinstance(item, bytes):
-                    version, raw = versions[i], item
-                    if version is None:
-                        raise TransitError("binary items need key_version or key_versions")
-                    self.service.check_version(record, settings, version)
-                    if len(raw) < 28:
-                        raise TransitError("invalid ciphertext length")
-                else:
-                    raise TransitError("an item must be bin or a transit ciphertext string")
-                item_aad = aad[i] if isinstance(aad, list) else (aad or b"")
-                groups.setdefault(version, []).append((i, raw[:12], raw[12:], item_aad))
-            except errors.KMSError as exc:
-                failures.append((i, str(exc)))
-        for version, members in groups.items():
-            opened = self.transit.keys.box(record["id"], version).decrypt_batch(
-                [m[1] for m in members], [m[2] for m in members], [m[3] for m in members])
-            for j, member in enumerate(members):
-                if opened[j] is None:
-                    failures.append((member[0], "cipher: message authentication failed"))
-                else:
-                    plaintexts[member[0]] = opened[j]
-        failures.sort()
-        return _reply({"plaintexts": plaintexts, "errors": [list(f) for f in failures]})
+        raw = message["items"]
+        versions = self._versions(message, len(raw))
+        aad = self._aad(message, len(raw))
+        items = [self._read(item, versions[i], aad[i] if isinstance(aad, list) else (aad or b""))
+                 for i, item in enumerate(raw)]
+        plan = _require_bulk(plan_decrypt(record, items))
+        outcomes = self.crypto.open(plan, items)
+        plaintexts = [o.value if o.failure is None else None for o in outcomes]
+        failures = [[i, failure_text(o.failure)] for i, o in enumerate(outcomes) if o.failure is not None]
+        return _reply({"plaintexts": plaintexts, "errors": failures})
+
+    @staticmethod
+    def _read(item: Any, version: Optional[int], aad: bytes) -> Item:
+        """A bin item (nonce || ciphertext || tag under the request's
+        version) or a transit ciphertext string (its own version)."""
+        if isinstance(item, str):
+            read = transit_items.read_ciphertexts([{"ciphertext": item}])[0]
+            read.aad = aad
+            return read
+        if not isinstance(item, bytes):
+            return Item(version=-1, unreadable="an item must be bin or a transit ciphertext string")
+        if version is None:
+            return Item(version=-1, unreadable="binary items need key_version or key_versions")
+        if len(item) < 28:
+            return Item(version=version, unreadable="invalid ciphertext length")
+        return Item(item, version, aad)
 
     @staticmethod
     def _versions(message: Dict[str, Any], count: int) -> List[Optional[int]]:

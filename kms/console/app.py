@@ -40,10 +40,7 @@ from kms.console.sessions import Session, SessionStore
 from kms.numbers import ascii_int
 from kms.server import Runtime
 from kms.service.accounts import AccountService
-from kms.service.imports import ImportService
 from kms.service.keys import KeyService
-from kms.service.policies import PolicyService
-from kms.service.tokens import TokenService
 
 log = logging.getLogger("kms.console")
 
@@ -150,11 +147,11 @@ class Call:
 class Console:
     def __init__(self, runtime: Runtime, audit: Optional[AuditLog],
                  before_request: Optional[Callable[[], None]] = None) -> None:
+        self.services = runtime.services
         self.keys: KeyService = runtime.keys
         self.accounts: AccountService = runtime.accounts
-        self.tokens = TokenService(runtime.store, runtime.clock)
-        self.policies = PolicyService(runtime.store)
-        self.imports = ImportService(runtime.keys)
+        self.tokens = runtime.services.tokens
+        self.policies = runtime.services.policies
         self.audit = audit
         self.before_request = before_request
         self.sessions = SessionStore(runtime.data_dir, runtime.clock)
@@ -238,7 +235,7 @@ class Console:
         if post and not self.sessions.csrf_matches(session, call.form.get("csrf") if call.form else None):
             raise Refused("AuthFailure.CsrfTokenMismatch",
                           "the form's CSRF token does not belong to this session; nothing was done")
-        ctx = Context(self.keys, self.accounts, self.policies, self.imports, account)
+        ctx = Context(self.services, account)
         return work(call, pages.Caller(ctx, self.audit, call.seen))
 
     def _account_of(self, session: Session) -> Optional[Dict[str, Any]]:

@@ -30,8 +30,7 @@ from kms.service.keys import KNOWN_USAGES, ORIGIN_EXTERNAL, ORIGIN_KMS, STATES, 
 from kms.service.listing import SORT_KEYS, KeyQuery, find_keys
 from kms.service.policies import ANY, Resource, validate
 from kms.numbers import ascii_int
-from kms.service.tokens import MAX_TTL, TokenService
-from kms.service.transit import TransitService
+from kms.service.tokens import MAX_TTL
 
 PAGE_SIZE = 20
 MAX_SEARCH_CHARS = 128
@@ -186,7 +185,7 @@ def key_detail(caller: Caller, key_id: str) -> Dict[str, Any]:
     record = keys.describe(meta["KeyId"])
     transit = None
     if "transit" in record:
-        described = TransitService(keys).describe(record)
+        described = caller.ctx.services.transit.describe(record)
         transit = {k: v for k, v in described.items() if k != "keys"}
     return {"meta": meta, "versions": keys.versions(meta["KeyId"]),
             "service_managed": owner_account(record) is not None, "service_note": SERVICE_KEY_NOTE,
@@ -234,7 +233,7 @@ def access(caller: Caller) -> Dict[str, Any]:
     ctx = caller.ctx
     policies = (sorted(ctx.keys.store.items("policy").values(), key=lambda p: p["name"])
                 if allowed(caller, "ListPolicies") else None)
-    tokens = (TokenService(ctx.keys.store, ctx.keys.clock).listing()
+    tokens = (ctx.services.tokens.listing()
               if allowed(caller, "ListTokens") else None)
     return {"accounts": sorted(ctx.accounts.listing(), key=lambda a: (a["Kind"] != "root", a["Name"])),
             "policies": None if policies is None else
@@ -280,7 +279,7 @@ def access_action(caller: Caller, action: str, form: FormData) -> Dict[str, Any]
     Each is checked as kms:<action> on what it touches before anything is
     read further or changed."""
     ctx = caller.ctx
-    tokens = TokenService(ctx.keys.store, ctx.keys.clock)
+    tokens = ctx.services.tokens
     if action == "CreateAccount":
         name, kind = _required(form, "Name"), form.get("Kind") or "user"
         caller.seen["target"] = f"account/{name[:100]}"

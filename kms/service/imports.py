@@ -99,16 +99,16 @@ class ImportService:
                 record["import_salt"] = secrets.token_bytes(16)
                 record["import_fingerprint"] = _fingerprint(key_id, record["import_salt"], material)
             if self.store.get("ver", f"{key_id}/1") is None:
-                ops += self.keys._new_version_ops(key_id, 1, material)
+                ops += self.keys.version_ops(key_id, 1, material)
             record.update(state=ENABLED, latest=1, valid_to=valid_to)
             return ops
 
-        self.keys._change(key_id, "import", mutate)
+        self.keys.change(key_id, "import", mutate)
 
     def delete_material(self, key_id: str) -> None:
         self._external(key_id)
         # compact: the wrapped material leaves the disk too
-        self.keys._change(key_id, "delete_material", self._drop_material, compact=True)
+        self.keys.change(key_id, "delete_material", self._drop_material, compact=True)
 
     def _drop_material(self, record: Dict[str, Any]) -> List[Op]:
         record.update(state=PENDING_IMPORT, valid_to=0)
@@ -123,6 +123,6 @@ class ImportService:
                     and 0 < record["valid_to"] <= now):
                 # One step each: the material is gone from disk, or still
                 # in force and expired again on the next pass.
-                self.keys._change(record["id"], "delete_material", self._drop_material, compact=True)
+                self.keys.change(record["id"], "delete_material", self._drop_material, compact=True)
                 expired.append(record["id"])
         return expired

@@ -1,5 +1,6 @@
-"""KeyService: customer master keys, their lifecycle, and every cryptographic
-operation on them. Protocol adapters call this; it never sees HTTP.
+"""KeyService: customer master keys, their lifecycle and versions, and the
+unwrapped keys of those versions (kms.service.crypto uses them). Protocol
+adapters call this; it never sees HTTP.
 
 Records in the store (namespace / id -> value):
     key   / <key id>              metadata (a dict, see _new_record)
@@ -11,13 +12,11 @@ Every change is one store commit whose preconditions are checked on the
 latest state under the store's lock, so concurrent workers cannot both
 succeed where only one may.
 """
-import base64
 import os
 import re
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from cryptography.exceptions import InvalidTag
 
 from kms import errors
 from kms.aead import AESGCM
@@ -25,15 +24,14 @@ from kms.clock import Clock
 from kms.keys import blob as blobs
 from kms.keys import material as materials
 from kms.rootkey import Wrapper
+from kms.service.keytypes import USAGE_SYMMETRIC, USAGES
 from kms.store import LogStore, Op
 
 ENABLED, DISABLED, PENDING_DELETE, PENDING_IMPORT, ARCHIVED = (
     "Enabled", "Disabled", "PendingDelete", "PendingImport", "Archived")
 STATES = (ENABLED, DISABLED, PENDING_DELETE, PENDING_IMPORT, ARCHIVED)
-USAGE_SYMMETRIC = "ENCRYPT_DECRYPT"
 # Asymmetric usages exist for transit key types (ed25519, ecdsa-p256, rsa-2048).
-KNOWN_USAGES = {USAGE_SYMMETRIC, "ASYMMETRIC_SIGN_VERIFY_ED25519", "ASYMMETRIC_SIGN_VERIFY_ECC",
-                "ASYMMETRIC_DECRYPT_RSA_2048"}
+KNOWN_USAGES = USAGES
 ORIGIN_KMS, ORIGIN_EXTERNAL = "TENCENT_KMS", "EXTERNAL"
 DAY = 86400
 
@@ -103,11 +101,6 @@ def check_state(record: Dict[str, Any], operation: str) -> None:
         raise error(f"key {record['id']} is {record['state']}; {operation.replace('_', ' ')} is not allowed")
 
 
-def _require_aes(record: Dict[str, Any]) -> None:
-    if record["usage"] != USAGE_SYMMETRIC or record.get("material_kind", "aes") != "aes":
-        raise errors.InvalidKeyUsage(f"key {record['id']} is not an AES-GCM key; this operation needs one")
-
-
 def check_key_id(key_id: Any) -> str:
     if not isinstance(key_id, str) or not key_id:
         raise errors.InvalidKeyId("KeyId must be a non-empty string")
@@ -167,7 +160,7 @@ class KeyService:
             self._boxes.pop((key_id, int(version)), None)
             self._made.pop((key_id, int(version)), None)
 
-    def _record(self, key_id: str) -> Dict[str, Any]:
+    def record(self, key_id: str) -> Dict[str, Any]:
         record = self.store.get("key", check_key_id(key_id))
         if record is None:
             raise errors.KeyNotFound(f"key {key_id} does not exist")
@@ -188,10 +181,15 @@ class KeyService:
             made[kind] = make(self.material(key_id, version))
         return made[kind]
 
-    def box(self, key_id: str, version: int) -> AESGCM:
-        return self._box(key_id, version)
+    def private_key(self, key_id: str, version: int, kind: str) -> Any:
+        """A version's private key object; loading (and checking) an RSA key
+        costs tens of milliseconds, so it is made once."""
+        return self.made_from(key_id, version, "private:" + kind,
+                              lambda material: materials.private_key(kind, material))
 
-    def _box(self, key_id: str, version: int) -> AESGCM:
+    def box(self, key_id: str, version: int) -> AESGCM:
+        """The version's AES-GCM key, unwrapped once and kept until the
+        version goes."""
         box = self._boxes.get((key_id, version))
         if box is None:
             entry = self.store.get("ver", f"{key_id}/{version}")
@@ -201,7 +199,7 @@ class KeyService:
             box = self._boxes[(key_id, version)] = AESGCM(material)
         return box
 
-    def _change(self, key_id: str, operation: str,
+    def change(self, key_id: str, operation: str,
                 mutate: Callable[[Dict[str, Any]], List[Op]], compact: bool = False) -> Dict[str, Any]:
         """Check the state rule and apply mutate() to a copy of the record,
         all under the store lock on the latest state (compact: see
@@ -209,7 +207,7 @@ class KeyService:
         out: Dict[str, Any] = {}
 
         def build() -> List[Op]:
-            record = dict(self._record(key_id))
+            record = dict(self.record(key_id))
             check_state(record, operation)
             extra = mutate(record)
             out.update(record)
@@ -218,7 +216,7 @@ class KeyService:
         self.store.commit(build, compact=compact)
         return out
 
-    def _new_version_ops(self, key_id: str, version: int, material: bytes,
+    def version_ops(self, key_id: str, version: int, material: bytes,
                          created: Optional[int] = None) -> List[Op]:
         wrapped = self.wrapper.wrap("key", key_id, version, material)
         return [Op("put", "ver", f"{key_id}/{version}",
@@ -230,7 +228,7 @@ class KeyService:
                    external: bool = False, tags: Optional[Dict[str, str]] = None,
                    creator: str = "root") -> Dict[str, Any]:
         """A customer-managed key (owner "user")."""
-        return self._create(check_alias(alias), description, usage, external, tags,
+        return self.create_record(check_alias(alias), description, usage, external, tags,
                             owner="user", creator=creator)
 
     def create_with_versions(self, alias: str, description: str, usage: str, creator: str,
@@ -241,10 +239,10 @@ class KeyService:
         exists with all of them, or nothing was stored."""
         if not versions or min(versions) < 1:
             raise errors.InvalidParameter("a key needs versions numbered from 1")
-        return self._create(alias, description, usage, False, {}, owner="user", creator=creator,
+        return self.create_record(alias, description, usage, False, {}, owner="user", creator=creator,
                             material_bytes=material_bytes, extra=extra, versions=versions)
 
-    def _create(self, alias: str, description: str, usage: str, external: bool,
+    def create_record(self, alias: str, description: str, usage: str, external: bool,
                 tags: Optional[Dict[str, str]], owner: str, creator: str,
                 material_bytes: int = 32, extra: Optional[Dict[str, Any]] = None,
                 owner_id: Optional[str] = None,
@@ -273,9 +271,9 @@ class KeyService:
             ops = [Op("put", "key", key_id, record), Op("put", "alias", alias, key_id)]
             if versions:
                 for version, (material, created) in sorted(versions.items()):
-                    ops += self._new_version_ops(key_id, version, material, created)
+                    ops += self.version_ops(key_id, version, material, created)
             elif not external:
-                ops += self._new_version_ops(key_id, 1, materials.generate(
+                ops += self.version_ops(key_id, 1, materials.generate(
                     record.get("material_kind", "aes"), material_bytes))
             return ops
 
@@ -303,14 +301,14 @@ class KeyService:
         if name != account["name"]:
             raise errors.PermissionDenied(f"only service {name!r} may create {key_id}")
         try:
-            return str(self._create(key_id, f"managed for service {account['name']}", USAGE_SYMMETRIC,
+            return str(self.create_record(key_id, f"managed for service {account['name']}", USAGE_SYMMETRIC,
                                     False, {}, owner=account["name"], creator=account["secret_id"],
                                     owner_id=account["secret_id"])["id"])
         except errors.AliasExists:  # another worker created it first
             return str(self.store.get("alias", key_id))
 
     def describe(self, key_id: str) -> Dict[str, Any]:
-        return dict(self._record(key_id))
+        return dict(self.record(key_id))
 
     def describe_many(self, key_ids: List[str]) -> List[Dict[str, Any]]:
         if len(set(key_ids)) != len(key_ids):
@@ -319,7 +317,7 @@ class KeyService:
 
     def versions(self, key_id: str) -> List[Tuple[int, int]]:
         """(version, created) of each version still held, oldest first."""
-        record = self._record(key_id)
+        record = self.record(key_id)
         found = []
         for version in range(1, record["latest"] + 1):
             entry = self.store.get("ver", f"{key_id}/{version}")
@@ -347,17 +345,17 @@ class KeyService:
                 ops.append(Op("del", "alias", old["alias"]))
             return ops
 
-        self._change(key_id, "update", mutate)
+        self.change(key_id, "update", mutate)
 
     def update_description(self, key_id: str, description: str) -> None:
         description = check_description(description)
-        self._change(key_id, "update", lambda r: r.update(description=description) or [])
+        self.change(key_id, "update", lambda r: r.update(description=description) or [])
 
     def enable(self, key_id: str) -> None:
-        self._change(key_id, "enable", lambda r: r.update(state=ENABLED) or [])
+        self.change(key_id, "enable", lambda r: r.update(state=ENABLED) or [])
 
     def disable(self, key_id: str) -> None:
-        self._change(key_id, "disable", lambda r: r.update(state=DISABLED) or [])
+        self.change(key_id, "disable", lambda r: r.update(state=DISABLED) or [])
 
     def set_state_many(self, key_ids: List[str], enable: bool) -> None:
         """All keys are checked first; then all change in one commit."""
@@ -368,7 +366,7 @@ class KeyService:
         def build() -> List[Op]:
             ops = []
             for key_id in key_ids:
-                record = dict(self._record(key_id))
+                record = dict(self.record(key_id))
                 check_state(record, operation)
                 record["state"] = ENABLED if enable else DISABLED
                 ops.append(Op("put", "key", key_id, record))
@@ -380,19 +378,19 @@ class KeyService:
         if not isinstance(days, int) or isinstance(days, bool) or not 7 <= days <= 30:
             raise errors.InvalidPendingWindow("PendingWindowInDays must be 7 to 30")
         when = self.clock.now_s() + days * DAY
-        self._change(key_id, "schedule_deletion",
+        self.change(key_id, "schedule_deletion",
                      lambda r: r.update(state=PENDING_DELETE, deletion_date=when) or [])
         return when
 
     def cancel_deletion(self, key_id: str) -> None:
-        self._change(key_id, "cancel_deletion",
+        self.change(key_id, "cancel_deletion",
                      lambda r: r.update(state=DISABLED, deletion_date=0) or [])
 
     def archive(self, key_id: str) -> None:
-        self._change(key_id, "archive", lambda r: r.update(state=ARCHIVED) or [])
+        self.change(key_id, "archive", lambda r: r.update(state=ARCHIVED) or [])
 
     def cancel_archive(self, key_id: str) -> None:
-        self._change(key_id, "cancel_archive", lambda r: r.update(state=ENABLED) or [])
+        self.change(key_id, "cancel_archive", lambda r: r.update(state=ENABLED) or [])
 
     # ---- rotation ----------------------------------------------------------
 
@@ -402,7 +400,7 @@ class KeyService:
 
         # Origin never changes, so it can be checked (first: it is the more
         # specific refusal) outside the commit.
-        if self._record(key_id)["origin"] == ORIGIN_EXTERNAL:
+        if self.record(key_id)["origin"] == ORIGIN_EXTERNAL:
             raise errors.ExternalKeyCannotRotate("keys with imported material cannot rotate")
 
         def mutate(record: Dict[str, Any]) -> List[Op]:
@@ -411,10 +409,10 @@ class KeyService:
                           next_rotate=max(base + days * DAY, self.clock.now_s()))
             return []
 
-        self._change(key_id, "rotation_config", mutate)
+        self.change(key_id, "rotation_config", mutate)
 
     def disable_rotation(self, key_id: str) -> None:
-        self._change(key_id, "rotation_config",
+        self.change(key_id, "rotation_config",
                      lambda r: r.update(rotation_enabled=False, next_rotate=0) or [])
 
     def rotate(self, key_id: str, scheduled: bool = False, manual_rules: bool = True) -> int:
@@ -442,68 +440,13 @@ class KeyService:
             if record["rotation_enabled"]:
                 record["next_rotate"] = now + record["rotate_days"] * DAY
             out["version"] = version
-            return self._new_version_ops(key_id, version, materials.generate(
+            return self.version_ops(key_id, version, materials.generate(
                 record.get("material_kind", "aes"), record.get("material_bytes", 32)))
 
-        self._change(key_id, "rotate", mutate)
+        self.change(key_id, "rotate", mutate)
         return out.get("version", 0)
 
-    # ---- cryptography ------------------------------------------------------
-
-    def encrypt(self, key_id: str, plaintext: bytes, context: Optional[str] = None,
-                operation: str = "encrypt") -> str:
-        if len(plaintext) > MAX_PLAINTEXT:
-            raise errors.InvalidPlaintext(f"Plaintext is over {MAX_PLAINTEXT} bytes")
-        aad_context = blobs.canonical_context(context)
-        record = self._record(key_id)
-        check_state(record, operation)
-        _require_aes(record)
-        version = record["latest"]
-        nonce = os.urandom(blobs.NONCE_BYTES)
-        header = blobs.header_for(key_id, version)
-        sealed = self._box(key_id, version).encrypt(nonce, plaintext, header + aad_context)
-        return blobs.Blob(key_id, version, nonce, sealed).encode()
-
-    def decrypt(self, ciphertext: str, context: Optional[str] = None) -> Tuple[str, bytes]:
-        """Returns (key id, plaintext). A damaged blob, a foreign blob or a
-        wrong context are all InvalidCiphertext, with no further detail."""
-        blob = blobs.decode(ciphertext)
-        aad_context = blobs.canonical_context(context)
-        record = self.store.get("key", blob.key_id)
-        if record is None:
-            raise errors.KeyNotFound(f"key {blob.key_id} does not exist")
-        check_state(record, "decrypt")
-        _require_aes(record)
-        if blob.version < 1 or blob.version > record["latest"]:
-            raise blobs.InvalidCiphertext("CiphertextBlob names a key version that does not exist")
-        try:
-            plaintext = self._box(blob.key_id, blob.version).decrypt(
-                blob.nonce, blob.sealed, blob.header + aad_context)
-        except InvalidTag:
-            raise blobs.InvalidCiphertext(
-                "CiphertextBlob does not decrypt (damaged, or the EncryptionContext differs)") from None
-        return blob.key_id, plaintext
-
-    def reencrypt(self, ciphertext: str, destination_key_id: Optional[str] = None,
-                  source_context: Optional[str] = None,
-                  destination_context: Optional[str] = None) -> Tuple[str, str, str, bool]:
-        """Returns (new blob, destination key id, source key id, re-encrypted?)."""
-        source_key_id, plaintext = self.decrypt(ciphertext, source_context)
-        destination = destination_key_id or source_key_id
-        record = self._record(destination)
-        if (destination == source_key_id and blobs.decode(ciphertext).version == record["latest"]
-                and blobs.canonical_context(source_context) == blobs.canonical_context(destination_context)):
-            return ciphertext, destination, source_key_id, False
-        return (self.encrypt(destination, plaintext, destination_context), destination,
-                source_key_id, True)
-
-    def generate_data_key(self, key_id: str, number_of_bytes: int,
-                          context: Optional[str] = None) -> Tuple[bytes, str]:
-        """A fresh data key: (plaintext, the same encrypted under the CMK)."""
-        if not 1 <= number_of_bytes <= 1024:
-            raise errors.InvalidParameter("NumberOfBytes must be 1 to 1024")
-        data_key = os.urandom(number_of_bytes)
-        return data_key, self.encrypt(key_id, data_key, context, operation="generate_data_key")
+    # ---- random bytes ------------------------------------------------------
 
     @staticmethod
     def generate_random(number_of_bytes: int) -> bytes:
@@ -544,6 +487,3 @@ class KeyService:
 
         return bool(self.store.commit(build, compact=True))
 
-
-def b64encode(data: bytes) -> str:
-    return base64.b64encode(data).decode()

@@ -2,68 +2,39 @@
 
 A transit key is a CMK whose alias is the transit name: the same versions,
 states and audit records in both APIs. Its Vault settings live in the CMK
-record under "transit" (absent: the defaults). Ciphertexts are
-"vault:v<N>:" + base64(nonce || ciphertext || tag), AES-GCM with the
-caller's associated data (none by default), as OpenBao lays them out.
-
-Batches: every item is parsed and checked in Python, then all items that
-share a key version go through one native batch call; results come back in
-input order with per-item errors. A single request is a one-item batch.
-Derived keys (HKDF-SHA256 of the version's material, info = context) get one
-key per context, so they are sealed item by item.
+record under "transit" (absent: the defaults, kms.service.keytypes).
+Encryption, decryption and rewrapping go through kms.service.crypto like
+every other API's; this module holds the rest of transit: key management,
+signatures, HMACs, export, backup and restore.
 """
 import base64
 import binascii
 import hashlib
 import hmac
 import json
-import os
 import re
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kms import b64text, errors
-from kms.numbers import ascii_int
-from kms.aead import AESGCM
+from kms.codecs import transit_text
 from kms.keys import material as materials
-from kms.service.keys import (ALIAS_RE, ENABLED, PENDING_DELETE, SERVICE_ALIAS_PREFIX,
-                              USAGE_SYMMETRIC, KeyService, check_state)
+from kms.service.crypto import Failure, Item, Plan, decryption_version, encryption_version, plan_encrypt
+from kms.service.keys import ALIAS_RE, ENABLED, PENDING_DELETE, SERVICE_ALIAS_PREFIX, KeyService, check_state
+from kms.service.keytypes import DEFAULTS, KEY_TYPES, USAGES, key_type
+from kms.service.keytypes import settings as key_settings
 from kms.store import Op
 
+PREFIX = transit_text.PREFIX
 # One naming rule for a key in both APIs: a transit name is a Tencent alias
 # (kms.service.keys.ALIAS_RE), so every key made here can be named there.
 NAME_RULE = "1 to 60 characters of A-Z a-z 0-9 - _, starting with a letter or digit"
 # Vault's own rule, which transit followed before: a backup may carry such a
 # name (it can still be restored under a name of today's rule).
 VAULT_NAME_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_\-.@]*[A-Za-z0-9_])?\Z")
-# Key types: material kind and size, what each can do, and the CMK usage
-# they appear under in the Tencent API.
-KEY_TYPES: Dict[str, Dict[str, Any]] = {
-    "aes256-gcm96": {"kind": "aes", "size": 32, "encrypt": True, "sign": False, "derive": True,
-                     "usage": USAGE_SYMMETRIC},
-    "aes128-gcm96": {"kind": "aes", "size": 16, "encrypt": True, "sign": False, "derive": True,
-                     "usage": USAGE_SYMMETRIC},
-    "chacha20-poly1305": {"kind": "chacha", "size": 32, "encrypt": True, "sign": False,
-                          "derive": True, "usage": USAGE_SYMMETRIC},
-    "ed25519": {"kind": "ed25519", "size": 32, "encrypt": False, "sign": True, "derive": False,
-                "usage": "ASYMMETRIC_SIGN_VERIFY_ED25519"},
-    "ecdsa-p256": {"kind": "ecdsa-p256", "size": 0, "encrypt": False, "sign": True, "derive": False,
-                   "usage": "ASYMMETRIC_SIGN_VERIFY_ECC"},
-    "rsa-2048": {"kind": "rsa-2048", "size": 0, "encrypt": True, "sign": True, "derive": False,
-                 "usage": "ASYMMETRIC_DECRYPT_RSA_2048"},
-}
-TYPES = {name: meta["size"] for name, meta in KEY_TYPES.items()}
-USAGES = {meta["usage"] for meta in KEY_TYPES.values()}
-DEFAULTS = {"type": "aes256-gcm96", "derived": False, "convergent_encryption": False,
-            "exportable": False, "allow_plaintext_backup": False, "auto_rotate_period": 0,
-            "deletion_allowed": False, "min_decryption_version": 1,
-            "min_encryption_version": 0, "min_available_version": 0}
-PREFIX = "vault:v"
 # Transit's own lifecycle (export, immediate deletion, trimming versions)
 # belongs to keys made through transit, marked so in their record. A key made
 # any other way (the Tencent API, a service's managed key) keeps its
@@ -76,10 +47,28 @@ TOO_OLD = "ciphertext or signature version is disallowed by policy (too old)"
 MISSING_CONTEXT = ("missing 'context' for key derivation; the key was created using a derived key, "
                    "which means additional, per-request information must be included in order "
                    "to perform operations with the key")
-# RSA-OAEP with SHA-256 under a 2048-bit key: 256 - 2 * 32 - 2 bytes.
-RSA_MAX_PLAINTEXT = 190
-# The digits of a version in "vault:v<N>:": a 64-bit number at most.
-MAX_VERSION_DIGITS = 19
+# The OpenBao wording of each item failure of encrypt, decrypt and rewrap.
+FAILURE_TEXT: Dict[Failure, str] = {
+    Failure.VERSION_NEGATIVE: "requested version for encryption is negative",
+    Failure.VERSION_ABOVE_LATEST: "requested version for encryption is higher than the latest key version",
+    Failure.VERSION_BELOW_MIN_ENCRYPTION:
+        "requested version for encryption is less than the minimum encryption key version",
+    Failure.VERSION_RETIRED: "no such key version",
+    Failure.CIPHERTEXT_TOO_NEW: "invalid ciphertext: version is too new",
+    Failure.CIPHERTEXT_TOO_OLD: TOO_OLD,
+    Failure.VERSION_GONE: "the key version of this ciphertext no longer exists",
+    Failure.MISSING_CONTEXT: MISSING_CONTEXT,
+    Failure.AAD_NOT_SUPPORTED: "'[0].associated_data' provided for non-AEAD cipher suite rsa-2048",
+    Failure.PLAINTEXT_TOO_LONG: "plaintext too long for rsa-2048: at most 190 bytes",
+    Failure.TOO_SHORT: "invalid ciphertext length",
+    Failure.AUTHENTICATION: "cipher: message authentication failed",
+    Failure.RSA_DECRYPTION: "failed to RSA decrypt the ciphertext",
+}
+
+
+def failure_text(why: Any) -> str:
+    """An item's failure as OpenBao words it (a reader's text as it is)."""
+    return FAILURE_TEXT[why] if isinstance(why, Failure) else str(why)
 
 
 class TransitError(errors.InvalidRequest):
@@ -111,17 +100,6 @@ def check_name(name: Any) -> str:
     return name
 
 
-class Item:
-    """One batch item's result: ciphertext/plaintext or an error."""
-
-    __slots__ = ("result", "error", "version")
-
-    def __init__(self) -> None:
-        self.result: Optional[str] = None
-        self.error: Optional[str] = None
-        self.version = 0
-
-
 class TransitService:
     def __init__(self, keys: KeyService) -> None:
         self.keys = keys
@@ -148,17 +126,6 @@ class TransitService:
         if not self.transit_lifecycle(record):
             raise TransitError(KMS_GUARANTEED)
 
-    @staticmethod
-    def plain_aes(s: Dict[str, Any]) -> bool:
-        """A non-derived AES-GCM key (by its settings): the one kind the
-        engine's batch calls and native transit readers serve."""
-        return not s["derived"] and KEY_TYPES[s["type"]]["kind"] == "aes"
-
-    @staticmethod
-    def settings(record: Dict[str, Any]) -> Dict[str, Any]:
-        return {**DEFAULTS, "type": {16: "aes128-gcm96"}.get(record.get("material_bytes", 32), "aes256-gcm96"),
-                **record.get("transit", {})}
-
     def create(self, name: str, key_type: str = "aes256-gcm96", derived: bool = False,
                convergent: bool = False, exportable: bool = False,
                allow_plaintext_backup: bool = False, auto_rotate_period: int = 0,
@@ -172,9 +139,9 @@ class TransitService:
                                      allow_plaintext_backup, auto_rotate_period)
         meta = KEY_TYPES[key_type]
         try:
-            return self.keys._create(name, "transit key", meta["usage"], False, {}, owner="user",
-                                     creator=creator, material_bytes=meta["size"],
-                                     extra={"transit": settings, "material_kind": meta["kind"],
+            return self.keys.create_record(name, "transit key", meta.usage, False, {}, owner="user",
+                                     creator=creator, material_bytes=meta.size,
+                                     extra={"transit": settings, "material_kind": meta.kind,
                                             "managed_by": MANAGED_BY})
         except errors.AliasExists:  # created concurrently: return that one
             record = self.record(name)
@@ -190,7 +157,7 @@ class TransitService:
         if key_type not in KEY_TYPES:
             raise TransitError(f"unknown key type {key_type}")
         meta = KEY_TYPES[key_type]
-        if derived and not meta["derive"]:
+        if derived and not meta.derives:
             raise TransitError(f"key derivation is not supported for key type {key_type}")
         if convergent and not derived:
             raise TransitError("convergent encryption requires derivation to be enabled")
@@ -200,41 +167,35 @@ class TransitService:
                 "exportable": exportable, "allow_plaintext_backup": allow_plaintext_backup,
                 "auto_rotate_period": auto_rotate_period}
 
-    def upsert_for_encrypt(self, name: str, items: Sequence[Dict[str, Any]], key_type: str,
+    def upsert_for_encrypt(self, name: str, items: Sequence[Item], key_type: str, derived: bool,
                            convergent: bool, creator: str,
-                           before_create: Callable[[], None]) -> Tuple[Optional[Dict[str, Any]], List[Item]]:
+                           before_create: Callable[[], None]) -> Tuple[Optional[Dict[str, Any]], Plan]:
         """Vault's upsert: a missing key created by its first encryption, as
-        one step that either happens or does not. Every item is checked
-        against the key that would be made (type, derivation, base64,
-        version) before anything is stored, and the key is created only when
-        at least one item will be sealed. Returns the key (None: nothing was
-        created) and each item's check, its error set where it failed."""
+        one step that either happens or does not. The items are planned
+        against the key that would be made (type, derivation, versions)
+        before anything is stored, and the key is created only when at
+        least one item will be sealed. Vault derives when the first use
+        has a context. Returns the key (None: nothing was created) and the
+        plan for the key that would be made."""
         check_name(name)
-        derived = bool(items[0].get("context"))  # Vault derives when the first use has a context
         settings = {**DEFAULTS, **self.new_settings(key_type, derived, convergent)}
-        kind = self._require_encryption(settings, "encryption")
-        first = {"latest": 1}  # the key as its creation leaves it
-        checked = [Item() for _ in items]
-        for item, result in zip(items, checked):
-            try:
-                self._prepare(first, settings, kind, item)
-            except errors.KMSError as exc:
-                result.error = str(exc)
-        if all(result.error is not None for result in checked):
-            return None, checked
+        would_be = {"id": "", "state": ENABLED, "latest": 1, "transit": settings}
+        plan = plan_encrypt(would_be, items)
+        if len(plan.failures) == len(items):
+            return None, plan
         before_create()
-        return self.create(name, key_type, derived, convergent, creator=creator), checked
+        return self.create(name, key_type, derived, convergent, creator=creator), plan
 
     def describe(self, record: Dict[str, Any]) -> Dict[str, Any]:
-        s = self.settings(record)
+        s = key_settings(record)
         meta = KEY_TYPES[s["type"]]
         versions: Dict[str, Any] = {}
         for v in range(max(s["min_decryption_version"], 1), record["latest"] + 1):
             entry = self.store.get("ver", f"{record['id']}/{v}")
             if entry is None:
                 continue
-            if meta["sign"]:
-                versions[str(v)] = {"name": PUBLIC_NAMES[meta["kind"]],
+            if meta.signs:
+                versions[str(v)] = {"name": PUBLIC_NAMES[meta.kind],
                                     "public_key": self.public_key(record, v),
                                     "creation_time": _rfc3339(entry["created"]),
                                     "certificate_chain": ""}
@@ -247,9 +208,9 @@ class TransitService:
             "min_available_version": s["min_available_version"],
             "deletion_allowed": s["deletion_allowed"], "derived": s["derived"],
             "exportable": s["exportable"], "allow_plaintext_backup": s["allow_plaintext_backup"],
-            "auto_rotate_period": s["auto_rotate_period"], "supports_encryption": meta["encrypt"],
-            "supports_decryption": meta["encrypt"], "supports_signing": meta["sign"],
-            "supports_derivation": meta["derive"],
+            "auto_rotate_period": s["auto_rotate_period"], "supports_encryption": meta.encrypts,
+            "supports_decryption": meta.encrypts, "supports_signing": meta.signs,
+            "supports_derivation": meta.derives,
             "imported_key": record["origin"] != "TENCENT_KMS", "soft_deleted": False,
             "keys": versions,
         }
@@ -275,7 +236,7 @@ class TransitService:
         warnings: List[str] = []
 
         def mutate(record: Dict[str, Any]) -> List[Op]:
-            s = self.settings(record)
+            s = key_settings(record)
             new = dict(s)
             if "min_decryption_version" in params:
                 value = int(params["min_decryption_version"])
@@ -319,7 +280,7 @@ class TransitService:
             record["transit"] = {k: v for k, v in new.items()}
             return []
 
-        record = self.keys._change(self.record(name)["id"], "update", mutate)  # type: ignore[index]
+        record = self.keys.change(self.record(name)["id"], "update", mutate)  # type: ignore[index]
         return record, warnings
 
     def rotate(self, name: str) -> Dict[str, Any]:
@@ -342,226 +303,17 @@ class TransitService:
             # Checked on the latest state, under the store lock.
             if not self.transit_lifecycle(current):
                 raise TransitError(f"error deleting policy {name}: {KMS_GUARANTEED}")
-            if not self.settings(current)["deletion_allowed"]:
+            if not key_settings(current)["deletion_allowed"]:
                 raise TransitError(f"error deleting policy {name}: deletion is not allowed for this key")
             ops = [Op("del", "key", key_id), Op("del", "alias", current["alias"])]
             return ops + [Op("del", "ver", f"{key_id}/{v}") for v in range(1, current["latest"] + 1)]
 
         self.store.commit(build, compact=True)  # the wrapped material leaves the disk
 
-    # ---- cryptography ------------------------------------------------------
-
-    def _key_for(self, record: Dict[str, Any], version: int, context: bytes) -> Tuple[AESGCM, Optional[bytes]]:
-        """The AEAD for a version (derived per context if the key is), and the
-        convergent HMAC key when convergent encryption is on."""
-        s = self.settings(record)
-        kind = KEY_TYPES[s["type"]]["kind"]
-        if not s["derived"]:
-            if kind == "chacha":
-                return ChaCha20Poly1305(self.keys.material(record["id"], version)), None
-            return self.keys.box(record["id"], version), None
-        if not context:
-            raise TransitError(MISSING_CONTEXT)
-        size = TYPES[s["type"]]
-        material = self.keys.material(record["id"], version)
-        length = size + 32 if s["convergent_encryption"] else size
-        derived = HKDF(hashes.SHA256(), length, None, context).derive(material)
-        cipher = ChaCha20Poly1305 if kind == "chacha" else AESGCM
-        return cipher(derived[:size]), derived[size:] if s["convergent_encryption"] else None
-
-    def _require_encryption(self, s: Dict[str, Any], what: str) -> str:
-        meta = KEY_TYPES[s["type"]]
-        if not meta["encrypt"]:
-            raise TransitError(f"message {what} not supported for key type {s['type']}")
-        return str(meta["kind"])
-
-    def encrypt(self, record: Dict[str, Any], items: Sequence[Dict[str, Any]]) -> List[Item]:
-        check_state(record, "encrypt")
-        s = self.settings(record)
-        kind = self._require_encryption(s, "encryption")
-        results = [Item() for _ in items]
-        groups: Dict[int, List[Tuple[int, bytes, bytes]]] = {}
-        for i, item in enumerate(items):
-            try:
-                version, plaintext, aad, context = self._prepare(record, s, kind, item)
-                if kind == "rsa-2048":
-                    public = self._private(record, version).public_key()
-                    body = public.encrypt(plaintext, _oaep())
-                    results[i].result = f"{PREFIX}{version}:{b64(body)}"
-                    results[i].version = version
-                elif not self.plain_aes(s):
-                    box, convergent = self._key_for(record, version, context)
-                    nonce = (hmac.new(convergent, plaintext, hashlib.sha256).digest()[:12]
-                             if convergent else os.urandom(12))
-                    body = nonce + box.encrypt(nonce, plaintext, aad or None)
-                    results[i].result = f"{PREFIX}{version}:{b64(body)}"
-                    results[i].version = version
-                else:
-                    groups.setdefault(version, []).append((i, plaintext, aad))
-            except errors.KMSError as exc:
-                results[i].error = str(exc)
-        for version, members in groups.items():
-            box = self.keys.box(record["id"], version)
-            if len(members) == 1:  # one call, without the batch bookkeeping
-                i, plaintext, aad = members[0]
-                nonce = os.urandom(12)
-                results[i].result = f"{PREFIX}{version}:{b64(nonce + box.encrypt(nonce, plaintext, aad))}"
-                results[i].version = version
-                continue
-            sealed = box.encrypt_batch(None, [m[1] for m in members], [m[2] for m in members])
-            for j, (i, _, _) in enumerate(members):
-                results[i].result = f"{PREFIX}{version}:{b64(sealed.nonce(j) + sealed[j])}"
-                results[i].version = version
-        return results
-
-    def _prepare(self, record: Dict[str, Any], s: Dict[str, Any], kind: str,
-                 item: Dict[str, Any]) -> Tuple[int, bytes, bytes, bytes]:
-        """An item's version, plaintext, associated data and context, checked
-        as far as they can be before sealing (the same checks judge a key's
-        first use before it is created)."""
-        version = self._encryption_version(record, s, item.get("key_version"))
-        plaintext = b64decode(item.get("plaintext"), "plaintext")
-        aad = b64decode(item.get("associated_data"), "associated_data")
-        context = b64decode(item.get("context"), "context")
-        if kind == "rsa-2048":
-            if aad:
-                raise TransitError("'[0].associated_data' provided for non-AEAD cipher suite rsa-2048")
-            if len(plaintext) > RSA_MAX_PLAINTEXT:
-                raise TransitError(f"plaintext too long for rsa-2048: at most {RSA_MAX_PLAINTEXT} bytes")
-        if s["derived"] and not context:
-            raise TransitError(MISSING_CONTEXT)
-        return version, plaintext, aad, context
-
-    def _encryption_version(self, record: Dict[str, Any], s: Dict[str, Any],
-                            requested: Optional[int]) -> int:
-        """The version to seal with; requested is an integer (None or 0:
-        the latest), as the adapters' parameter readers give it."""
-        version = requested or 0
-        if version < 0:
-            raise TransitError("requested version for encryption is negative")
-        if version > record["latest"]:
-            raise TransitError("requested version for encryption is higher than the latest key version")
-        if version == 0:
-            return int(record["latest"])  # min_encryption_version limits explicit versions only
-        if s["min_encryption_version"] and version < s["min_encryption_version"]:
-            raise TransitError("requested version for encryption is less than the minimum encryption key version")
-        if version < s["min_decryption_version"]:
-            raise TransitError("no such key version")
-        return version
-
-    @staticmethod
-    def check_version(record: Dict[str, Any], s: Dict[str, Any], version: int,
-                      what: str = "ciphertext", too_old: str = TOO_OLD) -> int:
-        """A version read from a ciphertext, signature or HMAC must exist and
-        not be below min_decryption_version."""
-        if version > record["latest"]:
-            raise TransitError(f"invalid {what}: version is too new")
-        if version < s["min_decryption_version"]:
-            raise TransitError(too_old)
-        return version
-
-    def versioned(self, record: Dict[str, Any], s: Dict[str, Any], text: Any,
-                  what: str = "ciphertext", too_old: str = TOO_OLD) -> Tuple[int, str]:
-        """Split "vault:v<N>:<body>" (ciphertexts, signatures and HMACs share
-        it) into a checked version and the body text."""
-        if not isinstance(text, str) or not text.startswith(PREFIX):
-            raise TransitError(f"invalid {what}: no prefix")
-        version_text, sep, body = text[len(PREFIX):].partition(":")
-        version = ascii_int(version_text, MAX_VERSION_DIGITS, negative=False) if sep else None
-        if version is None:
-            raise TransitError(f"invalid {what}: version number could not be decoded")
-        # vault:v0: is read as version 1
-        return self.check_version(record, s, max(version, 1), what, too_old), body
-
-    def parse(self, record: Dict[str, Any], s: Dict[str, Any], ciphertext: Any) -> Tuple[int, bytes]:
-        if not ciphertext or not isinstance(ciphertext, str):
-            raise TransitError("missing ciphertext to decrypt")
-        version, body = self.versioned(record, s, ciphertext)
-        try:
-            raw = base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            raise TransitError("invalid ciphertext: could not decode base64") from None
-        if len(raw) < 12:
-            raise TransitError("invalid ciphertext length")
-        return version, raw
-
-    def decrypt(self, record: Dict[str, Any], items: Sequence[Dict[str, Any]]) -> List[Item]:
-        check_state(record, "decrypt")
-        s = self.settings(record)
-        kind = self._require_encryption(s, "decryption")
-        if len(items) == 1 and self.plain_aes(s):
-            opened = self._open_one(record, s, items[0])
-            if opened is not None:
-                return [opened]
-        results = [Item() for _ in items]
-        groups: Dict[int, List[Tuple[int, bytes, bytes, bytes]]] = {}
-        for i, item in enumerate(items):
-            try:
-                version, raw = self.parse(record, s, item.get("ciphertext"))
-                aad = b64decode(item.get("associated_data"), "associated_data")
-                context = b64decode(item.get("context"), "context")
-                if kind == "rsa-2048":
-                    try:
-                        results[i].result = b64(self._private(record, version).decrypt(raw, _oaep()))
-                    except ValueError:
-                        raise TransitError("failed to RSA decrypt the ciphertext") from None
-                elif not self.plain_aes(s):
-                    box, _ = self._key_for(record, version, context)
-                    try:
-                        results[i].result = b64(box.decrypt(raw[:12], raw[12:], aad or None))
-                    except InvalidTag:
-                        raise TransitError("cipher: message authentication failed") from None
-                else:
-                    groups.setdefault(version, []).append((i, raw[:12], raw[12:], aad))
-            except errors.KMSError as exc:
-                results[i].error = str(exc)
-        for version, members in groups.items():
-            box = self.keys.box(record["id"], version)
-            if len(members) == 1:  # one call, without the batch bookkeeping
-                i, nonce, sealed_item, aad = members[0]
-                try:
-                    results[i].result = b64(box.decrypt(nonce, sealed_item, aad))
-                except InvalidTag:
-                    results[i].error = "cipher: message authentication failed"
-                continue
-            opened = box.decrypt_batch([m[1] for m in members], [m[2] for m in members],
-                                       [m[3] for m in members])
-            for j, (i, _, _, _) in enumerate(members):
-                plain = opened[j]
-                if plain is None:
-                    results[i].error = "cipher: message authentication failed"
-                else:
-                    results[i].result = b64(plain)
-        return results
-
-    _PLAIN_ITEM = frozenset(("ciphertext", "associated_data", "reference"))
-
-    def _open_one(self, record: Dict[str, Any], s: Dict[str, Any], item: Dict[str, Any]) -> Optional[Item]:
-        """A single well-formed AES item in one native call (base64 decode,
-        open, base64 encode), or None: then the general loop runs and names
-        whatever is wrong exactly as it always does."""
-        text = item.get("ciphertext")
-        if not isinstance(text, str) or not text.isascii() or not self._PLAIN_ITEM.issuperset(item):
-            return None
-        try:
-            version, body = self.versioned(record, s, text)
-            aad = b64decode(item.get("associated_data"), "associated_data")
-        except errors.KMSError:
-            return None
-        plain = self.keys.box(record["id"], version).open_b64_one(body.encode("ascii"), aad)
-        if plain is None:
-            return None
-        result = Item()
-        result.result, result.version = plain.decode("ascii"), version
-        return result
-
     # ---- asymmetric keys -----------------------------------------------------
 
-    def _private(self, record: Dict[str, Any], version: int):  # type: ignore[no-untyped-def]
-        # Loading (and checking) an RSA key costs tens of milliseconds.
-        kind = KEY_TYPES[self.settings(record)["type"]]["kind"]
-        return self.keys.made_from(record["id"], version, "private:" + str(kind),
-                                   lambda material: materials.private_key(kind, material))
+    def _private(self, record: Dict[str, Any], version: int) -> Any:
+        return self.keys.private_key(record["id"], version, key_type(record).kind)
 
     def public_key(self, record: Dict[str, Any], version: int) -> str:
         """Raw base64 for ed25519, a PEM SubjectPublicKeyInfo block otherwise."""
@@ -572,17 +324,34 @@ class TransitService:
                                    serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
     def _signing(self, record: Dict[str, Any]) -> Tuple[Dict[str, Any], str]:
-        s = self.settings(record)
-        if not KEY_TYPES[s["type"]]["sign"]:
+        s = key_settings(record)
+        if not KEY_TYPES[s["type"]].signs:
             raise TransitError(f"key type {s['type']} does not support signing")
-        return s, str(KEY_TYPES[s["type"]]["kind"])
+        return s, str(KEY_TYPES[s["type"]].kind)
+
+    @staticmethod
+    def versioned(record: Dict[str, Any], s: Dict[str, Any], text: Any,
+                  what: str = "ciphertext", too_old: str = TOO_OLD) -> Tuple[int, str]:
+        """Split a signature's or HMAC's "vault:v<N>:<body>" into a checked
+        version (the rule ciphertexts follow: kms.service.crypto) and body."""
+        parts = transit_text.split(text) if isinstance(text, str) else transit_text.NO_PREFIX
+        if isinstance(parts, str):
+            raise TransitError(f"invalid {what}: {parts}")
+        version = decryption_version(record, s, parts[0])
+        if version is Failure.CIPHERTEXT_TOO_NEW:
+            raise TransitError(f"invalid {what}: version is too new")
+        if isinstance(version, Failure):
+            raise TransitError(too_old)
+        return version, parts[1]
 
     def sign(self, record: Dict[str, Any], data: bytes, hash_algorithm: Optional[str],
              key_version: Optional[int], prehashed: bool = False, signature_algorithm: Optional[str] = None,
              marshaling: Optional[str] = None) -> str:
         check_state(record, "encrypt")
         s, kind = self._signing(record)
-        version = self._encryption_version(record, s, key_version)
+        version = encryption_version(record, s, key_version or 0)
+        if isinstance(version, Failure):
+            raise TransitError(FAILURE_TEXT[version])
         private = self._private(record, version)
         if kind == "ed25519":
             if prehashed:
@@ -636,21 +405,6 @@ class TransitService:
             return False
         return True
 
-    def rewrap(self, record: Dict[str, Any], items: Sequence[Dict[str, Any]]) -> List[Item]:
-        opened = self.decrypt(record, [{"ciphertext": it.get("ciphertext"), "context": it.get("context")}
-                                       for it in items])
-        again = [{"plaintext": o.result, "context": it.get("context"), "key_version": it.get("key_version")}
-                 for o, it in zip(opened, items)]
-        sealed = self.encrypt(record, [a for a, o in zip(again, opened) if o.error is None])
-        out, k = [], 0
-        for o in opened:
-            if o.error is not None:
-                out.append(o)
-            else:
-                out.append(sealed[k])
-                k += 1
-        return out
-
 
 PUBLIC_NAMES = {"ed25519": "ed25519", "ecdsa-p256": "P-256", "rsa-2048": "rsa-2048"}
 # Vault's hash names; signing, HMAC and hash/ all accept exactly these.
@@ -680,10 +434,6 @@ def _rsa_padding(name: Optional[str], algorithm: hashes.HashAlgorithm, signing: 
         raise TransitError(f"unsupported signature algorithm {name}")
     # Vault signs with the largest salt and detects it when verifying.
     return padding.PSS(padding.MGF1(algorithm), padding.PSS.MAX_LENGTH if signing else padding.PSS.AUTO)
-
-
-def _oaep() -> Any:
-    return padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
 
 
 def _rfc3339(seconds: int) -> str:
@@ -719,7 +469,7 @@ class TransitExtras:
 
     def hmac(self, record: Dict[str, Any], data: bytes, algorithm: Optional[str],
              key_version: Optional[int]) -> str:
-        s = self.transit.settings(record)
+        s = key_settings(record)
         version = key_version or 0
         if version < 0 or version > record["latest"]:
             raise TransitError("invalid key version")
@@ -732,7 +482,7 @@ class TransitExtras:
 
     def verify_hmac(self, record: Dict[str, Any], data: bytes, mac_text: Any,
                     algorithm: Optional[str]) -> bool:
-        s = self.transit.settings(record)
+        s = key_settings(record)
         version, body = self.transit.versioned(
             record, s, mac_text, "HMAC", "cannot verify HMAC: version is too old (disallowed by policy)")
         claimed = b64decode(body, "hmac")
@@ -751,7 +501,7 @@ class TransitExtras:
         self.transit.require_transit_lifecycle(record)
 
         def mutate(rec: Dict[str, Any]) -> List[Op]:
-            s = self.transit.settings(rec)
+            s = key_settings(rec)
             if target < s["min_available_version"]:
                 raise TransitError("minimum available version cannot be decremented")
             if target <= 0:
@@ -763,22 +513,22 @@ class TransitExtras:
             rec["transit"] = {**s, "min_available_version": target}
             return [Op("del", "ver", f"{rec['id']}/{v}") for v in range(1, target)]
 
-        return self.keys._change(record["id"], "update", mutate, compact=True)  # trimmed versions leave the disk
+        return self.keys.change(record["id"], "update", mutate, compact=True)  # trimmed versions leave the disk
 
     def export(self, record: Dict[str, Any], kind: str, version: Optional[int]) -> Dict[str, Any]:
         """version None: every version still decrypting ("latest" or none given)."""
-        s = self.transit.settings(record)
+        s = key_settings(record)
         meta = KEY_TYPES[s["type"]]
         allowed = {"hmac-key", "public-key"}
-        if meta["encrypt"]:
+        if meta.encrypts:
             allowed.add("encryption-key")
-        if meta["sign"]:
+        if meta.signs:
             allowed.add("signing-key")
         if kind not in ("encryption-key", "signing-key", "hmac-key", "public-key"):
             raise TransitError(f"invalid export type {kind}")
         if kind not in allowed:
             raise TransitError(f"{kind} export not supported for key type {s['type']}")
-        if kind == "public-key" and not meta["sign"]:
+        if kind == "public-key" and not meta.signs:
             raise TransitError(f"public key export not supported for key type {s['type']}")
         if kind != "public-key" and not (s["exportable"] and self.transit.transit_lifecycle(record)):
             raise TransitError("private key material is not exportable")
@@ -793,7 +543,7 @@ class TransitExtras:
         for v in versions:
             if self.store.get("ver", f"{record['id']}/{v}") is None:
                 continue
-            out[str(v)] = self._export_one(record, meta["kind"], kind, v)
+            out[str(v)] = self._export_one(record, meta.kind, kind, v)
         return {"name": record["alias"], "type": s["type"], "keys": out}
 
     def _export_one(self, record: Dict[str, Any], material_kind: str, kind: str, v: int) -> str:
@@ -812,7 +562,7 @@ class TransitExtras:
                                      serialization.NoEncryption()).decode()
 
     def backup(self, record: Dict[str, Any]) -> str:
-        s = self.transit.settings(record)
+        s = key_settings(record)
         if not (s["exportable"] and s["allow_plaintext_backup"] and self.transit.transit_lifecycle(record)):
             raise TransitError("exporting is disallowed on the policy; set exportable and "
                                "allow_plaintext_backup to back it up")
@@ -844,8 +594,8 @@ class TransitExtras:
         meta = KEY_TYPES[backup.settings["type"]]
         try:
             return self.keys.create_with_versions(
-                name, "restored transit key", meta["usage"], creator, meta["size"],
-                {"transit": backup.settings, "material_kind": meta["kind"], "managed_by": MANAGED_BY},
+                name, "restored transit key", meta.usage, creator, meta.size,
+                {"transit": backup.settings, "material_kind": meta.kind, "managed_by": MANAGED_BY},
                 backup.versions)
         except errors.AliasExists:
             raise TransitError(f"key {name!r} already exists") from None
@@ -905,7 +655,7 @@ class Backup:
         period = clean["auto_rotate_period"]
         if type(period) is not int or not (period == 0 or 3600 <= period <= cls.MAX_CREATED):
             raise bad("its rotation period must be 0 or whole seconds of at least an hour")
-        if (clean["derived"] and not meta["derive"]) or (clean["convergent_encryption"] and not clean["derived"]):
+        if (clean["derived"] and not meta.derives) or (clean["convergent_encryption"] and not clean["derived"]):
             raise bad("its derivation settings do not fit its key type")
         if type(latest) is not int or not 1 <= latest <= cls.MAX_LATEST:
             raise bad("its latest version is not a version number")
@@ -944,14 +694,14 @@ class Backup:
 def _material_fits(meta: Dict[str, Any], material: bytes) -> bool:
     """Symmetric material of the type's size; asymmetric material that loads
     as a private key of the type's kind."""
-    if meta["kind"] in materials.SYMMETRIC_KINDS:
-        return len(material) == meta["size"]
-    if meta["kind"] == "ed25519":
+    if meta.kind in materials.SYMMETRIC_KINDS:
+        return len(material) == meta.size
+    if meta.kind == "ed25519":
         return len(material) == 32
     try:
-        private = materials.private_key(meta["kind"], material)
+        private = materials.private_key(meta.kind, material)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         return False
-    if meta["kind"] == "ecdsa-p256":
+    if meta.kind == "ecdsa-p256":
         return isinstance(private, ec.EllipticCurvePrivateKey) and private.curve.name == "secp256r1"
     return isinstance(private, rsa.RSAPrivateKey) and private.key_size == 2048

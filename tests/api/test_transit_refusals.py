@@ -309,7 +309,7 @@ def test_a_name_transit_accepts_is_an_alias_the_tencent_api_accepts(app):
 
 def test_service_managed_keys_are_not_listed(app):
     keys = app.runtime.keys
-    keys._create("service/billing", "managed", "ENCRYPT_DECRYPT", False, {}, owner="billing",
+    keys.create_record("service/billing", "managed", "ENCRYPT_DECRYPT", False, {}, owner="billing",
                  creator="billing-id", owner_id="billing-id")
     status, answer = app.json("LIST", "/v1/transit/keys")
     assert status == 200 and "plain" in answer["data"]["keys"]

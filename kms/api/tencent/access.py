@@ -13,26 +13,27 @@ A key is named both key/<id> and alias/<alias>; actions about no key
 (listing, random bytes, service status) touch "*". Unknown keys are checked
 by id alone, so a refused caller learns nothing about whether a key exists.
 """
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from kms.api.tencent.params import Params
 from kms.keys import blob as blobs
-from kms.service.accounts import AccountService
-from kms.service.imports import ImportService
-from kms.service.keys import SERVICE_ALIAS_PREFIX, KeyService
+from kms.service.keys import SERVICE_ALIAS_PREFIX
 from kms.service.policies import (ANY, REENCRYPT_DESTINATION, REENCRYPT_SOURCE, Check,
-                                  PolicyService, Resource, alias_resource, key_resource,
+                                  Resource, alias_resource, key_resource,
                                   unknown_key)
+from kms.service.services import Services
 
 
-@dataclass
 class Context:
-    keys: KeyService
-    accounts: AccountService
-    policies: PolicyService
-    imports: ImportService
-    caller: Dict[str, Any]
+    """The services and the caller an action runs with."""
+
+    __slots__ = ("services", "keys", "accounts", "policies", "imports", "blobs", "caller")
+
+    def __init__(self, services: Services, caller: Dict[str, Any]) -> None:
+        self.services, self.caller = services, caller
+        self.keys, self.accounts, self.policies = services.keys, services.accounts, services.policies
+        self.imports, self.blobs = services.imports, services.blobs
+
 
 
 # A key id is a 36-character UUID or service/NAME (at most 68); longer is

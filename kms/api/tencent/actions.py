@@ -335,14 +335,14 @@ def Encrypt(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
     plaintext = p.base64("Plaintext", code="InvalidParameterValue.InvalidPlaintext")
     context = _context(p, "EncryptionContext")
     key_id = _usable_key(ctx, key_id)
-    blob = ctx.keys.encrypt(key_id, plaintext, context)
+    blob = ctx.blobs.encrypt(key_id, plaintext, context)
     return {"CiphertextBlob": blob, "KeyId": key_id}
 
 
 @action(blob_key)
 def Decrypt(ctx: Context, p: Params, text: str) -> Dict[str, Any]:
     context, seal = _context(p, "EncryptionContext"), _public_key_seal(p)
-    key_id, plaintext = ctx.keys.decrypt(text, context)
+    key_id, plaintext = ctx.blobs.decrypt(text, context)
     return {"KeyId": key_id, "Plaintext": _plaintext_field(plaintext, seal)}
 
 
@@ -351,7 +351,7 @@ def ReEncrypt(ctx: Context, p: Params, target: Any) -> Dict[str, Any]:
     text, destination = target
     source_context = _context(p, "SourceEncryptionContext")
     destination_context = _context(p, "DestinationEncryptionContext")
-    blob, key_id, source, changed = ctx.keys.reencrypt(text, destination, source_context,
+    blob, key_id, source, changed = ctx.blobs.reencrypt(text, destination, source_context,
                                                        destination_context)
     return {"CiphertextBlob": blob, "KeyId": key_id, "SourceKeyId": source, "ReEncrypted": changed}
 
@@ -373,7 +373,7 @@ def GenerateDataKey(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
         raise TencentError("UnsupportedOperation", "data keys hosted by KMS are not offered")
     size, context, seal = _data_key_size(p), _context(p, "EncryptionContext"), _public_key_seal(p)
     key_id = _usable_key(ctx, key_id)
-    data_key, blob = ctx.keys.generate_data_key(key_id, size, context)
+    data_key, blob = ctx.blobs.generate_data_key(key_id, size, context)
     return {"KeyId": key_id, "Plaintext": _plaintext_field(data_key, seal), "CiphertextBlob": blob}
 
 

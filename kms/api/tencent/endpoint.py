@@ -9,7 +9,6 @@ exception to the envelope (kms.api.tencent.aws).
 """
 import json
 import logging
-import time
 import traceback
 import uuid
 from typing import Any, Dict, List, Optional, Tuple
@@ -18,23 +17,24 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from kms import errors
 from kms.api import jsonbody
+from kms.api.answers import Answerer, ProtocolError
 from kms.api.tencent import aws
 from kms.api.tencent.access import Context
 from kms.api.tencent.actions import ACTIONS
 from kms.api.tencent.dispatch import MAX_ACTION, key_named_in, perform
-from kms.api.tencent.errors import TencentError, code_for
+from kms.api.tencent.errors import ERRORS, TencentError
 from kms.api.tencent.params import Params
 from kms.api.tencent.signing import SignatureError, Verifier
 from kms.audit import AuditLog
 from kms.numbers import ascii_int
-from kms.service.accounts import AccountService
-from kms.service.imports import ImportService
-from kms.service.keys import KeyService
-from kms.service.policies import PolicyService
+from kms.service.services import Services
 
 API_VERSION = "2019-01-18"
 MAX_BODY = 1 << 20  # an Encrypt of 4 KiB is ~6 KB; nothing legitimate nears this
+AUDIT_WITHHELD = ERRORS.lookup(errors.AuditUnavailable("the audit log cannot be written; "
+                                                       "the request was not carried out"))
 
 log = logging.getLogger("kms.api.tencent")
 
@@ -74,48 +74,41 @@ async def _read_body(request: Request) -> bytes:
 
 
 class TencentEndpoint:
-    def __init__(self, keys: KeyService, accounts: AccountService,
+    def __init__(self, services: Services,
                  audit: Optional[AuditLog] = None, before_request=None,
                  seen: Optional[Any] = None, allowed_hosts: Optional[List[str]] = None) -> None:
-        self.keys = keys
-        self.accounts = accounts
-        self.policies = PolicyService(keys.store)
-        self.imports = ImportService(keys)
+        self.services = services
+        self.keys = services.keys
+        self.accounts = accounts = services.accounts
         self.audit = audit
         # Signatures are checked against real time: a test that shifts the
         # service clock shifts key lifetimes, not the callers' clocks.
         self.verifier = Verifier(accounts.secret_key, seen=seen, allowed_hosts=allowed_hosts)
         self.before_request = before_request
+        self.answers = Answerer("tencent", audit, ERRORS, self._render, AUDIT_WITHHELD, log,
+                                log_fault=lambda exc, seen: log_internal_error(
+                                    seen["request_id"], seen.get("action") or "", exc))
 
     async def __call__(self, request: Request) -> Response:
-        request_id = str(uuid.uuid4())
-        started = time.perf_counter()
         action = request.headers.get("x-tc-action", "")[:MAX_ACTION]  # caller-controlled: bounded
-        seen: Dict[str, Any] = {"request_id": request_id}  # what the audit entry may name
+        # What the audit entry may name.
+        seen: Dict[str, Any] = {"request_id": str(uuid.uuid4()), "action": action or None}
         headers = {k.lower(): v for k, v in request.headers.items()}
-        from_aws = aws.is_aws_request(headers, request.query_params)
-        response: Response
-        try:
-            if from_aws:
-                response, code = aws.refusal(request_id), aws.ERROR_TYPE
-            else:
-                response, code = await self._answer(request, headers, request_id, seen)
-        except Exception as exc:  # every failure becomes an envelope, never a 500
-            code, message = code_for(exc)
-            if code == "InternalError":
-                log_internal_error(request_id, action, exc)
-            response = error_envelope(request_id, code, message)
-        latency = (time.perf_counter() - started) * 1000
-        log.info("request=%s action=%r result=%s ms=%.2f", request_id, action or "-", code, latency)
-        if self.audit is not None:
-            withheld = await self.audit.outcome(bool(seen.get("intent")), request_id=request_id,
-                                                account=seen.get("account"), action=action or None,
-                                                key_id=seen.get("key_id"), result=code,
-                                                latency_ms=round(latency, 3))
-            if withheld is not None:
-                response = (aws.unavailable(request_id) if from_aws
-                            else error_envelope(request_id, *code_for(withheld)))
-        return response
+
+        async def work() -> Response:
+            if aws.is_aws_request(headers, request.query_params):
+                seen["from_aws"], seen["result"] = True, aws.ERROR_TYPE
+                return aws.refusal(seen["request_id"])
+            response, seen["result"] = await self._answer(request, headers, seen["request_id"], seen)
+            return response
+
+        return await self.answers.answer(seen, work)
+
+    @staticmethod
+    def _render(error: ProtocolError, seen: Dict[str, Any]) -> Response:
+        if seen.get("from_aws"):  # only its audit can fail: then it is not released either
+            return aws.unavailable(seen["request_id"])
+        return error_envelope(seen["request_id"], str(error.code), error.messages[0])
 
     async def _answer(self, request: Request, headers: Dict[str, str], request_id: str,
                       seen: Dict[str, Any]) -> Tuple[Response, str]:
@@ -146,7 +139,7 @@ class TencentEndpoint:
         seen["key_id"] = key_named_in(params.body)
         if caller is None:
             raise TencentError("AuthFailure.SecretIdNotFound", "the SecretId is not known")
-        ctx = Context(self.keys, self.accounts, self.policies, self.imports, caller)
+        ctx = Context(self.services, caller)
         return perform(ctx, name, params, self.audit, seen)
 
 

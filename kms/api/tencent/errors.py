@@ -1,8 +1,9 @@
 """The one map from kms errors to Tencent Cloud error codes
 (spec/tencent-kms-api.md, section 5), plus errors only this protocol has."""
-from typing import Tuple
+from typing import Callable, Tuple
 
 from kms import errors
+from kms.api.answers import ErrorTable, ProtocolError
 from kms.keys.blob import InvalidCiphertext, InvalidContext
 
 
@@ -56,4 +57,16 @@ def code_for(exc: BaseException) -> Tuple[str, str]:
     for cls, code in CODES:
         if isinstance(exc, cls):
             return code, str(exc)
-    return "InternalError", "internal error; the server log has the details"
+    return "InternalError", INTERNAL_MESSAGE
+
+
+def _row(code: str) -> Callable[[BaseException], ProtocolError]:
+    return lambda exc: ProtocolError(200, [str(exc)], False, code)
+
+
+# The same table for the shared answer step: every error is an HTTP 200
+# envelope carrying its code.
+INTERNAL_MESSAGE = "internal error; the server log has the details"
+ERRORS = ErrorTable([(TencentError, lambda exc: ProtocolError(200, [str(exc)], False, exc.code))]
+                    + [(cls, _row(code)) for cls, code in CODES],
+                    fallback=ProtocolError(200, [INTERNAL_MESSAGE], True, "InternalError"))

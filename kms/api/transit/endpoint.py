@@ -5,7 +5,7 @@ and batch_input with per-item results.
 """
 import base64
 import logging
-import time
+import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from starlette.concurrency import run_in_threadpool
@@ -16,16 +16,17 @@ from starlette.routing import Route
 
 from kms import aead, errors
 from kms.api import jsonbody
+from kms.api.answers import Answerer, ErrorTable, ProtocolError
 from kms.api.lane import ClientGone, read_body
+from kms.api.transit import items as transit_items
 from kms.api.transit import params
 from kms.api.transit.params import MAX_BATCH
 from kms.api.transit.responses import envelope, envelope_parts, envelope_raw, failure, new_request_id
 from kms.audit import AuditLog
-from kms.service.keys import KeyService, check_state
-from kms.service.policies import (ANY, REENCRYPT_DESTINATION, REENCRYPT_SOURCE, RESTORE,
-                                  PolicyService, alias_resource, key_resource)
-from kms.service.tokens import TokenService
-from kms.service.transit import TransitError, TransitExtras, TransitService, b64decode, digest
+from kms.service.crypto import Item, ItemFailed, Outcome, Plan, plan_decrypt, plan_encrypt, plan_uniform
+from kms.service.policies import REENCRYPT_DESTINATION, REENCRYPT_SOURCE, RESTORE
+from kms.service.services import Services
+from kms.service.transit import FAILURE_TEXT, TransitError, b64decode, digest, failure_text
 
 MAX_BODY = 32 << 20  # OpenBao's listener default
 # Bodies above this go to the thread pool even on inline paths, so one
@@ -64,11 +65,6 @@ class HTTPError(Exception):
         self.status, self.messages = status, messages
 
 
-def _json_plain(text: str) -> bool:
-    """Safe to place between JSON quotes as it is."""
-    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
-
-
 def token_of(request: Request) -> Optional[str]:
     """X-Vault-Token, else a Bearer token; X-Vault-Token wins, as in Vault."""
     token = request.headers.get("x-vault-token")
@@ -82,10 +78,22 @@ def _denied() -> HTTPError:
     return HTTPError(403, ["permission denied"])
 
 
-def log_failure(seen: Dict[str, Any]) -> None:
-    """A fault on our side, with what identifies the request (its id and
-    action; never its body) and the traceback."""
-    log.exception("transit request %s (%s) failed", seen.get("request_id"), seen.get("action"))
+# The one map from exceptions to OpenBao's answers (most specific first).
+DENIED = "1 error occurred:\n\t* permission denied\n\n"
+ERRORS = ErrorTable([
+    (HTTPError, lambda exc: ProtocolError(exc.status, exc.messages)),
+    (errors.PermissionDenied, lambda exc: ProtocolError(403, [DENIED])),
+    (ItemFailed, lambda exc: ProtocolError(400, [FAILURE_TEXT[exc.failure]])),
+    (errors.AuditUnavailable, lambda exc: ProtocolError(503, [AUDIT_DOWN])),
+    (errors.ServiceUnavailable, lambda exc: ProtocolError(503, [str(exc)])),
+    (errors.InternalError, lambda exc: ProtocolError(500, ["internal error"], True)),
+    (errors.KMSError, lambda exc: ProtocolError(400, [str(exc)])),
+])
+AUDIT_WITHHELD = ProtocolError(503, [AUDIT_DOWN])
+
+
+def render_failure(error: ProtocolError, seen: Dict[str, Any]) -> Response:
+    return failure(error.status, error.messages)
 
 
 def parse_json(data: bytes) -> Dict[str, Any]:
@@ -111,14 +119,15 @@ class ScannedBatch:
 
 
 class Transit:
-    def __init__(self, keys: KeyService, tokens: TokenService, audit: Optional[AuditLog],
+    def __init__(self, services: Services, audit: Optional[AuditLog],
                  before_request: Optional[Callable[[], None]] = None) -> None:
-        self.keys = keys
-        self.transit = TransitService(keys)
-        self.extras = TransitExtras(self.transit)
-        self.tokens = tokens
-        self.policies = PolicyService(keys.store)
+        self.keys = services.keys
+        self.transit = services.transit
+        self.extras = services.extras
+        self.tokens = services.tokens
+        self.crypto = services.crypto
         self.audit = audit
+        self.answers = Answerer("transit", audit, ERRORS, render_failure, AUDIT_WITHHELD, log)
         self.before_request = before_request
 
     # ---- plumbing ----------------------------------------------------------
@@ -194,55 +203,25 @@ class Transit:
     async def respond(self, handler: Callable[..., Response], request: Any, data: bytes,
                       inline: bool = False) -> Response:
         """One request, whichever adapter read it (a Starlette route or the
-        lane): parse, authenticate, run the handler, map errors to OpenBao's
-        answers, audit.
+        lane): parse, authenticate, run the handler, answer and audit.
 
         inline: run on the event loop. For the cryptographic paths, whose
         work is microseconds and never touches the disk (except when an
         encrypt creates its key), a thread-pool hop would cost more than the
         work itself. Key management, which fsyncs, runs in the pool."""
-        started = time.perf_counter()
         # Every call is audited, refused ones too: the action is known from
         # the route before anything is read (handlers may name it closer).
         seen: Dict[str, Any] = {"action": "transit:" + handler.__name__,
                                 "request_id": new_request_id()}
-        try:
+
+        async def work() -> Response:
             body = self._scanned(handler, data) or self.parameters(handler, parse_json(data))
             limit = INLINE_MAX_NATIVE_BODY if isinstance(body, ScannedBatch) else INLINE_MAX_BODY
             if inline and len(data) < limit:
-                response = self._run(handler, request, body, seen)
-            else:
-                response = await run_in_threadpool(self._run, handler, request, body, seen)
-        except HTTPError as exc:
-            response = failure(exc.status, exc.messages)
-        except TransitError as exc:
-            response = failure(400, [str(exc)])
-        except errors.AuditUnavailable:
-            response = failure(503, [AUDIT_DOWN])
-        except errors.ServiceUnavailable as exc:
-            response = failure(503, [str(exc)])
-        except errors.KMSError as exc:
-            status = 500 if isinstance(exc, errors.InternalError) else 400
-            response = failure(status, [str(exc) if status == 400 else "internal error"])
-            if status == 500:
-                log_failure(seen)
-        except Exception:
-            log_failure(seen)
-            response = failure(500, ["internal error"])
-        return await self.audited(response, seen, started)
+                return self._run(handler, request, body, seen)
+            return await run_in_threadpool(self._run, handler, request, body, seen)
 
-    async def audited(self, response: Response, seen: Dict[str, Any], started: float,
-                      error: Callable[[int, List[str]], Response] = failure) -> Response:
-        """The response once its audit line is written (JSON and bulk routes
-        alike). If it cannot be written, a result or refusal is not released
-        (503); a change whose intent is on record is answered as it is."""
-        if self.audit is None:
-            return response
-        withheld = await self.audit.outcome(bool(seen.get("intent")), request_id=seen.get("request_id"),
-                                            account=seen.get("account"), action=seen.get("action"),
-                                            key_id=seen.get("key_id"), result=str(response.status_code),
-                                            latency_ms=round((time.perf_counter() - started) * 1000, 3))
-        return response if withheld is None else error(503, [AUDIT_DOWN])
+        return await self.answers.answer(seen, work)
 
     def intent(self, seen: Dict[str, Any]) -> None:
         """Put a state change on record before it is made (authorized by
@@ -290,10 +269,9 @@ class Transit:
     def existing_key(self, account: Dict[str, Any], name: str, action: Union[str, Sequence[str]],
                      seen: Optional[Dict[str, Any]] = None,
                      missing: str = "encryption key not found") -> Dict[str, Any]:
-        """The named key, once the account may run `action` on it; checked
-        before existence so a denied caller cannot probe for key names."""
-        record = self.transit.record(name)
-        self._allow(account, action, name, record)
+        """The named key, once the account may run `action` on it (checked
+        before existence, so a denied caller cannot probe for key names)."""
+        record = self.crypto.key_for(account, name, action)
         if record is None:
             raise TransitError(missing)
         if seen is not None:
@@ -302,16 +280,7 @@ class Transit:
 
     def _allow(self, account: Dict[str, Any], actions: Union[str, Sequence[str]], name: Optional[str],
                record: Optional[Dict[str, Any]]) -> None:
-        """The account may run every one of `actions` on the key (or, for a
-        key that does not exist, on the name it would have)."""
-        if record is not None:
-            resource = key_resource(record)
-        else:
-            resource = alias_resource(name) if name else ANY
-        try:
-            self.policies.check(account, [((actions,) if isinstance(actions, str) else actions, resource)])
-        except errors.PermissionDenied:
-            raise HTTPError(403, ["1 error occurred:\n\t* permission denied\n\n"]) from None
+        self.crypto.authorize(account, actions, name, record)
 
     # ---- handlers: each returns a Response ---------------------------------
 
@@ -445,42 +414,65 @@ class Transit:
                 return fast
             # A new key, or a key or backend the engine's reader does not serve.
             body = self.parameters(self.encrypt, parse_json(body.data))
-        items, batched = self._items(body, "plaintext")
+        raw, batched = self._items(body, "plaintext")
         if not batched and "plaintext" not in body:
             raise TransitError("missing plaintext to encrypt")
-        record = self.transit.record(name)
-        self._allow(account, "Encrypt", name, record)
+        record = self.crypto.key_for(account, name, "Encrypt")
+        as_text = record is not None and transit_items.simple_plaintexts(raw)
+        items = transit_items.read_plaintexts(raw, as_text)
         if record is None:
             # Vault upserts on encrypt, for callers allowed to create keys:
             # the key is made only if this first use will seal something.
-            self._allow(account, "CreateKey", name, None)
-            record, checked = self.transit.upsert_for_encrypt(
-                name, items, body.get("type") or "aes256-gcm96", body.get("convergent_encryption") or False,
-                account["secret_id"], lambda: self.intent(seen))
+            self.crypto.authorize(account, "CreateKey", name, None)
+            record, plan = self.transit.upsert_for_encrypt(
+                name, items, body.get("type") or "aes256-gcm96", bool(raw[0].get("context")),
+                body.get("convergent_encryption") or False, account["secret_id"], lambda: self.intent(seen))
             if record is None:
-                return self._crypto_response(body, items, checked, batched, "ciphertext", True,
-                                             seen["request_id"])
+                return self._results(body, raw, self.crypto.seal(plan, items), batched, "ciphertext", seen)
         seen["key_id"] = record["id"]
-        fast = self._native_encrypt(record, body, items, batched, seen["request_id"])
-        if fast is not None:
-            return fast
-        results = self.transit.encrypt(record, items)
-        return self._crypto_response(body, items, results, batched, "ciphertext", True, seen["request_id"])
+        plan = plan_encrypt(record, items)
+        if as_text and not plan.batched:  # the engine's text path serves only one-call groups
+            items = transit_items.read_plaintexts(raw)
+            plan = plan_encrypt(record, items)
+            as_text = False
+        if as_text and not batched and not plan.failures:  # the common call: one engine call
+            version = plan.versions[0]
+            text, bad_at = self.crypto.box(plan, version).seal_b64_one(items[0].data, version)
+            if text is None:
+                raise TransitError(f"illegal base64 data at input byte {bad_at}")
+            return envelope_raw(b'{"ciphertext":"%s","key_version":%d}' % (text, version),
+                                request_id=seen["request_id"])
+        if as_text:
+            outcomes = self._seal_texts(plan, items)
+        else:
+            outcomes = self.crypto.seal(plan, items)
+            transit_items.sealed_texts(outcomes)
+        return self._results(body, raw, outcomes, batched, "ciphertext", seen)
+
+    def _seal_texts(self, plan: Plan, items: List[Item]) -> List[Outcome]:
+        """The engine's executor for base64 items (simple shape, one-call
+        version groups): decoding, sealing and encoding in one native call."""
+        def group(plan: Plan, version: int, members: List[int], items: Sequence[Item],
+                  outcomes: List[Outcome]) -> None:
+            transit_items.seal_texts(self.crypto.box(plan, version), version, [items[i] for i in members],
+                                     [outcomes[i] for i in members])
+        return self.crypto.execute(plan, items, group)
 
     def _encrypt_scanned(self, name: str, body: "ScannedBatch", account: Dict[str, Any],
                          seen: Dict[str, Any]) -> Optional[Response]:
-        """A simple-shape batch (no type, context or version fields, so the
-        key and its upsert are the general path's too) sealed from the raw
-        body: base64, AES-GCM and the batch_results JSON in one native call."""
-        record = self.transit.record(name)
-        self._allow(account, "Encrypt", name, record)
-        if record is None or not self.transit.plain_aes(self.transit.settings(record)):
-            return None  # an upsert, or a key the engine does not serve: the general path
+        """A simple-shape batch (no type, context or version fields), planned
+        as one uniform batch and sealed from the raw body: base64, AES-GCM
+        and the batch_results JSON in one native call. None: the general
+        path (a new key, or a key the engine's reader does not serve)."""
+        record = self.crypto.key_for(account, name, "Encrypt")
+        if record is None:
+            return None
         seen["key_id"] = record["id"]
-        check_state(record, "encrypt")
-        version = int(record["latest"])
-        sealed = self.keys.box(record["id"], version).seal_json_batch(body.data, version, MAX_BATCH,
-                                                                     body.count)
+        plan = plan_uniform(record, 0, sealing=True)
+        if not plan.batched:
+            return None
+        version = plan.versions[0]
+        sealed = self.crypto.box(plan, version).seal_json_batch(body.data, version, MAX_BATCH, body.count)
         if sealed is None:
             return None
         failed, results = sealed
@@ -489,98 +481,62 @@ class Transit:
         status = self._status(code, failed, body.count, warnings)
         return envelope_parts([b'{"batch_results":', results, b"}"], status, warnings, seen["request_id"])
 
-    def _native_encrypt(self, record, body, items, batched: bool, request_id: str) -> Optional[Response]:
-        """The common shape, single or batch (items with only plaintext and
-        a plain reference, a non-derived AES key): base64 decoding, sealing
-        and base64 encoding of every item in one native call, and the JSON
-        response spliced together as bytes. Anything else takes the general
-        path, which answers the same."""
-        if not self.transit.plain_aes(self.transit.settings(record)):
-            return None
-        texts, refs = [], []
-        for item in items:
-            text, ref = item.get("plaintext"), item.get("reference", "")
-            if (len(item) > 1 + ("reference" in item) or not isinstance(text, str)
-                    or text.endswith(("\n", "\r"))  # the general path strips these
-                    or not isinstance(ref, str) or not _json_plain(ref)):
-                return None
-            texts.append(text)
-            refs.append(ref.encode())
-        check_state(record, "encrypt")
-        version = int(record["latest"])
-        box = self.keys.box(record["id"], version)
-        if not batched:
-            ct, bad_at = box.seal_b64_one(texts[0], version)
-            if ct is None:
-                raise TransitError(f"illegal base64 data at input byte {bad_at}")
-            return envelope_raw(b'{"ciphertext":"' + ct + b'","key_version":%d}' % version,
-                                request_id=request_id)
-        sealed = box.seal_b64_to_transit(texts, version)
-        tail = b'","key_version":%d,"reference":"' % version
-        parts, failed = [], 0
-        for i, ref in enumerate(refs):
-            ct = sealed.item(i)
-            if ct is None:
-                failed += 1
-                parts.append(b'{"error":"illegal base64 data at input byte %d","reference":"%s"}'
-                             % (sealed.bad_at[i], ref))
-            else:
-                parts.append(b'{"ciphertext":"' + bytes(ct) + tail + ref + b'"}')
-        warnings: List[str] = []
-        status = self._status(body, failed, len(items), warnings)
-        return envelope_raw(b'{"batch_results":[' + b",".join(parts) + b"]}", status, warnings, request_id)
-
     def decrypt(self, request, body, account, seen) -> Response:
         name = request.path_params["name"]
         seen["action"] = "transit:decrypt"
-        items, batched = self._items(body, "ciphertext")
+        raw, batched = self._items(body, "ciphertext")
         record = self.existing_key(account, name, "Decrypt", seen)
-        results = self.transit.decrypt(record, items)
-        return self._crypto_response(body, items, results, batched, "plaintext", False, seen["request_id"])
+        return self._results(body, raw, self._open(record, raw), batched, "plaintext", seen)
+
+    def _open(self, record: Dict[str, Any], raw: List[Dict[str, Any]]) -> List[Outcome]:
+        """Plan and open the items; a single simple item goes through the
+        engine's base64-to-base64 executor when its plan allows."""
+        if transit_items.simple_ciphertext(raw):
+            items = transit_items.read_ciphertexts(raw, as_text=True)
+            plan = plan_decrypt(record, items)
+            if plan.batched and not plan.failures:
+                opened = transit_items.open_text(self.crypto.box(plan, plan.versions[0]), items[0])
+                if opened is not None:
+                    return [Outcome(opened, plan.versions[0])]
+        items = transit_items.read_ciphertexts(raw)
+        outcomes = self.crypto.open(plan_decrypt(record, items), items)
+        transit_items.opened_texts(outcomes)
+        return outcomes
 
     def rewrap(self, request, body, account, seen) -> Response:
         name = request.path_params["name"]
         seen["action"] = "transit:rewrap"
-        items, batched = self._items(body, "ciphertext")
+        raw, batched = self._items(body, "ciphertext")
         # Rewrap reads and re-encrypts under one key: both sides of ReEncrypt.
         record = self.existing_key(account, name, REENCRYPT_SOURCE + REENCRYPT_DESTINATION, seen)
-        results = self.transit.rewrap(record, items)
-        response = self._crypto_response(body, items, results, batched, "ciphertext", True, seen["request_id"])
+        items = transit_items.read_ciphertexts(raw)
+        opened = self.crypto.open(plan_decrypt(record, items), items)
+        again = [Item(o.value, raw_item.get("key_version") or 0, b"", item.context,
+                      None if o.failure is None else failure_text(o.failure))
+                 for o, item, raw_item in zip(opened, items, raw)]
+        outcomes = self.crypto.seal(plan_encrypt(record, again), again)
+        transit_items.sealed_texts(outcomes)
+        response = self._results(body, raw, outcomes, batched, "ciphertext", seen)
         if batched:
             response.status_code = 200  # rewrap reports failures only inside items
         return response
 
-    def _crypto_response(self, body, items, results, batched: bool, field: str,
-                         with_version: bool, request_id: str) -> Response:
+    def _results(self, body: Dict[str, Any], raw: List[Dict[str, Any]], outcomes: List[Outcome],
+                 batched: bool, field: str, seen: Dict[str, Any]) -> Response:
+        """The outcomes (values already text) in Vault's shapes: a single
+        item's failure is the request's error."""
+        name, with_version = field.encode(), field == "ciphertext"
         if not batched:
-            result = results[0]
-            if result.error is not None:
-                raise TransitError(result.error)
-            if _json_plain(result.result):  # base64 or vault:vN:base64, always
-                data = b'{"%s":"%s"' % (field.encode(), result.result.encode())
-                data += b',"key_version":%d}' % result.version if with_version else b"}"
-                return envelope_raw(data, request_id=request_id)
-            data = {field: result.result}
-            if with_version:
-                data["key_version"] = result.version
-            return envelope(data, request_id=request_id)
-        out, failed = [], 0
-        for item, result in zip(items, results):
-            reference = item.get("reference") or ""
-            if result.error is not None:
-                failed += 1
-                entry = {"error": result.error, "reference": reference}
-                if field == "plaintext":
-                    entry = {"plaintext": "", **entry}
-            else:
-                entry = {field: result.result, "reference": reference}
-                if with_version:
-                    entry["key_version"] = result.version
-            out.append(entry)
+            failed = outcomes[0].failure
+            if failed is not None:
+                raise TransitError(failure_text(failed))
+            return envelope_raw(transit_items.single_json(outcomes[0], name, with_version),
+                                request_id=seen["request_id"])
+        data, failed_count = transit_items.batch_json(raw, outcomes, name, with_version,
+                                                      empty_on_failure=not with_version)
         warnings: List[str] = []
-        status = self._status(body, failed, len(items), warnings)
-        return envelope({"batch_results": out}, status=status, warnings=warnings,
-                        request_id=request_id)
+        status = self._status(body, failed_count, len(outcomes), warnings)
+        return envelope_raw(data, status, warnings, seen["request_id"])
 
     def datakey(self, request, body, account, seen) -> Response:
         kind, name = request.path_params["kind"], request.path_params["name"]
@@ -591,17 +547,18 @@ class Transit:
         bits = 256 if body.get("bits") is None else body["bits"]
         if bits not in (128, 256, 512):
             raise TransitError("invalid bit length")
-        import base64
-        import os
         data_key = os.urandom(bits // 8)
-        item = {"plaintext": base64.b64encode(data_key).decode(), "context": body.get("context"),
-                "associated_data": body.get("associated_data"), "key_version": body.get("key_version")}
-        result = self.transit.encrypt(record, [item])[0]
-        if result.error is not None:
-            raise TransitError(result.error)
-        data = {"ciphertext": result.result, "key_version": result.version}
+        item = transit_items.read_plaintexts([{**body, "plaintext": None}])[0]
+        if item.unreadable is not None:
+            raise TransitError(item.unreadable)
+        item.data = data_key
+        outcome = self.crypto.seal(plan_encrypt(record, [item]), [item])[0]
+        if outcome.failure is not None:
+            raise TransitError(failure_text(outcome.failure))
+        transit_items.sealed_texts([outcome])
+        data = {"ciphertext": outcome.value.decode(), "key_version": outcome.version}
         if kind == "plaintext":
-            data["plaintext"] = item["plaintext"]
+            data["plaintext"] = base64.b64encode(data_key).decode()
         return envelope(data)
 
     def random(self, request, body, account, seen) -> Response:
