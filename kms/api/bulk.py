@@ -205,9 +205,10 @@ class Bulk:
         """Bin items under one key_version, opened by the engine where they
         lie in the body; the plaintexts go out from its (wiped) arena."""
         found = self._in_place_request(account, name, body, "Decrypt")
-        if found is None or found[1] is None or found[1] < 0:
+        requested = found[1] if found is not None else None
+        if found is None or requested is None or requested < 0:
             return None  # transit strings, per-item or missing versions: unpack it
-        count, requested, record = found
+        count, record = found[0], found[2]
         plan = _require_bulk(plan_uniform(record, requested, sealing=False))
         if plan.failures:
             return None  # the general path reports it for every item

@@ -373,7 +373,7 @@ class Crypto:
             return Failure.VERSION_GONE
         nonce = (hmac.new(convergent, item.data, hashlib.sha256).digest()[:NONCE_SIZE]
                  if convergent else os.urandom(NONCE_SIZE))
-        return nonce + cipher.encrypt(nonce, item.data, item.aad or None)
+        return nonce + bytes(cipher.encrypt(nonce, item.data, item.aad or None))
 
     def _open_one(self, plan: Plan, version: int, item: Item) -> Union[bytes, Failure]:
         try:

@@ -15,7 +15,7 @@ succeed where only one may.
 import os
 import re
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 
 
 from kms import errors
@@ -86,7 +86,7 @@ def owner_account(record: Dict[str, Any]) -> Optional[str]:
     "owner" is only what the API shows ("user", or the service's name), and
     an account may be named anything, "user" included."""
     if "owner_id" in record:
-        return record["owner_id"]
+        return cast(Optional[str], record["owner_id"])
     # Keys made before owner_id: a service key's creator is its service.
     return None if record["owner"] == "user" else record.get("creator")
 
@@ -161,7 +161,7 @@ class KeyService:
             self._made.pop((key_id, int(version)), None)
 
     def record(self, key_id: str) -> Dict[str, Any]:
-        record = self.store.get("key", check_key_id(key_id))
+        record: Optional[Dict[str, Any]] = self.store.get("key", check_key_id(key_id))
         if record is None:
             raise errors.KeyNotFound(f"key {key_id} does not exist")
         return record

@@ -262,7 +262,8 @@ class Transit:
         except HTTPError:
             return None
 
-    def _run(self, handler, request: Request, body: Dict[str, Any], seen: Dict[str, Any]) -> Response:
+    def _run(self, handler: Callable[..., Response], request: Request,
+             body: Union["ScannedBatch", Dict[str, Any]], seen: Dict[str, Any]) -> Response:
         account = self.authenticate(request, seen)
         return handler(request, body, account, seen)
 
