@@ -423,11 +423,14 @@ class KeyService:
         rotation (not scheduled) needs rotation enabled, and happens at most
         once per MANUAL_ROTATION_INTERVAL."""
         out: Dict[str, int] = {}
+        # Origin never changes, so it is checked (first: spec 3.2 answers a
+        # key awaiting its material with RotateNotSupported, not its state)
+        # outside the commit.
+        if self.record(key_id)["origin"] == ORIGIN_EXTERNAL:
+            raise errors.RotateNotSupported("keys with imported material cannot rotate")
 
         def mutate(record: Dict[str, Any]) -> List[Op]:
             now = self.clock.now_s()
-            if record["origin"] == ORIGIN_EXTERNAL:
-                raise errors.RotateNotSupported("keys with imported material cannot rotate")
             if scheduled and not (record["rotation_enabled"] and record["next_rotate"] <= now):
                 return []  # another worker rotated it already
             if not scheduled and manual_rules:

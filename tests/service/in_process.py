@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from kms.clock import Clock
 from kms.server import RootCredentials, Runtime, open_data_dir
 from kms.service.accounts import AccountService
+from kms.service.crypto import Blobs
 from kms.service.imports import ImportService
 from kms.service.keys import ARCHIVED, DISABLED, ENABLED, PENDING_DELETE, PENDING_IMPORT, KeyService
 from kms.service.policies import PolicyService
@@ -39,6 +40,7 @@ class Services:
     imports: ImportService
     policies: PolicyService
     tokens: TokenService
+    blobs: Blobs
     store: LogStore
     clock: Clock
 
@@ -51,9 +53,9 @@ class Services:
 def services_fixture(tmp_path: Any) -> Iterator[Services]:
     runtime = open_data_dir(str(tmp_path / "data"), given=RootCredentials(ROOT_ID, ROOT_KEY, ROOT_TOKEN))
     try:
-        yield Services(runtime, runtime.keys, runtime.accounts, ImportService(runtime.keys),
-                       PolicyService(runtime.store), TokenService(runtime.store, runtime.clock),
-                       runtime.store, runtime.clock)
+        made = runtime.services
+        yield Services(runtime, made.keys, made.accounts, made.imports, made.policies, made.tokens,
+                       made.blobs, runtime.store, runtime.clock)
     finally:
         runtime.store.close()
 
@@ -109,7 +111,7 @@ def key_in(services: Services, state: str, external: bool = False) -> Tuple[str,
     key_id = keys.create_key(new_alias(), external=external or state == PENDING_IMPORT)["id"]
     if external or state == PENDING_IMPORT:
         import_material(services, key_id, os.urandom(32))
-    blob = keys.encrypt(key_id, b"made while enabled")
+    blob = services.blobs.encrypt(key_id, b"made while enabled")
     if state == DISABLED:
         keys.disable(key_id)
     elif state == PENDING_DELETE:

@@ -36,10 +36,10 @@ EXPECTED: Dict[str, Dict[str, Optional[type]]] = {
 }
 
 OPERATIONS: Dict[str, Operation] = {
-    "encrypt": lambda s, key, blob: s.keys.encrypt(key, b"new"),
-    "generate_data_key": lambda s, key, blob: s.keys.generate_data_key(key, 32),
-    "decrypt": lambda s, key, blob: s.keys.decrypt(blob),
-    "reencrypt_to_itself": lambda s, key, blob: s.keys.reencrypt(blob, key, None, '{"a":"b"}'),
+    "encrypt": lambda s, key, blob: s.blobs.encrypt(key, b"new"),
+    "generate_data_key": lambda s, key, blob: s.blobs.generate_data_key(key, 32),
+    "decrypt": lambda s, key, blob: s.blobs.decrypt(blob),
+    "reencrypt_to_itself": lambda s, key, blob: s.blobs.reencrypt(blob, key, None, '{"a":"b"}'),
     "update_alias": lambda s, key, blob: s.keys.update_alias(key, new_alias()),
     "update_description": lambda s, key, blob: s.keys.update_description(key, "changed"),
     "enable": lambda s, key, blob: s.keys.enable(key),

@@ -43,11 +43,11 @@ def test_no_other_caller_creates_or_takes_a_services_key(services, storage):
 def test_a_service_key_is_queried_and_rotated(services, storage):
     keys = services.keys
     key = keys.resolve_service_key("service/storage", storage)
-    blob = keys.encrypt(key, b"object")
+    blob = services.blobs.encrypt(key, b"object")
     keys.enable_rotation(key, 30)
     assert keys.rotate(key) == 2
     keys.disable_rotation(key)
-    assert keys.decrypt(blob) == (key, b"object")
+    assert services.blobs.decrypt(blob) == (key, b"object")
     assert keys.describe(key)["latest"] == 2
 
 

@@ -19,7 +19,8 @@ from kms.service.imports import MAX_VALID_TO
 from kms.service.listing import KeyQuery, find_keys
 from kms.service.keys import KeyService
 from kms.service.keys import (ARCHIVED, DISABLED, ENABLED, MAX_DESCRIPTION_BYTES, ORIGIN_EXTERNAL,
-                              ORIGIN_KMS, PENDING_DELETE, PENDING_IMPORT, USAGE_SYMMETRIC)
+                              ORIGIN_KMS, PENDING_DELETE, PENDING_IMPORT)
+from kms.service.keytypes import USAGE_SYMMETRIC
 
 # ListKeyDetail's KeyState filter numbers.
 STATE_FILTER = {1: ENABLED, 2: DISABLED, 3: PENDING_DELETE, 4: PENDING_IMPORT, 5: ARCHIVED}
