@@ -148,11 +148,7 @@ class AccountService:
         revoked: List[str] = []
 
         def build() -> List[Op]:
-            record = self.store.get("account", secret_id)
-            if record is None:
-                raise errors.InvalidParameter(f"no account with SecretId {secret_id}")
-            if record["kind"] == "root":
-                raise errors.InvalidParameter("the root account's secret is set when the data directory is made")
+            record = self._not_root(secret_id, "the root account's secret is set when the data directory is made")
             revoked[:] = [digest for digest, entry in self.store.items("token").items()
                           if revoke_tokens and entry["account"] == secret_id]
             return [Op("put", "account", secret_id, dict(record, wrapped=wrapped)),
@@ -161,13 +157,18 @@ class AccountService:
         self.store.commit(build)
         return secret_key, len(revoked)
 
+    def _not_root(self, secret_id: str, refusal: str) -> Dict[str, Any]:
+        """The account, for a change the root account refuses (refusal)."""
+        record = self.get(secret_id)
+        if record is None:
+            raise errors.InvalidParameter(f"no account with SecretId {secret_id}")
+        if record["kind"] == "root":
+            raise errors.InvalidParameter(refusal)
+        return record
+
     def delete(self, secret_id: str) -> None:
         def build() -> List[Op]:
-            record = self.store.get("account", secret_id)
-            if record is None:
-                raise errors.InvalidParameter(f"no account with SecretId {secret_id}")
-            if record["kind"] == "root":
-                raise errors.InvalidParameter("the root account cannot be deleted")
+            self._not_root(secret_id, "the root account cannot be deleted")
             # Its tokens go in the same record: a dead account's token
             # records would otherwise linger in the store and in listings.
             tokens = [Op("del", "token", digest)

@@ -469,13 +469,10 @@ class TransitExtras:
 
     def hmac(self, record: Dict[str, Any], data: bytes, algorithm: Optional[str],
              key_version: Optional[int]) -> str:
-        s = key_settings(record)
-        version = key_version or 0
-        if version < 0 or version > record["latest"]:
+        version = encryption_version(record, key_settings(record), key_version or 0)
+        if version in (Failure.VERSION_NEGATIVE, Failure.VERSION_ABOVE_LATEST):
             raise TransitError("invalid key version")
-        if version == 0:
-            version = record["latest"]
-        if version < max(s["min_encryption_version"], s["min_decryption_version"]):
+        if isinstance(version, Failure):
             raise TransitError("cannot generate HMAC: version is too old (disallowed by policy)")
         mac = hmac.new(self.hmac_key(record, version), data, hash_name(algorithm)).digest()
         return f"{PREFIX}{version}:{b64(mac)}"

@@ -279,6 +279,16 @@ class Transit:
             seen["key_id"] = record["id"]
         return record
 
+    def _managed(self, request: Any, account: Dict[str, Any], seen: Dict[str, Any], audited_as: str,
+                 action: str) -> Tuple[str, Optional[Dict[str, Any]]]:
+        """The key a management route names (None: no such key), once the
+        account may run `action` on it; the audit line names both."""
+        name = request.path_params["name"]
+        record = self.transit.record(name)
+        seen["action"], seen["key_id"] = audited_as, record["id"] if record else None
+        self._allow(account, action, name, record)
+        return name, record
+
     def _allow(self, account: Dict[str, Any], actions: Union[str, Sequence[str]], name: Optional[str],
                record: Optional[Dict[str, Any]]) -> None:
         self.crypto.authorize(account, actions, name, record)
@@ -359,20 +369,14 @@ class Transit:
         return envelope(self.transit.describe(created))
 
     def config(self, request, body, account, seen) -> Response:
-        name = request.path_params["name"]
-        record = self.transit.record(name)
-        seen["action"], seen["key_id"] = "transit:config", record["id"] if record else None
-        self._allow(account, "UpdateKeyConfig", name, record)
+        name, record = self._managed(request, account, seen, "transit:config", "UpdateKeyConfig")
         self.intent(seen)
         changes = {k: v for k, v in body.items() if k in params.ROUTES["config"] and v is not None}
         updated, warnings = self.transit.configure(name, changes)
         return envelope(self.transit.describe(updated), warnings=warnings)
 
     def rotate(self, request, body, account, seen) -> Response:
-        name = request.path_params["name"]
-        record = self.transit.record(name)
-        seen["action"], seen["key_id"] = "transit:rotate", record["id"] if record else None
-        self._allow(account, "RotateKey", name, record)
+        name, record = self._managed(request, account, seen, "transit:rotate", "RotateKey")
         self.intent(seen)
         return envelope(self.transit.describe(self.transit.rotate(name)))
 
@@ -639,18 +643,12 @@ class Transit:
         return self._each_input(body, one, {"valid": False}, ("valid",))
 
     def trim(self, request, body, account, seen) -> Response:
-        name = request.path_params["name"]
-        record = self.transit.record(name)
-        seen["action"], seen["key_id"] = "transit:trim", record["id"] if record else None
-        self._allow(account, "UpdateKeyConfig", name, record)
+        name, record = self._managed(request, account, seen, "transit:trim", "UpdateKeyConfig")
         self.intent(seen)
         return envelope(self.transit.describe(self.extras.trim(name, body.get("min_available_version"))))
 
     def export(self, request, body, account, seen) -> Response:
-        name = request.path_params["name"]
-        record = self.transit.record(name)
-        seen["action"], seen["key_id"] = "transit:export", record["id"] if record else None
-        self._allow(account, "ExportKey", name, record)
+        name, record = self._managed(request, account, seen, "transit:export", "ExportKey")
         if record is None:
             return failure(404, [])
         version = request.path_params.get("version")
@@ -658,10 +656,7 @@ class Transit:
         return envelope(self.extras.export(record, request.path_params["kind"], wanted))
 
     def backup(self, request, body, account, seen) -> Response:
-        name = request.path_params["name"]
-        record = self.transit.record(name)
-        seen["action"], seen["key_id"] = "transit:backup", record["id"] if record else None
-        self._allow(account, "ExportKey", name, record)
+        name, record = self._managed(request, account, seen, "transit:backup", "ExportKey")
         if record is None:
             raise TransitError(f"key {name!r} not found")
         return envelope({"backup": self.extras.backup(record)})
