@@ -139,14 +139,16 @@ INLINE void wide_kara_acc(VEC x, VEC h, VEC hk, VEC *lo, VEC *mi, VEC *hi)
     __asm__("" : "+x"(*lo), "+x"(*mi), "+x"(*hi));
 }
 
-/* Vector j of a chunk of nv, byte-reversed, with the running hash y folded
- * into the first; its products go against H^(LANES*nv - LANES*j) down. */
+/* Vector j of a chunk that starts `offset` vectors into an aggregate of
+ * `span` vectors, byte-reversed, with the running hash y folded into the
+ * aggregate's first; its products go against H^(LANES*(span-offset-j)) down. */
 INLINE void wide_hash_vector(const kms_gcm_ctx *ctx, const uint8_t *p, __m128i y,
-                             const int j, const int nv, VEC *lo, VEC *mi, VEC *hi)
+                             const int j, const int span, const int offset, VEC *lo,
+                             VEC *mi, VEC *hi)
 {
-    const size_t at = GCM_MAX_POWERS - WIDE_LANES * (size_t)(nv - j);
+    const size_t at = GCM_MAX_POWERS - WIDE_LANES * (size_t)(span - offset - j);
     VEC x = vec_shuffle8(vec_load(p + WIDE_VEC_BYTES * j), wide_bswap());
-    if (j == 0)
+    if (offset + j == 0)
         x = vec_xor(x, vec_zext(y));
     wide_kara_acc(x, wide_hp(ctx, at), wide_hk(ctx, at), lo, mi, hi);
 }
@@ -162,7 +164,7 @@ INLINE __m128i wide_ghash(const kms_gcm_ctx *ctx, __m128i y, const uint8_t *p, c
     VEC lo = vec_zero(), mi = lo, hi = lo;
     UNROLL
     for (int j = 0; j < nv; j++)
-        wide_hash_vector(ctx, p, y, j, nv, &lo, &mi, &hi);
+        wide_hash_vector(ctx, p, y, j, nv, 0, &lo, &mi, &hi);
     return wide_reduce(lo, mi, hi);
 }
 
@@ -176,10 +178,12 @@ INLINE __m128i wide_ghash_chunks(const kms_gcm_ctx *ctx, __m128i y, const uint8_
 
 /* nv vectors (4 or 8) of keystream XORed from src into dst, with the GHASH
  * of the nv vectors at hash_src stitched between the AES rounds (one vector
- * per round over the first 8, of at least 10). */
-INLINE __m128i wide_stitched(const kms_gcm_ctx *ctx, __m128i ctr, const uint8_t *src,
-                             uint8_t *dst, const uint8_t *hash_src, __m128i y,
-                             const int rounds, const int nv)
+ * per round over the first 8, of at least 10) and added, unreduced, to
+ * lo/mi/hi as part `offset` of an aggregate of `span` vectors. */
+INLINE void wide_stitched_part(const kms_gcm_ctx *ctx, __m128i ctr, const uint8_t *src,
+                               uint8_t *dst, const uint8_t *hash_src, __m128i y,
+                               const int rounds, const int nv, const int span,
+                               const int offset, VEC *lo, VEC *mi, VEC *hi)
 {
     /* When encrypting, hash_src is the chunk just written; hidden from the
      * optimiser, it is reloaded (from L1) rather than kept in registers
@@ -187,12 +191,11 @@ INLINE __m128i wide_stitched(const kms_gcm_ctx *ctx, __m128i ctr, const uint8_t 
     __asm__("" : "+r"(hash_src));
     VEC b[8];
     wide_counters(ctr, b, nv);
-    VEC lo = vec_zero(), mi = lo, hi = lo;
     UNROLL
     for (int r = 0; r < rounds; r++) {
         wide_round(ctx, b, nv, r);
         if (r >= 1 && r <= 8 && ((r - 1) % (8 / nv)) == 0)
-            wide_hash_vector(ctx, hash_src, y, (r - 1) / (8 / nv), nv, &lo, &mi, &hi);
+            wide_hash_vector(ctx, hash_src, y, (r - 1) / (8 / nv), span, offset, lo, mi, hi);
     }
     VEC kl = wide_rk(ctx, rounds);
     UNROLL
@@ -201,7 +204,53 @@ INLINE __m128i wide_stitched(const kms_gcm_ctx *ctx, __m128i ctr, const uint8_t 
     UNROLL
     for (int k = 0; k < nv; k++)
         vec_store(dst + WIDE_VEC_BYTES * k, b[k]);
+}
+
+/* One chunk of nv vectors, its GHASH reduced on its own. */
+INLINE __m128i wide_stitched(const kms_gcm_ctx *ctx, __m128i ctr, const uint8_t *src,
+                             uint8_t *dst, const uint8_t *hash_src, __m128i y,
+                             const int rounds, const int nv)
+{
+    VEC lo = vec_zero(), mi = lo, hi = lo;
+    wide_stitched_part(ctx, ctr, src, dst, hash_src, y, rounds, nv, nv, 0, &lo, &mi, &hi);
     return wide_reduce(lo, mi, hi);
+}
+
+/* Where the powers reach (16 vectors of 2 blocks: the 256-bit tier), two big
+ * chunks share one reduction: the fold and reduce cost as much as a sixth
+ * of a chunk's GHASH there. The second chunk hashes hash_src + WIDE_BIG. */
+#define WIDE_PAIRS (16 * WIDE_LANES <= GCM_MAX_POWERS)
+
+INLINE __m128i wide_stitched_pair(const kms_gcm_ctx *ctx, __m128i ctr, const uint8_t *src,
+                                  uint8_t *dst, const uint8_t *hash_src, __m128i y,
+                                  const int rounds)
+{
+    VEC lo = vec_zero(), mi = lo, hi = lo;
+    wide_stitched_part(ctx, ctr, src, dst, hash_src, y, rounds, 8, 16, 0, &lo, &mi, &hi);
+    wide_stitched_part(ctx, wide_advance(ctr, 8), src + WIDE_BIG, dst + WIDE_BIG,
+                       hash_src + WIDE_BIG, y, rounds, 8, 16, 8, &lo, &mi, &hi);
+    return wide_reduce(lo, mi, hi);
+}
+
+/* Big chunks from in + i while one is left, each hashing the chunk at
+ * hashed + i (hashed = in to decrypt: its own ciphertext; out - WIDE_BIG
+ * to encrypt: the one before). Returns the new i. */
+INLINE size_t wide_big_chunks(const kms_gcm_ctx *ctx, __m128i *ctr, __m128i *y,
+                              const uint8_t *in, uint8_t *out, size_t i, size_t len,
+                              const uint8_t *hashed, const int rounds)
+{
+    while (len - i >= WIDE_BIG) {
+        if (WIDE_PAIRS && len - i >= 2 * WIDE_BIG) {
+            *y = wide_stitched_pair(ctx, *ctr, in + i, out + i, hashed + i, *y, rounds);
+            *ctr = wide_advance(*ctr, 16);
+            i += 2 * WIDE_BIG;
+        } else {
+            *y = wide_stitched(ctx, *ctr, in + i, out + i, hashed + i, *y, rounds, 8);
+            *ctr = wide_advance(*ctr, 8);
+            i += WIDE_BIG;
+        }
+    }
+    return i;
 }
 
 /* Plain CTR over nv vectors (no GHASH): the first chunk of an encryption,
@@ -234,10 +283,7 @@ INLINE void wide_gcm_crypt(const kms_gcm_ctx *ctx, const uint8_t *nonce,
     if (decrypt) {
         /* Ciphertext is known up front: hash each chunk while making its
          * keystream. Loads precede stores, so in == out is safe. */
-        for (; len - i >= WIDE_BIG; i += WIDE_BIG) {
-            y = wide_stitched(ctx, ctr, in + i, out + i, in + i, y, rounds, 8);
-            ctr = wide_advance(ctr, 8);
-        }
+        i = wide_big_chunks(ctx, &ctr, &y, in, out, 0, len, in, rounds);
         if (len - i >= WIDE_SMALL) {
             y = wide_stitched(ctx, ctr, in + i, out + i, in + i, y, rounds, 4);
             ctr = wide_advance(ctr, 4);
@@ -251,10 +297,7 @@ INLINE void wide_gcm_crypt(const kms_gcm_ctx *ctx, const uint8_t *nonce,
         if (len >= 4 * WIDE_BIG) {
             wide_ctr_only(ctx, ctr, in, out, rounds, 8);
             ctr = wide_advance(ctr, 8);
-            for (i = WIDE_BIG; len - i >= WIDE_BIG; i += WIDE_BIG) {
-                y = wide_stitched(ctx, ctr, in + i, out + i, out + i - WIDE_BIG, y, rounds, 8);
-                ctr = wide_advance(ctr, 8);
-            }
+            i = wide_big_chunks(ctx, &ctr, &y, in, out, WIDE_BIG, len, out - WIDE_BIG, rounds);
             y = wide_ghash(ctx, y, out + i - WIDE_BIG, 8);
         }
         if (len - i >= WIDE_SMALL) {
