@@ -35,6 +35,13 @@ INLINE __m128i wide_fold(__m512i v)
     return _mm_xor_si128(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
 }
 
+/* Lanes 0-1 of a big chunk's last vector keep this run's base, 2-3 take
+ * the next's. */
+INLINE __m512i wide_last_base(__m512i low, __m512i high)
+{
+    return _mm512_mask_blend_epi64(0xF0, low, high);
+}
+
 #include "gcm_vaes_wide.h"
 
 /* Byte mask for the first n (0..64) bytes of a vector. */

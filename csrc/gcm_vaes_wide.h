@@ -12,9 +12,11 @@
  *  - a chunk of 4 vectors for what is left, then the tier's own tail.
  *
  * Before including, a tier defines TARGET and INLINE, WIDE_BITS (256 or
- * 512) and WIDE_LANES (2 or 4), and two inline helpers whose intrinsics
- * have no common naming pattern: wide_bcast (one block to every lane) and
- * wide_fold (the XOR of the lanes). After including, it defines
+ * 512) and WIDE_LANES (2 or 4), and three inline helpers whose intrinsics
+ * have no common naming pattern: wide_bcast (one block to every lane),
+ * wide_fold (the XOR of the lanes) and wide_last_base (a vector of the low
+ * base in its first WIDE_LANES - 2 lanes and the high one in the last two;
+ * see wide_chunk_counters). After including, it defines
  * tier_aad_hash and tier_finish (declared below), which the body calls for
  * the associated data and for the last bytes and the tag.
  */
@@ -180,7 +182,7 @@ INLINE __m128i wide_ghash_chunks(const kms_gcm_ctx *ctx, __m128i y, const uint8_
  * of the nv vectors at hash_src stitched between the AES rounds (one vector
  * per round over the first 8, of at least 10) and added, unreduced, to
  * lo/mi/hi as part `offset` of an aggregate of `span` vectors. */
-INLINE void wide_stitched_part(const kms_gcm_ctx *ctx, __m128i ctr, const uint8_t *src,
+INLINE void wide_stitched_part(const kms_gcm_ctx *ctx, VEC *b, const uint8_t *src,
                                uint8_t *dst, const uint8_t *hash_src, __m128i y,
                                const int rounds, const int nv, const int span,
                                const int offset, VEC *lo, VEC *mi, VEC *hi)
@@ -189,12 +191,10 @@ INLINE void wide_stitched_part(const kms_gcm_ctx *ctx, __m128i ctr, const uint8_
      * optimiser, it is reloaded (from L1) rather than kept in registers
      * from the stores, which spilled them all. */
     __asm__("" : "+r"(hash_src));
-    VEC b[8];
-    wide_counters(ctr, b, nv);
     UNROLL
-    for (int r = 0; r < rounds; r++) {
+    for (int r = 1; r < rounds; r++) {
         wide_round(ctx, b, nv, r);
-        if (r >= 1 && r <= 8 && ((r - 1) % (8 / nv)) == 0)
+        if (r <= 8 && ((r - 1) % (8 / nv)) == 0)
             wide_hash_vector(ctx, hash_src, y, (r - 1) / (8 / nv), span, offset, lo, mi, hi);
     }
     VEC kl = wide_rk(ctx, rounds);
@@ -211,45 +211,83 @@ INLINE __m128i wide_stitched(const kms_gcm_ctx *ctx, __m128i ctr, const uint8_t 
                              uint8_t *dst, const uint8_t *hash_src, __m128i y,
                              const int rounds, const int nv)
 {
-    VEC lo = vec_zero(), mi = lo, hi = lo;
-    wide_stitched_part(ctx, ctr, src, dst, hash_src, y, rounds, nv, nv, 0, &lo, &mi, &hi);
+    VEC b[8], lo = vec_zero(), mi = lo, hi = lo;
+    wide_counters(ctr, b, nv);
+    wide_round(ctx, b, nv, 0);
+    wide_stitched_part(ctx, b, src, dst, hash_src, y, rounds, nv, nv, 0, &lo, &mi, &hi);
     return wide_reduce(lo, mi, hi);
+}
+
+/* ---- the big chunks' counters -------------------------------------------
+ * Big chunks (N = 8 * WIDE_LANES blocks) start N * k blocks after the
+ * first data block, whose counter is 2, so a chunk's counters are base + 2
+ * .. base + N + 1 with base a multiple of N: the first N - 2 are base with
+ * a number below N in its low bits, the last two base + N with 0 and 1. In
+ * memory order those low bits sit in the block's last byte, so each counter
+ * block is one XOR of a constant into a base block that already carries
+ * round key 0: no add, no byte swap, and round 0 comes free. */
+#define WIDE_N (8 * WIDE_LANES)
+#define W_OFF(t) 0, 0, 0, (uint32_t)((t) < WIDE_N - 2 ? (t) + 2 : (t) - (WIDE_N - 2)) << 24
+static const uint32_t wide_chunk_offsets[32 * 4] = {
+    W_OFF(0),  W_OFF(1),  W_OFF(2),  W_OFF(3),  W_OFF(4),  W_OFF(5),  W_OFF(6),  W_OFF(7),
+    W_OFF(8),  W_OFF(9),  W_OFF(10), W_OFF(11), W_OFF(12), W_OFF(13), W_OFF(14), W_OFF(15),
+    W_OFF(16), W_OFF(17), W_OFF(18), W_OFF(19), W_OFF(20), W_OFF(21), W_OFF(22), W_OFF(23),
+    W_OFF(24), W_OFF(25), W_OFF(26), W_OFF(27), W_OFF(28), W_OFF(29), W_OFF(30), W_OFF(31)};
+
+/* Base block for the aligned counter base (LE, lane 0), whitened. */
+INLINE VEC wide_keyed_base(const kms_gcm_ctx *ctx, __m128i base)
+{
+    return vec_xor(wide_bcast(bswap128(base)), wide_rk(ctx, 0));
+}
+
+/* A big chunk's 8 whitened counter vectors from the base blocks of its run
+ * (low) and of the next (high). */
+INLINE void wide_chunk_counters(VEC low, VEC high, VEC *b)
+{
+    UNROLL
+    for (int k = 0; k < 7; k++)
+        b[k] = vec_xor(low, vec_load(wide_chunk_offsets + 4 * WIDE_LANES * k));
+    b[7] = vec_xor(wide_last_base(low, high), vec_load(wide_chunk_offsets + 4 * WIDE_LANES * 7));
 }
 
 /* Where the powers reach (16 vectors of 2 blocks: the 256-bit tier), two big
  * chunks share one reduction: the fold and reduce cost as much as a sixth
- * of a chunk's GHASH there. The second chunk hashes hash_src + WIDE_BIG. */
+ * of a chunk's GHASH there. */
 #define WIDE_PAIRS (16 * WIDE_LANES <= GCM_MAX_POWERS)
-
-INLINE __m128i wide_stitched_pair(const kms_gcm_ctx *ctx, __m128i ctr, const uint8_t *src,
-                                  uint8_t *dst, const uint8_t *hash_src, __m128i y,
-                                  const int rounds)
-{
-    VEC lo = vec_zero(), mi = lo, hi = lo;
-    wide_stitched_part(ctx, ctr, src, dst, hash_src, y, rounds, 8, 16, 0, &lo, &mi, &hi);
-    wide_stitched_part(ctx, wide_advance(ctr, 8), src + WIDE_BIG, dst + WIDE_BIG,
-                       hash_src + WIDE_BIG, y, rounds, 8, 16, 8, &lo, &mi, &hi);
-    return wide_reduce(lo, mi, hi);
-}
 
 /* Big chunks from in + i while one is left, each hashing the chunk at
  * hashed + i (hashed = in to decrypt: its own ciphertext; out - WIDE_BIG
- * to encrypt: the one before). Returns the new i. */
+ * to encrypt: the one before). ctr is the last counter used, so ctr - 1 is
+ * the first chunk's base. Returns the new i. */
 INLINE size_t wide_big_chunks(const kms_gcm_ctx *ctx, __m128i *ctr, __m128i *y,
                               const uint8_t *in, uint8_t *out, size_t i, size_t len,
                               const uint8_t *hashed, const int rounds)
 {
+    const __m128i run = _mm_set_epi32(0, 0, 0, WIDE_N);
+    __m128i base = _mm_sub_epi32(*ctr, _mm_set_epi32(0, 0, 0, 1));
+    VEC low = wide_keyed_base(ctx, base);
     while (len - i >= WIDE_BIG) {
-        if (WIDE_PAIRS && len - i >= 2 * WIDE_BIG) {
-            *y = wide_stitched_pair(ctx, *ctr, in + i, out + i, hashed + i, *y, rounds);
-            *ctr = wide_advance(*ctr, 16);
-            i += 2 * WIDE_BIG;
-        } else {
-            *y = wide_stitched(ctx, *ctr, in + i, out + i, hashed + i, *y, rounds, 8);
-            *ctr = wide_advance(*ctr, 8);
+        VEC b[8], lo = vec_zero(), mi = lo, hi = lo;
+        const int pair = WIDE_PAIRS && len - i >= 2 * WIDE_BIG;
+        base = _mm_add_epi32(base, run);
+        VEC high = wide_keyed_base(ctx, base);
+        wide_chunk_counters(low, high, b);
+        wide_stitched_part(ctx, b, in + i, out + i, hashed + i, *y, rounds, 8, pair ? 16 : 8, 0,
+                           &lo, &mi, &hi);
+        low = high;
+        i += WIDE_BIG;
+        if (pair) {
+            base = _mm_add_epi32(base, run);
+            high = wide_keyed_base(ctx, base);
+            wide_chunk_counters(low, high, b);
+            wide_stitched_part(ctx, b, in + i, out + i, hashed + i, *y, rounds, 8, 16, 8,
+                               &lo, &mi, &hi);
+            low = high;
             i += WIDE_BIG;
         }
+        *y = wide_reduce(lo, mi, hi);
     }
+    *ctr = _mm_add_epi32(base, _mm_set_epi32(0, 0, 0, 1));
     return i;
 }
 
