@@ -182,13 +182,20 @@ print(json.dumps(out))
 
 @pytest.mark.skipif("aesni" not in IMPLS, reason="no native engine on this machine")
 def test_transit_base64_on_the_aesni_tier(record):
-    """The AVX2 base64 against the scalar one, both on the AES-NI tier."""
-    for impl, hidden in (("aesni, scalar base64", "avx2"), ("aesni, AVX2 base64", "")):
-        env = dict(os.environ, KMS_AEAD_CPU_HIDE=hidden)
-        proc = subprocess.run([sys.executable, "-c", _B64_PROBE], env=env, capture_output=True,
-                              text=True, timeout=600, check=True)
-        for name, times in json.loads(proc.stdout).items():
-            group = ("transit seal batch 100 x 1 KiB" if name == "seal"
-                     else "transit open 100 x 1 KiB, one call each")
-            record(tuple(times), group=group, impl=impl, reference="aesni, scalar base64",
-                   items=100, nbytes=1024)
+    """The AVX2 base64 against the scalar one, both on the AES-NI tier: three
+    alternating subprocesses each, the lowest best and median kept, since the
+    codec is fixed for a process's life."""
+    best = {}
+    for _ in range(3):
+        for impl, hidden in (("aesni, scalar base64", "avx2"), ("aesni, AVX2 base64", "")):
+            env = dict(os.environ, KMS_AEAD_CPU_HIDE=hidden)
+            proc = subprocess.run([sys.executable, "-c", _B64_PROBE], env=env, capture_output=True,
+                                  text=True, timeout=600, check=True)
+            for name, (low, mid) in json.loads(proc.stdout).items():
+                old = best.get((impl, name), (low, mid))
+                best[impl, name] = (min(old[0], low), min(old[1], mid))
+    for (impl, name), times in best.items():
+        group = ("transit seal batch 100 x 1 KiB" if name == "seal"
+                 else "transit open 100 x 1 KiB, one call each")
+        record(times, group=group, impl=impl, reference="aesni, scalar base64",
+               items=100, nbytes=1024)

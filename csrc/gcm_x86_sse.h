@@ -154,7 +154,7 @@ SSE_INLINE void aes_blocks(const kms_gcm_ctx *ctx, __m128i *b, const int n,
 
 /* ---- GCM -------------------------------------------------------------- */
 
-/* J0 = nonce || 0x00000001 for a 96-bit nonce. */
+/* J0 = nonce || 0x00000001 for a 96-bit nonce (public: nothing to wipe). */
 SSE_INLINE __m128i j0_block(const uint8_t *nonce)
 {
     uint8_t b[16];
@@ -163,9 +163,7 @@ SSE_INLINE __m128i j0_block(const uint8_t *nonce)
     b[13] = 0;
     b[14] = 0;
     b[15] = 1;
-    __m128i v = loadu(b);
-    kms_wipe(b, sizeof b);
-    return v;
+    return loadu(b);
 }
 
 /* Counter block ctr + k (ctr byte-reversed, so a 32-bit lane add is
