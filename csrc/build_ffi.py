@@ -11,7 +11,7 @@ from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
 SOURCES = ["aead.c", "arena.c", "b64_avx2.c", "bulk.c", "cpu_features.c", "gcm_aesni.c", "gcm_vaes.c",
-           "json_scan.c", "msgpack_scan.c", "transit.c"]
+           "gcm_vaes256.c", "json_scan.c", "msgpack_scan.c", "transit.c"]
 
 
 def read_cdef() -> str:
