@@ -108,6 +108,17 @@ class CoalescingTransport:
             return
         self._transport.write(data)  # large pieces go as they are, uncopied
 
+    def write_now(self, data: bytes) -> None:
+        """data, after anything held, at once: for a whole response."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            if len(data) < HOLD_MAX:
+                data = held + data
+            else:
+                self._transport.write(held)
+        self._transport.write(data)
+
     def flush(self) -> None:
         if self._held is not None:
             held, self._held = self._held, None
@@ -241,10 +252,14 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def on_headers_complete(self) -> None:
+        self._head_done()
+        super().on_headers_complete()
+
+    def _head_done(self) -> None:
+        """The head timer's end and the body timer's start."""
         self._reading_head = False
         self._cancel_head_timer()
         self._reading_body, self._body_since, self._body_bytes = True, self.loop.time(), 0
-        super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
@@ -278,9 +293,15 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         super().send_400_response(msg)
 
     def on_message_complete(self) -> None:
+        self._body_done()
+        super().on_message_complete()
+        self._message_done()
+
+    def _body_done(self) -> None:
         self._reading_body = False
         self._cancel_body_timer()
-        super().on_message_complete()
+
+    def _message_done(self) -> None:
         self._at_request_start = True
         if self.cycle is not None and self.cycle.response_complete and not self.pipeline:
             self._await_next_head()  # answered before its body ended: the next head starts now
