@@ -120,6 +120,11 @@ class HotExchange:
 
     # ---- the body ------------------------------------------------------------
 
+    @property
+    def more_body(self) -> bool:
+        """Its body is still being read (uvicorn's cycles say the same)."""
+        return not self._body_whole and self.refusal is None
+
     def preallocate(self, length: int) -> None:
         """A large declared body is copied once, into its final buffer."""
         self._buffer = getattr(self.adapter, "body_buffer", bytearray)(length)

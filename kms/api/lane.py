@@ -69,7 +69,9 @@ class HotAdapter(Protocol):
 
 class LaneRequest:
     """What the hot handlers read of a request: method, the key name as a
-    path parameter, and a few headers (lower-case names, first one wins)."""
+    path parameter, and a few headers (lower-case names, first one wins,
+    values without the whitespace around them, RFC 9112 section 5: h11
+    strips it, httptools leaves trailing whitespace in)."""
 
     __slots__ = ("method", "path_params", "headers")
 
@@ -79,7 +81,7 @@ class LaneRequest:
         headers: Dict[str, str] = {}
         for key, value in raw_headers:
             if key in WANTED:
-                headers.setdefault(key.decode("latin-1"), value.decode("latin-1"))
+                headers.setdefault(key.decode("latin-1"), value.decode("latin-1").strip(" \t"))
         self.headers = headers
 
 

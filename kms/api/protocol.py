@@ -145,6 +145,7 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         self._head_too_large = False
         self._limits: Limits = getattr(self.config, "limits", None) or DEFAULT_LIMITS
         self._refused = False
+        self._refusal_due: Optional[str] = None  # a 400 held until earlier answers are out
         self._reading_head = True  # between a connection's start or a response and a head's end
         self._head_since: Optional[float] = None  # None: from the head's first byte
         self._head_started = False  # some byte of the awaited head has arrived
@@ -205,6 +206,9 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         starts_pipelined = bool(self.pipeline)
         super().on_response_complete()
+        if self._refusal_due is not None and self.cycle.response_complete:
+            self._send_refusal(self._refusal_due)  # the last answer owed before it is out
+            return
         if not starts_pipelined and not self._reading_body and not self.transport.is_closing():
             self._await_next_head()
 
@@ -285,7 +289,19 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def send_400_response(self, msg: str) -> None:
-        # uvicorn answers any parser error 400; an oversized head is 431.
+        """uvicorn answers a parser error 400 at once, ahead of the answers
+        still owed to the requests before it (and so, closing, without
+        them). Those whose bodies are read are answered first, in order."""
+        cycle = self.cycle
+        if (cycle is not None and not cycle.response_complete and not cycle.more_body
+                and not self.transport.is_closing()):
+            self._refusal_due = msg
+            self.flow.pause_reading()
+            return
+        self._send_refusal(msg)
+
+    def _send_refusal(self, msg: str) -> None:
+        # An oversized head is 431.
         if self._head_too_large:
             self.transport.write(_TOO_LARGE)
             self.transport.close()
@@ -307,7 +323,7 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
             self._await_next_head()  # answered before its body ended: the next head starts now
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
+        if self._refused or self._refusal_due is not None:
             return
         if self._reading_head:
             self._head_started = True
