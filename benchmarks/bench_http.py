@@ -75,8 +75,8 @@ class Proc:
 def start_kms(workdir: str, http: str = "auto") -> Tuple[Proc, str]:
     port = free_port()
     env = dict(os.environ, KMS_ROOT_TOKEN=TOKEN)
-    proc = Proc([sys.executable, "-m", "kms.cli", "server", "--data-dir", os.path.join(workdir, "kms"),
-                 "--port", str(port), "--http", http], env, os.path.join(workdir, "kms.log"))
+    proc = Proc([sys.executable, "-m", "kms.cli", "server", "--data-dir", os.path.join(workdir, "kms-" + http),
+                 "--port", str(port), "--http", http], env, os.path.join(workdir, f"kms-{http}.log"))
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/health")
     return proc, url
@@ -246,7 +246,12 @@ def cpu_seconds(pids: List[int]) -> float:
 
 
 def serving_pids(server: str, pid: int) -> List[int]:
-    return worker_pids(pid) if server == "kms" else process_tree(pid)
+    return worker_pids(pid) if is_kms(server) else process_tree(pid)
+
+
+def is_kms(server: str) -> bool:
+    """"kms", or "kms --http X" for a second front end measured alongside."""
+    return server.startswith("kms")
 
 
 def start_profile(server_pid: int, seconds: float, out_path: str) -> Optional[subprocess.Popen]:
@@ -352,13 +357,16 @@ def main() -> int:
     parser.add_argument("--only", default="", help="run only scenarios whose name this regular expression finds (e.g. '^(en|de)crypt ')")
     parser.add_argument("--profile", action="store_true",
                         help="sample a kms worker with py-spy during each kms run (pip install py-spy)")
-    parser.add_argument("--kms-http", default="auto", help="kms server --http (its HTTP front end)")
+    parser.add_argument("--kms-http", default="auto",
+                        help="kms server --http (its HTTP front end); several, comma-separated, "
+                             "start one kms each (the first is \"kms\"), e.g. auto,uvicorn-httptools")
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="kms-bench-")
     servers: Dict[str, Tuple[Proc, str]] = {}
     rows: List[Dict[str, Any]] = []
     try:
-        servers["kms"] = start_kms(workdir, args.kms_http)
+        for i, http in enumerate(args.kms_http.split(",")):
+            servers["kms" if i == 0 else f"kms --http {http}"] = start_kms(workdir, http)
         bao = start_bao(workdir)
         if bao is None:
             print("bao not found: measuring kms alone (pip install '.[bench]' for OpenBao)", file=sys.stderr)
@@ -369,13 +377,13 @@ def main() -> int:
         for scenario in (s for s in scenarios(args.quick) if re.search(args.only, s["name"])):
             for connections in scenario["connections"]:
                 for server, (_, url) in servers.items():
-                    if scenario.get("kms_only") and server != "kms":
+                    if scenario.get("kms_only") and not is_kms(server):
                         continue
                     body, ctype = body_for(scenario, url)
                     profile = None
                     if args.profile and server == "kms":
                         raw_path = os.path.join(workdir, "profile.txt")
-                        profile = start_profile(servers["kms"][0].proc.pid, args.duration - 1, raw_path)
+                        profile = start_profile(servers[server][0].proc.pid, args.duration - 1, raw_path)
                     pids = serving_pids(server, servers[server][0].proc.pid)
                     cpu_before = cpu_seconds(pids)
                     result = run_load(url, scenario["path"], body, ctype, connections, args.duration, workdir)
@@ -391,7 +399,7 @@ def main() -> int:
                                  "cpu_us_per_request": cpu_us,
                                  "errors": result["errors"], "generator": result["generator"],
                                  "profiled": profile is not None})
-                    print(f"{scenario['name']:32} {server:8} c={connections:<3} {rps:10.1f} req/s "
+                    print(f"{scenario['name']:32} {server:24} c={connections:<3} {rps:10.1f} req/s "
                           f"p99 {result['p99_ms']:.2f} ms cpu {cpu_us:.0f} us/req errors {result['errors']}", file=sys.stderr)
     finally:
         for proc, _ in servers.values():
@@ -425,7 +433,7 @@ def print_table(rows: List[Dict[str, Any]]) -> None:
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         other = index.get((r["scenario"], r["connections"], "openbao"))
-        ratio = f"{r['items_per_s'] / other['items_per_s']:.2f}x" if r["server"] == "kms" and other else ""
+        ratio = f"{r['items_per_s'] / other['items_per_s']:.2f}x" if is_kms(r["server"]) and other else ""
         errors = f" ({r['errors']} errors)" if r["errors"] else ""
         errors += " (profiled)" if r.get("profiled") else ""
         print(f"| {r['scenario']} | {r['connections']} | {r['server']}{errors} | {r['requests_per_s']:.0f} | "

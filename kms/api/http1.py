@@ -47,7 +47,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from kms.api.lane import METHODS, PREALLOCATE, Handler, HotAdapter, Lane, LaneRequest
-from kms.api.protocol import HOLD_MAX, VaultHttpToolsProtocol
+from kms.api.protocol import HOLD_MAX, MAX_HEAD_BYTES, VaultHttpToolsProtocol
 from kms.numbers import ascii_int
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -95,6 +95,10 @@ class HotExchange:
     disconnected, keep_alive, message_event), so it queues in the same
     pipeline."""
 
+    __slots__ = ("protocol", "adapter", "handler", "inline", "request", "keep_alive", "head_only",
+                 "expect_100", "response_started", "response_complete", "disconnected", "refusal",
+                 "_chunks", "_size", "_buffer", "_view", "_body_whole", "_turn", "_head_written",
+                 "_chunked", "_sent_all")
     message_event = _NoEvent()
 
     def __init__(self, protocol: "Http1Protocol", adapter: HotAdapter, handler: Handler,
@@ -117,6 +121,9 @@ class HotExchange:
         self._view: Optional[memoryview] = None
         self._body_whole = False
         self._turn = False  # every earlier response on the connection is out
+        self._head_written = False
+        self._chunked = False
+        self._sent_all = False  # a self-sending response sent its last body message
 
     # ---- the body ------------------------------------------------------------
 
@@ -241,8 +248,6 @@ class HotExchange:
             await background()
         self._complete()
 
-    _head_written = False
-
     def _write(self, response: Any, body: bytes) -> None:
         head, framed = self._head(response, body)
         if self.head_only or not body:
@@ -281,12 +286,9 @@ class HotExchange:
         request = self.request
         scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
                  "http_version": "1.1", "method": request.method, "headers": self.protocol.headers}
-        self._chunked = False
         await response(scope, _disconnected, self._send)
-        if not self.response_complete_sent:
+        if not self._sent_all:
             raise RuntimeError("the response did not finish")
-
-    response_complete_sent = False
 
     async def _send(self, message: Any) -> None:
         protocol = self.protocol
@@ -302,7 +304,7 @@ class HotExchange:
             transport.write_now(head)  # type: ignore[attr-defined]
             self._head_written = True
             return
-        if not self._head_written or self.response_complete_sent:
+        if not self._head_written or self._sent_all:
             raise RuntimeError(f"unexpected {message['type']}")
         if protocol.flow.write_paused:
             await protocol.flow.drain()
@@ -318,7 +320,7 @@ class HotExchange:
             elif body:
                 transport.write_now(body)  # type: ignore[attr-defined]
         if not more:
-            self.response_complete_sent = True
+            self._sent_all = True
 
     def _complete(self) -> None:
         self.response_complete = True
@@ -363,7 +365,9 @@ class Http1Protocol(VaultHttpToolsProtocol):
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_head(len(name) + len(value) + 4)
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._count_head(0)  # refused: 431
         name = name.lower()
         if name == b"expect" and value.lower() == b"100-continue":
             self.expect_100_continue = True

@@ -77,39 +77,46 @@ def split(data: bytes, cuts: List[int]) -> List[bytes]:
 def h11_reads(chunks: List[bytes]) -> Tuple[List[Dict[str, Any]], str]:
     """The requests h11 reads from the stream, and how it ends: "open"
     (waiting for more), "closed" (the last request closes the connection),
-    "refused" (h11 found an error) or "no host" (see below)."""
-    conn = h11.Connection(h11.SERVER)
+    "refused" (h11 found an error) or "no host" (see below).
+
+    CR and LF before a request line are dropped first: llhttp skips them,
+    h11 refuses them, and RFC 9112 section 2.2 lets a server ignore them.
+    So each request is read by a fresh h11 connection from what is left."""
     seen: List[Dict[str, Any]] = []
-    current: Optional[Dict[str, Any]] = None
-    try:
-        for chunk in chunks:
-            conn.receive_data(chunk)
+    rest = b"".join(chunks)
+    while True:
+        rest = rest.lstrip(b"\r\n")
+        if not rest:  # (receive_data(b"") would mean the peer closed)
+            return seen, "open"
+        conn = h11.Connection(h11.SERVER)
+        conn.receive_data(rest)
+        current: Dict[str, Any] = {}
+        try:
             while True:
                 event = conn.next_event()
-                if event is h11.NEED_DATA or event is h11.PAUSED:
-                    break
+                if event is h11.NEED_DATA:
+                    return seen, "open"
                 if isinstance(event, h11.Request):
+                    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers]
                     current = {"method": event.method.decode(), "target": event.target.decode("latin-1"),
-                               "headers": [(k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers],
-                               "body": b"", "declared": None}
-                    current["declared"] = next((int(v) for k, v in current["headers"] if k == "content-length"), None)
-                    current["expect"] = any(k == "expect" and v.lower() == "100-continue"
-                                            for k, v in current["headers"])
+                               "headers": headers, "body": b"",
+                               "declared": next((int(v) for k, v in headers if k == "content-length"), None),
+                               "expect": any(k == "expect" and v.lower() == "100-continue" for k, v in headers)}
                 elif isinstance(event, h11.Data):
-                    current["body"] += event.data  # type: ignore[index]
+                    current["body"] += event.data
                 elif isinstance(event, h11.EndOfMessage):
-                    seen.append(current)  # type: ignore[arg-type]
-                    conn.send(h11.Response(status_code=200, headers=[("content-length", "0")]))
-                    conn.send(h11.EndOfMessage())
-                    if conn.our_state is h11.MUST_CLOSE:
-                        return seen, "closed"
-                    conn.start_next_cycle()
-    except h11.RemoteProtocolError as exc:
-        # RFC 9112 section 3.2 wants 400 for an HTTP/1.1 request without
-        # Host; httptools, so uvicorn and this protocol, serve it: a known
-        # difference, after which the two are not compared.
-        return seen, "no host" if "Host" in str(exc) else "refused"
-    return seen, "open"
+                    break
+        except h11.RemoteProtocolError as exc:
+            # RFC 9112 section 3.2 wants 400 for an HTTP/1.1 request without
+            # Host; httptools, so uvicorn and this protocol, serve it: a known
+            # difference, after which the two are not compared.
+            return seen, "no host" if "Host" in str(exc) else "refused"
+        seen.append(current)
+        conn.send(h11.Response(status_code=200, headers=[("content-length", "0")]))
+        conn.send(h11.EndOfMessage())
+        if conn.our_state is h11.MUST_CLOSE:
+            return seen, "closed"
+        rest = conn.trailing_data[0]
 
 
 def expected(request: Dict[str, Any]) -> Tuple[int, Optional[Dict[str, Any]], bool]:
