@@ -265,10 +265,12 @@ def start_profile(server_pid: int, seconds: float, out_path: str) -> Optional[su
 
 # Where a sampled frame belongs, by the first matching piece of its text.
 CATEGORIES = [
-    ("CoalescingTransport.write", "socket writes (send)"),
+    ("CoalescingTransport.write", "socket writes (send)"),  # write and write_now
     ("CoalescingTransport.flush", "socket writes (send)"),
     ("Runner.run", "event loop: epoll, socket reads (uvloop, in C)"),
     ("uvicorn/", "uvicorn HTTP protocol"),
+    ("kms/api/http1.py", "kms HTTP protocol (http1, protocol)"),
+    ("kms/api/protocol.py", "kms HTTP protocol (http1, protocol)"),
     ("kms/audit.py", "audit log"),
     ("kms/aead/", "native engine calls (base64, AES-GCM, readers)"),
     ("json/", "json module"),
