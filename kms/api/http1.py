@@ -39,7 +39,6 @@ attribute (Starlette's StreamingResponse, as bulk answers; transit's
 RawJSONParts) sends itself, as an ASGI app, through a send of this
 protocol's, with flow control.
 """
-import asyncio
 import urllib.parse
 from typing import Any, List, Optional, Tuple
 
