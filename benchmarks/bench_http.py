@@ -7,7 +7,12 @@ PATH (pip install '.[bench]' provides it), `bao server -dev` with transit
 enabled, both on 127.0.0.1. Each scenario is driven by wrk when installed,
 else by the built-in asyncio load generator, with identical payloads for
 both servers. Prints one table (requests/s, items/s, MB/s of plaintext, p50
-and p99 latency, kms/OpenBao ratio) and writes .benchmarks/http-summary.json.
+and p99 latency, server CPU per request, kms/OpenBao ratio) and writes
+.benchmarks/http-summary.json. Server CPU is the user+system time the
+serving processes (kms: its workers, thread pools included; OpenBao: its
+process tree) spent during the run, from /proc/<pid>/stat, divided by the
+requests completed; --kms-http picks kms's HTTP front end (`kms server
+--http`), so front ends can be compared in one sitting.
 With --profile, py-spy samples one kms worker during each kms run and the
 frames where it spends its time are printed and written to
 .benchmarks/profile-<scenario>.txt (profiling slows that run; its figures
@@ -67,11 +72,11 @@ class Proc:
         self.log.close()
 
 
-def start_kms(workdir: str) -> Tuple[Proc, str]:
+def start_kms(workdir: str, http: str = "auto") -> Tuple[Proc, str]:
     port = free_port()
     env = dict(os.environ, KMS_ROOT_TOKEN=TOKEN)
-    proc = Proc([sys.executable, "-m", "kms.cli", "server", "--data-dir", os.path.join(workdir, "kms"),
-                 "--port", str(port)], env, os.path.join(workdir, "kms.log"))
+    proc = Proc([sys.executable, "-m", "kms.cli", "server", "--data-dir", os.path.join(workdir, "kms-" + http),
+                 "--port", str(port), "--http", http], env, os.path.join(workdir, f"kms-{http}.log"))
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/health")
     return proc, url
@@ -193,23 +198,60 @@ def py_spy() -> Optional[str]:
     return beside if os.access(beside, os.X_OK) else shutil.which("py-spy")
 
 
+def _children(pid: int) -> List[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+
+
 def worker_pids(server_pid: int) -> List[int]:
     """The uvicorn worker processes under `kms server` (children of its
     supervisor, which is the server process's child or itself)."""
-    def children(pid: int) -> List[int]:
-        try:
-            with open(f"/proc/{pid}/task/{pid}/children") as f:
-                return [int(c) for c in f.read().split()]
-        except OSError:
-            return []
     found, todo = [], [server_pid]
     while todo:
         pid = todo.pop()
-        kids = children(pid)
+        kids = _children(pid)
         if not kids and pid != server_pid:
             found.append(pid)
         todo += kids
     return found
+
+
+def process_tree(pid: int) -> List[int]:
+    """pid and every process below it."""
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        todo += _children(found[-1])
+    return found
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: List[int]) -> float:
+    """User + system CPU time of these processes, all their threads, so
+    far (fields 14 and 15 of /proc/<pid>/stat, after the command name)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue  # gone: its time is lost, which only flatters nobody
+        total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def serving_pids(server: str, pid: int) -> List[int]:
+    return worker_pids(pid) if is_kms(server) else process_tree(pid)
+
+
+def is_kms(server: str) -> bool:
+    """"kms", or "kms --http X" for a second front end measured alongside."""
+    return server.startswith("kms")
 
 
 def start_profile(server_pid: int, seconds: float, out_path: str) -> Optional[subprocess.Popen]:
@@ -223,10 +265,12 @@ def start_profile(server_pid: int, seconds: float, out_path: str) -> Optional[su
 
 # Where a sampled frame belongs, by the first matching piece of its text.
 CATEGORIES = [
-    ("CoalescingTransport.write", "socket writes (send)"),
+    ("CoalescingTransport.write", "socket writes (send)"),  # write and write_now
     ("CoalescingTransport.flush", "socket writes (send)"),
     ("Runner.run", "event loop: epoll, socket reads (uvloop, in C)"),
     ("uvicorn/", "uvicorn HTTP protocol"),
+    ("kms/api/http1.py", "kms HTTP protocol (http1, protocol)"),
+    ("kms/api/protocol.py", "kms HTTP protocol (http1, protocol)"),
     ("kms/audit.py", "audit log"),
     ("kms/aead/", "native engine calls (base64, AES-GCM, readers)"),
     ("json/", "json module"),
@@ -275,13 +319,13 @@ def scenarios(quick: bool) -> List[Dict[str, Any]]:
     batch = {"batch_input": [{"plaintext": b64(os.urandom(1024))} for _ in range(100)]}
     out = [
         {"name": "encrypt 64 B", "path": "/v1/transit/encrypt/bench", "items": 1, "size": 64,
-         "json": {"plaintext": b64(os.urandom(64))}, "connections": [16]},
+         "json": {"plaintext": b64(os.urandom(64))}, "connections": [16, 64]},
         {"name": "encrypt 1 KiB", "path": "/v1/transit/encrypt/bench", "items": 1, "size": 1024,
          "json": {"plaintext": b64(kib)}, "connections": [16, 64]},
         {"name": "encrypt 16 KiB", "path": "/v1/transit/encrypt/bench", "items": 1, "size": 16384,
-         "json": {"plaintext": b64(os.urandom(16384))}, "connections": [16]},
+         "json": {"plaintext": b64(os.urandom(16384))}, "connections": [16, 64]},
         {"name": "decrypt 1 KiB", "path": "/v1/transit/decrypt/bench", "items": 1, "size": 1024,
-         "decrypt_of": kib, "connections": [16]},
+         "decrypt_of": kib, "connections": [16, 64]},
         {"name": "batch encrypt 100 x 1 KiB", "path": "/v1/transit/encrypt/bench", "items": 100,
          "size": 1024, "json": batch, "connections": [16]},
         {"name": "bulk encrypt 10,000 x 1 KiB", "path": "/v1/bulk/encrypt/bench", "items": 10_000,
@@ -312,15 +356,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per run")
     parser.add_argument("--quick", action="store_true", help="one connection count per scenario")
-    parser.add_argument("--only", default="", help="run only scenarios whose name contains this")
+    parser.add_argument("--only", default="", help="run only scenarios whose name this regular expression finds (e.g. '^(en|de)crypt ')")
     parser.add_argument("--profile", action="store_true",
                         help="sample a kms worker with py-spy during each kms run (pip install py-spy)")
+    parser.add_argument("--kms-http", default="auto",
+                        help="kms server --http (its HTTP front end); several, comma-separated, "
+                             "start one kms each (the first is \"kms\"), e.g. auto,uvicorn-httptools")
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="kms-bench-")
     servers: Dict[str, Tuple[Proc, str]] = {}
     rows: List[Dict[str, Any]] = []
     try:
-        servers["kms"] = start_kms(workdir)
+        for i, http in enumerate(args.kms_http.split(",")):
+            servers["kms" if i == 0 else f"kms --http {http}"] = start_kms(workdir, http)
         bao = start_bao(workdir)
         if bao is None:
             print("bao not found: measuring kms alone (pip install '.[bench]' for OpenBao)", file=sys.stderr)
@@ -328,17 +376,20 @@ def main() -> int:
             servers["openbao"] = bao
         for _, url in servers.values():
             create_key(url)
-        for scenario in (s for s in scenarios(args.quick) if args.only in s["name"]):
+        for scenario in (s for s in scenarios(args.quick) if re.search(args.only, s["name"])):
             for connections in scenario["connections"]:
                 for server, (_, url) in servers.items():
-                    if scenario.get("kms_only") and server != "kms":
+                    if scenario.get("kms_only") and not is_kms(server):
                         continue
                     body, ctype = body_for(scenario, url)
                     profile = None
                     if args.profile and server == "kms":
                         raw_path = os.path.join(workdir, "profile.txt")
-                        profile = start_profile(servers["kms"][0].proc.pid, args.duration - 1, raw_path)
+                        profile = start_profile(servers[server][0].proc.pid, args.duration - 1, raw_path)
+                    pids = serving_pids(server, servers[server][0].proc.pid)
+                    cpu_before = cpu_seconds(pids)
                     result = run_load(url, scenario["path"], body, ctype, connections, args.duration, workdir)
+                    cpu_us = (cpu_seconds(pids) - cpu_before) * 1e6 / max(1, result["requests"])
                     if profile is not None:
                         profile.wait(30)
                         report_profile(scenario["name"], connections, raw_path)
@@ -347,10 +398,11 @@ def main() -> int:
                                  "requests_per_s": rps, "items_per_s": rps * scenario["items"],
                                  "mb_per_s": rps * scenario["items"] * scenario["size"] / 1e6,
                                  "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"],
+                                 "cpu_us_per_request": cpu_us,
                                  "errors": result["errors"], "generator": result["generator"],
                                  "profiled": profile is not None})
-                    print(f"{scenario['name']:32} {server:8} c={connections:<3} {rps:10.1f} req/s "
-                          f"p99 {result['p99_ms']:.2f} ms errors {result['errors']}", file=sys.stderr)
+                    print(f"{scenario['name']:32} {server:24} c={connections:<3} {rps:10.1f} req/s "
+                          f"p99 {result['p99_ms']:.2f} ms cpu {cpu_us:.0f} us/req errors {result['errors']}", file=sys.stderr)
     finally:
         for proc, _ in servers.values():
             proc.stop()
@@ -379,15 +431,16 @@ def report_profile(name: str, connections: int, raw_path: str) -> None:
 
 def print_table(rows: List[Dict[str, Any]]) -> None:
     index = {(r["scenario"], r["connections"], r["server"]): r for r in rows}
-    print("| scenario | conns | server | requests/s | items/s | MB/s | p50 ms | p99 ms | kms/OpenBao |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("| scenario | conns | server | requests/s | items/s | MB/s | p50 ms | p99 ms | CPU us/req | kms/OpenBao |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         other = index.get((r["scenario"], r["connections"], "openbao"))
-        ratio = f"{r['items_per_s'] / other['items_per_s']:.2f}x" if r["server"] == "kms" and other else ""
+        ratio = f"{r['items_per_s'] / other['items_per_s']:.2f}x" if is_kms(r["server"]) and other else ""
         errors = f" ({r['errors']} errors)" if r["errors"] else ""
         errors += " (profiled)" if r.get("profiled") else ""
         print(f"| {r['scenario']} | {r['connections']} | {r['server']}{errors} | {r['requests_per_s']:.0f} | "
-              f"{r['items_per_s']:.0f} | {r['mb_per_s']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {ratio} |")
+              f"{r['items_per_s']:.0f} | {r['mb_per_s']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+              f"{r['cpu_us_per_request']:.0f} | {ratio} |")
 
 
 if __name__ == "__main__":

@@ -83,16 +83,19 @@ def _server(args: argparse.Namespace) -> int:
 
 
 def _http_protocol(choice: str):
-    """httptools (with Vault's LIST) when available, else h11."""
+    """The HTTP front end: kms.api.http1 (httptools, the hot routes served
+    without ASGI) when available, else h11; uvicorn-httptools is the same
+    protocol with every request through uvicorn's ASGI cycle."""
     if choice == "h11":
         return "h11"
     try:
+        from kms.api.http1 import Http1Protocol
         from kms.api.protocol import VaultHttpToolsProtocol
     except ImportError:
-        if choice == "httptools":
-            raise errors.InvalidParameter("--http httptools needs the httptools package") from None
+        if choice != "auto":
+            raise errors.InvalidParameter(f"--http {choice} needs the httptools package") from None
         return "h11"
-    return VaultHttpToolsProtocol
+    return VaultHttpToolsProtocol if choice == "uvicorn-httptools" else Http1Protocol
 
 
 def _store(args: argparse.Namespace) -> int:
@@ -321,9 +324,11 @@ def _add_server(sub: "argparse._SubParsersAction") -> None:
                         help="do not serve the web console under /console/")
     server.add_argument("--test-clock", action="store_true",
                         help="TESTS ONLY: allow POST /_test/clock to shift the service's clock")
-    server.add_argument("--http", choices=["auto", "httptools", "h11"], default="auto",
-                        help="HTTP parser: httptools (C; auto picks it when installed) or h11 "
-                             "(h11 has only the keep-alive timeout, not the limits below)")
+    server.add_argument("--http", choices=["auto", "httptools", "uvicorn-httptools", "h11"], default="auto",
+                        help="HTTP front end: httptools (C parser, the hot routes answered without "
+                             "ASGI; auto picks it when installed), uvicorn-httptools (the same parser, "
+                             "every request through uvicorn's ASGI cycle) or h11 (h11 has only the "
+                             "keep-alive timeout, not the limits below)")
     server.add_argument("--scheduler-period", type=_bounded(float, 0.05, 86400.0), default=None,
                         metavar="SECONDS", help="seconds between scheduler passes (default: 30)")
     server.add_argument("--allowed-host", action="append", type=_host, metavar="HOST",

@@ -7,8 +7,12 @@ together. The lane matches those paths by prefix straight from the ASGI
 scope, reads the body itself and hands it to the same adapter method
 (``respond``) that the Starlette routes use, so behaviour is one code path;
 only the I/O in front of it differs. Everything else goes to Starlette.
+
+The same adapters (HotAdapter) serve the hot routes under kms.api.http1,
+which reads them off the connection without ASGI; this lane serves them
+under h11 and in tests that drive the ASGI app.
 """
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 
 from starlette.responses import Response
 
@@ -25,9 +29,49 @@ PREALLOCATE = 1 << 20  # bodies declared at least this large are read into one b
 WANTED = frozenset((b"x-vault-token", b"authorization", b"content-length", b"content-type"))
 
 
+Handler = Callable[..., Response]
+
+
+class HotRequest(Protocol):
+    """What an adapter reads of a hot request."""
+
+    method: str
+    path_params: Dict[str, str]  # {"name": the key name after the prefix}
+    headers: Mapping[str, str]  # lower-case names
+
+
+class HotAdapter(Protocol):
+    """The contract of an adapter whose routes the lane (and kms.api.http1)
+    serve: kms.api.transit.endpoint.Transit and kms.api.bulk.Bulk.
+
+    An adapter may also name body_buffer(length), the writable buffer a
+    large body with a declared length is read into (bytearray otherwise);
+    a Protocol cannot declare an optional member, so readers getattr it."""
+
+    body_limit: int  # bodies larger than this are answered 413 ...
+    too_large: str  # ... with this message, through error()
+
+    def hot_routes(self) -> Dict[str, Tuple[Handler, bool]]:
+        """path prefix -> (handler, inline); the key name follows the prefix."""
+
+    def error(self, status: int, messages: List[str]) -> Response:
+        """A refusal in the adapter's own format."""
+
+    def unsupported(self, *args: Any) -> Response:
+        """The handler for methods a hot route does not serve (405, once
+        authenticated and audited)."""
+
+    async def respond(self, handler: Handler, request: HotRequest, data: Any,
+                      inline: bool = False) -> Response:
+        """The answer to one request whose body is `data` (bytes or a
+        buffer); inline: the handler may run on the event loop."""
+
+
 class LaneRequest:
     """What the hot handlers read of a request: method, the key name as a
-    path parameter, and a few headers (lower-case names, first one wins)."""
+    path parameter, and a few headers (lower-case names, first one wins,
+    values without the whitespace around them, RFC 9112 section 5: h11
+    strips it, httptools leaves trailing whitespace in)."""
 
     __slots__ = ("method", "path_params", "headers")
 
@@ -37,7 +81,7 @@ class LaneRequest:
         headers: Dict[str, str] = {}
         for key, value in raw_headers:
             if key in WANTED:
-                headers.setdefault(key.decode("latin-1"), value.decode("latin-1"))
+                headers.setdefault(key.decode("latin-1"), value.decode("latin-1").strip(" \t"))
         self.headers = headers
 
 
@@ -114,22 +158,21 @@ async def send_response(response: Response, scope: Scope, receive: Receive, send
     await send({"type": "http.response.body", "body": body})
 
 
-class Lane:
-    """adapters: objects with hot_routes(), body_limit, too_large (the 413
-    message), error(status, messages), unsupported (the handler of methods
-    a hot route does not serve: 405 once authenticated) and respond(handler,
-    request, data, inline): kms.api.transit.endpoint.Transit and
-    kms.api.bulk.Bulk. An adapter may name body_buffer(length), the writable
-    buffer large bodies are read into (bytearray otherwise)."""
+Route = Tuple[HotAdapter, Handler, bool, str]  # adapter, handler, inline, key name
 
-    def __init__(self, app: ASGIApp, adapters: List[Any]) -> None:
+
+class Lane:
+    """The hot routes of `adapters` (see HotAdapter) ahead of `app`."""
+
+    def __init__(self, app: ASGIApp, adapters: List[HotAdapter]) -> None:
         self.app = app
-        self.routes: List[Tuple[str, Any, Callable[..., Response], bool]] = [
+        self.routes: List[Tuple[str, HotAdapter, Handler, bool]] = [
             (prefix, adapter, handler, inline)
             for adapter in adapters
             for prefix, (handler, inline) in adapter.hot_routes().items()]
 
-    def _match(self, path: str) -> Optional[Tuple[Any, Callable[..., Response], bool, str]]:
+    def match(self, path: str) -> Optional[Route]:
+        """The hot route serving this (decoded) path, or None."""
         for prefix, adapter, handler, inline in self.routes:
             if path.startswith(prefix):
                 name = path[len(prefix):]
@@ -138,7 +181,7 @@ class Lane:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        hit = self._match(scope["path"]) if scope["type"] == "http" else None
+        hit = self.match(scope["path"]) if scope["type"] == "http" else None
         if hit is None:
             await self.app(scope, receive, send)
             return

@@ -72,6 +72,10 @@ class HeadTooLarge(Exception):
     """Raised inside a parser callback: httptools stops parsing at once."""
 
 
+class NoVersion(Exception):
+    """Raised inside a parser callback, which httptools answers as a parse error: 400."""
+
+
 def rewrite_list(data: bytes) -> Optional[bytes]:
     """b"LIST /p?q HTTP/1.1..." -> b"GET /p?q&list=true HTTP/1.1...";
     None for a request line that is not "LIST target version"."""
@@ -108,6 +112,17 @@ class CoalescingTransport:
             return
         self._transport.write(data)  # large pieces go as they are, uncopied
 
+    def write_now(self, data: bytes) -> None:
+        """data, after anything held, at once: for a whole response."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            if len(data) < HOLD_MAX:
+                data = held + data
+            else:
+                self._transport.write(held)
+        self._transport.write(data)
+
     def flush(self) -> None:
         if self._held is not None:
             held, self._held = self._held, None
@@ -134,6 +149,8 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         self._head_too_large = False
         self._limits: Limits = getattr(self.config, "limits", None) or DEFAULT_LIMITS
         self._refused = False
+        self._refusal_due: Optional[str] = None  # a 400 held until earlier answers are out
+        self._idle_since: Optional[float] = None  # the end of the last answer, while nothing came since
         self._reading_head = True  # between a connection's start or a response and a head's end
         self._head_since: Optional[float] = None  # None: from the head's first byte
         self._head_started = False  # some byte of the awaited head has arrived
@@ -164,6 +181,9 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self._cancel_head_timer()
         self._cancel_body_timer()
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
         if self._refused:
             return
         super().connection_lost(exc)
@@ -192,10 +212,40 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def on_response_complete(self) -> None:
-        starts_pipelined = bool(self.pipeline)
-        super().on_response_complete()
-        if not starts_pipelined and not self._reading_body and not self.transport.is_closing():
+        # uvicorn's, except for the keep-alive timer: uvicorn arms a new one
+        # after every response and cancels it at the next read; here one
+        # timer per connection looks at the idle time when it fires.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        if self._refusal_due is not None and self.cycle.response_complete:
+            self._send_refusal(self._refusal_due)  # the last answer owed before it is out
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_at(self._idle_since + self.timeout_keep_alive,
+                                                             self._keep_alive_check)
+        if not self._reading_body:
             self._await_next_head()
+
+    def _keep_alive_check(self) -> None:
+        self.timeout_keep_alive_task = None
+        idle_since = self._idle_since
+        if idle_since is None or self.transport.is_closing():
+            return  # busy: the timer is armed again when its answer is out
+        due = idle_since + self.timeout_keep_alive
+        if self.loop.time() < due:
+            self.timeout_keep_alive_task = self.loop.call_at(due, self._keep_alive_check)
+        else:
+            self.transport.close()
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None  # not idle (the timer, when it fires, sees that)
 
     def _await_next_head(self) -> None:
         # uvicorn's keep-alive timer closes the connection if it stays idle;
@@ -241,10 +291,18 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def on_headers_complete(self) -> None:
+        self._head_done()
+        super().on_headers_complete()
+
+    def _head_done(self) -> None:
+        """The head timer's end and the body timer's start. A request line
+        without a version (llhttp reads it as HTTP/0.9, headers and all) is
+        refused 400, as h11 and Go's net/http refuse it."""
+        if self.parser.get_http_version() == "0.9":
+            raise NoVersion()
         self._reading_head = False
         self._cancel_head_timer()
         self._reading_body, self._body_since, self._body_bytes = True, self.loop.time(), 0
-        super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
@@ -270,7 +328,19 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def send_400_response(self, msg: str) -> None:
-        # uvicorn answers any parser error 400; an oversized head is 431.
+        """uvicorn answers a parser error 400 at once, ahead of the answers
+        still owed to the requests before it (and so, closing, without
+        them). Those whose bodies are read are answered first, in order."""
+        cycle = self.cycle
+        if (cycle is not None and not cycle.response_complete and not cycle.more_body
+                and not self.transport.is_closing()):
+            self._refusal_due = msg
+            self.flow.pause_reading()
+            return
+        self._send_refusal(msg)
+
+    def _send_refusal(self, msg: str) -> None:
+        # An oversized head is 431.
         if self._head_too_large:
             self.transport.write(_TOO_LARGE)
             self.transport.close()
@@ -278,19 +348,28 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         super().send_400_response(msg)
 
     def on_message_complete(self) -> None:
+        self._body_done()
+        super().on_message_complete()
+        self._message_done()
+
+    def _body_done(self) -> None:
         self._reading_body = False
         self._cancel_body_timer()
-        super().on_message_complete()
+
+    def _message_done(self) -> None:
         self._at_request_start = True
         if self.cycle is not None and self.cycle.response_complete and not self.pipeline:
             self._await_next_head()  # answered before its body ended: the next head starts now
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
+        if self._refused or self._refusal_due is not None:
             return
         if self._reading_head:
             self._head_started = True
-        self._feed(data)
+        if self._held or (self._at_request_start and data[:1] == b"L"):
+            self._feed(data)  # perhaps Vault's LIST
+        else:
+            HttpToolsProtocol.data_received(self, data)
         # Only a read that leaves a head or a body unfinished costs a timer.
         if self._reading_head:
             self._arm_head_timer()
