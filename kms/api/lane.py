@@ -12,15 +12,16 @@ The same adapters (HotAdapter) serve the hot routes under kms.api.http1,
 which reads them off the connection without ASGI; this lane serves them
 under h11 and in tests that drive the ASGI app.
 """
-from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, MutableMapping, Optional, Protocol, Tuple
 
 from starlette.responses import Response
 
 from kms.numbers import ascii_int
 
-Scope = Dict[str, Any]
-Receive = Callable[[], Awaitable[Dict[str, Any]]]
-Send = Callable[[Dict[str, Any]], Awaitable[None]]
+# Starlette's ASGI types, so its application and its requests' receive fit.
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 METHODS = ("POST", "PUT")
@@ -35,9 +36,16 @@ Handler = Callable[..., Response]
 class HotRequest(Protocol):
     """What an adapter reads of a hot request."""
 
-    method: str
-    path_params: Dict[str, str]  # {"name": the key name after the prefix}
-    headers: Mapping[str, str]  # lower-case names
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def path_params(self) -> Mapping[str, str]:  # {"name": the key name after the prefix}
+        ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:  # lower-case names
+        ...
 
 
 class HotAdapter(Protocol):
