@@ -328,6 +328,13 @@ def scenarios(quick: bool) -> List[Dict[str, Any]]:
          "decrypt_of": kib, "connections": [16, 64]},
         {"name": "batch encrypt 100 x 1 KiB", "path": "/v1/transit/encrypt/bench", "items": 100,
          "size": 1024, "json": batch, "connections": [16]},
+        {"name": "batch decrypt 100 x 1 KiB", "path": "/v1/transit/decrypt/bench", "items": 100,
+         "size": 1024, "batch_of": batch, "connections": [16]},
+        {"name": "batch rewrap 100 x 1 KiB", "path": "/v1/transit/rewrap/bench", "items": 100,
+         "size": 1024, "batch_of": batch, "connections": [16]},
+        {"name": "bulk decrypt 10,000 x 1 KiB", "path": "/v1/bulk/decrypt/bench", "items": 10_000,
+         "size": 1024, "bulk_decrypt_of": [os.urandom(1024) for _ in range(10_000)],
+         "connections": [4], "kms_only": True},
         {"name": "bulk encrypt 10,000 x 1 KiB", "path": "/v1/bulk/encrypt/bench", "items": 10_000,
          "size": 1024, "msgpack": {"items": [os.urandom(1024) for _ in range(10_000)]},
          "connections": [4], "kms_only": True},
@@ -344,6 +351,20 @@ def scenarios(quick: bool) -> List[Dict[str, Any]]:
 def body_for(scenario: Dict[str, Any], url: str) -> Tuple[bytes, str]:
     if "msgpack" in scenario:
         return msgpack.packb(scenario["msgpack"], use_bin_type=True), "application/msgpack"
+    headers = {"X-Vault-Token": TOKEN}
+    if "batch_of" in scenario:  # the batch's ciphertexts, sealed by this server
+        r = requests.post(url + "/v1/transit/encrypt/bench", json=scenario["batch_of"], headers=headers, timeout=30)
+        r.raise_for_status()
+        texts = [item["ciphertext"] for item in r.json()["data"]["batch_results"]]
+        return json.dumps({"batch_input": [{"ciphertext": t} for t in texts]}).encode(), "application/json"
+    if "bulk_decrypt_of" in scenario:
+        r = requests.post(url + "/v1/bulk/encrypt/bench", timeout=60,
+                          data=msgpack.packb({"items": scenario["bulk_decrypt_of"]}, use_bin_type=True),
+                          headers={**headers, "Content-Type": "application/msgpack"})
+        r.raise_for_status()
+        sealed = msgpack.unpackb(r.content, raw=False)
+        return (msgpack.packb({"items": sealed["ciphertexts"], "key_version": sealed["key_version"]},
+                              use_bin_type=True), "application/msgpack")
     if "decrypt_of" in scenario:
         r = requests.post(url + "/v1/transit/encrypt/bench", json={"plaintext": b64(scenario["decrypt_of"])},
                           headers={"X-Vault-Token": TOKEN}, timeout=10)
