@@ -28,6 +28,8 @@ struct json_item {
 struct json_batch {
     const uint8_t *body;
     size_t len;
+    const uint8_t *field; /* the payload member's name */
+    size_t field_len;
     size_t pos;       /* next byte to read */
     size_t items_at;  /* where the batch_input array's first item begins */
     size_t count;     /* items, once json_batch_scan succeeded */
@@ -40,7 +42,13 @@ int json_plain(const uint8_t *s, size_t n);
 
 /* Check the whole body against the shape and count its items (at most
  * max_items). 0 when it fits, -1 when it does not. */
-int json_batch_scan(struct json_batch *b, const uint8_t *body, size_t len, size_t max_items);
+int json_batch_scan(struct json_batch *b, const uint8_t *body, size_t len, const uint8_t *field,
+                    size_t field_len, size_t max_items);
+
+/* A body of exactly {FIELD: "<payload>"}, the payload printable ASCII
+ * without escapes: 0 with its place, else -1. */
+int json_single_scan(const uint8_t *body, size_t len, const uint8_t *field, size_t field_len,
+                     size_t *off, size_t *n);
 
 /* After a successful scan: the items in order. pos must start at
  * b->items_at; each call fills one item and returns 0, or -1 past the

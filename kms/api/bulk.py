@@ -38,13 +38,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from kms import aead
-from kms.aead.native import NativeAESGCM
 from kms.aead.status import Status
 from kms.api.answers import Answerer
 from kms.api.transit import items as transit_items
 from kms.api.transit.endpoint import AUDIT_WITHHELD, ERRORS, UNSUPPORTED, HTTPError, Transit
 from kms.api.transit.params import INT64_MAX
 from kms.api.transit.responses import new_request_id
+from kms.codecs import bulk_msgpack
 from kms.service.crypto import Item, Plan, plan_decrypt, plan_uniform
 from kms.service.transit import TransitError, failure_text
 
@@ -175,14 +175,14 @@ class Bulk:
         raise TransitError("associated_data must be bytes, or a list of bytes with one entry per item")
 
     def _in_place_request(self, account: Dict[str, Any], name: str, body: Any, action: str
-                          ) -> Optional[Tuple[int, Optional[int], Dict[str, Any]]]:
-        """(items, key_version, key record) when the engine can read the body
-        itself, after the same key checks the unpacked path makes; None
-        when the body must be unpacked."""
-        found = aead.scan_bulk_request(body, MAX_ITEMS)
+                          ) -> Optional[Tuple[bulk_msgpack.Scanned, Dict[str, Any]]]:
+        """(the scan, key record) when the engine can read the body itself,
+        after the same key checks the unpacked path makes; None when the
+        body must be unpacked."""
+        found = bulk_msgpack.scan(body, MAX_ITEMS)
         if found is None:
             return None
-        return found[0], found[1], self.transit.existing_key(account, name, action)
+        return found, self.transit.existing_key(account, name, action)
 
     def _encrypt_in_place(self, account: Dict[str, Any], name: str, body: Any) -> Optional[Response]:
         """The common request shape, planned as one uniform batch, then read
@@ -191,28 +191,29 @@ class Bulk:
         found = self._in_place_request(account, name, body, "Encrypt")
         if found is None:
             return None
-        count, requested, record = found
-        plan = _require_bulk(plan_uniform(record, requested or 0, sealing=True))
+        scanned, record = found
+        plan = _require_bulk(plan_uniform(record, scanned.version or 0, sealing=True))
         if plan.failures:
             raise TransitError(failure_text(plan.failures[0]))
         version = plan.versions[0]
-        framed = self.crypto.box(plan, version).seal_bulk_request(body, MAX_ITEMS)
+        framed = bulk_msgpack.seal_request(self.crypto.box(plan, version), body, MAX_ITEMS, scanned)
         if framed is None:
             return None
-        return self._framed_reply(version, count, framed)
+        return self._framed_reply(version, scanned.items, framed)
 
     def _decrypt_in_place(self, account: Dict[str, Any], name: str, body: Any) -> Optional[Response]:
         """Bin items under one key_version, opened by the engine where they
         lie in the body; the plaintexts go out from its (wiped) arena."""
         found = self._in_place_request(account, name, body, "Decrypt")
-        if found is None or found[1] is None or found[1] < 0:
+        if found is None or found[0].version is None or found[0].version < 0:
             return None  # transit strings, per-item or missing versions: unpack it
-        count, requested, record = found
-        plan = _require_bulk(plan_uniform(record, requested, sealing=False))
+        scanned, record = found
+        count = scanned.items
+        plan = _require_bulk(plan_uniform(record, scanned.version, sealing=False))
         if plan.failures:
             return None  # the general path reports it for every item
         version = plan.versions[0]
-        opened = self.crypto.box(plan, version).open_bulk_request(body, MAX_ITEMS)
+        opened = bulk_msgpack.open_request(self.crypto.box(plan, version), body, MAX_ITEMS, count)
         if opened is None:
             return None
         statuses, plaintexts = opened
@@ -243,16 +244,12 @@ class Bulk:
         if plan.failures:
             raise TransitError(failure_text(plan.failures[0]))
         version = plan.versions[0]
-        box = self.crypto.box(plan, version)
         aad = self._aad(message, len(items))
-        if not isinstance(box, NativeAESGCM):  # the fallback has no framed arenas
-            sealed = box.encrypt_batch(None, items, aad, nonce_prefix=True)
-            return _reply({"key_version": version, "ciphertexts": list(sealed)})
-        # The engine writes each item with its msgpack bin header, so its
-        # arena is the body of the "ciphertexts" array: the response is a
-        # small header followed by the arena, with no per-item work here.
-        sealed = box.encrypt_batch(None, items, aad, nonce_prefix=True, msgpack_framed=True)
-        return self._framed_reply(version, len(items), sealed.buffer)
+        # Each item is written with its msgpack bin header, so the result is
+        # the body of the "ciphertexts" array: the response is a small
+        # header followed by it, with no per-item work here.
+        framed = bulk_msgpack.seal_framed(self.crypto.box(plan, version), items, aad)
+        return self._framed_reply(version, len(items), framed)
 
     def decrypt(self, account: Dict[str, Any], name: str, message: Dict[str, Any]) -> Response:
         record = self.transit.existing_key(account, name, "Decrypt")

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.routing import Route
 
-from kms import aead, errors
+from kms import errors
 from kms.api import jsonbody
 from kms.api.answers import Answerer, ErrorTable, ProtocolError
 from kms.api.lane import ClientGone, read_body
@@ -23,6 +23,7 @@ from kms.api.transit import params
 from kms.api.transit.params import MAX_BATCH
 from kms.api.transit.responses import envelope, envelope_parts, envelope_raw, failure, new_request_id
 from kms.audit import AuditLog
+from kms.codecs import b64text, transit_b64, transit_json
 from kms.service.crypto import Item, ItemFailed, Outcome, Plan, plan_decrypt, plan_encrypt, plan_uniform
 from kms.service.policies import REENCRYPT_DESTINATION, REENCRYPT_SOURCE, RESTORE
 from kms.service.services import Services
@@ -240,8 +241,8 @@ class Transit:
         engine reads it again when it seals, so Python never parses it."""
         if handler != self.encrypt or b'"batch_input"' not in data:
             return None
-        found = aead.scan_json_batch(data, MAX_BATCH)
-        return None if found is None else ScannedBatch(data, *found)
+        found = transit_json.scan_batch(data, transit_json.PLAINTEXT, MAX_BATCH)
+        return None if found is None else ScannedBatch(data, found.items, found.partial_code)
 
     def authenticate(self, request: Request, seen: Dict[str, Any]) -> Dict[str, Any]:
         """The account behind the request's token (JSON and bulk routes alike),
@@ -437,9 +438,9 @@ class Transit:
             as_text = False
         if as_text and not batched and not plan.failures:  # the common call: one engine call
             version = plan.versions[0]
-            text, bad_at = self.crypto.box(plan, version).seal_b64_one(items[0].data, version)
+            text, bad_at = transit_b64.seal_one(self.crypto.box(plan, version), items[0].data, version)
             if text is None:
-                raise TransitError(f"illegal base64 data at input byte {bad_at}")
+                raise TransitError(b64text.bad_base64(bad_at))
             return envelope_raw(b'{"ciphertext":"%s","key_version":%d}' % (text, version),
                                 request_id=seen["request_id"])
         if as_text:
@@ -472,7 +473,8 @@ class Transit:
         if not plan.batched:
             return None
         version = plan.versions[0]
-        sealed = self.crypto.box(plan, version).seal_json_batch(body.data, version, MAX_BATCH, body.count)
+        sealed = transit_json.seal_batch(self.crypto.box(plan, version), body.data, version, MAX_BATCH,
+                                         body.count)
         if sealed is None:
             return None
         failed, results = sealed

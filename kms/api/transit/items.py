@@ -13,7 +13,7 @@ import json
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from kms.aead import AESGCM
-from kms.codecs import transit_text
+from kms.codecs import b64text, transit_b64, transit_text
 from kms.service.crypto import Item, Outcome
 from kms.service.transit import TransitError, b64decode, failure_text
 
@@ -105,11 +105,11 @@ def seal_texts(box: AESGCM, version: int, items: Sequence[Item], outcomes: List[
     """Seal base64 plaintexts to transit texts in one engine call: values
     become "vault:v<N>:..." text (bytes); bad base64 fails its item with
     the decoder's message."""
-    sealed = box.seal_b64_to_transit([item.data for item in items], version)
+    sealed = transit_b64.seal_texts(box, [item.data for item in items], version)
     for i, outcome in enumerate(outcomes):
         text = sealed.item(i)
         if text is None:
-            outcome.failure = f"illegal base64 data at input byte {sealed.bad_at[i]}"
+            outcome.failure = b64text.bad_base64(sealed.bad_at[i])
         else:
             outcome.value = bytes(text)
 
@@ -117,7 +117,7 @@ def seal_texts(box: AESGCM, version: int, items: Sequence[Item], outcomes: List[
 def open_text(box: AESGCM, item: Item) -> Optional[bytes]:
     """One base64 ciphertext body opened to base64 plaintext in one engine
     call, or None: then the general path reads it and names what is wrong."""
-    return box.open_b64_one(item.data.encode("ascii"), item.aad or None)
+    return transit_b64.open_one(box, item.data.encode("ascii"), item.aad or None)
 
 
 # ---- outcomes in Vault's shapes ---------------------------------------------

@@ -1,0 +1,289 @@
+/*
+ * transit_json.c: transit JSON batches read (csrc/json_scan.c) and answered
+ * in one call each: the batch_results array written from the caller's
+ * words (kms_codecs.h), so no JSON member name or error wording is C's.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "codec_internal.h"
+#include "json_scan.h"
+
+size_t kms_json_output_max(size_t body_len, size_t items, const uint8_t *words,
+                           const uint64_t *word_ends, size_t word_count)
+{
+    struct words w;
+    if (words_load(&w, words, word_ends, word_count))
+        return 0;
+    /* Every item's payload and reference lie inside the body; a sealed or
+     * opened payload grows by at most the prefix and the base64 of nonce
+     * and tag (40); an entry adds its words, one failure text at most (or
+     * an offset's 20 digits) and a comma; the array two brackets. */
+    size_t fixed = 0, n;
+    for (size_t i = KMS_WORD_PREFIX; i <= KMS_WORD_BAD_BASE64; i++)
+        fixed += (word(&w, i, &n), n);
+    size_t failure = words_longest(&w, KMS_WORD_TOO_SHORT) + 20;
+    return body_len + 2 + items * (fixed + failure + 40 + 1);
+}
+
+static int scan_batch(struct json_batch *b, struct words *w, const uint8_t *words,
+                      const uint64_t *word_ends, size_t word_count, const uint8_t *body,
+                      size_t body_len, size_t max_items, kms_codec_result *r)
+{
+    if (words_load(w, words, word_ends, word_count))
+        return KMS_AEAD_ERR_BUFFER;
+    size_t field_len;
+    const uint8_t *field = word(w, KMS_WORD_FIELD, &field_len);
+    if (json_batch_scan(b, body, body_len, field, field_len, max_items))
+        return KMS_AEAD_NOT_SIMPLE;
+    memset(r, 0, sizeof *r);
+    r->items = b->count;
+    r->has_partial_code = b->has_code;
+    r->partial_code = b->code;
+    r->out_max = kms_json_output_max(body_len, b->count, words, word_ends, word_count);
+    return KMS_AEAD_OK;
+}
+
+int kms_json_scan_batch(const uint8_t *words, const uint64_t *word_ends, size_t word_count,
+                        const uint8_t *body, size_t body_len, size_t max_items,
+                        int64_t *versions, size_t versions_cap, kms_codec_result *r)
+{
+    if ((body_len && !body) || !r)
+        return KMS_AEAD_ERR_NULL;
+    struct json_batch b;
+    struct words w;
+    int st = scan_batch(&b, &w, words, word_ends, word_count, body, body_len, max_items, r);
+    if (st || !versions)
+        return st;
+    if (versions_cap < b.count)
+        return KMS_AEAD_ERR_BUFFER;
+    size_t pos = b.items_at, i = 0, body_off;
+    struct json_item item;
+    while (!json_batch_next(&b, &pos, &item))
+        if (split_versioned(&w, body + item.text_off, item.text_len, &versions[i++], &body_off))
+            return KMS_AEAD_NOT_SIMPLE;
+    return KMS_AEAD_OK;
+}
+
+/* A scratch arena, and nonce_count fresh nonces in another (none when
+ * nonce_count is 0): KMS_AEAD_OK, or a status with neither held. */
+static int take_buffers(size_t scratch_len, size_t nonce_count, uint8_t **scratch,
+                        uint8_t **nonces)
+{
+    *scratch = kms_arena_new(scratch_len);
+    *nonces = nonce_count ? kms_arena_new(nonce_count * GCM_NONCE_BYTES) : NULL;
+    int st = !*scratch || (nonce_count && !*nonces)
+                 ? KMS_AEAD_ERR_NOMEM
+                 : kms_fill_random(*nonces, nonce_count * GCM_NONCE_BYTES);
+    if (st) {
+        kms_arena_release(*scratch, 0, 0);
+        kms_arena_release(*nonces, 0, 0);
+    }
+    return st;
+}
+
+/* An entry's end: the reference and the closing words. */
+static size_t put_reference(uint8_t *out, size_t o, const struct words *w, const uint8_t *body,
+                            const struct json_item *item)
+{
+    memcpy(out + o, body + item->ref_off, item->ref_len);
+    return put_word(out, o + item->ref_len, w, KMS_WORD_END);
+}
+
+/* A failed entry with error word `why` (and `at`, when it names an
+ * offset: at >= 0). */
+static size_t put_failure(uint8_t *out, size_t o, const struct words *w, size_t why, int64_t at,
+                          const uint8_t *body, const struct json_item *item)
+{
+    o = put_word(out, o, w, KMS_WORD_FAIL_HEAD);
+    o = put_word(out, o, w, why);
+    if (at >= 0)
+        o += (size_t)snprintf((char *)out + o, 21, "%lld", (long long)at);
+    o = put_word(out, o, w, KMS_WORD_FAIL_TAIL);
+    return put_reference(out, o, w, body, item);
+}
+
+int64_t kms_json_seal_batch(const kms_gcm_ctx *ctx, const uint8_t *words,
+                            const uint64_t *word_ends, size_t word_count, const uint8_t *body,
+                            size_t body_len, size_t max_items, uint8_t *out, size_t out_cap,
+                            kms_codec_result *r)
+{
+    if (!ctx || (body_len && !body) || (out_cap && !out) || !r)
+        return KMS_AEAD_ERR_NULL;
+    struct json_batch b;
+    struct words w;
+    int st = scan_batch(&b, &w, words, word_ends, word_count, body, body_len, max_items, r);
+    if (st)
+        return st;
+    if (out_cap < r->out_max)
+        return KMS_AEAD_ERR_BUFFER;
+    codec_init_tables();
+    size_t prefix_len;
+    const uint8_t *prefix = word(&w, KMS_WORD_PREFIX, &prefix_len);
+
+    /* Scratch for the largest text the body can hold; only the part the
+     * longest item used is wiped. */
+    size_t scratch_len = GCM_NONCE_BYTES + b64_decoded_max(body_len) + GCM_TAG_BYTES, used = 0;
+    uint8_t *scratch, *nonces;
+    if ((st = take_buffers(scratch_len, b.count, &scratch, &nonces)))
+        return st;
+
+    int64_t failed = 0, result = 0;
+    size_t o = 0, i = 0, pos = b.items_at;
+    struct json_item item;
+    out[o++] = '[';
+    while (!json_batch_next(&b, &pos, &item)) {
+        if (i)
+            out[o++] = ',';
+        size_t where = 0;
+        size_t at = put_word(out, o, &w, KMS_WORD_OK_HEAD);
+        int64_t wrote = seal_text(ctx, prefix, prefix_len, nonces + GCM_NONCE_BYTES * i,
+                                  body + item.text_off, item.text_len, scratch, out + at, &where);
+        size_t held = GCM_NONCE_BYTES + b64_decoded_max(item.text_len) + GCM_TAG_BYTES;
+        used = held > used ? held : used;
+        if (wrote == KMS_AEAD_ERR_BASE64 && !json_plain(body + item.text_off, item.text_len)) {
+            result = KMS_AEAD_NOT_SIMPLE; /* an escape or such: JSON's reading counts */
+            break;
+        }
+        if (wrote >= 0) {
+            o = put_word(out, at + (size_t)wrote, &w, KMS_WORD_OK_TAIL);
+            o = put_reference(out, o, &w, body, &item);
+        } else if (wrote == KMS_AEAD_ERR_BASE64) {
+            o = put_failure(out, o, &w, KMS_WORD_BAD_BASE64, (int64_t)where, body, &item);
+            failed++;
+        } else {
+            result = wrote;
+            break;
+        }
+        i++;
+    }
+    out[o++] = ']';
+    r->out_len = o;
+    kms_arena_release(scratch, used, 1); /* held plaintext */
+    kms_arena_release(nonces, b.count * GCM_NONCE_BYTES, 0);
+    return result ? result : failed;
+}
+
+int kms_json_scan_single(const uint8_t *words, const uint64_t *word_ends, size_t word_count,
+                         const uint8_t *body, size_t body_len, kms_codec_result *r)
+{
+    if ((body_len && !body) || !r)
+        return KMS_AEAD_ERR_NULL;
+    struct words w;
+    if (words_load(&w, words, word_ends, word_count))
+        return KMS_AEAD_ERR_BUFFER;
+    size_t field_len, off, n;
+    const uint8_t *field = word(&w, KMS_WORD_FIELD, &field_len);
+    if (json_single_scan(body, body_len, field, field_len, &off, &n))
+        return KMS_AEAD_NOT_SIMPLE;
+    memset(r, 0, sizeof *r);
+    r->items = 1;
+    r->text_off = off;
+    r->text_len = n;
+    return KMS_AEAD_OK;
+}
+
+/* One versioned item opened (and, with reseal, sealed again) into out + o:
+ * the entry's end, or a negative status (KMS_AEAD_NOT_SIMPLE for a body
+ * that is not strict base64). *failed is set when the entry is an error. */
+static int64_t open_entry(const kms_gcm_ctx *ctx, const kms_gcm_ctx *reseal,
+                          const uint8_t *nonce, size_t short_below, const struct words *w,
+                          const uint8_t *body, const struct json_item *item, uint8_t *scratch,
+                          uint8_t *out, size_t o, int *failed)
+{
+    int64_t version;
+    size_t body_off, where;
+    const uint8_t *text = body + item->text_off;
+    split_versioned(w, text, item->text_len, &version, &body_off); /* checked by the scan */
+    int64_t raw = b64_decode(text + body_off, item->text_len - body_off, scratch, &where,
+                             codec_simd(ctx));
+    if (raw < 0)
+        return KMS_AEAD_NOT_SIMPLE; /* the general reader's base64 rules word it */
+    /* The plaintext lands after the nonce, where sealing again wants it. */
+    uint8_t *plain = scratch + raw + GCM_NONCE_BYTES;
+    int st = open_sealed(ctx, scratch, (size_t)raw, NULL, 0, plain, short_below);
+    if (st) {
+        *failed = 1;
+        return (int64_t)put_failure(out, o, w, st == KMS_AEAD_ERR_TOO_SHORT ? KMS_WORD_TOO_SHORT
+                                                                           : KMS_WORD_AUTH,
+                                    -1, body, item);
+    }
+    size_t plain_len = (size_t)raw - GCM_NONCE_BYTES - GCM_TAG_BYTES;
+    o = put_word(out, o, w, KMS_WORD_OK_HEAD);
+    if (reseal) {
+        uint8_t *sealed = plain - GCM_NONCE_BYTES;
+        memcpy(sealed, nonce, GCM_NONCE_BYTES);
+        reseal->ops->encrypt(reseal, sealed, NULL, 0, plain, plain, plain_len, plain + plain_len);
+        o = put_word(out, o, w, KMS_WORD_PREFIX);
+        o += b64_encode(sealed, plain_len + GCM_NONCE_BYTES + GCM_TAG_BYTES, out + o,
+                        codec_simd(reseal), 0);
+    } else {
+        o += b64_encode(plain, plain_len, out + o, codec_simd(ctx), 1);
+    }
+    o = put_word(out, o, w, KMS_WORD_OK_TAIL);
+    return (int64_t)put_reference(out, o, w, body, item);
+}
+
+int64_t kms_json_open_batch(const kms_gcm_ctx *const *ctxs, size_t ctx_count,
+                            const int32_t *routes, size_t route_count,
+                            const kms_gcm_ctx *reseal, size_t short_below,
+                            const uint8_t *words, const uint64_t *word_ends, size_t word_count,
+                            const uint8_t *body, size_t body_len, size_t max_items,
+                            uint8_t *out, size_t out_cap, kms_codec_result *r)
+{
+    if ((ctx_count && !ctxs) || !routes || (body_len && !body) || (out_cap && !out) || !r)
+        return KMS_AEAD_ERR_NULL;
+    for (size_t i = 0; i < ctx_count; i++)
+        if (!ctxs[i])
+            return KMS_AEAD_ERR_NULL;
+    struct json_batch b;
+    struct words w;
+    int st = scan_batch(&b, &w, words, word_ends, word_count, body, body_len, max_items, r);
+    if (st)
+        return st;
+    if (out_cap < r->out_max || route_count < b.count)
+        return KMS_AEAD_ERR_BUFFER;
+    for (size_t i = 0; i < b.count; i++)
+        if (routes[i] >= (int64_t)ctx_count || (routes[i] < 0 && (size_t)(-1 - (int64_t)routes[i]) >= w.count))
+            return KMS_AEAD_ERR_BUFFER;
+    codec_init_tables();
+
+    /* Scratch: the decoded body, then (after a nonce's room) its plaintext,
+     * sealed again in place with a tag after it. */
+    size_t decoded_max = b64_decoded_max(body_len);
+    size_t scratch_len = 2 * decoded_max + GCM_NONCE_BYTES + GCM_TAG_BYTES, used = 0;
+    uint8_t *scratch, *nonces;
+    if ((st = take_buffers(scratch_len, reseal ? b.count : 0, &scratch, &nonces)))
+        return st;
+    int64_t failed = 0, result = 0;
+    size_t o = 0, i = 0, pos = b.items_at;
+    struct json_item item;
+    out[o++] = '[';
+    while (!json_batch_next(&b, &pos, &item)) {
+        if (i)
+            out[o++] = ',';
+        int32_t route = routes[i];
+        if (route < 0) {
+            o = put_failure(out, o, &w, (size_t)(-1 - (int64_t)route), -1, body, &item);
+            failed++;
+        } else {
+            int item_failed = 0;
+            int64_t end = open_entry(ctxs[route], reseal, reseal ? nonces + GCM_NONCE_BYTES * i : NULL,
+                                     short_below, &w, body, &item, scratch, out, o, &item_failed);
+            size_t held = 2 * b64_decoded_max(item.text_len) + GCM_NONCE_BYTES + GCM_TAG_BYTES;
+            used = held > used ? held : used;
+            if (end < 0) {
+                result = end;
+                break;
+            }
+            o = (size_t)end;
+            failed += item_failed;
+        }
+        i++;
+    }
+    out[o++] = ']';
+    r->out_len = o;
+    kms_arena_release(scratch, used < scratch_len ? used : scratch_len, 1); /* held plaintext */
+    kms_arena_release(nonces, reseal ? b.count * GCM_NONCE_BYTES : 0, 0);
+    return result ? result : failed;
+}
