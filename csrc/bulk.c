@@ -33,7 +33,7 @@ static void put_scan(kms_codec_result *r, const struct bulk_request *q)
 }
 
 int kms_bulk_scan(const uint8_t *words, const uint64_t *word_ends, size_t word_count,
-                  const uint8_t *body, size_t len, size_t max_items, int64_t *versions,
+                  const uint8_t *body, size_t len, size_t max_items, int text, int64_t *versions,
                   size_t versions_cap, kms_codec_result *r)
 {
     if ((len && !body) || !r)
@@ -42,10 +42,10 @@ int kms_bulk_scan(const uint8_t *words, const uint64_t *word_ends, size_t word_c
     if (versions && words_load(&w, words, word_ends, word_count))
         return KMS_AEAD_ERR_BUFFER;
     struct bulk_request q;
-    if (bulk_request_scan(&q, body, len, max_items, versions != NULL))
+    if (bulk_request_scan(&q, body, len, max_items, text != 0))
         return KMS_AEAD_NOT_SIMPLE;
     put_scan(r, &q);
-    if (!versions)
+    if (!text || !versions)
         return KMS_AEAD_OK;
     if (versions_cap < q.count)
         return KMS_AEAD_ERR_BUFFER;

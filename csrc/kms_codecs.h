@@ -132,12 +132,12 @@ int64_t kms_json_open_batch(const kms_gcm_ctx *const *ctxs, size_t ctx_count,
 
 /* The bulk encrypt request {"items": [bin...], "associated_data": ...,
  * "key_version": ...}: scan fills r (items, version, out_max: the sealed
- * output's size); NOT_SIMPLE for another shape. versions (NULL, or
- * versions_cap >= items): the items must instead all be transit strings
- * (VERSIONED + digits + ":" + base64, words as above) and versions[i]
- * receives each one's version. */
+ * output's size); NOT_SIMPLE for another shape. text: the items must
+ * instead all be transit strings (str), and with versions (versions_cap >=
+ * items) each must be VERSIONED + digits + ":" + body (words as above),
+ * versions[i] receiving its version. */
 int kms_bulk_scan(const uint8_t *words, const uint64_t *word_ends, size_t word_count,
-                  const uint8_t *body, size_t len, size_t max_items, int64_t *versions,
+                  const uint8_t *body, size_t len, size_t max_items, int text, int64_t *versions,
                   size_t versions_cap, kms_codec_result *r);
 
 /* Every item sealed where it lies, each written as a msgpack bin32 of nonce

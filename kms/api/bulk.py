@@ -22,11 +22,11 @@ items (more: 400 "too many items: ..."); key_version(s) msgpack integers
 from 0 to 2^63 - 1 (never floats, strings or booleans); each item and associated data within AES-GCM's limits and under
 4 GiB (msgpack bin32). Memory: a body with a declared length arrives into one
 buffer (kms.api.lane). Encrypt requests, and decrypt requests of bin items
-under one key_version, are then read by the engine where they lie
-(csrc/msgpack_scan.c): the request holds the body and the output arena, about
-twice its size, and nothing per item. Other shapes (transit strings,
-key_versions) are unpacked with msgpack, which briefly adds one Python
-object per item. A chunked body (no declared length) is gathered in pieces
+under one key_version or of transit strings alone, are then read by the
+engine where they lie (csrc/msgpack_scan.c): the request holds the body and
+the output arena, about twice its size, and nothing per item but a version
+(transit strings). Other shapes (mixed items, key_versions) are unpacked
+with msgpack, which briefly adds one Python object per item. A chunked body (no declared length) is gathered in pieces
 and joined, one more copy while it arrives.
 """
 import logging
@@ -45,7 +45,8 @@ from kms.api.transit.endpoint import AUDIT_WITHHELD, ERRORS, UNSUPPORTED, HTTPEr
 from kms.api.transit.params import INT64_MAX
 from kms.api.transit.responses import new_request_id
 from kms.codecs import bulk_msgpack
-from kms.service.crypto import Item, Plan, plan_decrypt, plan_uniform
+from kms.codecs.bulk_msgpack import PLAN_FAILED
+from kms.service.crypto import Failure, Item, Plan, plan_decrypt, plan_uniform
 from kms.service.transit import TransitError, failure_text
 
 MAX_BODY = 256 << 20
@@ -205,8 +206,10 @@ class Bulk:
         """Bin items under one key_version, opened by the engine where they
         lie in the body; the plaintexts go out from its (wiped) arena."""
         found = self._in_place_request(account, name, body, "Decrypt")
-        if found is None or found[0].version is None or found[0].version < 0:
-            return None  # transit strings, per-item or missing versions: unpack it
+        if found is None:
+            return self._decrypt_texts_in_place(account, name, body)
+        if found[0].version is None or found[0].version < 0:
+            return None  # per-item or missing versions: unpack it
         scanned, record = found
         count = scanned.items
         plan = _require_bulk(plan_uniform(record, scanned.version, sealing=False))
@@ -217,8 +220,31 @@ class Bulk:
         if opened is None:
             return None
         statuses, plaintexts = opened
-        failures = [[i, "invalid ciphertext length" if st == Status.ERR_TOO_SHORT
-                     else "cipher: message authentication failed"]
+        return self._opened_reply(count, statuses, plaintexts, {})
+
+    def _decrypt_texts_in_place(self, account: Dict[str, Any], name: str, body: Any) -> Optional[Response]:
+        """Items that are all transit strings ("vault:vN:..."): their
+        versions read natively, planned (grouped by version), then opened
+        where they lie in one native call. None: unpack it."""
+        found = bulk_msgpack.scan_texts(body, MAX_ITEMS)
+        if found is None or (found.version is not None and found.version < 0):
+            return None  # a negative key_version: the unpacked path refuses it
+        record = self.transit.existing_key(account, name, "Decrypt")
+        items = [Item(version=v) for v in found.versions]
+        plan = _require_bulk(plan_decrypt(record, items))
+        boxes, routes, failed = transit_items.routed(self.crypto, plan, items)
+        opened = bulk_msgpack.open_texts(boxes, routes, body, MAX_ITEMS, transit_items.MIN_CIPHERTEXT)
+        if opened is None:
+            return None
+        statuses, plaintexts = opened
+        return self._opened_reply(len(items), statuses, plaintexts, failed)
+
+    @staticmethod
+    def _opened_reply(count: int, statuses: Any, plaintexts: Any, failed: Dict[int, str]) -> Response:
+        """{"plaintexts", "errors"} around an arena of bin or nil entries:
+        each failed item's error is its plan's (failed) or the engine's."""
+        failures = [[i, failed[i] if st == PLAN_FAILED else failure_text(
+                        Failure.TOO_SHORT if st == Status.ERR_TOO_SHORT else Failure.AUTHENTICATION)]
                     for i, st in enumerate(statuses) if st]
         head = b"\x82" + msgpack.packb("plaintexts") + b"\xdd" + struct.pack(">I", count)
         tail = msgpack.packb("errors") + msgpack.packb(failures)

@@ -3,13 +3,15 @@ requests read by the engine where they lie, and msgpack bin32 framing of
 sealed items, so a response is a small header followed by an engine arena.
 
   encrypt request  {"items": [bin, ...], "associated_data": ..., "key_version": ...}
-  decrypt request  the same shape, items bin under one key_version
+  decrypt request  the same shape, items bin under one key_version, or
+                   every item a transit string "vault:v<N>:..." (its own version)
 
 Other shapes are "not simple" (None): the caller unpacks them with msgpack,
 the Python twin of these readers. seal_framed has a Python twin for the
 fallback backend, writing the same bytes.
 """
 import struct
+from array import array
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from kms._native import ffi, lib
@@ -18,9 +20,12 @@ from kms.aead import batch as _batch
 from kms.aead.batch import BytesLike, Packed
 from kms.aead.native import packed
 from kms.aead.status import error_for
-from kms.codecs._engine import NULL, arena, check, context, i32, new_result, reading, u64, view
+from kms.codecs import transit_text
+from kms.codecs._engine import NULL, Words, arena, check, context, i32, new_result, reading, u64, view
 
 _BIN32 = struct.Struct(">BI")
+# An item status: failed by the caller's plan, before the engine saw it.
+PLAN_FAILED: Optional[int] = int(lib.KMS_CODEC_PLAN_FAILED) if lib is not None else None
 _SEALED_EXTRA = NONCE_SIZE + TAG_SIZE
 
 
@@ -40,7 +45,7 @@ def scan(body: Any, max_items: int) -> Optional[Scanned]:
         return None
     result = new_result()
     if not check(lib.kms_bulk_scan(NULL, NULL, 0, ffi.from_buffer(body), len(body), max_items,
-                                   NULL, 0, result)):
+                                   0, NULL, 0, result)):
         return None
     return Scanned(int(result.items), int(result.version) if result.has_version else None,
                    int(result.out_max))
@@ -78,6 +83,62 @@ def open_request(box: AESGCM, body: Any, max_items: int, items: int
     # A bin item shorter than nonce and tag fails as too short (kms.api.bulk._read).
     failed = lib.kms_bulk_open(contexts, 1, NULL, 0, 0, _SEALED_EXTRA, NULL, NULL, 0, ffi.from_buffer(body),
                                len(body), max_items, out, cap, i32(statuses), items, result)
+    if not check(failed):
+        return None
+    return statuses, view(out, int(result.out_len))
+
+
+class ScannedTexts:
+    """A decrypt body whose items are all transit strings ("vault:v<N>:"
+    + base64): the version of each, and the request's key_version."""
+
+    __slots__ = ("versions", "version")
+
+    def __init__(self, versions: "array[int]", version: Optional[int]) -> None:
+        self.versions, self.version = versions, version
+
+
+# Only the versioned prefix is read (kms_codecs.h's word table).
+_TEXT_WORDS = Words([b"", transit_text.PREFIX.encode()] + [b""] * 9)
+
+
+def scan_texts(body: Any, max_items: int) -> Optional[ScannedTexts]:
+    """The shape with every item a versioned transit string, natively
+    checked (None: unpack the body)."""
+    if not reading():
+        return None
+    data, result = ffi.from_buffer(body), new_result()
+    if not check(lib.kms_bulk_scan(*_TEXT_WORDS.args(), data, len(body), max_items, 1, NULL, 0,
+                                   result)):
+        return None
+    items = int(result.items)
+    versions = array("q", bytes(8 * items))
+    if not check(lib.kms_bulk_scan(*_TEXT_WORDS.args(), data, len(body), max_items, 1,
+                                   ffi.from_buffer("int64_t[]", versions), items, result)):
+        return None
+    return ScannedTexts(versions, int(result.version) if result.has_version else None)
+
+
+def open_texts(boxes: Sequence[AESGCM], routes: Sequence[int], body: Any, max_items: int,
+               short_below: int) -> Optional[Tuple[Any, Any]]:
+    """Every transit string item opened where it lies, item i with
+    boxes[routes[i]] (routes[i] < 0: failed before; status PLAN_FAILED):
+    (per-item statuses, the "plaintexts" array body, wiped when released).
+    An opened body under short_below bytes fails as too short. None: the
+    general path (bad base64, or a key that is not native)."""
+    contexts = [context(box) for box in boxes]
+    if None in contexts or not contexts:
+        return None
+    items = len(routes)
+    cap = lib.kms_bulk_open_output_max(len(body), items)
+    out = arena(cap, wipe=True)
+    statuses = _batch.empty_statuses(items)
+    table = array("i", routes)
+    result = new_result()
+    failed = lib.kms_bulk_open(ffi.new("kms_gcm_ctx *[]", contexts), len(contexts),
+                               ffi.from_buffer("int32_t[]", table), items, 1, short_below,
+                               *_TEXT_WORDS.args(), ffi.from_buffer(body), len(body), max_items,
+                               out, cap, i32(statuses), items, result)
     if not check(failed):
         return None
     return statuses, view(out, int(result.out_len))
