@@ -159,7 +159,7 @@ int64_t kms_bulk_open(const kms_gcm_ctx *const *ctxs, size_t ctx_count, const in
     r->out_max = kms_bulk_open_output_max(len, q.count);
     if (out_cap < r->out_max || status_cap < q.count || (text && (!routes || route_count < q.count)))
         return KMS_AEAD_ERR_BUFFER;
-    for (size_t i = 0; ctxs && i < ctx_count; i++)
+    for (size_t i = 0; i < ctx_count; i++)
         if (!ctxs[i])
             return KMS_AEAD_ERR_NULL;
     codec_init_tables();
@@ -175,8 +175,11 @@ int64_t kms_bulk_open(const kms_gcm_ctx *const *ctxs, size_t ctx_count, const in
         size_t off, n, plain = 0;
         bulk_cursor_next(&c, &q, &off, &n);
         int32_t route = text ? routes[i] : 0;
-        if (kms_gcm_check_params(GCM_NONCE_BYTES, GCM_TAG_BYTES, c.aad_len, 0) ||
-            route >= (int64_t)ctx_count) {
+        if (route >= (int64_t)ctx_count) {
+            result = KMS_AEAD_ERR_BUFFER; /* a route past the caller's keys */
+            break;
+        }
+        if (kms_gcm_check_params(GCM_NONCE_BYTES, GCM_TAG_BYTES, c.aad_len, 0)) {
             result = KMS_AEAD_NOT_SIMPLE; /* the general path names the item */
             break;
         }

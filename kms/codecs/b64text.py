@@ -43,7 +43,7 @@ def first_bad(text: str) -> int:
     if n % 4:
         return n - n % 4
     for i in range(0, n, 4):
-        a, b, c, d = text[i:i + 4]
+        a, b, c, d = text[i], text[i + 1], text[i + 2], text[i + 3]
         last = i + 4 == n
         if a not in _ALPHABET:
             return i

@@ -135,7 +135,7 @@ def open_one(box: AESGCM, body: Any, associated_data: Optional[bytes]) -> Option
         if wrote in (Status.ERR_BASE64, Status.ERR_TOO_SHORT, Status.ERR_AUTH):
             return None
         raise error_for(wrote)
-    return ffi.buffer(out, wrote)[:]
+    return bytes(ffi.buffer(out, wrote))
 
 
 def _open_one_python(box: AESGCM, body: bytes, associated_data: Optional[bytes]) -> Optional[bytes]:
