@@ -39,10 +39,14 @@ struct words {
 /* 0 when the table is consistent and holds at least KMS_WORD_COUNT words. */
 int words_load(struct words *w, const uint8_t *base, const uint64_t *ends, size_t count);
 const uint8_t *word(const struct words *w, size_t i, size_t *len);
-/* The longest word from `first` on (the per-item failure texts). */
-size_t words_longest(const struct words *w, size_t first);
+/* The longest of words first..last - 1 (last past the table: its end). */
+size_t words_longest(const struct words *w, size_t first, size_t last);
 /* Append word i at out + o; the new end. */
 size_t put_word(uint8_t *out, size_t o, const struct words *w, size_t i);
+
+/* The JSON member names of a word table (json_scan.h). */
+struct json_names;
+void words_json_names(const struct words *w, struct json_names *names);
 
 /* VERSIONED + 1..18 ASCII digits + ":" + body: 0 with the version and the
  * body's offset within s, else -1. */

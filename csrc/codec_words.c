@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "codec_internal.h"
+#include "json_scan.h"
 
 int words_load(struct words *w, const uint8_t *base, const uint64_t *ends, size_t count)
 {
@@ -31,10 +32,10 @@ const uint8_t *word(const struct words *w, size_t i, size_t *len)
     return w->base + start;
 }
 
-size_t words_longest(const struct words *w, size_t first)
+size_t words_longest(const struct words *w, size_t first, size_t last)
 {
     size_t longest = 0, n;
-    for (size_t i = first; i < w->count; i++)
+    for (size_t i = first; i < last && i < w->count; i++)
         if (word(w, i, &n), n > longest)
             longest = n;
     return longest;
@@ -65,4 +66,17 @@ int split_versioned(const struct words *w, const uint8_t *s, size_t n, int64_t *
     *version = v;
     *body_off = i + 1;
     return 0;
+}
+
+static void name_of(const struct words *w, size_t i, struct json_name *name)
+{
+    name->text = word(w, i, &name->len);
+}
+
+void words_json_names(const struct words *w, struct json_names *names)
+{
+    name_of(w, KMS_WORD_FIELD, &names->field);
+    name_of(w, KMS_WORD_BATCH, &names->batch);
+    name_of(w, KMS_WORD_REFERENCE, &names->reference);
+    name_of(w, KMS_WORD_CODE, &names->code);
 }

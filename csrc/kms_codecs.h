@@ -47,7 +47,10 @@ enum {
     KMS_WORD_BAD_BASE64 = 8, /* sealing: the error before the bad byte's offset */
     KMS_WORD_TOO_SHORT = 9,  /* opening: the body decodes to under short_below bytes */
     KMS_WORD_AUTH = 10,      /* opening: the tag does not match (or under nonce + tag) */
-    KMS_WORD_COUNT = 11      /* words after these: per-item failure texts (routes) */
+    KMS_WORD_BATCH = 11,     /* JSON member names: "batch_input", */
+    KMS_WORD_REFERENCE = 12, /*   "reference", */
+    KMS_WORD_CODE = 13,      /*   "partial_failure_response_code" */
+    KMS_WORD_COUNT = 14      /* words after these: per-item failure texts (routes) */
 };
 
 /* An item status: the caller's plan failed the item before the engine saw it. */

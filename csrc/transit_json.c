@@ -22,19 +22,21 @@ size_t kms_json_output_max(size_t body_len, size_t items, const uint8_t *words,
     size_t fixed = 0, n;
     for (size_t i = KMS_WORD_PREFIX; i <= KMS_WORD_BAD_BASE64; i++)
         fixed += (word(&w, i, &n), n);
-    size_t failure = words_longest(&w, KMS_WORD_TOO_SHORT) + 20;
+    size_t opening = words_longest(&w, KMS_WORD_TOO_SHORT, KMS_WORD_AUTH + 1);
+    size_t planned = words_longest(&w, KMS_WORD_COUNT, w.count);
+    size_t failure = (opening > planned ? opening : planned) + 20;
     return body_len + 2 + items * (fixed + failure + 40 + 1);
 }
 
-static int scan_batch(struct json_batch *b, struct words *w, const uint8_t *words,
-                      const uint64_t *word_ends, size_t word_count, const uint8_t *body,
-                      size_t body_len, size_t max_items, kms_codec_result *r)
+/* The batch read with the table's names; b keeps a pointer to *names. */
+static int scan_batch(struct json_batch *b, struct json_names *names, struct words *w,
+                      const uint8_t *words, const uint64_t *word_ends, size_t word_count,
+                      const uint8_t *body, size_t body_len, size_t max_items, kms_codec_result *r)
 {
     if (words_load(w, words, word_ends, word_count))
         return KMS_AEAD_ERR_BUFFER;
-    size_t field_len;
-    const uint8_t *field = word(w, KMS_WORD_FIELD, &field_len);
-    if (json_batch_scan(b, body, body_len, field, field_len, max_items))
+    words_json_names(w, names);
+    if (json_batch_scan(b, body, body_len, names, max_items))
         return KMS_AEAD_NOT_SIMPLE;
     memset(r, 0, sizeof *r);
     r->items = b->count;
@@ -51,8 +53,9 @@ int kms_json_scan_batch(const uint8_t *words, const uint64_t *word_ends, size_t 
     if ((body_len && !body) || !r)
         return KMS_AEAD_ERR_NULL;
     struct json_batch b;
+    struct json_names names;
     struct words w;
-    int st = scan_batch(&b, &w, words, word_ends, word_count, body, body_len, max_items, r);
+    int st = scan_batch(&b, &names, &w, words, word_ends, word_count, body, body_len, max_items, r);
     if (st || !versions)
         return st;
     if (versions_cap < b.count)
@@ -111,8 +114,9 @@ int64_t kms_json_seal_batch(const kms_gcm_ctx *ctx, const uint8_t *words,
     if (!ctx || (body_len && !body) || (out_cap && !out) || !r)
         return KMS_AEAD_ERR_NULL;
     struct json_batch b;
+    struct json_names names;
     struct words w;
-    int st = scan_batch(&b, &w, words, word_ends, word_count, body, body_len, max_items, r);
+    int st = scan_batch(&b, &names, &w, words, word_ends, word_count, body, body_len, max_items, r);
     if (st)
         return st;
     if (out_cap < r->out_max)
@@ -172,9 +176,10 @@ int kms_json_scan_single(const uint8_t *words, const uint64_t *word_ends, size_t
     struct words w;
     if (words_load(&w, words, word_ends, word_count))
         return KMS_AEAD_ERR_BUFFER;
-    size_t field_len, off, n;
-    const uint8_t *field = word(&w, KMS_WORD_FIELD, &field_len);
-    if (json_single_scan(body, body_len, field, field_len, &off, &n))
+    struct json_names names;
+    size_t off, n;
+    words_json_names(&w, &names);
+    if (json_single_scan(body, body_len, &names.field, &off, &n))
         return KMS_AEAD_NOT_SIMPLE;
     memset(r, 0, sizeof *r);
     r->items = 1;
@@ -237,8 +242,9 @@ int64_t kms_json_open_batch(const kms_gcm_ctx *const *ctxs, size_t ctx_count,
         if (!ctxs[i])
             return KMS_AEAD_ERR_NULL;
     struct json_batch b;
+    struct json_names names;
     struct words w;
-    int st = scan_batch(&b, &w, words, word_ends, word_count, body, body_len, max_items, r);
+    int st = scan_batch(&b, &names, &w, words, word_ends, word_count, body, body_len, max_items, r);
     if (st)
         return st;
     if (out_cap < r->out_max || route_count < b.count)

@@ -99,7 +99,8 @@ class ScannedTexts:
 
 
 # Only the versioned prefix is read (kms_codecs.h's word table).
-_TEXT_WORDS = Words([b"", transit_text.PREFIX.encode()] + [b""] * 9)
+_TEXT_WORDS = Words([b"", transit_text.PREFIX.encode()] + [b""] * (lib.KMS_WORD_COUNT - 2)
+                    if lib is not None else [])
 
 
 def scan_texts(body: Any, max_items: int) -> Optional[ScannedTexts]:

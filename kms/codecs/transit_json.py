@@ -19,6 +19,8 @@ from kms.codecs import b64text, transit_text
 from kms.codecs._engine import Words, arena, check, context, new_result, reading, view
 
 PLAINTEXT, CIPHERTEXT = b"plaintext", b"ciphertext"
+# The shape's other member names (KMS_WORD_BATCH, _REFERENCE, _CODE).
+_MEMBERS = (b"batch_input", b"reference", b"partial_failure_response_code")
 _END = b'"}'
 _FAIL_TAIL = b'","reference":"'
 
@@ -28,7 +30,7 @@ def _words(field: bytes, prefix: bytes = b"", ok_head: bytes = b"", ok_tail: byt
            failures: Tuple[bytes, ...] = ()) -> Words:
     """A word table in KMS_WORD_* order (kms_codecs.h)."""
     return Words([field, transit_text.PREFIX.encode(), prefix, ok_head, ok_tail, fail_head,
-                  _FAIL_TAIL, _END, b64text.BAD_BASE64.encode(), too_short, auth, *failures])
+                  _FAIL_TAIL, _END, b64text.BAD_BASE64.encode(), too_short, auth, *_MEMBERS, *failures])
 
 
 _SCAN_WORDS = {field: _words(field) for field in (PLAINTEXT, CIPHERTEXT)}
