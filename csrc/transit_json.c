@@ -106,6 +106,66 @@ static size_t put_failure(uint8_t *out, size_t o, const struct words *w, size_t 
     return put_reference(out, o, w, body, item);
 }
 
+/* One item's entry, written at out + *o (moved past it): 1 for an error
+ * entry, 0 for a passing one, or a negative status that ends the batch. */
+typedef int64_t (*entry_fn)(void *state, size_t i, const struct json_item *item, uint8_t *out,
+                            size_t *o);
+
+/* The batch_results array, one entry per item: the failed entries' count,
+ * or the status that ended it; r->out_len is what was written. */
+static int64_t write_entries(const struct json_batch *b, entry_fn entry, void *state, uint8_t *out,
+                             kms_codec_result *r)
+{
+    int64_t failed = 0;
+    size_t o = 0, i = 0, pos = b->items_at;
+    struct json_item item;
+    out[o++] = '[';
+    while (!json_batch_next(b, &pos, &item)) {
+        if (i)
+            out[o++] = ',';
+        int64_t st = entry(state, i++, &item, out, &o);
+        if (st < 0) {
+            failed = st;
+            break;
+        }
+        failed += st;
+    }
+    out[o++] = ']';
+    r->out_len = o;
+    return failed;
+}
+
+struct sealing {
+    const kms_gcm_ctx *ctx;
+    const struct words *w;
+    const uint8_t *body, *prefix, *nonces;
+    size_t prefix_len, used;
+    uint8_t *scratch;
+};
+
+static int64_t seal_entry(void *state, size_t i, const struct json_item *item, uint8_t *out,
+                          size_t *o)
+{
+    struct sealing *s = state;
+    size_t where = 0;
+    size_t at = put_word(out, *o, s->w, KMS_WORD_OK_HEAD);
+    int64_t wrote = seal_text(s->ctx, s->prefix, s->prefix_len, s->nonces + GCM_NONCE_BYTES * i,
+                              s->body + item->text_off, item->text_len, s->scratch, out + at, &where);
+    size_t held = GCM_NONCE_BYTES + b64_decoded_max(item->text_len) + GCM_TAG_BYTES;
+    s->used = held > s->used ? held : s->used;
+    if (wrote >= 0) {
+        *o = put_word(out, at + (size_t)wrote, s->w, KMS_WORD_OK_TAIL);
+        *o = put_reference(out, *o, s->w, s->body, item);
+        return 0;
+    }
+    if (wrote != KMS_AEAD_ERR_BASE64)
+        return wrote;
+    if (!json_plain(s->body + item->text_off, item->text_len))
+        return KMS_AEAD_NOT_SIMPLE; /* an escape or such: JSON's reading counts */
+    *o = put_failure(out, *o, s->w, KMS_WORD_BAD_BASE64, (int64_t)where, s->body, item);
+    return 1;
+}
+
 int64_t kms_json_seal_batch(const kms_gcm_ctx *ctx, const uint8_t *words,
                             const uint64_t *word_ends, size_t word_count, const uint8_t *body,
                             size_t body_len, size_t max_items, uint8_t *out, size_t out_cap,
@@ -122,50 +182,19 @@ int64_t kms_json_seal_batch(const kms_gcm_ctx *ctx, const uint8_t *words,
     if (out_cap < r->out_max)
         return KMS_AEAD_ERR_BUFFER;
     codec_init_tables();
-    size_t prefix_len;
-    const uint8_t *prefix = word(&w, KMS_WORD_PREFIX, &prefix_len);
 
     /* Scratch for the largest text the body can hold; only the part the
      * longest item used is wiped. */
-    size_t scratch_len = GCM_NONCE_BYTES + b64_decoded_max(body_len) + GCM_TAG_BYTES, used = 0;
+    size_t scratch_len = GCM_NONCE_BYTES + b64_decoded_max(body_len) + GCM_TAG_BYTES;
     uint8_t *scratch, *nonces;
     if ((st = take_buffers(scratch_len, b.count, &scratch, &nonces)))
         return st;
-
-    int64_t failed = 0, result = 0;
-    size_t o = 0, i = 0, pos = b.items_at;
-    struct json_item item;
-    out[o++] = '[';
-    while (!json_batch_next(&b, &pos, &item)) {
-        if (i)
-            out[o++] = ',';
-        size_t where = 0;
-        size_t at = put_word(out, o, &w, KMS_WORD_OK_HEAD);
-        int64_t wrote = seal_text(ctx, prefix, prefix_len, nonces + GCM_NONCE_BYTES * i,
-                                  body + item.text_off, item.text_len, scratch, out + at, &where);
-        size_t held = GCM_NONCE_BYTES + b64_decoded_max(item.text_len) + GCM_TAG_BYTES;
-        used = held > used ? held : used;
-        if (wrote == KMS_AEAD_ERR_BASE64 && !json_plain(body + item.text_off, item.text_len)) {
-            result = KMS_AEAD_NOT_SIMPLE; /* an escape or such: JSON's reading counts */
-            break;
-        }
-        if (wrote >= 0) {
-            o = put_word(out, at + (size_t)wrote, &w, KMS_WORD_OK_TAIL);
-            o = put_reference(out, o, &w, body, &item);
-        } else if (wrote == KMS_AEAD_ERR_BASE64) {
-            o = put_failure(out, o, &w, KMS_WORD_BAD_BASE64, (int64_t)where, body, &item);
-            failed++;
-        } else {
-            result = wrote;
-            break;
-        }
-        i++;
-    }
-    out[o++] = ']';
-    r->out_len = o;
-    kms_arena_release(scratch, used, 1); /* held plaintext */
+    struct sealing state = {ctx, &w, body, NULL, nonces, 0, 0, scratch};
+    state.prefix = word(&w, KMS_WORD_PREFIX, &state.prefix_len);
+    int64_t result = write_entries(&b, seal_entry, &state, out, r);
+    kms_arena_release(scratch, state.used, 1); /* held plaintext */
     kms_arena_release(nonces, b.count * GCM_NONCE_BYTES, 0);
-    return result ? result : failed;
+    return result;
 }
 
 int kms_json_scan_single(const uint8_t *words, const uint64_t *word_ends, size_t word_count,
@@ -188,45 +217,67 @@ int kms_json_scan_single(const uint8_t *words, const uint64_t *word_ends, size_t
     return KMS_AEAD_OK;
 }
 
-/* One versioned item opened (and, with reseal, sealed again) into out + o:
- * the entry's end, or a negative status (KMS_AEAD_NOT_SIMPLE for a body
- * that is not strict base64). *failed is set when the entry is an error. */
-static int64_t open_entry(const kms_gcm_ctx *ctx, const kms_gcm_ctx *reseal,
-                          const uint8_t *nonce, size_t short_below, const struct words *w,
-                          const uint8_t *body, const struct json_item *item, uint8_t *scratch,
-                          uint8_t *out, size_t o, int *failed)
+struct opening {
+    const kms_gcm_ctx *const *ctxs;
+    const int32_t *routes;
+    const kms_gcm_ctx *reseal;
+    const uint8_t *nonces;
+    size_t short_below;
+    const struct words *w;
+    const uint8_t *body;
+    uint8_t *scratch;
+    size_t used;
+};
+
+/* One versioned item opened (and, with reseal, sealed again), or failed as
+ * its route says (an entry_fn). A body that is not strict base64 ends the
+ * batch as not simple. */
+static int64_t open_entry(void *state, size_t i, const struct json_item *item, uint8_t *out,
+                          size_t *o)
 {
+    struct opening *s = state;
+    const struct words *w = s->w;
+    int32_t route = s->routes[i];
+    if (route < 0) {
+        *o = put_failure(out, *o, w, (size_t)(-1 - (int64_t)route), -1, s->body, item);
+        return 1;
+    }
+    const kms_gcm_ctx *ctx = s->ctxs[route];
     int64_t version;
     size_t body_off, where;
-    const uint8_t *text = body + item->text_off;
+    const uint8_t *text = s->body + item->text_off;
     split_versioned(w, text, item->text_len, &version, &body_off); /* checked by the scan */
+    size_t held = 2 * b64_decoded_max(item->text_len) + GCM_NONCE_BYTES + GCM_TAG_BYTES;
+    s->used = held > s->used ? held : s->used;
+    uint8_t *scratch = s->scratch;
     int64_t raw = b64_decode(text + body_off, item->text_len - body_off, scratch, &where,
                              codec_simd(ctx));
     if (raw < 0)
         return KMS_AEAD_NOT_SIMPLE; /* the general reader's base64 rules word it */
     /* The plaintext lands after the nonce, where sealing again wants it. */
     uint8_t *plain = scratch + raw + GCM_NONCE_BYTES;
-    int st = open_sealed(ctx, scratch, (size_t)raw, NULL, 0, plain, short_below);
+    int st = open_sealed(ctx, scratch, (size_t)raw, NULL, 0, plain, s->short_below);
     if (st) {
-        *failed = 1;
-        return (int64_t)put_failure(out, o, w, st == KMS_AEAD_ERR_TOO_SHORT ? KMS_WORD_TOO_SHORT
-                                                                           : KMS_WORD_AUTH,
-                                    -1, body, item);
+        size_t why = st == KMS_AEAD_ERR_TOO_SHORT ? KMS_WORD_TOO_SHORT : KMS_WORD_AUTH;
+        *o = put_failure(out, *o, w, why, -1, s->body, item);
+        return 1;
     }
-    size_t plain_len = (size_t)raw - GCM_NONCE_BYTES - GCM_TAG_BYTES;
-    o = put_word(out, o, w, KMS_WORD_OK_HEAD);
-    if (reseal) {
+    size_t plain_len = (size_t)raw - GCM_NONCE_BYTES - GCM_TAG_BYTES, at;
+    at = put_word(out, *o, w, KMS_WORD_OK_HEAD);
+    if (s->reseal) {
         uint8_t *sealed = plain - GCM_NONCE_BYTES;
-        memcpy(sealed, nonce, GCM_NONCE_BYTES);
-        reseal->ops->encrypt(reseal, sealed, NULL, 0, plain, plain, plain_len, plain + plain_len);
-        o = put_word(out, o, w, KMS_WORD_PREFIX);
-        o += b64_encode(sealed, plain_len + GCM_NONCE_BYTES + GCM_TAG_BYTES, out + o,
-                        codec_simd(reseal), 0);
+        memcpy(sealed, s->nonces + GCM_NONCE_BYTES * i, GCM_NONCE_BYTES);
+        s->reseal->ops->encrypt(s->reseal, sealed, NULL, 0, plain, plain, plain_len,
+                                plain + plain_len);
+        at = put_word(out, at, w, KMS_WORD_PREFIX);
+        at += b64_encode(sealed, plain_len + GCM_NONCE_BYTES + GCM_TAG_BYTES, out + at,
+                         codec_simd(s->reseal), 0);
     } else {
-        o += b64_encode(plain, plain_len, out + o, codec_simd(ctx), 1);
+        at += b64_encode(plain, plain_len, out + at, codec_simd(ctx), 1);
     }
-    o = put_word(out, o, w, KMS_WORD_OK_TAIL);
-    return (int64_t)put_reference(out, o, w, body, item);
+    at = put_word(out, at, w, KMS_WORD_OK_TAIL);
+    *o = put_reference(out, at, w, s->body, item);
+    return 0;
 }
 
 int64_t kms_json_open_batch(const kms_gcm_ctx *const *ctxs, size_t ctx_count,
@@ -257,39 +308,13 @@ int64_t kms_json_open_batch(const kms_gcm_ctx *const *ctxs, size_t ctx_count,
     /* Scratch: the decoded body, then (after a nonce's room) its plaintext,
      * sealed again in place with a tag after it. */
     size_t decoded_max = b64_decoded_max(body_len);
-    size_t scratch_len = 2 * decoded_max + GCM_NONCE_BYTES + GCM_TAG_BYTES, used = 0;
+    size_t scratch_len = 2 * decoded_max + GCM_NONCE_BYTES + GCM_TAG_BYTES;
     uint8_t *scratch, *nonces;
     if ((st = take_buffers(scratch_len, reseal ? b.count : 0, &scratch, &nonces)))
         return st;
-    int64_t failed = 0, result = 0;
-    size_t o = 0, i = 0, pos = b.items_at;
-    struct json_item item;
-    out[o++] = '[';
-    while (!json_batch_next(&b, &pos, &item)) {
-        if (i)
-            out[o++] = ',';
-        int32_t route = routes[i];
-        if (route < 0) {
-            o = put_failure(out, o, &w, (size_t)(-1 - (int64_t)route), -1, body, &item);
-            failed++;
-        } else {
-            int item_failed = 0;
-            int64_t end = open_entry(ctxs[route], reseal, reseal ? nonces + GCM_NONCE_BYTES * i : NULL,
-                                     short_below, &w, body, &item, scratch, out, o, &item_failed);
-            size_t held = 2 * b64_decoded_max(item.text_len) + GCM_NONCE_BYTES + GCM_TAG_BYTES;
-            used = held > used ? held : used;
-            if (end < 0) {
-                result = end;
-                break;
-            }
-            o = (size_t)end;
-            failed += item_failed;
-        }
-        i++;
-    }
-    out[o++] = ']';
-    r->out_len = o;
-    kms_arena_release(scratch, used < scratch_len ? used : scratch_len, 1); /* held plaintext */
+    struct opening state = {ctxs, routes, reseal, nonces, short_below, &w, body, scratch, 0};
+    int64_t result = write_entries(&b, open_entry, &state, out, r);
+    kms_arena_release(scratch, state.used < scratch_len ? state.used : scratch_len, 1); /* plaintext */
     kms_arena_release(nonces, reseal ? b.count * GCM_NONCE_BYTES : 0, 0);
-    return result ? result : failed;
+    return result;
 }
