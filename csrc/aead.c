@@ -42,6 +42,8 @@ const char *kms_aead_tier_name(int tier)
     switch (tier) {
     case KMS_AEAD_TIER_VAES:
         return "vaes";
+    case KMS_AEAD_TIER_VAES256:
+        return "vaes256";
     case KMS_AEAD_TIER_AESNI:
         return "aesni";
     default:
@@ -54,6 +56,8 @@ static const struct gcm_tier *tier_ops(int tier)
 #if KMS_HAVE_X86_TIERS
     if (tier == KMS_AEAD_TIER_VAES)
         return &kms_gcm_tier_vaes;
+    if (tier == KMS_AEAD_TIER_VAES256)
+        return &kms_gcm_tier_vaes256;
     if (tier == KMS_AEAD_TIER_AESNI)
         return &kms_gcm_tier_aesni;
 #endif

@@ -4,10 +4,10 @@
  * using AVX2 Instructions", ACM TOMS 2018). Every character class and
  * translation is computed in registers (compares, pshufb on in-register
  * tables), so no memory load is indexed by the data: plaintext that passes
- * through here leaves no cache footprint of its own. Only the engine's
- * VAES tier calls these (it implies AVX2 and the OS saving YMM state); the
- * scalar code in transit.c does the rest of every text, and all of it on
- * other tiers.
+ * through here leaves no cache footprint of its own. transit.c calls these
+ * on every tier when the CPU has AVX2 and the OS saves YMM state
+ * (kms_cpu_has_avx2); its scalar code does the rest of every text, and all
+ * of it elsewhere.
  */
 #include "gcm_internal.h"
 

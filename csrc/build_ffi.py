@@ -11,7 +11,8 @@ import pathlib
 from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
-SOURCES = ["aead.c", "arena.c", "b64_avx2.c", "cpu_features.c", "gcm_aesni.c", "gcm_vaes.c"]
+SOURCES = ["aead.c", "arena.c", "b64_avx2.c", "cpu_features.c", "gcm_aesni.c", "gcm_vaes.c",
+           "gcm_vaes256.c"]
 # The wire-format codecs over the engine (their API: kms_codecs.h).
 CODEC_SOURCES = ["bulk.c", "codec_words.c", "json_scan.c", "msgpack_scan.c", "transit.c",
                  "transit_json.c"]

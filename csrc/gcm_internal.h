@@ -104,20 +104,36 @@ struct gcm_tier {
             body(ctx, msgs, n, decrypt, 10);                                  \
     }
 
+/* A tier's four entry points and its gcm_tier table, kms_gcm_tier_<name>. */
+#define GCM_DEFINE_TIER(attrs, name, init, crypt_body, small_body)             \
+    GCM_DEFINE_CRYPT(attrs, name##_encrypt, crypt_body, 0)                     \
+    GCM_DEFINE_CRYPT(attrs, name##_decrypt, crypt_body, 1)                     \
+    GCM_DEFINE_SMALL(attrs, name##_encrypt_small, small_body, 0)               \
+    GCM_DEFINE_SMALL(attrs, name##_decrypt_small, small_body, 1)               \
+    const struct gcm_tier kms_gcm_tier_##name = {                              \
+        #name, init, name##_encrypt, name##_decrypt,                           \
+        name##_encrypt_small, name##_decrypt_small,                            \
+    };
+
 #if KMS_HAVE_X86_TIERS
 extern const struct gcm_tier kms_gcm_tier_aesni;
+extern const struct gcm_tier kms_gcm_tier_vaes256;
 extern const struct gcm_tier kms_gcm_tier_vaes;
+/* gcm_aesni.c: key schedule and H powers, the same for every x86 tier. */
+void kms_gcm_x86_init(kms_gcm_ctx *ctx, const uint8_t *key, size_t key_len);
 #endif
 
 /* b64_avx2.c: whole blocks of standard base64 (32 characters, 24 bytes)
  * with AVX2; each returns the input consumed, stopping at the first block
  * that is not all alphabet (decode) or when fewer than 28 input bytes are
- * left (encode). Call only on CPUs with AVX2; 0 where not built. */
+ * left (encode). Call only where kms_cpu_has_avx2(); 0 where not built. */
 size_t kms_b64_decode_avx2(const uint8_t *in, size_t n, uint8_t *out);
 size_t kms_b64_encode_avx2(const uint8_t *in, size_t n, uint8_t *out);
 
-/* cpu_features.c */
+/* cpu_features.c: the best tier, and whether AVX2 is usable (the CPU has
+ * it and the OS saves YMM state), each probed once. */
 int kms_cpu_best_tier(void);
+int kms_cpu_has_avx2(void);
 
 /* Wipe memory the compiler may not optimise away. */
 void kms_wipe(void *p, size_t n);

@@ -36,7 +36,8 @@ enum {
 enum {
     KMS_AEAD_TIER_NONE = 0,     /* no native fast path on this CPU or build */
     KMS_AEAD_TIER_AESNI = 1,    /* AES-NI + PCLMULQDQ, 8 blocks in flight */
-    KMS_AEAD_TIER_VAES = 2      /* VAES + VPCLMULQDQ on 512-bit vectors */
+    KMS_AEAD_TIER_VAES256 = 2,  /* VAES + VPCLMULQDQ on 256-bit vectors (AVX2) */
+    KMS_AEAD_TIER_VAES = 3      /* VAES + VPCLMULQDQ on 512-bit vectors (AVX-512) */
 };
 
 /* Sizes, read by Python once at import (never hard-coded there). */

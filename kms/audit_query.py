@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from kms.audit_summary import outcome
+from kms.audit_summary import json_object, outcome
 
 VIA_API = "api"  # how a filter names the lines the APIs write (they carry no "via")
 FIELDS = ("time", "request_id", "account", "action", "key_id", "result", "latency_ms", "via", "target")
@@ -139,13 +139,8 @@ def _matcher(f: AuditFilter) -> Callable[[bytes], dict[str, Any] | None]:
 
 
 def _entry(raw: bytes) -> dict[str, Any] | None:
-    try:
-        parsed = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    if type(parsed) is not dict:
-        return None
-    return {name: parsed.get(name) for name in FIELDS}
+    parsed = json_object(raw)
+    return None if parsed is None else {name: parsed.get(name) for name in FIELDS}
 
 
 def _may_be_in_time(raw: bytes, f: AuditFilter) -> bool:

@@ -70,6 +70,15 @@ class ChainStatus(NamedTuple):
     problem: str | None  # as kms.audit.verify words it, or None
 
 
+def json_object(raw: bytes) -> dict[str, Any] | None:
+    """An audit line's JSON object, or None for a line that holds none."""
+    try:
+        parsed = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return parsed if type(parsed) is dict else None
+
+
 def outcome(result: Any) -> bool | None:
     """True for a success ("Success" or a 2xx HTTP status), False for a
     failure, None for an intent line ("started"), which is not a call's end."""
@@ -417,11 +426,8 @@ def _blocks(fd: int, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
 def _parse(raw: bytes) -> tuple[bytes, bytes, bytes] | None:
     """(key_id's JSON, result's JSON, 100 s slot) of a line of any form,
     or None when it cannot be counted (not JSON, no usable time)."""
-    try:
-        entry = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    if type(entry) is not dict:
+    entry = json_object(raw)
+    if entry is None:
         return None
     when = entry.get("time")
     if not isinstance(when, (int, float)) or isinstance(when, bool) or not math.isfinite(when):

@@ -3,7 +3,9 @@
 ``AESGCM`` has the signatures and semantics of ``cryptography``'s AESGCM,
 plus ``encrypt_batch``/``decrypt_batch``. ``BACKEND`` names the live path:
 
-- ``"vaes"``: C engine, VAES + VPCLMULQDQ on 512-bit vectors;
+- ``"vaes"``: C engine, VAES + VPCLMULQDQ on 512-bit vectors (AVX-512);
+- ``"vaes256"``: C engine, VAES + VPCLMULQDQ on 256-bit vectors (AVX2), for
+  CPUs without usable AVX-512; an AVX-512 machine can run it too;
 - ``"aesni"``: C engine, AES-NI + PCLMULQDQ;
 - ``"fallback"``: ``cryptography`` (OpenSSL), when no fast path exists or the
   extension was not built.
@@ -34,16 +36,17 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("vaes", "aesni", "fallback")
+BACKENDS = ("vaes", "vaes256", "aesni", "fallback")
 
 
 def _discover() -> Dict[str, Type[AESGCM]]:
     found: Dict[str, Type[AESGCM]] = {}
     if lib is not None:
-        from kms.aead.native import AesniAESGCM, VaesAESGCM
+        from kms.aead.native import AesniAESGCM, Vaes256AESGCM, VaesAESGCM
 
+        # A CPU that runs a tier runs every tier below it.
         best = lib.kms_aead_best_tier()
-        for cls in (VaesAESGCM, AesniAESGCM):
+        for cls in (VaesAESGCM, Vaes256AESGCM, AesniAESGCM):
             if cls.tier <= best:
                 found[cls.backend] = cls
     found["fallback"] = FallbackAESGCM

@@ -138,6 +138,11 @@ def _packed(data: Union[Packed, Sequence[BytesLike]],
             (aad_buf, len(aad_buf), _u64(aad.lengths)))
 
 
+def _tier(name: str) -> int:
+    """The engine's constant KMS_AEAD_TIER_<name> (0 without the engine)."""
+    return int(getattr(lib, f"KMS_AEAD_TIER_{name}")) if lib is not None else 0
+
+
 class NativeAESGCM(AESGCM):
     """AES-GCM on one tier of the C engine."""
 
@@ -300,10 +305,18 @@ def receive_buffer(size: int) -> Any:
 
 
 class VaesAESGCM(NativeAESGCM):
-    """VAES + VPCLMULQDQ on 512-bit vectors, 16 blocks per iteration."""
+    """VAES + VPCLMULQDQ on 512-bit vectors, 32 blocks per iteration."""
 
     backend = "vaes"
-    tier = 2
+    tier = _tier("VAES")
+    __slots__ = ()
+
+
+class Vaes256AESGCM(NativeAESGCM):
+    """VAES + VPCLMULQDQ on 256-bit vectors (AVX2), 16 blocks per iteration."""
+
+    backend = "vaes256"
+    tier = _tier("VAES256")
     __slots__ = ()
 
 
@@ -311,7 +324,7 @@ class AesniAESGCM(NativeAESGCM):
     """AES-NI + PCLMULQDQ, 8 blocks in flight."""
 
     backend = "aesni"
-    tier = 1
+    tier = _tier("AESNI")
     __slots__ = ()
 
 

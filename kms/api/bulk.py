@@ -208,9 +208,9 @@ class Bulk:
         found = self._in_place_request(account, name, body, "Decrypt")
         if found is None:
             return self._decrypt_texts_in_place(account, name, body)
-        if found[0].version is None or found[0].version < 0:
-            return None  # per-item or missing versions: unpack it
         scanned, record = found
+        if scanned.version is None or scanned.version < 0:
+            return None  # per-item or missing versions: unpack it
         count = scanned.items
         plan = _require_bulk(plan_uniform(record, scanned.version, sealing=False))
         if plan.failures:

@@ -6,6 +6,7 @@
     rsa-2048       PKCS#8 DER private key
 """
 import os
+from typing import Union
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -19,6 +20,7 @@ def generate(kind: str, size: int = 32) -> bytes:
     if kind == "ed25519":
         return ed25519.Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+    private: Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
     if kind == "ecdsa-p256":
         private = ec.generate_private_key(ec.SECP256R1())
     elif kind == "rsa-2048":

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import os
 import secrets
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 from kms import errors
 from kms.rootkey import Wrapper
@@ -95,12 +95,12 @@ class AccountService:
         return creds
 
     def get(self, secret_id: str) -> Optional[Dict[str, Any]]:
-        return self.store.get("account", secret_id)
+        return cast(Optional[Dict[str, Any]], self.store.get("account", secret_id))
 
     def root(self) -> Optional[Dict[str, Any]]:
         for record in self.store.items("account").values():
             if record["kind"] == "root":
-                return record
+                return cast(Dict[str, Any], record)
         return None
 
     def resolve(self, name_or_secret_id: str) -> Dict[str, Any]:
@@ -111,7 +111,7 @@ class AccountService:
         if len(matches) != 1:
             raise errors.InvalidParameter(f"{name_or_secret_id!r} names {len(matches)} accounts; "
                                           "give its SecretId")
-        return matches[0]
+        return cast(Dict[str, Any], matches[0])
 
     def secret_key(self, secret_id: str) -> Optional[str]:
         """For signature checks only; cached unwrapped in this process."""
@@ -148,11 +148,7 @@ class AccountService:
         revoked: List[str] = []
 
         def build() -> List[Op]:
-            record = self.store.get("account", secret_id)
-            if record is None:
-                raise errors.InvalidParameter(f"no account with SecretId {secret_id}")
-            if record["kind"] == "root":
-                raise errors.InvalidParameter("the root account's secret is set when the data directory is made")
+            record = self._not_root(secret_id, "the root account's secret is set when the data directory is made")
             revoked[:] = [digest for digest, entry in self.store.items("token").items()
                           if revoke_tokens and entry["account"] == secret_id]
             return [Op("put", "account", secret_id, dict(record, wrapped=wrapped)),
@@ -161,13 +157,18 @@ class AccountService:
         self.store.commit(build)
         return secret_key, len(revoked)
 
+    def _not_root(self, secret_id: str, refusal: str) -> Dict[str, Any]:
+        """The account, for a change the root account refuses (refusal)."""
+        record = self.get(secret_id)
+        if record is None:
+            raise errors.InvalidParameter(f"no account with SecretId {secret_id}")
+        if record["kind"] == "root":
+            raise errors.InvalidParameter(refusal)
+        return record
+
     def delete(self, secret_id: str) -> None:
-        def build() -> list:
-            record = self.store.get("account", secret_id)
-            if record is None:
-                raise errors.InvalidParameter(f"no account with SecretId {secret_id}")
-            if record["kind"] == "root":
-                raise errors.InvalidParameter("the root account cannot be deleted")
+        def build() -> List[Op]:
+            self._not_root(secret_id, "the root account cannot be deleted")
             # Its tokens go in the same record: a dead account's token
             # records would otherwise linger in the store and in listings.
             tokens = [Op("del", "token", digest)
@@ -177,7 +178,7 @@ class AccountService:
 
         self.store.commit(build)
 
-    def listing(self) -> list:
+    def listing(self) -> List[Dict[str, Any]]:
         return [{"SecretId": r["secret_id"], "Kind": r["kind"], "Name": r["name"],
                  "Policies": r.get("policies", [])}
                 for r in self.store.items("account").values()]

@@ -180,44 +180,54 @@ def _start(record: Record, state: str, what: str, count: int, raw_aes: bool) -> 
     return Plan(record, s, _check_type(s, what, raw_aes), count)
 
 
+Verdict = Union[int, Failure, str]  # the version an item uses, or why it fails
+
+
+def _judged(plan: Plan, items: Sequence[Item], judge: Callable[[Item], Verdict]) -> Plan:
+    for i, item in enumerate(items):
+        verdict = judge(item)
+        if isinstance(verdict, int):
+            plan.passed(i, verdict)
+        else:
+            plan.fail(i, verdict)
+    return plan
+
+
 def plan_encrypt(record: Record, items: Sequence[Item], state: str = "encrypt",
                  raw_aes: bool = False) -> Plan:
     plan = _start(record, state, "encryption", len(items), raw_aes)
     s, rsa = plan.settings, plan.key_type.kind == "rsa-2048"
-    for i, item in enumerate(items):
+
+    def judge(item: Item) -> Verdict:
         if item.unreadable is not None:
-            plan.fail(i, item.unreadable)
-            continue
+            return item.unreadable
         version = encryption_version(record, s, item.version)
         if isinstance(version, Failure):
-            plan.fail(i, version)
-        elif rsa and item.aad:
-            plan.fail(i, Failure.AAD_NOT_SUPPORTED)
-        elif rsa and len(item.data) > RSA_MAX_PLAINTEXT:
-            plan.fail(i, Failure.PLAINTEXT_TOO_LONG)
-        elif s["derived"] and not item.context:
-            plan.fail(i, Failure.MISSING_CONTEXT)
-        else:
-            plan.passed(i, version)
-    return plan
+            return version
+        if rsa and item.aad:
+            return Failure.AAD_NOT_SUPPORTED
+        if rsa and len(item.data) > RSA_MAX_PLAINTEXT:
+            return Failure.PLAINTEXT_TOO_LONG
+        return Failure.MISSING_CONTEXT if s["derived"] and not item.context else version
+
+    return _judged(plan, items, judge)
 
 
 def plan_decrypt(record: Record, items: Sequence[Item], raw_aes: bool = False) -> Plan:
     plan = _start(record, "decrypt", "decryption", len(items), raw_aes)
     s = plan.settings
-    for i, item in enumerate(items):
+
+    def judge(item: Item) -> Verdict:
         # A version read from the ciphertext is judged first, even when the
         # rest of the item cannot be read (as OpenBao does); -1: none read.
         version = decryption_version(record, s, item.version) if item.version >= 0 else 0
         if isinstance(version, Failure):
-            plan.fail(i, version)
-        elif item.unreadable is not None:
-            plan.fail(i, item.unreadable)
-        elif s["derived"] and not item.context:
-            plan.fail(i, Failure.MISSING_CONTEXT)
-        else:
-            plan.passed(i, version)
-    return plan
+            return version
+        if item.unreadable is not None:
+            return item.unreadable
+        return Failure.MISSING_CONTEXT if s["derived"] and not item.context else version
+
+    return _judged(plan, items, judge)
 
 
 def plan_uniform(record: Record, version: int, sealing: bool) -> Plan:
@@ -373,7 +383,7 @@ class Crypto:
             return Failure.VERSION_GONE
         nonce = (hmac.new(convergent, item.data, hashlib.sha256).digest()[:NONCE_SIZE]
                  if convergent else os.urandom(NONCE_SIZE))
-        return nonce + cipher.encrypt(nonce, item.data, item.aad or None)
+        return nonce + bytes(cipher.encrypt(nonce, item.data, item.aad or None))
 
     def _open_one(self, plan: Plan, version: int, item: Item) -> Union[bytes, Failure]:
         try:

@@ -80,7 +80,7 @@ class ImportService:
         der = self.keys.wrapper.unwrap("import", token, 1, entry["wrapped"])
         private = serialization.load_der_private_key(der, password=None)
         try:
-            material = private.decrypt(encrypted, WRAPPING_ALGORITHMS[entry["algorithm"]]())  # type: ignore[union-attr]
+            material = private.decrypt(encrypted, WRAPPING_ALGORITHMS[entry["algorithm"]]())  # type: ignore[union-attr,no-untyped-call]
         except ValueError:
             raise errors.MaterialUnwrapFailed(
                 "EncryptedKeyMaterial does not decrypt with the issued public key and algorithm") from None

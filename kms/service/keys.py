@@ -15,7 +15,7 @@ succeed where only one may.
 import os
 import re
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 
 
 from kms import errors
@@ -42,40 +42,42 @@ SERVICE_ALIAS_PREFIX = "service/"
 MAX_DESCRIPTION_BYTES = 1024
 ALIAS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,59}\Z")  # \Z: "$" also matches before a final "\n"
 
-# What each operation allows per key state: None = allowed, else the error.
-# (spec/tencent-kms-api.md, section 3.2; "inferred" rows follow its advice.)
-_S = errors.KeyStateError
-STATE_RULES: Dict[str, Dict[str, Optional[type]]] = {
-    "encrypt": {ENABLED: None, DISABLED: errors.KeyDisabled, PENDING_DELETE: _S,
-                PENDING_IMPORT: _S, ARCHIVED: errors.KeyArchived},
-    "generate_data_key": {ENABLED: None, DISABLED: errors.KeyDisabled,
-                          PENDING_DELETE: errors.KeyPendingDelete, PENDING_IMPORT: _S,
-                          ARCHIVED: errors.KeyArchived},
-    "decrypt": {ENABLED: None, DISABLED: errors.KeyDisabled, PENDING_DELETE: _S,
-                PENDING_IMPORT: _S, ARCHIVED: None},
-    "update": {ENABLED: None, DISABLED: None, PENDING_DELETE: _S, PENDING_IMPORT: None,
-               ARCHIVED: None},
-    "enable": {ENABLED: None, DISABLED: None, PENDING_DELETE: _S, PENDING_IMPORT: _S,
-               ARCHIVED: _S},
-    "disable": {ENABLED: None, DISABLED: None, PENDING_DELETE: _S, PENDING_IMPORT: _S,
-                ARCHIVED: _S},
-    "schedule_deletion": {ENABLED: errors.KeyShouldBeDisabled, DISABLED: None,
-                          PENDING_DELETE: _S, PENDING_IMPORT: None, ARCHIVED: _S},
-    "cancel_deletion": {s: errors.KeyNotPendingDelete for s in STATES if s != PENDING_DELETE}
-                       | {PENDING_DELETE: None},
-    "rotation_config": {ENABLED: None, DISABLED: None, PENDING_DELETE: _S,
-                        PENDING_IMPORT: _S, ARCHIVED: _S},
-    "rotate": {ENABLED: None, DISABLED: _S, PENDING_DELETE: _S, PENDING_IMPORT: _S,
-               ARCHIVED: _S},
-    "archive": {ENABLED: None, DISABLED: _S, PENDING_DELETE: _S, PENDING_IMPORT: _S,
-                ARCHIVED: None},
-    "cancel_archive": {ENABLED: _S, DISABLED: _S, PENDING_DELETE: _S, PENDING_IMPORT: _S,
-                       ARCHIVED: None},
-    "import": {ENABLED: None, DISABLED: _S, PENDING_DELETE: _S, PENDING_IMPORT: None,
-               ARCHIVED: _S},
-    "delete_material": {ENABLED: None, DISABLED: None, PENDING_DELETE: _S,
-                        PENDING_IMPORT: None, ARCHIVED: _S},
-}
+# What each operation allows per key state (spec/tencent-kms-api.md,
+# section 3.2; "inferred" rows follow its advice): "ok", or the error, by
+# the short names below. One row an operation, one column a state.
+_STATE_TABLE = """
+operation          Enabled   Disabled  PendingDelete  PendingImport  Archived
+encrypt            ok        disabled  state          state          archived
+generate_data_key  ok        disabled  pending        state          archived
+decrypt            ok        disabled  state          state          ok
+update             ok        ok        state          ok             ok
+enable             ok        ok        state          state          state
+disable            ok        ok        state          state          state
+schedule_deletion  enabled   ok        state          ok             state
+cancel_deletion    unpending unpending ok             unpending      unpending
+rotation_config    ok        ok        state          state          state
+rotate             ok        state     state          state          state
+archive            ok        state     state          state          ok
+cancel_archive     state     state     state          state          ok
+import             ok        state     state          ok             state
+delete_material    ok        ok        state          ok             state
+"""
+_STATE_ERRORS: Dict[str, Optional[type]] = {
+    "ok": None, "state": errors.KeyStateError, "disabled": errors.KeyDisabled,
+    "archived": errors.KeyArchived, "pending": errors.KeyPendingDelete,
+    "enabled": errors.KeyShouldBeDisabled, "unpending": errors.KeyNotPendingDelete}
+
+
+def _state_rules(table: str) -> Dict[str, Dict[str, Optional[type]]]:
+    header, *rows = [line.split() for line in table.strip().splitlines()]
+    if tuple(header[1:]) != STATES:
+        raise ValueError("the state table's columns are not the states")
+    return {row[0]: {state: _STATE_ERRORS[cell] for state, cell in zip(STATES, row[1:])}
+            for row in rows}
+
+
+# operation -> state -> None (allowed) or the error class.
+STATE_RULES = _state_rules(_STATE_TABLE)
 # Operations a service-managed key refuses (it can be queried and rotated).
 USER_KEY_ONLY = {"disable", "schedule_deletion", "archive", "cancel_archive", "update"}
 
@@ -86,7 +88,7 @@ def owner_account(record: Dict[str, Any]) -> Optional[str]:
     "owner" is only what the API shows ("user", or the service's name), and
     an account may be named anything, "user" included."""
     if "owner_id" in record:
-        return record["owner_id"]
+        return cast(Optional[str], record["owner_id"])
     # Keys made before owner_id: a service key's creator is its service.
     return None if record["owner"] == "user" else record.get("creator")
 
@@ -161,7 +163,7 @@ class KeyService:
             self._made.pop((key_id, int(version)), None)
 
     def record(self, key_id: str) -> Dict[str, Any]:
-        record = self.store.get("key", check_key_id(key_id))
+        record: Optional[Dict[str, Any]] = self.store.get("key", check_key_id(key_id))
         if record is None:
             raise errors.KeyNotFound(f"key {key_id} does not exist")
         return record
@@ -421,11 +423,14 @@ class KeyService:
         rotation (not scheduled) needs rotation enabled, and happens at most
         once per MANUAL_ROTATION_INTERVAL."""
         out: Dict[str, int] = {}
+        # Origin never changes, so it is checked (first: spec 3.2 answers a
+        # key awaiting its material with RotateNotSupported, not its state)
+        # outside the commit.
+        if self.record(key_id)["origin"] == ORIGIN_EXTERNAL:
+            raise errors.RotateNotSupported("keys with imported material cannot rotate")
 
         def mutate(record: Dict[str, Any]) -> List[Op]:
             now = self.clock.now_s()
-            if record["origin"] == ORIGIN_EXTERNAL:
-                raise errors.RotateNotSupported("keys with imported material cannot rotate")
             if scheduled and not (record["rotation_enabled"] and record["next_rotate"] <= now):
                 return []  # another worker rotated it already
             if not scheduled and manual_rules:

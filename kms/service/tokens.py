@@ -17,7 +17,7 @@ on, by every worker.
 """
 import hashlib
 import secrets
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from kms import errors
 from kms.clock import Clock
@@ -112,7 +112,7 @@ class TokenService:
                                             key=lambda item: item[1]["created"])
                 if secret_id is None or entry["account"] == secret_id]
 
-    def _revoke_where(self, chosen) -> List[str]:
+    def _revoke_where(self, chosen: Callable[[str, Dict[str, Any]], bool]) -> List[str]:
         """Delete, in one commit, the tokens chosen(digest, entry) picks;
         returns their accessors."""
         revoked: List[str] = []

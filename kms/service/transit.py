@@ -24,7 +24,7 @@ from kms.codecs import transit_text
 from kms.keys import material as materials
 from kms.service.crypto import Failure, Item, Plan, decryption_version, encryption_version, plan_encrypt
 from kms.service.keys import ALIAS_RE, ENABLED, PENDING_DELETE, SERVICE_ALIAS_PREFIX, KeyService, check_state
-from kms.service.keytypes import DEFAULTS, KEY_TYPES, USAGES, key_type
+from kms.service.keytypes import DEFAULTS, KEY_TYPES, USAGES, KeyType, key_type
 from kms.service.keytypes import settings as key_settings
 from kms.store import Op
 
@@ -111,7 +111,7 @@ class TransitService:
         holder = self.store.get("alias", name)
         if holder is None:
             return None
-        record = self.store.get("key", holder)
+        record: Optional[Dict[str, Any]] = self.store.get("key", holder)
         if record is None or record["state"] == PENDING_DELETE or record["usage"] not in USAGES:
             return None
         return record
@@ -320,8 +320,8 @@ class TransitService:
         public = self._private(record, version).public_key()
         if isinstance(public, ed25519.Ed25519PublicKey):
             return b64(public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
-        return public.public_bytes(serialization.Encoding.PEM,
-                                   serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        return str(public.public_bytes(serialization.Encoding.PEM,
+                                       serialization.PublicFormat.SubjectPublicKeyInfo).decode())
 
     def _signing(self, record: Dict[str, Any]) -> Tuple[Dict[str, Any], str]:
         s = key_settings(record)
@@ -408,7 +408,7 @@ class TransitService:
 
 PUBLIC_NAMES = {"ed25519": "ed25519", "ecdsa-p256": "P-256", "rsa-2048": "rsa-2048"}
 # Vault's hash names; signing, HMAC and hash/ all accept exactly these.
-HASHES = {"sha2-224": hashes.SHA224, "sha2-256": hashes.SHA256, "sha2-384": hashes.SHA384,
+HASHES: Dict[str, Callable[[], hashes.HashAlgorithm]] = {"sha2-224": hashes.SHA224, "sha2-256": hashes.SHA256, "sha2-384": hashes.SHA384,
           "sha2-512": hashes.SHA512, "sha3-224": hashes.SHA3_224, "sha3-256": hashes.SHA3_256,
           "sha3-384": hashes.SHA3_384, "sha3-512": hashes.SHA3_512}
 
@@ -469,13 +469,10 @@ class TransitExtras:
 
     def hmac(self, record: Dict[str, Any], data: bytes, algorithm: Optional[str],
              key_version: Optional[int]) -> str:
-        s = key_settings(record)
-        version = key_version or 0
-        if version < 0 or version > record["latest"]:
+        version = encryption_version(record, key_settings(record), key_version or 0)
+        if version in (Failure.VERSION_NEGATIVE, Failure.VERSION_ABOVE_LATEST):
             raise TransitError("invalid key version")
-        if version == 0:
-            version = record["latest"]
-        if version < max(s["min_encryption_version"], s["min_decryption_version"]):
+        if isinstance(version, Failure):
             raise TransitError("cannot generate HMAC: version is too old (disallowed by policy)")
         mac = hmac.new(self.hmac_key(record, version), data, hash_name(algorithm)).digest()
         return f"{PREFIX}{version}:{b64(mac)}"
@@ -558,8 +555,8 @@ class TransitExtras:
         if material_kind == "ed25519":  # seed || public key, as Vault exports it
             public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
             return b64(material + public)
-        return private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption()).decode()
+        return str(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption()).decode())
 
     def backup(self, record: Dict[str, Any]) -> str:
         s = key_settings(record)
@@ -668,7 +665,7 @@ class Backup:
         return cls(name, clean, versions)
 
     @classmethod
-    def _versions(cls, entries: Any, latest: int, first: int, meta: Dict[str, Any], key_type: str,
+    def _versions(cls, entries: Any, latest: int, first: int, meta: KeyType, key_type: str,
                   bad: Callable[[str], TransitError]) -> Dict[int, Tuple[bytes, int]]:
         """Every version from `first` (the oldest a trim left) to `latest`,
         as backup() writes them, each with material that loads as key_type."""
@@ -691,7 +688,7 @@ class Backup:
         return versions
 
 
-def _material_fits(meta: Dict[str, Any], material: bytes) -> bool:
+def _material_fits(meta: KeyType, material: bytes) -> bool:
     """Symmetric material of the type's size; asymmetric material that loads
     as a private key of the type's kind."""
     if meta.kind in materials.SYMMETRIC_KINDS:

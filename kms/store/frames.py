@@ -43,7 +43,7 @@ class Damaged(Exception):
 
 
 def pack(ops: List[Op]) -> bytes:
-    payload = msgpack.packb({"v": SCHEMA, "ops": [list(op) for op in ops]}, use_bin_type=True)
+    payload: bytes = msgpack.packb({"v": SCHEMA, "ops": [list(op) for op in ops]}, use_bin_type=True)
     return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 

@@ -1,6 +1,9 @@
 """Differential tests against cryptography's AESGCM (OpenSSL): identical
 ciphertext and tag bytes, and round trips, across lengths that hit every
-tail and aggregate boundary of both native tiers (8 and 16 blocks)."""
+tail and aggregate boundary of the native tiers: aesni (8-block chunks),
+vaes256 (128-byte tails, 16-block chunks, 32 blocks per reduction, 1 KiB
+switch to long chunks) and vaes (256-byte tails, 32-block chunks, 2 KiB
+switch)."""
 import os
 import random
 
@@ -132,3 +135,39 @@ def test_small_item_batches_of_every_shape(backend, key_size):
             opened = box.decrypt_batch(nonces, cts, ads)
             assert opened.failed == [bad]
             assert [p for i, p in enumerate(opened) if i != bad] == [p for i, p in enumerate(items) if i != bad]
+
+
+def test_aad_lengths_across_the_wide_tiers_boundaries(backend):
+    """AAD is hashed in whole chunks (256 bytes on vaes256, 512 on vaes) and
+    then in shorter runs; every length around those multiples, with texts
+    on either side of each tier's chunk sizes."""
+    rng = random.Random(256)
+    key = rng.randbytes(32)
+    box, ref = aead.AESGCM(key, backend=backend), OpenSSLAESGCM(key)
+    aad_lengths = sorted({base + d for base in range(128, 1537, 128) for d in (-17, -16, -1, 0, 1, 15, 16)})
+    for a in aad_lengths:
+        for n in (0, 17, 128, 600, 1024):
+            _check(box, ref, rng.randbytes(12), rng.randbytes(n), rng.randbytes(a))
+
+
+@pytest.mark.parametrize("key_size", KEY_SIZES)
+def test_multi_mebibyte_messages(backend, key_size):
+    """Long runs of chunk pairs and the counter's low byte wrapping many
+    times over, with an odd tail."""
+    rng = random.Random(3 << 20)
+    key = rng.randbytes(key_size)
+    box, ref = aead.AESGCM(key, backend=backend), OpenSSLAESGCM(key)
+    for n in ((3 << 20) + 17, (4 << 20) - 256, 5 << 20):
+        _check(box, ref, rng.randbytes(12), os.urandom(n), rng.randbytes(13))
+
+
+def test_lengths_around_the_wide_tiers_chunk_pairs(backend):
+    """Every length from 480 to 4200 bytes in 16-byte steps, each with 0, 1
+    and 15 more: all counts of 256-byte chunks and 512-byte chunk pairs,
+    both encrypt paths (below and above 1 and 2 KiB) and every tail."""
+    rng = random.Random(512)
+    key = rng.randbytes(16)
+    box, ref = aead.AESGCM(key, backend=backend), OpenSSLAESGCM(key)
+    for base in range(480, 4201, 16):
+        for extra in (0, 1, 15):
+            _check(box, ref, rng.randbytes(12), rng.randbytes(base + extra), b"")

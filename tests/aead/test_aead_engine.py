@@ -23,8 +23,21 @@ def test_python_constants_agree_with_the_engine():
 
 def test_tier_names():
     assert ffi.string(lib.kms_aead_tier_name(lib.KMS_AEAD_TIER_VAES)) == b"vaes"
+    assert ffi.string(lib.kms_aead_tier_name(lib.KMS_AEAD_TIER_VAES256)) == b"vaes256"
     assert ffi.string(lib.kms_aead_tier_name(lib.KMS_AEAD_TIER_AESNI)) == b"aesni"
     assert ffi.string(lib.kms_aead_tier_name(lib.KMS_AEAD_TIER_NONE)) == b"none"
+
+
+def test_tiers_are_ordered_and_each_backend_binds_its_own():
+    """A CPU that runs a tier runs every lower one (kms_gcm_new and
+    kms.aead rely on it): none < aesni < vaes256 < vaes."""
+    assert (lib.KMS_AEAD_TIER_NONE < lib.KMS_AEAD_TIER_AESNI < lib.KMS_AEAD_TIER_VAES256
+            < lib.KMS_AEAD_TIER_VAES)
+    for name in aead.available_backends():
+        if name != "fallback":
+            tier = type(aead.AESGCM(bytes(16), backend=name)).tier
+            assert ffi.string(lib.kms_aead_tier_name(tier)).decode() == name
+            assert tier <= lib.kms_aead_best_tier()
 
 
 @pytest.mark.parametrize(
@@ -57,7 +70,7 @@ def test_constant_time_compare():
 
 
 def _ctx(native_backend, key):
-    tier = {"vaes": lib.KMS_AEAD_TIER_VAES, "aesni": lib.KMS_AEAD_TIER_AESNI}[native_backend]
+    tier = type(aead.AESGCM(key, backend=native_backend)).tier
     st = ffi.new("int *")
     ctx = lib.kms_gcm_new(key, len(key), tier, st)
     assert st[0] == 0

@@ -435,7 +435,7 @@ class InProcess(Target):
 
 
 class RealServer(Target):
-    """A `kms server` process (tests/server/conftest.py's Server), over
+    """A `kms server` process (tests/servers.py's Server), over
     sockets; its store is read from the data directory, its log from the
     file the server writes."""
 

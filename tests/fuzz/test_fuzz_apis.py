@@ -3,7 +3,7 @@ every described route (fuzz_routes.py), with the properties of
 fuzz_harness.Harness checked on each answer."""
 from hypothesis import given, strategies as st
 
-from fuzz_fixtures import fuzz_settings, harness  # noqa: F401 (a fixture)
+from fuzz_fixtures import fuzz_settings, harness_fixture  # noqa: F401 (the `harness` fixture)
 from fuzz_requests import build_tencent, build_transit, bulk_plans, tencent_plans, transit_plans
 from fuzz_routes import BULK, TENCENT, TRANSIT, allowed_reads, described_paths, tencent_reads
 

@@ -3,7 +3,7 @@ Tencent action and every body parameter a handler reads is described in
 fuzz_routes.py, or these tests fail."""
 from hypothesis import given, strategies as st
 
-from fuzz_fixtures import fuzz_settings, harness  # noqa: F401 (a fixture)
+from fuzz_fixtures import fuzz_settings, harness_fixture  # noqa: F401 (the `harness` fixture)
 from fuzz_requests import build_tencent, build_transit, bulk_plans, tencent_plans, transit_plans
 from fuzz_routes import (BULK, CATCH_ALL, CONSOLE_PATHS, TENCENT, TEST_ONLY_PATHS, TRANSIT, allowed_reads,
                          described_paths, tencent_reads)

@@ -2,9 +2,6 @@
 properties over HTTP, and broken framing that only the HTTP layer sees
 (bad chunked encoding, a wrong Content-Length, truncated bodies, request
 lines without a version), sent byte for byte on raw sockets."""
-import importlib.util
-import os
-
 import pytest
 from hypothesis import given, strategies as st
 
@@ -13,36 +10,25 @@ from fuzz_harness import (ROOT_ID, ROOT_KEY, ROOT_TOKEN, Harness, RealServer, pa
                           raw_exchange, tencent_headers)
 from fuzz_requests import build_tencent, build_transit, bulk_plans, tencent_plans, transit_plans
 from fuzz_routes import BULK, TENCENT, TRANSIT, described_paths
+from servers import Server, root_secrets
 
 pytestmark = pytest.mark.slow
 
 
-def _server_class():
-    """tests/server/conftest.py's Server (loaded by path: every test
-    directory has its own conftest module)."""
-    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "server", "conftest.py")
-    spec = importlib.util.spec_from_file_location("kms_server_fixtures", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.Server
-
-
 @pytest.fixture(scope="module")
 def real(tmp_path_factory):
-    server = _server_class()(str(tmp_path_factory.mktemp("fuzz-real") / "data"), workers=2, test_clock=False,
-                             root_env={"KMS_ROOT_SECRET_ID": ROOT_ID, "KMS_ROOT_SECRET_KEY": ROOT_KEY,
-                                       "KMS_ROOT_TOKEN": ROOT_TOKEN})
-    server.start()
-    target = RealServer(server)
-    try:
-        harness = Harness(target)
-        harness.setup()
-        watch(harness)
-        yield harness
-        finish(harness)
-    finally:
-        target.close()
-        server.kill()
+    data_dir = str(tmp_path_factory.mktemp("fuzz-real") / "data")
+    with Server(data_dir, workers=2, test_clock=False,
+                root_env=root_secrets(ROOT_ID, ROOT_KEY, ROOT_TOKEN)) as server:
+        target = RealServer(server)
+        try:
+            harness = Harness(target)
+            harness.setup()
+            watch(harness)
+            yield harness
+            finish(harness)
+        finally:
+            target.close()
 
 
 ROUTES = [r for r in TRANSIT if r.path != "/v1/auth/token/revoke-self"]  # it would spend the root token

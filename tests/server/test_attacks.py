@@ -330,9 +330,7 @@ def test_audit_fields_and_headers_are_bounded(server):
 def test_no_answer_without_its_audit_line(tmp_path):
     """With the audit log unwritable, nothing is done and no result is
     released; once it is mended, service resumes by itself."""
-    srv = Server(str(tmp_path / "data"))
-    srv.start()
-    try:
+    with Server(str(tmp_path / "data")) as srv:
         from conftest import sdk_client
         kms = sdk_client(srv.endpoint)
         key = new_key(kms)
@@ -360,5 +358,3 @@ def test_no_answer_without_its_audit_line(tmp_path):
         assert [line["result"] for line in disable] == ["started", "Success"]
         assert disable[0]["request_id"] == disable[1]["request_id"]
         assert main(["audit", "verify", "--data-dir", srv.data_dir]) == 0
-    finally:
-        srv.kill()

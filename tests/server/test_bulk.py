@@ -7,18 +7,13 @@ import hvac
 import pytest
 import requests
 
-from conftest import server_with_root_token
+from conftest import server_fixture
 from kms.cli import main
 from kms.client import Client, ClientError
 
 TOKEN = "kms-bulk-test-token-0123456789"
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = server_with_root_token(str(tmp_path_factory.mktemp("bulk") / "data"), TOKEN)
-    yield srv
-    srv.kill()
+server = server_fixture("bulk", root_token=TOKEN)
 
 
 @pytest.fixture(scope="module")

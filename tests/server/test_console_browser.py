@@ -22,18 +22,13 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from browser import Console, chrome  # noqa: F401  (chrome: a fixture)
-from conftest import ROOT_ID, ROOT_KEY, ROOT_TOKEN, Server, sdk_client
+from conftest import ROOT_ID, ROOT_KEY, ROOT_TOKEN, Server, sdk_client, server_fixture
 
 DOCS = os.path.join(os.path.dirname(__file__), "..", "..", "docs")
 state: Dict[str, Any] = {}  # what earlier steps made, for later ones
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = Server(str(tmp_path_factory.mktemp("console") / "data"), workers=2)
-    srv.start()
-    yield srv
-    srv.kill()
+server = server_fixture("console", workers=2)
 
 
 @pytest.fixture(scope="module")
@@ -436,9 +431,7 @@ def test_a_newcomer_runs_the_first_command_and_signs_in_with_what_it_printed(chr
     """The README's story: a fresh data directory, the credentials the
     first start prints, the console address it prints, a key made and used
     in the browser, and the same key seen through the SDK."""
-    srv = Server(str(tmp_path / "kms-data"), root_env={})  # nothing given: generated and printed
-    srv.start()
-    try:
+    with Server(str(tmp_path / "kms-data"), root_env={}) as srv:  # nothing given: generated and printed
         log = srv.log()
         secret_id = re.search(r"SecretId:\s+(\S+)", log).group(1)
         secret_key = re.search(r"SecretKey:\s+(\S+)", log).group(1)
@@ -455,5 +448,3 @@ def test_a_newcomer_runs_the_first_command_and_signs_in_with_what_it_printed(chr
         kms = sdk_client(srv.endpoint, secret_id, secret_key)
         assert base64.b64decode(api(kms, "Decrypt", CiphertextBlob=blob)["Plaintext"]) == b"hello, kms"
         assert api(kms, "ListKeyDetail", SearchKeyAlias="first-key")["TotalCount"] == 1
-    finally:
-        srv.kill()

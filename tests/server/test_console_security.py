@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import ROOT_ID, ROOT_KEY, ROOT_TOKEN, Server, sdk_client
+from conftest import ROOT_ID, ROOT_KEY, ROOT_TOKEN, Server, sdk_client, server_fixture
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
     TencentCloudSDKException,
 )
@@ -262,12 +262,7 @@ def assert_signed_out(server: Server, cookie: str) -> None:
 # ---- servers ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = Server(str(tmp_path_factory.mktemp("console-security") / "data"), workers=2)
-    srv.start()
-    yield srv
-    srv.kill()
+server = server_fixture("console-security", workers=2)
 
 
 @pytest.fixture
@@ -502,13 +497,8 @@ def test_without_a_cookie_a_page_sends_you_to_sign_in_and_a_form_is_refused(serv
 # ---- 4. sign-in throttling ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def throttled(tmp_path_factory):
-    """A server of its own: these tests make 127.0.0.1 a suspect."""
-    srv = Server(str(tmp_path_factory.mktemp("console-throttle") / "data"))
-    srv.start()
-    yield srv
-    srv.kill()
+# A server of its own: these tests make 127.0.0.1 a suspect.
+throttled = server_fixture("console-throttle")
 
 
 def sign_in_answer(server: Server, **data: str) -> requests.Response:
@@ -1029,9 +1019,7 @@ def test_without_no_console_the_console_is_announced_and_browsers_are_sent_to_it
 
 
 def test_no_console_serves_no_console(tmp_path):
-    bare = Server(str(tmp_path / "data"), extra=["--no-console"], test_clock=False)
-    bare.start()
-    try:
+    with Server(str(tmp_path / "data"), extra=["--no-console"], test_clock=False) as bare:
         line = next(line for line in bare.log().splitlines() if "listening on" in line)
         assert "console at" not in line
         # /console/... is then a path like any other the server does not
@@ -1055,8 +1043,6 @@ def test_no_console_serves_no_console(tmp_path):
                               allow_redirects=False, timeout=30)
         assert answer.status_code != 303 and "location" not in answer.headers
         assert call(sdk_client(bare.endpoint), "ListKeys", Limit=1).TotalCount == 0
-    finally:
-        bare.kill()
 
 
 # ---- 11. tokens and new secrets ------------------------------------------------------------------

@@ -195,10 +195,8 @@ def server_on_small_disk(tmp_path):
     another file system; yields (server, data directory, audit log path)."""
     with tmpfs(str(tmp_path / "data"), "8m") as data:
         outside = audit_elsewhere(data, str(tmp_path / "audit.log"))
-        server = Server(data, extra=REPLAY_SLOTS)
-        server.start()
-        yield server, data, outside
-        server.kill()
+        with Server(data, extra=REPLAY_SLOTS) as server:
+            yield server, data, outside
 
 
 def test_a_full_disk_refuses_changes_serves_existing_keys_and_recovers(server_on_small_disk):

@@ -9,7 +9,7 @@ import stat
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Set
+from typing import Dict, List, Set
 
 import pytest
 import requests
@@ -17,13 +17,6 @@ import requests
 from conftest import ROOT_ID, ROOT_KEY, ROOT_TOKEN, Server, free_port, sdk_client
 
 ROOT_VARS = ("KMS_ROOT_SECRET_ID", "KMS_ROOT_SECRET_KEY", "KMS_ROOT_TOKEN", "KMS_ROOT_KEY")
-
-
-def EnvServer(data_dir: str, env: Dict[str, str], workers: int = 1,
-              extra: Optional[List[str]] = None) -> Server:
-    """A server started with root secrets from `env` only (the caller's
-    KMS_ROOT_* never leak in), so a test decides what is given."""
-    return Server(data_dir, workers=workers, extra=extra, root_env=env)
 
 
 def worker_pids(server: Server, count: int) -> Set[int]:
@@ -74,9 +67,7 @@ def test_secrets_from_the_environment_reach_no_log_file_or_worker(tmp_path, work
              "KMS_ROOT_TOKEN": "kms.given-token-never-echoed-456789",
              "KMS_ROOT_KEY": base64.b64encode(os.urandom(32)).decode()}
     data = tmp_path / "data"
-    server = EnvServer(str(data), given, workers=workers)
-    server.start()
-    try:
+    with Server(str(data), root_env=given, workers=workers) as server:
         pids = worker_pids(server, workers)
         # Even one worker is a process of its own, not the one exec'd with
         # the caller's environment.
@@ -92,8 +83,6 @@ def test_secrets_from_the_environment_reach_no_log_file_or_worker(tmp_path, work
         # KMS_ROOT_KEY: the signed call needs the SecretKey it unwraps).
         assert lookup_self(server, given["KMS_ROOT_TOKEN"]) == 200
         assert signed_call_works(server, given["KMS_ROOT_SECRET_ID"], given["KMS_ROOT_SECRET_KEY"])
-    finally:
-        server.kill()
     log = server.log()
     for name in ("KMS_ROOT_SECRET_KEY", "KMS_ROOT_TOKEN", "KMS_ROOT_KEY", "KMS_ROOT_SECRET_ID"):
         assert given[name] not in log, f"{name}'s value is in the server log"
@@ -108,7 +97,7 @@ def test_secrets_from_the_environment_reach_no_log_file_or_worker(tmp_path, work
     ({"KMS_ROOT_KEY": base64.b64encode(b"short").decode()}, "KMS_ROOT_KEY decodes to 5 bytes, not 32"),
 ])
 def test_unusable_root_secrets_stop_the_first_start(tmp_path, given, complaint):
-    server = EnvServer(str(tmp_path / "data"), given)
+    server = Server(str(tmp_path / "data"), root_env=given)
     try:
         failed = server.start(expect_failure=True)
     finally:
@@ -122,9 +111,7 @@ def test_unusable_root_secrets_stop_the_first_start(tmp_path, given, complaint):
 
 def test_generated_secrets_are_printed_once_and_saved_0600(tmp_path):
     data = str(tmp_path / "data")
-    server = EnvServer(data, {})
-    server.start()
-    try:
+    with Server(data, root_env={}) as server:
         creds = credentials_file(data)
         assert set(creds) == {"SecretId", "SecretKey", "Token"}
         log = server.log()
@@ -132,17 +119,11 @@ def test_generated_secrets_are_printed_once_and_saved_0600(tmp_path):
             assert log.count(value) == 1, "each generated secret is printed exactly once"
         assert lookup_self(server, creds["Token"]) == 200
         assert signed_call_works(server, creds["SecretId"], creds["SecretKey"])
-    finally:
-        server.kill()
     # A later start generates nothing, prints nothing and keeps the file.
-    again = EnvServer(data, {})
-    again.start()
-    try:
+    with Server(data, root_env={}) as again:
         assert "Root credentials" not in again.log() and creds["SecretKey"] not in again.log()
         assert credentials_file(data) == creds
         assert lookup_self(again, creds["Token"]) == 200
-    finally:
-        again.kill()
 
 
 @pytest.mark.parametrize("given, saved", [
@@ -151,9 +132,7 @@ def test_generated_secrets_are_printed_once_and_saved_0600(tmp_path):
 ], ids=["token-given", "pair-given"])
 def test_only_what_was_generated_is_printed_and_saved(tmp_path, given, saved):
     data = str(tmp_path / "data")
-    server = EnvServer(data, given)
-    server.start()
-    try:
+    with Server(data, root_env=given) as server:
         creds = credentials_file(data)
         assert set(creds) == saved
         log = server.log()
@@ -166,8 +145,6 @@ def test_only_what_was_generated_is_printed_and_saved(tmp_path, given, saved):
         token = creds.get("Token", given.get("KMS_ROOT_TOKEN"))
         assert lookup_self(server, token) == 200
         assert signed_call_works(server, creds.get("SecretId", ROOT_ID), creds.get("SecretKey", ROOT_KEY))
-    finally:
-        server.kill()
 
 
 # ---- a crash during the first start ------------------------------------------
@@ -189,14 +166,10 @@ def half_initialised_by_an_old_version(data_dir: str) -> None:
 def test_an_old_half_initialised_directory_accepts_the_given_token(tmp_path):
     data = str(tmp_path / "data")
     half_initialised_by_an_old_version(data)
-    server = EnvServer(data, {"KMS_ROOT_SECRET_ID": ROOT_ID, "KMS_ROOT_SECRET_KEY": ROOT_KEY,
-                              "KMS_ROOT_TOKEN": ROOT_TOKEN})
-    server.start()
-    try:
+    with Server(data, root_env={"KMS_ROOT_SECRET_ID": ROOT_ID, "KMS_ROOT_SECRET_KEY": ROOT_KEY,
+                                "KMS_ROOT_TOKEN": ROOT_TOKEN}) as server:
         assert lookup_self(server, ROOT_TOKEN) == 200
         assert signed_call_works(server, ROOT_ID, ROOT_KEY)
-    finally:
-        server.kill()
     assert ROOT_TOKEN not in server.log() and ROOT_KEY not in server.log()
     assert not os.path.exists(os.path.join(data, "root-credentials.json"))
 
@@ -204,15 +177,11 @@ def test_an_old_half_initialised_directory_accepts_the_given_token(tmp_path):
 def test_an_old_half_initialised_directory_gets_a_generated_token(tmp_path):
     data = str(tmp_path / "data")
     half_initialised_by_an_old_version(data)
-    server = EnvServer(data, {})
-    server.start()
-    try:
+    with Server(data, root_env={}) as server:
         creds = credentials_file(data)
         assert set(creds) == {"Token"}  # the account was not made now: only the token is new
         assert creds["Token"] in server.log()
         assert lookup_self(server, creds["Token"]) == 200
-    finally:
-        server.kill()
 
 
 def test_a_directory_completed_by_an_old_version_is_left_as_it_is(tmp_path):
@@ -223,13 +192,9 @@ def test_a_directory_completed_by_an_old_version_is_left_as_it_is(tmp_path):
     runtime = open_data_dir(data, initialise=False)
     runtime.tokens.create(ROOT_ID, token=ROOT_TOKEN)  # the old code's second commit
     runtime.store.close()
-    server = EnvServer(data, {})
-    server.start()
-    try:
+    with Server(data, root_env={}) as server:
         assert "Root credentials" not in server.log()
         assert lookup_self(server, ROOT_TOKEN) == 200
-    finally:
-        server.kill()
     assert not os.path.exists(os.path.join(data, "root-credentials.json"))
     runtime = open_data_dir(data, initialise=False)
     try:
@@ -287,17 +252,13 @@ def test_a_crash_before_the_commit_leaves_nothing_and_the_next_start_initialises
     crash_during_first_start(data, "before-commit")
     stale = credentials_file(data)
     assert stored_accounts(data) == {}, "nothing may be committed before the file is saved"
-    server = EnvServer(data, {})
-    server.start()
-    try:
+    with Server(data, root_env={}) as server:
         creds = credentials_file(data)
         assert creds["SecretId"] != stale["SecretId"] and creds["Token"] != stale["Token"]
         assert creds["SecretKey"] in server.log()
         assert lookup_self(server, creds["Token"]) == 200
         assert lookup_self(server, stale["Token"]) == 403
         assert signed_call_works(server, creds["SecretId"], creds["SecretKey"])
-    finally:
-        server.kill()
 
 
 def test_a_crash_after_the_commit_keeps_the_saved_credentials(tmp_path):
@@ -305,16 +266,12 @@ def test_a_crash_after_the_commit_keeps_the_saved_credentials(tmp_path):
     crash_during_first_start(data, "after-commit")
     saved = credentials_file(data)
     assert list(stored_accounts(data)) == [saved["SecretId"]]
-    server = EnvServer(data, {})
-    server.start()
-    try:
+    with Server(data, root_env={}) as server:
         assert "Root credentials" not in server.log()
         assert credentials_file(data) == saved
         # Account and token were one record: the token from the file works.
         assert lookup_self(server, saved["Token"]) == 200
         assert signed_call_works(server, saved["SecretId"], saved["SecretKey"])
-    finally:
-        server.kill()
 
 
 # ---- the data directory's modes ------------------------------------------------
@@ -385,17 +342,13 @@ def test_a_wide_root_key_is_still_refused(tmp_path):
 
 
 def test_allowed_hosts_and_replay_slots_reach_the_workers(tmp_path):
-    server = Server(str(tmp_path / "data"), workers=2,
+    with Server(str(tmp_path / "data"), workers=2,
                     extra=["--allowed-host", "kms.example", "--allowed-host", "127.0.0.1:8300",
-                           "--replay-slots", "4096"])
-    server.start()
-    try:
+                           "--replay-slots", "4096"]) as server:
         for pid in worker_pids(server, 2):
             environ = environ_of(pid)
             assert b"KMS_ALLOWED_HOSTS=kms.example,127.0.0.1:8300" in environ
             assert b"KMS_REPLAY_SLOTS=4096" in environ
-    finally:
-        server.kill()
 
 
 @pytest.mark.parametrize("argv, complaint", [

@@ -14,21 +14,23 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import server_with_root_token
+from conftest import server_fixture
 
 TOKEN = "kms-native-readers-token-0123456789"
 KEY, OLD = "reader-key", "reader-old"  # OLD: min_decryption_version 2
 
 
+running = server_fixture("readers", root_token=TOKEN)
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = server_with_root_token(str(tmp_path_factory.mktemp("readers") / "data"), TOKEN)
+def server(running):
+    """The server with two keys of three versions each."""
     for name in (KEY, OLD):
-        assert call(srv, "transit/keys/" + name, {}).status_code == 200
+        assert call(running, "transit/keys/" + name, {}).status_code == 200
         for _ in range(2):
-            assert call(srv, f"transit/keys/{name}/rotate", {}).status_code == 200
-    yield srv
-    srv.kill()
+            assert call(running, f"transit/keys/{name}/rotate", {}).status_code == 200
+    return running
 
 
 def call(server, path, body, raw: bytes = None):

@@ -16,7 +16,7 @@ import requests
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.kms.v20190118 import models
 
-from conftest import ROOT_ID, ROOT_KEY, Server, sdk_client
+from conftest import ROOT_ID, ROOT_KEY, Server, sdk_client, server_fixture
 from kms.api.tencent import signing
 from kms.cli import main
 
@@ -79,24 +79,11 @@ def state(server: Server, key: str) -> str:
     return call(server, "DescribeKey", KeyId=key)["KeyMetadata"]["KeyState"]
 
 
-def start(tmp_path_factory, monkeypatch: pytest.MonkeyPatch, workers: int = 1, **env: str) -> Server:
-    """A server on its own data directory with the environment set (so
-    that the test does not depend on the command line flags)."""
-    srv = Server(str(tmp_path_factory.mktemp("replay") / "data"), workers=workers)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value.format(port=srv.port))
-    srv.start()
-    return srv
+# The settings come from the environment (so that the tests do not depend
+# on the command line flags); none of the caller's reach the module's server.
+NO_SETTINGS = {"KMS_ALLOWED_HOSTS": None, "KMS_REPLAY_SLOTS": None}
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("KMS_ALLOWED_HOSTS", raising=False)
-        mp.delenv("KMS_REPLAY_SLOTS", raising=False)
-        srv = start(tmp_path_factory, mp, workers=2)  # a replay reaches either worker
-    yield srv
-    srv.kill()
+server = server_fixture("replay", workers=2, env=NO_SETTINGS)  # a replay reaches either worker
 
 
 # ---- the attacks ---------------------------------------------------------------
@@ -189,10 +176,9 @@ def test_unsigned_payload_with_a_swapped_body_is_refused(server):
 # ---- grinding the table ---------------------------------------------------------
 
 
-def test_grinding_the_table_cannot_push_out_a_captured_signature(tmp_path_factory, monkeypatch, capsys):
+def test_grinding_the_table_cannot_push_out_a_captured_signature(tmp_path, capsys):
     slots = 40  # below the probe length: the whole table is one run
-    srv = start(tmp_path_factory, monkeypatch, KMS_REPLAY_SLOTS=str(slots))
-    try:
+    with Server(str(tmp_path / "data"), env={**NO_SETTINGS, "KMS_REPLAY_SLOTS": str(slots)}) as srv:
         key = call(srv, "CreateKey", Alias="ground")["KeyId"]
         body = body_of(KeyId=key)
         captured = sign(srv, "DescribeKey", body)
@@ -235,16 +221,14 @@ def test_grinding_the_table_cannot_push_out_a_captured_signature(tmp_path_factor
             time.sleep(0.5)
         assert error(send(srv, as_action(captured, "DisableKey"), body)) == "AuthFailure.SignatureFailure"
         assert state(srv, key) == "Enabled"
-    finally:
-        srv.kill()
 
 
 # ---- the Host header ------------------------------------------------------------
 
 
-def test_a_host_not_allowed_is_refused(tmp_path_factory, monkeypatch):
-    srv = start(tmp_path_factory, monkeypatch, KMS_ALLOWED_HOSTS="127.0.0.1:{port}, KMS.internal")
-    try:
+def test_a_host_not_allowed_is_refused(tmp_path):
+    hosts = {**NO_SETTINGS, "KMS_ALLOWED_HOSTS": "127.0.0.1:{port}, KMS.internal"}
+    with Server(str(tmp_path / "data"), env=hosts) as srv:
         body = body_of(NumberOfBytes=8)
         for host in ("evil.example", f"localhost:{srv.port}", f"127.0.0.1:{srv.port + 1}"):
             refused = send(srv, sign(srv, "GenerateRandom", body, host=host), body)
@@ -259,8 +243,6 @@ def test_a_host_not_allowed_is_refused(tmp_path_factory, monkeypatch):
         request = models.GenerateRandomRequest()
         request.NumberOfBytes = 8
         assert sdk_client(srv.endpoint).GenerateRandom(request).Plaintext
-    finally:
-        srv.kill()
 
 
 # ---- honest clients -------------------------------------------------------------

@@ -12,7 +12,7 @@ import requests
 from conftest import ROOT_ID, ROOT_KEY, ROOT_TOKEN, Server
 from kms.cli import main
 from test_access_control import cli_json
-from test_first_start import EnvServer, credentials_file, lookup_self, worker_pids
+from test_first_start import credentials_file, lookup_self, worker_pids
 
 
 def new_account(capsys, server, name, service=False):
@@ -26,11 +26,9 @@ def new_token(capsys, server, account, *extra):
 
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory):
-    srv = Server(str(tmp_path_factory.mktemp("tokens") / "data"), workers=2)
-    srv.start()
-    worker_pids(srv, 2)
-    yield srv
-    srv.kill()
+    with Server(str(tmp_path_factory.mktemp("tokens") / "data"), workers=2) as srv:
+        worker_pids(srv, 2)
+        yield srv
 
 
 def sessions_on_every_worker(server, workers=2):
@@ -167,9 +165,8 @@ def test_deleting_an_account_takes_its_tokens(two_workers, capsys):
 def test_rotate_root_replaces_every_root_token_and_rewrites_the_file(tmp_path, capsys):
     data = str(tmp_path / "data")
     # The pair is given, so the file holds only the generated token.
-    server = EnvServer(data, {"KMS_ROOT_SECRET_ID": ROOT_ID, "KMS_ROOT_SECRET_KEY": ROOT_KEY}, workers=2)
-    server.start()
-    try:
+    with Server(data, workers=2,
+                root_env={"KMS_ROOT_SECRET_ID": ROOT_ID, "KMS_ROOT_SECRET_KEY": ROOT_KEY}) as server:
         worker_pids(server, 2)
         first = credentials_file(data)["Token"]
         second = new_token(capsys, server, "root")["token"]
@@ -185,15 +182,11 @@ def test_rotate_root_replaces_every_root_token_and_rewrites_the_file(tmp_path, c
             assert probe(session, server, survivor) == 200
         root_tokens = cli_json(capsys, "tokens", "list", "--account", "root", "--data-dir", data)
         assert [t["accessor"] for t in root_tokens] == [rotated["accessor"]]
-    finally:
-        server.kill()
 
 
 def test_rotate_root_keeps_the_rest_of_the_file_and_writes_none_that_was_not_there(tmp_path, capsys):
     data = str(tmp_path / "data")
-    server = EnvServer(data, {})
-    server.start()
-    try:
+    with Server(data, root_env={}) as server:
         saved = credentials_file(data)
         rotated = cli_json(capsys, "tokens", "rotate-root", "--data-dir", data)
         assert credentials_file(data) == {**saved, "Token": rotated["token"]}
@@ -204,8 +197,6 @@ def test_rotate_root_keeps_the_rest_of_the_file_and_writes_none_that_was_not_the
         again = cli_json(capsys, "tokens", "rotate-root", "--data-dir", data)
         assert not os.path.exists(os.path.join(data, "root-credentials.json"))
         assert lookup_self(server, again["token"]) == 200
-    finally:
-        server.kill()
 
 
 # ---- the accounts tokens are issued to --------------------------------------
@@ -231,23 +222,15 @@ def test_account_names_are_unique_and_service_names_are_aliases(two_workers, cap
 def test_a_restart_does_not_bring_back_revoked_root_tokens(tmp_path, capsys):
     data = str(tmp_path / "data")
     given = {"KMS_ROOT_SECRET_ID": ROOT_ID, "KMS_ROOT_SECRET_KEY": ROOT_KEY, "KMS_ROOT_TOKEN": ROOT_TOKEN}
-    server = EnvServer(data, given)
-    server.start()
-    try:
+    with Server(data, root_env=given) as server:
         revoked = cli_json(capsys, "tokens", "revoke", "--account", "root", "--data-dir", data)
         assert len(revoked["revoked"]) == 1
         assert lookup_self(server, ROOT_TOKEN) == 403
-    finally:
-        server.kill()
     # KMS_ROOT_TOKEN is still in the deployment's environment: it only ever
     # seeds a first start, never a directory whose root tokens were revoked.
-    again = EnvServer(data, given)
-    again.start()
-    try:
+    with Server(data, root_env=given) as again:
         assert lookup_self(again, ROOT_TOKEN) == 403
         assert "the root account holds no live token" in again.log()
         assert not os.path.exists(os.path.join(data, "root-credentials.json"))
         rotated = cli_json(capsys, "tokens", "rotate-root", "--data-dir", data)
         assert lookup_self(again, rotated["token"]) == 200
-    finally:
-        again.kill()

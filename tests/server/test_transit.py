@@ -8,19 +8,13 @@ import os
 import hvac
 import pytest
 import requests
-from conftest import b64, sdk_client, server_with_root_token
+from conftest import b64, sdk_client, server_fixture
 from kms.cli import main
 from test_tencent_api import call, error_of
 
 ROOT_TOKEN = "kms-test-root-token-0123456789"
 
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = server_with_root_token(str(tmp_path_factory.mktemp("transit") / "data"), ROOT_TOKEN)
-    yield srv
-    srv.kill()
+server = server_fixture("transit", root_token=ROOT_TOKEN)
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,12 @@ import socket
 
 import pytest
 import requests
-from conftest import b64, server_with_root_token
+from conftest import b64, server_fixture
 
 TOKEN = "kms-test-root-token-lane-0123456789"
 UNSUPPORTED = "1 error occurred:\n\t* unsupported operation\n\n"
 
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = server_with_root_token(str(tmp_path_factory.mktemp("lane") / "data"), TOKEN)
-    yield srv
-    srv.kill()
+server = server_fixture("lane", root_token=TOKEN)
 
 
 @pytest.fixture(scope="module")

@@ -240,3 +240,17 @@ def test_a_refused_blob_call_changes_nothing(services):
     with pytest.raises(errors.InvalidPlaintext):
         services.blobs.encrypt(key["id"], b"x" * 4097)
     assert (dict(services.store.items("key")), dict(services.store.items("ver"))) == before
+
+
+def test_hmac_versions_follow_the_encryption_version_rule(services):
+    from kms.service.transit import TransitError
+
+    record = configured(services, rotated(services, transit_key(services, "mac"), 2),
+                        min_decryption_version=2)
+    assert services.extras.hmac(record, b"data", None, 0).startswith("vault:v3:")
+    assert services.extras.hmac(record, b"data", None, 2).startswith("vault:v2:")
+    for bad in (-1, 4):
+        with pytest.raises(TransitError, match="invalid key version"):
+            services.extras.hmac(record, b"data", None, bad)
+    with pytest.raises(TransitError, match="version is too old"):
+        services.extras.hmac(record, b"data", None, 1)

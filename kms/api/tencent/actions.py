@@ -17,8 +17,10 @@ from kms.api.tencent.params import Params
 from kms.keys import blob as blobs
 from kms.service.imports import MAX_VALID_TO
 from kms.service.listing import KeyQuery, find_keys
+from kms.service.keys import KeyService
 from kms.service.keys import (ARCHIVED, DISABLED, ENABLED, MAX_DESCRIPTION_BYTES, ORIGIN_EXTERNAL,
-                              ORIGIN_KMS, PENDING_DELETE, PENDING_IMPORT, USAGE_SYMMETRIC)
+                              ORIGIN_KMS, PENDING_DELETE, PENDING_IMPORT)
+from kms.service.keytypes import USAGE_SYMMETRIC
 
 # ListKeyDetail's KeyState filter numbers.
 STATE_FILTER = {1: ENABLED, 2: DISABLED, 3: PENDING_DELETE, 4: PENDING_IMPORT, 5: ARCHIVED}
@@ -236,52 +238,36 @@ def UpdateKeyDescription(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]
 
 
 @action(one_key)
-def EnableKey(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
-    ctx.keys.enable(key_id)
-    return {}
-
-
-@action(one_key)
-def DisableKey(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
-    ctx.keys.disable(key_id)
-    return {}
-
-
-@action(many_keys)
-def EnableKeys(ctx: Context, p: Params, key_ids: List[str]) -> Dict[str, Any]:
-    ctx.keys.set_state_many(key_ids, enable=True)
-    return {}
-
-
-@action(many_keys)
-def DisableKeys(ctx: Context, p: Params, key_ids: List[str]) -> Dict[str, Any]:
-    ctx.keys.set_state_many(key_ids, enable=False)
-    return {}
-
-
-@action(one_key)
 def ScheduleKeyDeletion(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
     days = p.int("PendingWindowInDays", 7, 30, required=True,
                  code="InvalidParameter.InvalidPendingWindowInDays")
     return {"DeletionDate": ctx.keys.schedule_deletion(key_id, days), "KeyId": key_id}
 
 
-@action(one_key)
-def CancelKeyDeletion(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
-    ctx.keys.cancel_deletion(key_id)
-    return {"KeyId": key_id}
+def _changes_key(change: Callable[[KeyService, str], Any], answer_key_id: bool = False) -> Handler:
+    """An action whose whole work is one change the key service makes (the
+    state rules are the service's); it answers nothing, or the key's id."""
+    def handler(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
+        change(ctx.keys, key_id)
+        return {"KeyId": key_id} if answer_key_id else {}
+    return handler
 
 
-@action(one_key)
-def ArchiveKey(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
-    ctx.keys.archive(key_id)
-    return {}
+def _changes_keys(enable: bool) -> Handler:
+    def handler(ctx: Context, p: Params, key_ids: List[str]) -> Dict[str, Any]:
+        ctx.keys.set_state_many(key_ids, enable=enable)
+        return {}
+    return handler
 
 
-@action(one_key)
-def CancelKeyArchive(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
-    ctx.keys.cancel_archive(key_id)
-    return {}
+for _name, _change, _with_id in (
+        ("EnableKey", KeyService.enable, False), ("DisableKey", KeyService.disable, False),
+        ("CancelKeyDeletion", KeyService.cancel_deletion, True), ("ArchiveKey", KeyService.archive, False),
+        ("CancelKeyArchive", KeyService.cancel_archive, False),
+        ("DisableKeyRotation", KeyService.disable_rotation, False)):
+    ACTIONS[_name] = Action(one_key, _changes_key(_change, _with_id))
+ACTIONS["EnableKeys"] = Action(many_keys, _changes_keys(True))
+ACTIONS["DisableKeys"] = Action(many_keys, _changes_keys(False))
 
 
 # ---- rotation --------------------------------------------------------------
@@ -296,12 +282,6 @@ def rotate_days(p: Params) -> int:
 @action(one_key)
 def EnableKeyRotation(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
     ctx.keys.enable_rotation(key_id, rotate_days(p))
-    return {}
-
-
-@action(one_key)
-def DisableKeyRotation(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
-    ctx.keys.disable_rotation(key_id)
     return {}
 
 

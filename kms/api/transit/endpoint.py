@@ -288,7 +288,8 @@ class Transit:
         except HTTPError:
             return None
 
-    def _run(self, handler, request: Request, body: Dict[str, Any], seen: Dict[str, Any]) -> Response:
+    def _run(self, handler: Callable[..., Response], request: Request,
+             body: Union[ScannedBatch, ScannedSingle, Dict[str, Any]], seen: Dict[str, Any]) -> Response:
         account = self.authenticate(request, seen)
         return handler(request, body, account, seen)
 
@@ -303,6 +304,16 @@ class Transit:
         if seen is not None:
             seen["key_id"] = record["id"]
         return record
+
+    def _managed(self, request: Any, account: Dict[str, Any], seen: Dict[str, Any], audited_as: str,
+                 action: str) -> Tuple[str, Optional[Dict[str, Any]]]:
+        """The key a management route names (None: no such key), once the
+        account may run `action` on it; the audit line names both."""
+        name = request.path_params["name"]
+        record = self.transit.record(name)
+        seen["action"], seen["key_id"] = audited_as, record["id"] if record else None
+        self._allow(account, action, name, record)
+        return name, record
 
     def _allow(self, account: Dict[str, Any], actions: Union[str, Sequence[str]], name: Optional[str],
                record: Optional[Dict[str, Any]]) -> None:
@@ -384,20 +395,14 @@ class Transit:
         return envelope(self.transit.describe(created))
 
     def config(self, request, body, account, seen) -> Response:
-        name = request.path_params["name"]
-        record = self.transit.record(name)
-        seen["action"], seen["key_id"] = "transit:config", record["id"] if record else None
-        self._allow(account, "UpdateKeyConfig", name, record)
+        name, record = self._managed(request, account, seen, "transit:config", "UpdateKeyConfig")
         self.intent(seen)
         changes = {k: v for k, v in body.items() if k in params.ROUTES["config"] and v is not None}
         updated, warnings = self.transit.configure(name, changes)
         return envelope(self.transit.describe(updated), warnings=warnings)
 
     def rotate(self, request, body, account, seen) -> Response:
-        name = request.path_params["name"]
-        record = self.transit.record(name)
-        seen["action"], seen["key_id"] = "transit:rotate", record["id"] if record else None
-        self._allow(account, "RotateKey", name, record)
+        name, record = self._managed(request, account, seen, "transit:rotate", "RotateKey")
         self.intent(seen)
         return envelope(self.transit.describe(self.transit.rotate(name)))
 
@@ -435,8 +440,8 @@ class Transit:
         name = request.path_params["name"]
         seen["action"] = "transit:encrypt"
         if isinstance(body, Scanned):
-            reader = self._encrypt_scanned if isinstance(body, ScannedBatch) else self._encrypt_single
-            fast = reader(name, body, account, seen)
+            fast = (self._encrypt_scanned(name, body, account, seen) if isinstance(body, ScannedBatch)
+                    else self._encrypt_single(name, body, account, seen))
             if fast is not None:
                 return fast
             # A new key, or a key or backend the engine's reader does not serve.
@@ -601,8 +606,8 @@ class Transit:
         name = request.path_params["name"]
         seen["action"] = "transit:decrypt"
         if isinstance(body, Scanned):
-            reader = self._open_scanned if isinstance(body, ScannedBatch) else self._decrypt_single
-            fast = reader(name, body, account, seen)
+            fast = (self._open_scanned(name, body, account, seen) if isinstance(body, ScannedBatch)
+                    else self._decrypt_single(name, body, account, seen))
             if fast is not None:
                 return fast
         body = self._general(self.decrypt, body)
@@ -765,18 +770,12 @@ class Transit:
         return self._each_input(body, one, {"valid": False}, ("valid",))
 
     def trim(self, request, body, account, seen) -> Response:
-        name = request.path_params["name"]
-        record = self.transit.record(name)
-        seen["action"], seen["key_id"] = "transit:trim", record["id"] if record else None
-        self._allow(account, "UpdateKeyConfig", name, record)
+        name, record = self._managed(request, account, seen, "transit:trim", "UpdateKeyConfig")
         self.intent(seen)
         return envelope(self.transit.describe(self.extras.trim(name, body.get("min_available_version"))))
 
     def export(self, request, body, account, seen) -> Response:
-        name = request.path_params["name"]
-        record = self.transit.record(name)
-        seen["action"], seen["key_id"] = "transit:export", record["id"] if record else None
-        self._allow(account, "ExportKey", name, record)
+        name, record = self._managed(request, account, seen, "transit:export", "ExportKey")
         if record is None:
             return failure(404, [])
         version = request.path_params.get("version")
@@ -784,10 +783,7 @@ class Transit:
         return envelope(self.extras.export(record, request.path_params["kind"], wanted))
 
     def backup(self, request, body, account, seen) -> Response:
-        name = request.path_params["name"]
-        record = self.transit.record(name)
-        seen["action"], seen["key_id"] = "transit:backup", record["id"] if record else None
-        self._allow(account, "ExportKey", name, record)
+        name, record = self._managed(request, account, seen, "transit:backup", "ExportKey")
         if record is None:
             raise TransitError(f"key {name!r} not found")
         return envelope({"backup": self.extras.backup(record)})
