@@ -28,22 +28,31 @@ size_t kms_json_output_max(size_t body_len, size_t items, const uint8_t *words,
     return body_len + 2 + items * (fixed + failure + 40 + 1);
 }
 
-/* The batch read with the table's names; b keeps a pointer to *names. */
-static int scan_batch(struct json_batch *b, struct json_names *names, struct words *w,
-                      const uint8_t *words, const uint64_t *word_ends, size_t word_count,
-                      const uint8_t *body, size_t body_len, size_t max_items, kms_codec_result *r)
+/* A batch as read: the scan, the table's names (the scan points at them)
+ * and the words. */
+struct json_read {
+    struct json_batch b;
+    struct json_names names;
+    struct words w;
+};
+
+/* The batch read with the table's names; out_cap, for a call that writes:
+ * KMS_AEAD_ERR_BUFFER below the bound. */
+static int read_batch(struct json_read *j, const uint8_t *words, const uint64_t *word_ends,
+                      size_t word_count, const uint8_t *body, size_t body_len, size_t max_items,
+                      const size_t *out_cap, kms_codec_result *r)
 {
-    if (words_load(w, words, word_ends, word_count))
+    if (words_load(&j->w, words, word_ends, word_count))
         return KMS_AEAD_ERR_BUFFER;
-    words_json_names(w, names);
-    if (json_batch_scan(b, body, body_len, names, max_items))
+    words_json_names(&j->w, &j->names);
+    if (json_batch_scan(&j->b, body, body_len, &j->names, max_items))
         return KMS_AEAD_NOT_SIMPLE;
     memset(r, 0, sizeof *r);
-    r->items = b->count;
-    r->has_partial_code = b->has_code;
-    r->partial_code = b->code;
-    r->out_max = kms_json_output_max(body_len, b->count, words, word_ends, word_count);
-    return KMS_AEAD_OK;
+    r->items = j->b.count;
+    r->has_partial_code = j->b.has_code;
+    r->partial_code = j->b.code;
+    r->out_max = kms_json_output_max(body_len, j->b.count, words, word_ends, word_count);
+    return out_cap && *out_cap < r->out_max ? KMS_AEAD_ERR_BUFFER : KMS_AEAD_OK;
 }
 
 int kms_json_scan_batch(const uint8_t *words, const uint64_t *word_ends, size_t word_count,
@@ -52,18 +61,16 @@ int kms_json_scan_batch(const uint8_t *words, const uint64_t *word_ends, size_t 
 {
     if ((body_len && !body) || !r)
         return KMS_AEAD_ERR_NULL;
-    struct json_batch b;
-    struct json_names names;
-    struct words w;
-    int st = scan_batch(&b, &names, &w, words, word_ends, word_count, body, body_len, max_items, r);
+    struct json_read j;
+    int st = read_batch(&j, words, word_ends, word_count, body, body_len, max_items, NULL, r);
     if (st || !versions)
         return st;
-    if (versions_cap < b.count)
+    if (versions_cap < j.b.count)
         return KMS_AEAD_ERR_BUFFER;
-    size_t pos = b.items_at, i = 0, body_off;
+    size_t pos = j.b.items_at, i = 0, body_off;
     struct json_item item;
-    while (!json_batch_next(&b, &pos, &item))
-        if (split_versioned(&w, body + item.text_off, item.text_len, &versions[i++], &body_off))
+    while (!json_batch_next(&j.b, &pos, &item))
+        if (split_versioned(&j.w, body + item.text_off, item.text_len, &versions[i++], &body_off))
             return KMS_AEAD_NOT_SIMPLE;
     return KMS_AEAD_OK;
 }
@@ -173,27 +180,23 @@ int64_t kms_json_seal_batch(const kms_gcm_ctx *ctx, const uint8_t *words,
 {
     if (!ctx || (body_len && !body) || (out_cap && !out) || !r)
         return KMS_AEAD_ERR_NULL;
-    struct json_batch b;
-    struct json_names names;
-    struct words w;
-    int st = scan_batch(&b, &names, &w, words, word_ends, word_count, body, body_len, max_items, r);
+    struct json_read j;
+    int st = read_batch(&j, words, word_ends, word_count, body, body_len, max_items, &out_cap, r);
     if (st)
         return st;
-    if (out_cap < r->out_max)
-        return KMS_AEAD_ERR_BUFFER;
     codec_init_tables();
 
     /* Scratch for the largest text the body can hold; only the part the
      * longest item used is wiped. */
     size_t scratch_len = GCM_NONCE_BYTES + b64_decoded_max(body_len) + GCM_TAG_BYTES;
     uint8_t *scratch, *nonces;
-    if ((st = take_buffers(scratch_len, b.count, &scratch, &nonces)))
+    if ((st = take_buffers(scratch_len, j.b.count, &scratch, &nonces)))
         return st;
-    struct sealing state = {ctx, &w, body, NULL, nonces, 0, 0, scratch};
-    state.prefix = word(&w, KMS_WORD_PREFIX, &state.prefix_len);
-    int64_t result = write_entries(&b, seal_entry, &state, out, r);
+    struct sealing state = {ctx, &j.w, body, NULL, nonces, 0, 0, scratch};
+    state.prefix = word(&j.w, KMS_WORD_PREFIX, &state.prefix_len);
+    int64_t result = write_entries(&j.b, seal_entry, &state, out, r);
     kms_arena_release(scratch, state.used, 1); /* held plaintext */
-    kms_arena_release(nonces, b.count * GCM_NONCE_BYTES, 0);
+    kms_arena_release(nonces, j.b.count * GCM_NONCE_BYTES, 0);
     return result;
 }
 
@@ -292,16 +295,15 @@ int64_t kms_json_open_batch(const kms_gcm_ctx *const *ctxs, size_t ctx_count,
     for (size_t i = 0; i < ctx_count; i++)
         if (!ctxs[i])
             return KMS_AEAD_ERR_NULL;
-    struct json_batch b;
-    struct json_names names;
-    struct words w;
-    int st = scan_batch(&b, &names, &w, words, word_ends, word_count, body, body_len, max_items, r);
+    struct json_read j;
+    int st = read_batch(&j, words, word_ends, word_count, body, body_len, max_items, &out_cap, r);
     if (st)
         return st;
-    if (out_cap < r->out_max || route_count < b.count)
+    if (route_count < j.b.count)
         return KMS_AEAD_ERR_BUFFER;
-    for (size_t i = 0; i < b.count; i++)
-        if (routes[i] >= (int64_t)ctx_count || (routes[i] < 0 && (size_t)(-1 - (int64_t)routes[i]) >= w.count))
+    for (size_t i = 0; i < j.b.count; i++)
+        if (routes[i] >= (int64_t)ctx_count ||
+            (routes[i] < 0 && (size_t)(-1 - (int64_t)routes[i]) >= j.w.count))
             return KMS_AEAD_ERR_BUFFER;
     codec_init_tables();
 
@@ -310,11 +312,11 @@ int64_t kms_json_open_batch(const kms_gcm_ctx *const *ctxs, size_t ctx_count,
     size_t decoded_max = b64_decoded_max(body_len);
     size_t scratch_len = 2 * decoded_max + GCM_NONCE_BYTES + GCM_TAG_BYTES;
     uint8_t *scratch, *nonces;
-    if ((st = take_buffers(scratch_len, reseal ? b.count : 0, &scratch, &nonces)))
+    if ((st = take_buffers(scratch_len, reseal ? j.b.count : 0, &scratch, &nonces)))
         return st;
-    struct opening state = {ctxs, routes, reseal, nonces, short_below, &w, body, scratch, 0};
-    int64_t result = write_entries(&b, open_entry, &state, out, r);
+    struct opening state = {ctxs, routes, reseal, nonces, short_below, &j.w, body, scratch, 0};
+    int64_t result = write_entries(&j.b, open_entry, &state, out, r);
     kms_arena_release(scratch, state.used < scratch_len ? state.used : scratch_len, 1); /* plaintext */
-    kms_arena_release(nonces, reseal ? b.count * GCM_NONCE_BYTES : 0, 0);
+    kms_arena_release(nonces, reseal ? j.b.count * GCM_NONCE_BYTES : 0, 0);
     return result;
 }
