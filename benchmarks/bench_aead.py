@@ -17,7 +17,7 @@ References, per scenario:
   rows "vaes256 vs no AVX-512" (and "vaes256 vs vaes", the 512-bit tier on
   the same CPU) repeat vaes256's timings against those references;
 - the transit base64 rows: one batch of 100 x 1 KiB texts through the
-  engine's base64 (seal_b64_to_transit) on the aesni tier, with the AVX2
+  engine's base64 (kms.codecs.transit_b64.seal_texts) on the aesni tier, with the AVX2
   codec and with the scalar one (KMS_AEAD_CPU_HIDE=avx2), both measured the
   same way in subprocesses.
 """
@@ -167,13 +167,14 @@ def test_openssl_without_avx512_reference(record):
 _B64_PROBE = r"""
 import base64, json, os, sys, timeit
 from kms import aead
+from kms.codecs import transit_b64
 box = aead.AESGCM(bytes(range(32)), backend="aesni")
 texts = [base64.b64encode(os.urandom(1024)).decode() for _ in range(100)]
-sealed = box.seal_b64_to_transit(texts, 1)
+sealed = transit_b64.seal_texts(box, texts, 1)
 bodies = [bytes(sealed.item(i))[len(b"vault:v1:"):] for i in range(len(texts))]
 out = {}
-for name, call in (("seal", lambda: box.seal_b64_to_transit(texts, 1)),
-                   ("open", lambda: [box.open_b64_one(b, None) for b in bodies])):
+for name, call in (("seal", lambda: transit_b64.seal_texts(box, texts, 1)),
+                   ("open", lambda: [transit_b64.open_one(box, b, None) for b in bodies])):
     runs = sorted(t / 200 for t in timeit.repeat(call, number=200, repeat=15))
     out[name] = (runs[0], runs[len(runs) // 2])
 print(json.dumps(out))

@@ -300,11 +300,9 @@ int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, size_t count, uint8_t *nonces
                          in, in_total, in_lens, out, out_len, out_offsets, status);
     if (st)
         return st;
-    const uint64_t framing = (flags & KMS_SEAL_MSGPACK_BIN) ? 5 : 0;
+    const uint64_t framing = ((unsigned)flags >> KMS_SEAL_HEADER_SHIFT) & 0xFF;
     const uint64_t prefix = framing + ((flags & KMS_SEAL_NONCE_PREFIX) ? GCM_NONCE_BYTES : 0);
     const uint64_t extra = GCM_TAG_BYTES + prefix;
-    if (framing && !(flags & KMS_SEAL_NONCE_PREFIX))
-        return KMS_AEAD_ERR_BUFFER;
     if (count > (UINT64_MAX - in_total) / extra ||
         out_len != in_total + (uint64_t)count * extra)
         return KMS_AEAD_ERR_BUFFER;
@@ -321,24 +319,8 @@ int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, size_t count, uint8_t *nonces
         const uint8_t *item_aad = aad_lens ? aad + aad_off : aad;
         out_offsets[i] = out_off;
         st = check_item(GCM_NONCE_BYTES, alen, len);
-        if (prefix && !st) {
-            uint8_t *at = out + out_off;
-            if (framing) { /* msgpack bin32: 0xc6, big-endian length */
-                uint64_t body = len + GCM_NONCE_BYTES + GCM_TAG_BYTES;
-                if (body > UINT32_MAX) {
-                    st = KMS_AEAD_ERR_TOO_LONG;
-                } else {
-                    at[0] = 0xc6;
-                    at[1] = (uint8_t)(body >> 24);
-                    at[2] = (uint8_t)(body >> 16);
-                    at[3] = (uint8_t)(body >> 8);
-                    at[4] = (uint8_t)body;
-                    at += 5;
-                }
-            }
-            if (!st)
-                memcpy(at, nonces + GCM_NONCE_BYTES * i, GCM_NONCE_BYTES);
-        }
+        if ((flags & KMS_SEAL_NONCE_PREFIX) && !st) /* the header room stays the codec's */
+            memcpy(out + out_off + framing, nonces + GCM_NONCE_BYTES * i, GCM_NONCE_BYTES);
         uint8_t *slot = out + out_off + prefix; /* ciphertext || tag */
         if (st) {
             kms_wipe(out + out_off, len + extra);

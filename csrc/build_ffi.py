@@ -1,8 +1,9 @@
 """cffi build script for the native AES-GCM engine (out-of-line API mode).
 
 setup.py points ``cffi_modules`` here; the result is ``kms._native._aead``.
-The declarations are the marked part of ``kms_aead.h`` itself, so the C
-header stays the one source of truth for the API.
+The declarations are the marked parts of ``kms_aead.h`` (the AES-GCM
+engine) and ``kms_codecs.h`` (the wire-format codecs over it), so the C
+headers stay the one source of truth for the API.
 """
 import os
 import pathlib
@@ -10,12 +11,15 @@ import pathlib
 from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
-SOURCES = ["aead.c", "arena.c", "b64_avx2.c", "bulk.c", "cpu_features.c", "gcm_aesni.c", "gcm_vaes.c",
-           "gcm_vaes256.c", "json_scan.c", "msgpack_scan.c", "transit.c"]
+SOURCES = ["aead.c", "arena.c", "b64_avx2.c", "cpu_features.c", "gcm_aesni.c", "gcm_vaes.c",
+           "gcm_vaes256.c"]
+# The wire-format codecs over the engine (their API: kms_codecs.h).
+CODEC_SOURCES = ["bulk.c", "codec_words.c", "json_scan.c", "msgpack_scan.c", "transit.c",
+                 "transit_json.c"]
 
 
-def read_cdef() -> str:
-    header = (HERE / "kms_aead.h").read_text()
+def read_cdef(name: str) -> str:
+    header = (HERE / name).read_text()
     start = header.index("/* cdef-begin */") + len("/* cdef-begin */")
     end = header.index("/* cdef-end */")
     return header[start:end]
@@ -38,11 +42,11 @@ def link_args() -> list:
 
 
 ffibuilder = FFI()
-ffibuilder.cdef(read_cdef())
+ffibuilder.cdef(read_cdef("kms_aead.h") + read_cdef("kms_codecs.h"))
 ffibuilder.set_source(
     "kms._native._aead",
-    '#include "kms_aead.h"',
-    sources=[str(pathlib.Path("csrc") / name) for name in SOURCES],
+    '#include "kms_aead.h"\n#include "kms_codecs.h"',
+    sources=[str(pathlib.Path("csrc") / name) for name in SOURCES + CODEC_SOURCES],
     include_dirs=["csrc"],
     extra_compile_args=compile_args(),
     extra_link_args=link_args(),

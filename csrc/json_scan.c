@@ -51,9 +51,9 @@ int json_plain(const uint8_t *s, size_t n)
     return !bad;
 }
 
-static int is_key(const uint8_t *p, size_t off, size_t n, const char *name)
+static int is_name(const uint8_t *p, size_t off, size_t n, const struct json_name *name)
 {
-    return n == strlen(name) && memcmp(p + off, name, n) == 0;
+    return n == name->len && memcmp(p + off, name->text, n) == 0;
 }
 
 /* `"key" :` at pos: the key's place, and the position of its value. */
@@ -86,9 +86,11 @@ static size_t scan_int(const uint8_t *p, size_t pos, size_t len, int64_t *value)
     return pos;
 }
 
-/* One item object at pos: {"plaintext": ..., "reference": ...}. */
-static size_t scan_item(const uint8_t *p, size_t pos, size_t len, struct json_item *item)
+/* One item object at pos: {FIELD: ..., "reference": ...}. */
+static size_t scan_item(const struct json_batch *b, size_t pos, struct json_item *item)
 {
+    const uint8_t *p = b->body;
+    size_t len = b->len;
     if (pos >= len || p[pos] != '{')
         return FAIL;
     int seen_text = 0, seen_ref = 0;
@@ -99,10 +101,10 @@ static size_t scan_item(const uint8_t *p, size_t pos, size_t len, struct json_it
         pos = scan_key(p, pos, len, &off, &n);
         if (pos == FAIL)
             return FAIL;
-        if (is_key(p, off, n, "plaintext") && !seen_text) {
+        if (is_name(p, off, n, &b->names->field) && !seen_text) {
             seen_text = 1;
             pos = scan_string(p, pos, len, 0, &item->text_off, &item->text_len);
-        } else if (is_key(p, off, n, "reference") && !seen_ref) {
+        } else if (is_name(p, off, n, &b->names->reference) && !seen_ref) {
             seen_ref = 1;
             pos = scan_string(p, pos, len, 1, &item->ref_off, &item->ref_len);
         } else {
@@ -133,7 +135,7 @@ static size_t scan_items(struct json_batch *b, size_t pos, size_t max_items)
     size_t count = 0;
     for (;;) {
         struct json_item item;
-        pos = scan_item(p, pos, len, &item);
+        pos = scan_item(b, pos, &item);
         if (pos == FAIL || ++count > max_items)
             return FAIL;
         pos = skip_ws(p, pos, len);
@@ -149,11 +151,13 @@ static size_t scan_items(struct json_batch *b, size_t pos, size_t max_items)
     }
 }
 
-int json_batch_scan(struct json_batch *b, const uint8_t *body, size_t len, size_t max_items)
+int json_batch_scan(struct json_batch *b, const uint8_t *body, size_t len,
+                    const struct json_names *names, size_t max_items)
 {
     memset(b, 0, sizeof *b);
     b->body = body;
     b->len = len;
+    b->names = names;
     const uint8_t *p = body;
     size_t pos = skip_ws(p, 0, len);
     if (pos >= len || p[pos] != '{')
@@ -165,14 +169,14 @@ int json_batch_scan(struct json_batch *b, const uint8_t *body, size_t len, size_
         pos = scan_key(p, pos, len, &off, &n);
         if (pos == FAIL)
             return -1;
-        if (is_key(p, off, n, "batch_input") && !seen_items) {
+        if (is_name(p, off, n, &names->batch) && !seen_items) {
             seen_items = 1;
             pos = scan_items(b, pos, max_items);
-        } else if (is_key(p, off, n, "plaintext") && !seen_text) {
+        } else if (is_name(p, off, n, &names->field) && !seen_text) {
             seen_text = 1; /* hvac sends "plaintext": "" beside a batch */
             size_t ignored_off, ignored_len;
             pos = scan_string(p, pos, len, 1, &ignored_off, &ignored_len);
-        } else if (is_key(p, off, n, "partial_failure_response_code") && !b->has_code) {
+        } else if (is_name(p, off, n, &names->code) && !b->has_code) {
             b->has_code = 1;
             pos = scan_int(p, pos, len, &b->code);
         } else {
@@ -201,9 +205,27 @@ int json_batch_next(const struct json_batch *b, size_t *pos, struct json_item *i
         at = skip_ws(b->body, at + 1, b->len);
     if (at >= b->len || b->body[at] != '{')
         return -1;
-    at = scan_item(b->body, at, b->len, item);
+    at = scan_item(b, at, item);
     if (at == FAIL)
         return -1;
     *pos = at;
+    return 0;
+}
+
+int json_single_scan(const uint8_t *body, size_t len, const struct json_name *field, size_t *off,
+                     size_t *n)
+{
+    size_t pos = skip_ws(body, 0, len), key_off, key_len;
+    if (pos >= len || body[pos] != '{')
+        return -1;
+    pos = scan_key(body, skip_ws(body, pos + 1, len), len, &key_off, &key_len);
+    if (pos == FAIL || !is_name(body, key_off, key_len, field))
+        return -1;
+    pos = scan_string(body, pos, len, 1, off, n);
+    if (pos == FAIL)
+        return -1;
+    pos = skip_ws(body, pos, len);
+    if (pos >= len || body[pos] != '}' || skip_ws(body, pos + 1, len) != len)
+        return -1;
     return 0;
 }

@@ -82,12 +82,15 @@ int kms_gcm_open(const kms_gcm_ctx *ctx, const uint8_t *nonce,
  * nonces holds count * 12 bytes; for seal with KMS_SEAL_GENERATE_NONCES the
  * engine fills it from getrandom() in one system call before encrypting.
  * With KMS_SEAL_NONCE_PREFIX each sealed item also starts with its nonce
- * (the transit body layout), 12 more bytes per item. KMS_SEAL_MSGPACK_BIN
- * (with NONCE_PREFIX) also writes a 5-byte msgpack bin32 header before each
- * item, so the arena is directly the body of a msgpack array of the items.
+ * (the transit body layout), 12 more bytes per item. A header size h in
+ * the flags (h << KMS_SEAL_HEADER_SHIFT, h < 256) leaves h bytes before
+ * each item's output untouched, for a codec to frame it (the bulk route's
+ * msgpack bin32 headers, kms_bulk_seal_framed): item i's output then
+ * starts after them, and out_offsets[i] points at the header room.
  *
  * Outputs are packed back to back in `out`: item i gets in_lens[i] + 16
- * bytes (seal) or in_lens[i] - 16 bytes (open; 0 for an item too short).
+ * bytes (seal, plus the nonce and header room asked for) or in_lens[i] - 16
+ * bytes (open; 0 for an item too short).
  * For seal out_len must be exactly the sum; for open at least the sum (so a
  * caller may pass in_total without first scanning for short items).
  * out_offsets receives count + 1 entries so item i is
@@ -101,7 +104,7 @@ int kms_gcm_open(const kms_gcm_ctx *ctx, const uint8_t *nonce,
 enum {
     KMS_SEAL_GENERATE_NONCES = 1, /* fill nonces from getrandom first */
     KMS_SEAL_NONCE_PREFIX = 2,    /* item i's output is nonce || ct || tag */
-    KMS_SEAL_MSGPACK_BIN = 4      /* ... preceded by a msgpack bin32 header */
+    KMS_SEAL_HEADER_SHIFT = 8     /* bits 8..15: header room before each item */
 };
 int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, size_t count,
                            uint8_t *nonces, size_t nonces_len,
@@ -135,75 +138,7 @@ void kms_arena_release(uint8_t *payload, size_t used, int wipe);
 /* Free every cached arena (memory pressure, tests). */
 void kms_arena_trim(void);
 
-/* Transit batches from base64 text (csrc/transit.c): the items' base64
- * texts back to back in `texts`; item i's result "vault:v<version>:" +
- * base64(nonce || ciphertext || tag) lands at out + out_offsets[i] (count + 1
- * offsets). out_cap must be at least kms_transit_output_max(count,
- * texts_len). An item whose text is not strict padded base64 gets
- * KMS_AEAD_ERR_BASE64, bad_at[i] = offset of the first bad character, and
- * an empty slot. Nonces come from getrandom, one call. Returns the number of
- * failed items or a negative call-level status. */
-size_t kms_transit_output_max(size_t count, size_t texts_len);
-int64_t kms_transit_seal_b64_batch(const kms_gcm_ctx *ctx, size_t count, uint32_t version,
-                                   const uint8_t *texts, size_t texts_len,
-                                   const uint64_t *text_lens, uint8_t *out, size_t out_cap,
-                                   uint64_t *out_offsets, int32_t *status, uint64_t *bad_at);
-
-/* One transit text (a single request): as one item of the batch call,
- * without its tables. Returns the length written to out, or a negative
- * status; for KMS_AEAD_ERR_BASE64, *bad_at is the first bad character.
- * out_cap >= kms_transit_output_max(1, text_len). */
-int64_t kms_transit_seal_b64_one(const kms_gcm_ctx *ctx, uint32_t version, const uint8_t *text,
-                                 size_t text_len, uint8_t *out, size_t out_cap, uint64_t *bad_at);
-
-/* Transit decrypt of one ciphertext body (the base64 text after
- * "vault:v<N>:"): decode, check the tag in constant time, and write the
- * plaintext's base64 to out. Returns its length, or KMS_AEAD_ERR_BASE64
- * (not strict padded base64), KMS_AEAD_ERR_TOO_SHORT (under nonce + tag),
- * KMS_AEAD_ERR_AUTH (nothing written), or another negative status. The
- * engine's scratch copies of the plaintext are wiped; out is the caller's
- * to wipe. out_cap >= kms_transit_open_output_max(body_len). */
-size_t kms_transit_open_output_max(size_t body_len);
-int64_t kms_transit_open_b64_one(const kms_gcm_ctx *ctx, const uint8_t *body, size_t body_len,
-                                 const uint8_t *aad, size_t aad_len, uint8_t *out,
-                                 size_t out_cap);
-
-/* Whole transit encrypt batches from the request's JSON body, when it has
- * the simple shape of csrc/json_scan.h (else KMS_AEAD_NOT_SIMPLE, and the
- * caller parses it in full). info[0] = items, info[2] = 1 if
- * partial_failure_response_code was given, info[3] = its value (int64).
- * scan only checks the shape; seal also writes the JSON array of
- * batch_results entries (ciphertext, key_version, reference; or error and
- * reference) to out, its length in info[1], and returns the number of
- * failed items. info[4] = the output bound; out_cap below it gives
- * KMS_AEAD_ERR_BUFFER. info has 5 entries. */
-int kms_transit_scan_json_batch(const uint8_t *body, size_t body_len, size_t max_items,
-                                uint64_t *info);
-int64_t kms_transit_seal_json_batch(const kms_gcm_ctx *ctx, uint32_t version,
-                                    const uint8_t *body, size_t body_len, size_t max_items,
-                                    uint8_t *out, size_t out_cap, uint64_t *info);
-
-/* The bulk encrypt request (msgpack, csrc/msgpack_scan.h) in one call:
- * each item sealed where it lies in the body, written to out as a msgpack
- * bin32 of nonce || ciphertext || tag, so out is the response's
- * "ciphertexts" array body. KMS_AEAD_NOT_SIMPLE when the body has another
- * shape or an item is out of limits (the caller unpacks it in full and
- * names the problem). info: [0] items, [1] 1 if key_version was given,
- * [2] its value (int64); scan: [3] the output size; seal: [3] the bytes
- * written, [4] the size needed (KMS_AEAD_ERR_BUFFER when out_cap is
- * smaller). info has 5 entries. */
-int kms_bulk_scan_msgpack(const uint8_t *body, size_t len, size_t max_items, uint64_t *info);
-int64_t kms_bulk_seal_msgpack(const kms_gcm_ctx *ctx, const uint8_t *body, size_t len,
-                              size_t max_items, uint8_t *out, size_t out_cap, uint64_t *info);
-/* The bulk decrypt request of the same shape (all items bin, one
- * key_version): each item opened where it lies, written to out as a bin32
- * of its plaintext, or nil with status[i] KMS_AEAD_ERR_TOO_SHORT or
- * KMS_AEAD_ERR_AUTH (its unverified plaintext wiped); out is the
- * "plaintexts" array body. Returns the number of failed items; info as for
- * seal ([3] the bytes written). status has status_cap >= items entries. */
-int64_t kms_bulk_open_msgpack(const kms_gcm_ctx *ctx, const uint8_t *body, size_t len,
-                              size_t max_items, uint8_t *out, size_t out_cap, int32_t *status,
-                              size_t status_cap, uint64_t *info);
+/* The wire-format codecs over this engine are declared in kms_codecs.h. */
 
 /* Constant-time comparison of n bytes: 1 if equal, 0 otherwise. */
 int kms_aead_ct_equal(const uint8_t *a, const uint8_t *b, size_t n);

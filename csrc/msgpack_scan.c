@@ -115,10 +115,15 @@ static int is_key(const uint8_t *b, size_t off, size_t n, const char *name)
     return n == strlen(name) && memcmp(b + off, name, n) == 0;
 }
 
-/* An array of bin entries: its count, the first entry's place, and the
- * lengths added up. */
-static int read_bins(const uint8_t *b, size_t len, size_t *pos, size_t max, size_t *count,
-                     size_t *first, uint64_t *total)
+static int read_entry(const uint8_t *b, size_t len, size_t *pos, int text, size_t *off, size_t *n)
+{
+    return text ? read_str(b, len, pos, off, n) : bulk_read_bin(b, len, pos, off, n);
+}
+
+/* An array of bin (or, text, str) entries: its count, the first entry's
+ * place, and the lengths added up. */
+static int read_bins(const uint8_t *b, size_t len, size_t *pos, size_t max, int text,
+                     size_t *count, size_t *first, uint64_t *total)
 {
     uint64_t n;
     if (read_array(b, len, pos, &n) || n > max)
@@ -127,7 +132,7 @@ static int read_bins(const uint8_t *b, size_t len, size_t *pos, size_t max, size
     *total = 0;
     for (uint64_t i = 0; i < n; i++) {
         size_t off, size;
-        if (bulk_read_bin(b, len, pos, &off, &size))
+        if (read_entry(b, len, pos, text, &off, &size))
             return -1;
         *total += size;
     }
@@ -135,9 +140,11 @@ static int read_bins(const uint8_t *b, size_t len, size_t *pos, size_t max, size
     return 0;
 }
 
-int bulk_request_scan(struct bulk_request *r, const uint8_t *body, size_t len, size_t max_items)
+int bulk_request_scan(struct bulk_request *r, const uint8_t *body, size_t len, size_t max_items,
+                      int text_items)
 {
     memset(r, 0, sizeof *r);
+    r->text_items = text_items;
     r->body = body;
     r->len = len;
     size_t pos = 0;
@@ -152,7 +159,8 @@ int bulk_request_scan(struct bulk_request *r, const uint8_t *body, size_t len, s
             return -1;
         if (is_key(body, off, n, "items") && !seen_items) {
             seen_items = 1;
-            if (read_bins(body, len, &pos, max_items, &r->count, &r->items_at, &r->payload))
+            if (read_bins(body, len, &pos, max_items, text_items, &r->count, &r->items_at,
+                          &r->payload))
                 return -1;
         } else if (is_key(body, off, n, "associated_data") && !seen_aad) {
             seen_aad = 1;
@@ -167,7 +175,7 @@ int bulk_request_scan(struct bulk_request *r, const uint8_t *body, size_t len, s
             } else {
                 uint64_t ignored;
                 r->aad_kind = 2;
-                if (read_bins(body, len, &pos, max_items, &aad_count, &r->aad_at, &ignored))
+                if (read_bins(body, len, &pos, max_items, 0, &aad_count, &r->aad_at, &ignored))
                     return -1;
             }
         } else if (is_key(body, off, n, "key_version") && !r->has_version) {
@@ -202,8 +210,8 @@ void bulk_cursor_start(struct bulk_cursor *c, const struct bulk_request *r)
 
 void bulk_cursor_next(struct bulk_cursor *c, const struct bulk_request *r, size_t *off, size_t *n)
 {
-    /* The scan checked every bin these read. */
-    bulk_read_bin(r->body, r->len, &c->item_pos, off, n);
+    /* The scan checked every entry these read. */
+    read_entry(r->body, r->len, &c->item_pos, r->text_items, off, n);
     if (r->aad_kind == 2) {
         size_t aad_off;
         bulk_read_bin(r->body, r->len, &c->aad_pos, &aad_off, &c->aad_len);

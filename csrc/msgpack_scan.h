@@ -4,6 +4,8 @@
  *   {"items": [bin, ...], "associated_data": bin | [bin, ...] | nil,
  *    "key_version": int | nil}
  *
+ * and the bulk decrypt request of the same shape whose items are all str
+ * (transit ciphertexts) instead, *
  * members in any order, the last two optional; a per-item associated_data
  * list must have one entry per item. Anything else is "not simple" and the
  * caller unpacks the body in full (so it names what is wrong). Items stay
@@ -21,6 +23,7 @@ struct bulk_request {
     size_t len;
     size_t items_at;    /* the first item's header */
     size_t count;
+    int text_items;     /* the items are str, not bin */
     uint64_t payload;   /* the items' lengths added up */
     int aad_kind;       /* 0 none, 1 one bin for all, 2 one per item */
     size_t aad_at;      /* the bin (kind 1) or the list's first entry (kind 2) */
@@ -28,8 +31,10 @@ struct bulk_request {
     int64_t version;
 };
 
-/* 0 when the body has the shape (at most max_items items), else -1. */
-int bulk_request_scan(struct bulk_request *r, const uint8_t *body, size_t len, size_t max_items);
+/* 0 when the body has the shape (at most max_items items, bin or, with
+ * text_items, str), else -1. */
+int bulk_request_scan(struct bulk_request *r, const uint8_t *body, size_t len, size_t max_items,
+                      int text_items);
 
 /* Walks a scanned request's items, each with its associated data. */
 struct bulk_cursor {

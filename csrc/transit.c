@@ -8,13 +8,13 @@
  * ciphertext || tag) at out + out_offsets[i]. An item whose text is not
  * valid base64 gets KMS_AEAD_ERR_BASE64 and bad_at[i] = the offset of the
  * first offending character within its text; its output slot stays empty.
+ * The prefix is the caller's (kms.codecs.transit_text): this file knows
+ * base64 and the layout nonce || ciphertext || tag, not the protocol.
  */
 #include <pthread.h>
-#include <stdio.h>
 #include <string.h>
 
-#include "gcm_internal.h"
-#include "json_scan.h"
+#include "codec_internal.h"
 
 /* Plaintext passes through base64 both ways (decoded on encrypt, encoded
  * on decrypt), so the tables its bytes index are kept small: DECODE spans
@@ -42,7 +42,7 @@ static void build_tables(void)
     }
 }
 
-static void init_tables(void) { pthread_once(&tables_once, build_tables); }
+void codec_init_tables(void) { pthread_once(&tables_once, build_tables); }
 
 /* The AVX2 base64 of b64_avx2.c serves every tier on a CPU with AVX2 and
  * YMM state saved by the OS, whatever the key's GCM tier; the scalar code
@@ -53,11 +53,13 @@ static int uses_simd(const kms_gcm_ctx *ctx)
     return kms_cpu_has_avx2();
 }
 
-static size_t b64_decoded_max(size_t text_len) { return text_len / 4 * 3; }
+int codec_simd(const kms_gcm_ctx *ctx) { return uses_simd(ctx); }
+
+size_t b64_decoded_max(size_t text_len) { return text_len / 4 * 3; }
 
 /* Strict standard base64 with padding. Returns the decoded length, or -1
  * with *bad_at set to the first invalid position. */
-static int64_t b64_decode(const uint8_t *in, size_t n, uint8_t *out, size_t *bad_at, int simd)
+int64_t b64_decode(const uint8_t *in, size_t n, uint8_t *out, size_t *bad_at, int simd)
 {
     if (n % 4) {
         *bad_at = n - n % 4; /* the incomplete final quantum */
@@ -108,7 +110,7 @@ static int64_t b64_decode(const uint8_t *in, size_t n, uint8_t *out, size_t *bad
 /* Base64 of bytes: two characters per table load for public ones
  * (ciphertext), one per character from the small alphabet for secret ones
  * (plaintext). */
-static size_t b64_encode(const uint8_t *in, size_t n, uint8_t *out, int simd, int secret)
+size_t b64_encode(const uint8_t *in, size_t n, uint8_t *out, int simd, int secret)
 {
     size_t i = simd ? kms_b64_encode_avx2(in, n, out) : 0, o = i / 3 * 4;
     for (; i + 3 <= n; i += 3, o += 4) {
@@ -139,14 +141,11 @@ static size_t b64_encode(const uint8_t *in, size_t n, uint8_t *out, int simd, in
     return o;
 }
 
-/* Seal one base64 text: decode it into scratch after the nonce, encrypt in
- * place, and write prefix + base64(nonce || ciphertext || tag) to out.
- * scratch holds GCM_NONCE_BYTES + b64_decoded_max(len) + GCM_TAG_BYTES.
- * Returns the bytes written, or a negative status (*bad_at set for
- * KMS_AEAD_ERR_BASE64). */
-static int64_t seal_text(const kms_gcm_ctx *ctx, const char *prefix, size_t prefix_len,
-                         const uint8_t *nonce, const uint8_t *text, size_t len,
-                         uint8_t *scratch, uint8_t *out, size_t *bad_at)
+/* Seal one base64 text (codec_internal.h): decode it into scratch after
+ * the nonce, encrypt in place, and write prefix + base64 to out. */
+int64_t seal_text(const kms_gcm_ctx *ctx, const uint8_t *prefix, size_t prefix_len,
+                  const uint8_t *nonce, const uint8_t *text, size_t len, uint8_t *scratch,
+                  uint8_t *out, size_t *bad_at)
 {
     uint8_t *body = scratch + GCM_NONCE_BYTES;
     int simd = uses_simd(ctx);
@@ -157,7 +156,8 @@ static int64_t seal_text(const kms_gcm_ctx *ctx, const char *prefix, size_t pref
         return KMS_AEAD_ERR_TOO_LONG;
     memcpy(scratch, nonce, GCM_NONCE_BYTES);
     ctx->ops->encrypt(ctx, scratch, NULL, 0, body, body, (size_t)plain, body + plain);
-    memcpy(out, prefix, prefix_len);
+    if (prefix_len)
+        memcpy(out, prefix, prefix_len);
     return (int64_t)(prefix_len +
                      b64_encode(scratch, GCM_NONCE_BYTES + (size_t)plain + GCM_TAG_BYTES,
                                 out + prefix_len, simd, 0));
@@ -166,21 +166,21 @@ static int64_t seal_text(const kms_gcm_ctx *ctx, const char *prefix, size_t pref
 /* Items up to this size use a stack scratch buffer instead of an arena. */
 #define STACK_SCRATCH 4096
 
-size_t kms_transit_output_max(size_t count, size_t texts_len)
+size_t kms_transit_output_max(size_t count, size_t texts_len, size_t prefix_len)
 {
-    /* per item: prefix (at most 19 bytes for a 32-bit version) and the
-     * base64 of 28 extra bytes (+ rounding); the texts decode to at most
-     * 3/4 of their length, which encodes back to at most the same length. */
-    return texts_len + count * (19 + 40 + 4);
+    /* per item: the prefix and the base64 of 28 extra bytes (+ rounding);
+     * the texts decode to at most 3/4 of their length, which encodes back
+     * to at most the same length. */
+    return texts_len + count * (prefix_len + 40 + 4);
 }
 
-int64_t kms_transit_seal_b64_batch(const kms_gcm_ctx *ctx, size_t count, uint32_t version,
-                                   const uint8_t *texts, size_t texts_len,
+int64_t kms_transit_seal_b64_batch(const kms_gcm_ctx *ctx, size_t count, const uint8_t *prefix,
+                                   size_t prefix_len, const uint8_t *texts, size_t texts_len,
                                    const uint64_t *text_lens, uint8_t *out, size_t out_cap,
                                    uint64_t *out_offsets, int32_t *status, uint64_t *bad_at)
 {
     if (!ctx || (count && (!text_lens || !out_offsets || !status || !bad_at)) ||
-        (texts_len && !texts) || (out_cap && !out))
+        (texts_len && !texts) || (out_cap && !out) || (prefix_len && !prefix))
         return KMS_AEAD_ERR_NULL;
     uint64_t total = 0;
     for (size_t i = 0; i < count; i++) {
@@ -188,12 +188,10 @@ int64_t kms_transit_seal_b64_batch(const kms_gcm_ctx *ctx, size_t count, uint32_
             return KMS_AEAD_ERR_BUFFER;
         total += text_lens[i];
     }
-    if (total != texts_len || out_cap < kms_transit_output_max(count, texts_len))
+    if (total != texts_len || out_cap < kms_transit_output_max(count, texts_len, prefix_len))
         return KMS_AEAD_ERR_BUFFER;
-    init_tables();
+    codec_init_tables();
 
-    char prefix[24];
-    int prefix_len = snprintf(prefix, sizeof prefix, "vault:v%u:", (unsigned)version);
     /* One scratch buffer for nonce || plaintext -> ciphertext || tag. */
     size_t longest = 0;
     for (size_t i = 0; i < count; i++)
@@ -219,7 +217,7 @@ int64_t kms_transit_seal_b64_batch(const kms_gcm_ctx *ctx, size_t count, uint32_
     for (size_t i = 0; i < count; i++) {
         out_offsets[i] = o;
         size_t where = 0;
-        int64_t wrote = seal_text(ctx, prefix, (size_t)prefix_len, nonces + GCM_NONCE_BYTES * i,
+        int64_t wrote = seal_text(ctx, prefix, prefix_len, nonces + GCM_NONCE_BYTES * i,
                                   texts + in_off, text_lens[i], scratch, out + o, &where);
         in_off += text_lens[i];
         bad_at[i] = wrote == KMS_AEAD_ERR_BASE64 ? where : 0;
@@ -237,16 +235,15 @@ int64_t kms_transit_seal_b64_batch(const kms_gcm_ctx *ctx, size_t count, uint32_
     return failed;
 }
 
-int64_t kms_transit_seal_b64_one(const kms_gcm_ctx *ctx, uint32_t version, const uint8_t *text,
-                                 size_t text_len, uint8_t *out, size_t out_cap, uint64_t *bad_at)
+int64_t kms_transit_seal_b64_one(const kms_gcm_ctx *ctx, const uint8_t *prefix, size_t prefix_len,
+                                 const uint8_t *text, size_t text_len, uint8_t *out, size_t out_cap,
+                                 uint64_t *bad_at)
 {
-    if (!ctx || !bad_at || (text_len && !text) || !out)
+    if (!ctx || !bad_at || (text_len && !text) || !out || (prefix_len && !prefix))
         return KMS_AEAD_ERR_NULL;
-    if (out_cap < kms_transit_output_max(1, text_len))
+    if (out_cap < kms_transit_output_max(1, text_len, prefix_len))
         return KMS_AEAD_ERR_BUFFER;
-    init_tables();
-    char prefix[24];
-    int prefix_len = snprintf(prefix, sizeof prefix, "vault:v%u:", (unsigned)version);
+    codec_init_tables();
     uint8_t nonce[GCM_NONCE_BYTES];
     int st = kms_fill_random(nonce, sizeof nonce);
     if (st)
@@ -257,8 +254,8 @@ int64_t kms_transit_seal_b64_one(const kms_gcm_ctx *ctx, uint32_t version, const
     if (!scratch)
         return KMS_AEAD_ERR_NOMEM;
     size_t where = 0;
-    int64_t wrote = seal_text(ctx, prefix, (size_t)prefix_len, nonce, text, text_len, scratch,
-                              out, &where);
+    int64_t wrote = seal_text(ctx, prefix, prefix_len, nonce, text, text_len, scratch, out,
+                              &where);
     *bad_at = wrote == KMS_AEAD_ERR_BASE64 ? where : 0;
     if (scratch == stack) /* it held the plaintext */
         kms_wipe(stack, scratch_len);
@@ -283,7 +280,7 @@ int64_t kms_transit_open_b64_one(const kms_gcm_ctx *ctx, const uint8_t *body, si
     int st = kms_gcm_check_params(GCM_NONCE_BYTES, GCM_TAG_BYTES, aad_len, 0);
     if (st)
         return st;
-    init_tables();
+    codec_init_tables();
     uint8_t stack[STACK_SCRATCH];
     /* The decoded body, then the plaintext after it. */
     size_t decoded_max = b64_decoded_max(body_len);
@@ -292,22 +289,14 @@ int64_t kms_transit_open_b64_one(const kms_gcm_ctx *ctx, const uint8_t *body, si
     if (!scratch)
         return KMS_AEAD_ERR_NOMEM;
     size_t where = 0;
+    uint8_t *plain = scratch + decoded_max;
     int64_t raw = b64_decode(body, body_len, scratch, &where, uses_simd(ctx));
-    int64_t result;
-    if (raw < 0) {
-        result = KMS_AEAD_ERR_BASE64;
-    } else if (raw < GCM_NONCE_BYTES + GCM_TAG_BYTES) {
-        result = KMS_AEAD_ERR_TOO_SHORT;
-    } else {
-        size_t ct_len = (size_t)raw - GCM_NONCE_BYTES - GCM_TAG_BYTES;
-        uint8_t *plain = scratch + decoded_max;
-        uint8_t computed[GCM_TAG_BYTES];
-        ctx->ops->decrypt(ctx, scratch, aad, aad_len, scratch + GCM_NONCE_BYTES, plain, ct_len,
-                          computed);
-        int ok = kms_aead_ct_equal(scratch + GCM_NONCE_BYTES + ct_len, computed, GCM_TAG_BYTES);
-        kms_wipe(computed, sizeof computed);
-        result = ok ? (int64_t)b64_encode(plain, ct_len, out, uses_simd(ctx), 1) : KMS_AEAD_ERR_AUTH;
-    }
+    int64_t result = raw < 0 ? KMS_AEAD_ERR_BASE64
+                             : open_sealed(ctx, scratch, (size_t)raw, aad, aad_len, plain,
+                                           GCM_NONCE_BYTES + GCM_TAG_BYTES);
+    if (result == KMS_AEAD_OK)
+        result = (int64_t)b64_encode(plain, (size_t)raw - GCM_NONCE_BYTES - GCM_TAG_BYTES, out,
+                                     uses_simd(ctx), 1);
     if (scratch == stack)
         kms_wipe(stack, scratch_len);
     else
@@ -315,111 +304,20 @@ int64_t kms_transit_open_b64_one(const kms_gcm_ctx *ctx, const uint8_t *body, si
     return result;
 }
 
-/* ---- whole JSON batches (csrc/json_scan.c reads the request) ----------- */
-
-static void put_info(uint64_t *info, const struct json_batch *b)
+int open_sealed(const kms_gcm_ctx *ctx, const uint8_t *raw, size_t raw_len, const uint8_t *aad,
+                size_t aad_len, uint8_t *plain, size_t short_below)
 {
-    info[0] = b->count;
-    info[2] = (uint64_t)b->has_code;
-    info[3] = (uint64_t)b->code;
-}
-
-int kms_transit_scan_json_batch(const uint8_t *body, size_t body_len, size_t max_items,
-                                uint64_t *info)
-{
-    if ((body_len && !body) || !info)
-        return KMS_AEAD_ERR_NULL;
-    struct json_batch b;
-    if (json_batch_scan(&b, body, body_len, max_items))
-        return KMS_AEAD_NOT_SIMPLE;
-    put_info(info, &b);
-    return KMS_AEAD_OK;
-}
-
-static size_t put(uint8_t *out, size_t o, const void *s, size_t n)
-{
-    memcpy(out + o, s, n);
-    return o + n;
-}
-
-int64_t kms_transit_seal_json_batch(const kms_gcm_ctx *ctx, uint32_t version,
-                                    const uint8_t *body, size_t body_len, size_t max_items,
-                                    uint8_t *out, size_t out_cap, uint64_t *info)
-{
-    if (!ctx || (body_len && !body) || (out_cap && !out) || !info)
-        return KMS_AEAD_ERR_NULL;
-    struct json_batch b;
-    if (json_batch_scan(&b, body, body_len, max_items))
-        return KMS_AEAD_NOT_SIMPLE;
-    put_info(info, &b);
-    init_tables();
-    char prefix[24], version_text[16];
-    int prefix_len = snprintf(prefix, sizeof prefix, "vault:v%u:", (unsigned)version);
-    int version_len = snprintf(version_text, sizeof version_text, "%u", (unsigned)version);
-
-    /* Every item's text lies inside the body, and its entry adds at most
-     * the prefix, 28 sealed bytes in base64 and 80 bytes of JSON. */
-    size_t need = body_len + b.count * ((size_t)prefix_len + 40 + 80) + 2;
-    info[4] = need;
-    if (out_cap < need)
-        return KMS_AEAD_ERR_BUFFER;
-
-    /* Scratch for the largest text the body can hold; only the part the
-     * longest item used is wiped. */
-    size_t scratch_len = GCM_NONCE_BYTES + b64_decoded_max(body_len) + GCM_TAG_BYTES, used = 0;
-    uint8_t *scratch = kms_arena_new(scratch_len);
-    uint8_t *nonces = kms_arena_new(b.count * GCM_NONCE_BYTES);
-    int st = !scratch || !nonces ? KMS_AEAD_ERR_NOMEM
-                                 : kms_fill_random(nonces, b.count * GCM_NONCE_BYTES);
-    if (st) {
-        kms_arena_release(scratch, 0, 0);
-        kms_arena_release(nonces, 0, 0);
-        return st;
-    }
-
-    /* Pass 2: seal each item and write its batch_results entry. */
-    static const char CT_HEAD[] = "{\"ciphertext\":\"", CT_VERSION[] = "\",\"key_version\":",
-                      REF[] = ",\"reference\":\"", ERR_HEAD[] = "{\"error\":\"illegal base64 data at input byte ",
-                      ERR_TAIL[] = "\"", TAIL[] = "\"}";
-    int64_t failed = 0, result = 0;
-    size_t o = 0, i = 0, pos = b.items_at;
-    struct json_item item;
-    out[o++] = '[';
-    while (!json_batch_next(&b, &pos, &item)) {
-        if (i)
-            out[o++] = ',';
-        size_t where = 0;
-        size_t at = put(out, o, CT_HEAD, sizeof CT_HEAD - 1);
-        int64_t wrote = seal_text(ctx, prefix, (size_t)prefix_len, nonces + GCM_NONCE_BYTES * i,
-                                  body + item.text_off, item.text_len, scratch, out + at, &where);
-        size_t held = GCM_NONCE_BYTES + b64_decoded_max(item.text_len) + GCM_TAG_BYTES;
-        used = held > used ? held : used;
-        if (wrote == KMS_AEAD_ERR_BASE64 && !json_plain(body + item.text_off, item.text_len)) {
-            result = KMS_AEAD_NOT_SIMPLE; /* an escape or such: JSON's reading counts */
-            break;
-        }
-        if (wrote >= 0) {
-            o = put(out, at + (size_t)wrote, CT_VERSION, sizeof CT_VERSION - 1);
-            o = put(out, o, version_text, (size_t)version_len);
-        } else if (wrote == KMS_AEAD_ERR_BASE64) {
-            char digits[24];
-            int n = snprintf(digits, sizeof digits, "%zu", where);
-            o = put(out, o, ERR_HEAD, sizeof ERR_HEAD - 1);
-            o = put(out, o, digits, (size_t)n);
-            o = put(out, o, ERR_TAIL, sizeof ERR_TAIL - 1);
-            failed++;
-        } else {
-            result = wrote;
-            break;
-        }
-        o = put(out, o, REF, sizeof REF - 1);
-        o = put(out, o, body + item.ref_off, item.ref_len);
-        o = put(out, o, TAIL, sizeof TAIL - 1);
-        i++;
-    }
-    out[o++] = ']';
-    info[1] = o;
-    kms_arena_release(scratch, used, 1); /* held plaintext */
-    kms_arena_release(nonces, b.count * GCM_NONCE_BYTES, 0);
-    return result ? result : failed;
+    if (raw_len < short_below)
+        return KMS_AEAD_ERR_TOO_SHORT;
+    if (raw_len < GCM_NONCE_BYTES + GCM_TAG_BYTES)
+        return KMS_AEAD_ERR_AUTH;
+    size_t ct_len = raw_len - GCM_NONCE_BYTES - GCM_TAG_BYTES;
+    uint8_t computed[GCM_TAG_BYTES];
+    ctx->ops->decrypt(ctx, raw, aad, aad_len, raw + GCM_NONCE_BYTES, plain, ct_len, computed);
+    int ok = kms_aead_ct_equal(raw + GCM_NONCE_BYTES + ct_len, computed, GCM_TAG_BYTES);
+    kms_wipe(computed, sizeof computed);
+    if (ok)
+        return KMS_AEAD_OK;
+    kms_wipe(plain, ct_len); /* unverified plaintext never stays */
+    return KMS_AEAD_ERR_AUTH;
 }

@@ -18,7 +18,7 @@ Imports kms.errors and kms._native.
 """
 import logging
 import os
-from typing import Any, Dict, Optional, Tuple, Type
+from typing import Any, Dict, Tuple, Type
 
 from kms import errors
 from kms._native import LOAD_ERROR, lib
@@ -31,7 +31,7 @@ from kms.aead.status import KEY_SIZES, MAX_AAD, MAX_PLAINTEXT, NONCE_SIZE, TAG_S
 __all__ = [
     "AESGCM", "BACKEND", "BACKENDS", "Packed", "SealedBatch", "OpenedBatch",
     "available_backends", "NONCE_SIZE", "TAG_SIZE", "KEY_SIZES",
-    "MAX_PLAINTEXT", "MAX_AAD", "scan_json_batch", "scan_bulk_request", "receive_buffer",
+    "MAX_PLAINTEXT", "MAX_AAD", "receive_buffer",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,31 +90,9 @@ else:
     log.info("AEAD backend: %s", BACKEND)
 
 
-# The engine's readers of request bodies, and its receive buffers. Without
-# it (the fallback backend) nothing is read natively: the scans answer None,
-# so callers parse bodies in full, and buffers are plain bytearrays.
-
-
-def scan_json_batch(body: Any, max_items: int) -> Optional[Tuple[int, Optional[int]]]:
-    """(items, partial_failure_response_code or None) when a transit encrypt
-    body has the simple batch shape that AESGCM.seal_json_batch reads
-    natively; None otherwise."""
-    if BACKEND == "fallback":
-        return None
-    from kms.aead import native
-
-    return native.scan_json_batch(body, max_items)
-
-
-def scan_bulk_request(body: Any, max_items: int) -> Optional[Tuple[int, Optional[int]]]:
-    """(items, key_version or None) when a bulk body (msgpack) has the shape
-    AESGCM.seal_bulk_request and open_bulk_request read natively; None
-    otherwise."""
-    if BACKEND == "fallback":
-        return None
-    from kms.aead import native
-
-    return native.scan_bulk_request(body, max_items)
+# Receive buffers for large request bodies: engine arenas, or plain
+# bytearrays without the engine. (The codecs that read bodies natively are
+# kms.codecs, beside this package.)
 
 
 def receive_buffer(size: int) -> Any:

@@ -5,11 +5,11 @@ kms.aead); ``AESGCM(key, backend="aesni")`` picks one explicitly, which is
 how tests and benchmarks compare backends in one process.
 """
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
+from typing import Dict, Optional, Sequence, Type, Union
 
 from cryptography.exceptions import InvalidTag
 
-from kms import b64text, errors
+from kms import errors
 from kms.aead import batch as _batch
 from kms.aead.batch import BytesLike, OpenedBatch, Packed, SealedBatch
 from kms.aead.status import KEY_SIZES, NONCE_SIZE, TAG_SIZE, Status
@@ -154,88 +154,3 @@ class AESGCM:
                 statuses[i] = Status.ERR_TOO_SHORT if size < TAG_SIZE else Status.ERR_AUTH
                 parts.append(bytes(max(size - TAG_SIZE, 0)))
         return OpenedBatch(statuses, parts=parts)
-
-    def seal_b64_to_transit(self, texts: Sequence[str], version: int) -> "TransitTexts":
-        """Transit batch encryption from base64 text: each item of `texts`
-        is strict padded base64 of a plaintext; the result holds, for item
-        i, "vault:v<version>:" + base64(nonce || ciphertext || tag), or the
-        offset of its first invalid base64 character. Nonces are drawn
-        fresh. (The native engine does all items in one call.)"""
-        import base64 as _b64
-
-        results: List[Optional[bytes]] = []
-        bad_at: List[int] = []
-        prefix = f"vault:v{version}:".encode()
-        for text in texts:
-            plain = b64text.decode(text)
-            if plain is None:
-                results.append(None)
-                bad_at.append(b64text.first_bad(text))
-                continue
-            nonce = os.urandom(NONCE_SIZE)
-            results.append(prefix + _b64.b64encode(nonce + self.encrypt(nonce, plain, None)))
-            bad_at.append(0)
-        return TransitTexts(results, bad_at)
-
-    def seal_b64_one(self, text: str, version: int) -> Tuple[Optional[bytes], int]:
-        """seal_b64_to_transit for one text, without the batch's result
-        tables: (ciphertext text, 0) or (None, offset of the first bad
-        character). A single transit request takes this."""
-        sealed = self.seal_b64_to_transit([text], version)
-        return sealed.item(0), sealed.bad_at[0]
-
-    def seal_json_batch(self, body: bytes, version: int, max_items: int,
-                        items: Optional[int] = None) -> Optional[Tuple[int, Any]]:
-        """A whole transit encrypt batch straight from its JSON body: (failed
-        items, the batch_results JSON array as a buffer), or None when the
-        body is not the simple shape (csrc/json_scan.h) or this backend has
-        no scanner; the caller then parses the JSON in full. items: the count
-        kms.aead.scan_json_batch gave, when the caller has scanned already."""
-        return None
-
-    def seal_bulk_request(self, body: Any, max_items: int) -> Optional[Any]:
-        """Every item of a bulk encrypt body (msgpack) sealed where it lies,
-        as a buffer of msgpack bin32 entries (nonce || ciphertext || tag):
-        the response's "ciphertexts" array body. None when the body is not
-        the simple shape, an item is out of limits, or this backend has no
-        reader; the caller then unpacks the body."""
-        return None
-
-    def open_bulk_request(self, body: Any, max_items: int) -> Optional[Tuple[Any, Any]]:
-        """Every item of a bulk decrypt body (all bin, one key version) opened
-        where it lies: (per-item statuses, a buffer of msgpack entries, a bin
-        of each plaintext or nil for a failed item: the "plaintexts" array
-        body, wiped when released). None as for seal_bulk_request."""
-        return None
-
-    def open_b64_one(self, body: bytes, associated_data: Optional[bytes]) -> Optional[bytes]:
-        """Transit decrypt of a ciphertext body (the base64 text after
-        "vault:v<N>:"): the plaintext's base64, or None when the body is not
-        strict base64, is too short, or fails authentication (the caller
-        then names which)."""
-        import base64 as _b64
-
-        raw = b64text.decode(body.decode("ascii", "replace"))
-        if raw is None or len(raw) < NONCE_SIZE + TAG_SIZE:
-            return None
-        try:
-            plain = self.decrypt(raw[:NONCE_SIZE], raw[NONCE_SIZE:], associated_data or None)
-        except InvalidTag:
-            return None
-        return _b64.b64encode(plain)
-
-
-class TransitTexts:
-    """Result of seal_b64_to_transit: item(i) is the ciphertext text (bytes)
-    or None, with bad_at[i] the offset of its first invalid character."""
-
-    __slots__ = ("_items", "bad_at")
-
-    def __init__(self, items: List[Optional[bytes]], bad_at: List[int]) -> None:
-        self._items, self.bad_at = items, bad_at
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def item(self, i: int) -> Optional[bytes]:
-        return self._items[i]

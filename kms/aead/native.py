@@ -149,6 +149,12 @@ class NativeAESGCM(AESGCM):
     tier = 0
     __slots__ = ("_ctx",)
 
+    @property
+    def context(self) -> Any:
+        """The engine's key context (a cdata pointer), read-only: what the
+        native codecs (kms.codecs) call the engine with."""
+        return self._ctx
+
     def __init__(self, key: BytesLike, *, backend: Optional[str] = None,
                  tag_length: int = TAG_SIZE) -> None:
         key = check_key(key)
@@ -208,14 +214,8 @@ class NativeAESGCM(AESGCM):
         data: Union[Packed, Sequence[BytesLike]],
         associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
         nonce_prefix: bool = False,
-        msgpack_framed: bool = False,
     ) -> SealedBatch:
-        """msgpack_framed (with nonce_prefix, native backends only): every
-        item is preceded by its msgpack bin32 header, so `buffer` is the
-        body of a msgpack array of the sealed items."""
-        if msgpack_framed and not nonce_prefix:
-            raise errors.InvalidRequest("msgpack_framed needs nonce_prefix")
-        if _large_items(data) and not msgpack_framed:
+        if _large_items(data):
             return self._encrypt_large(nonces, data, associated_data, nonce_prefix)
         count, inputs, aad = _packed(data, associated_data)
         if nonces is None:
@@ -226,9 +226,6 @@ class NativeAESGCM(AESGCM):
         if nonce_prefix:
             flags |= lib.KMS_SEAL_NONCE_PREFIX
             per_item += NONCE_SIZE
-        if msgpack_framed:
-            flags |= lib.KMS_SEAL_MSGPACK_BIN
-            per_item += 5
         out_len = len(inputs[0]) + per_item * count
         out = _arena(out_len, wipe=False)
         offsets, statuses = _batch.empty_offsets(count), _batch.empty_statuses(count)
@@ -299,153 +296,12 @@ class NativeAESGCM(AESGCM):
         return SealedBatch(nonce_buf, _view(out, pos), offsets)
 
 
-    def seal_b64_to_transit(self, texts: Sequence[str], version: int) -> "NativeTransitTexts":
-        joined = "".join(texts)
-        if not joined.isascii():  # non-ASCII cannot be base64: let Python say where
-            return super().seal_b64_to_transit(texts, version)  # type: ignore[return-value]
-        data = joined.encode("ascii")
-        count = len(texts)
-        lengths = array("Q", map(len, texts))
-        out_cap = lib.kms_transit_output_max(count, len(data))
-        out = _arena(out_cap, wipe=False)
-        offsets = _batch.empty_offsets(count)
-        statuses = _batch.empty_statuses(count)
-        bad_at = array("Q", bytes(8 * count))
-        failed = lib.kms_transit_seal_b64_batch(
-            self._ctx, count, version, data, len(data), _u64(lengths), out, out_cap,
-            _u64(offsets), _i32(statuses), _u64(bad_at))
-        if failed < 0:
-            raise error_for(failed)
-        return NativeTransitTexts(_view(out, offsets[count]) if count else b"", offsets, statuses, bad_at)
-
-
-    def seal_b64_one(self, text: str, version: int) -> Tuple[Optional[bytes], int]:
-        if not text.isascii():
-            return super().seal_b64_one(text, version)
-        data = text.encode("ascii")
-        cap = lib.kms_transit_output_max(1, len(data))
-        out = ffi.new("uint8_t[]", cap)
-        bad_at = ffi.new("uint64_t *")
-        wrote = lib.kms_transit_seal_b64_one(self._ctx, version, data, len(data), out, cap, bad_at)
-        if wrote == Status.ERR_BASE64:
-            return None, int(bad_at[0])
-        if wrote < 0:
-            raise error_for(wrote)
-        return ffi.buffer(out, wrote)[:], 0
-
-    def seal_json_batch(self, body: bytes, version: int, max_items: int,
-                        items: Optional[int] = None) -> Optional[Tuple[int, Any]]:
-        info = ffi.new("uint64_t[5]")
-        if items is None:
-            found = scan_json_batch(body, max_items)
-            if found is None:
-                return None
-            items = found[0]
-        # The engine's bound: the body, plus per item a prefix, 40 base64
-        # characters of nonce and tag, and 80 of JSON. (It checks the body
-        # itself, and the bound against what it counts.)
-        cap = len(body) + items * (19 + 40 + 80) + 2
-        out = _arena(cap, wipe=False)
-        failed = lib.kms_transit_seal_json_batch(self._ctx, version, ffi.from_buffer(body), len(body),
-                                                 max_items, out, cap, info)
-        if failed == Status.NOT_SIMPLE:
-            return None
-        if failed < 0:
-            raise error_for(failed)
-        return int(failed), _view(out, int(info[1]))
-
-    def seal_bulk_request(self, body: Any, max_items: int) -> Optional[Any]:
-        info = ffi.new("uint64_t[5]")
-        data = ffi.from_buffer(body)
-        if lib.kms_bulk_scan_msgpack(data, len(body), max_items, info) != Status.OK:
-            return None
-        cap = int(info[3])
-        out = _arena(cap, wipe=False)
-        st = lib.kms_bulk_seal_msgpack(self._ctx, data, len(body), max_items, out, cap, info)
-        if st == Status.NOT_SIMPLE:
-            return None
-        if st < 0:
-            raise error_for(st)
-        return _view(out, int(info[3]))
-
-    def open_bulk_request(self, body: Any, max_items: int) -> Optional[Tuple["array[int]", Any]]:
-        info = ffi.new("uint64_t[5]")
-        data = ffi.from_buffer(body)
-        if lib.kms_bulk_scan_msgpack(data, len(body), max_items, info) != Status.OK:
-            return None
-        count = int(info[0])
-        cap = int(info[3]) - 23 * count  # the scan's bound is for sealing: 28 more per item, 5 less
-        out = _arena(cap, wipe=True)
-        statuses = _batch.empty_statuses(count)
-        failed = lib.kms_bulk_open_msgpack(self._ctx, data, len(body), max_items, out, cap,
-                                           _i32(statuses), count, info)
-        if failed == Status.NOT_SIMPLE:
-            return None
-        if failed < 0:
-            raise error_for(failed)
-        return statuses, _view(out, int(info[3]))
-
-    def open_b64_one(self, body: bytes, associated_data: Optional[bytes]) -> Optional[bytes]:
-        cap = lib.kms_transit_open_output_max(len(body))
-        out = _arena(cap, wipe=True)  # the plaintext's base64: wiped when released
-        aad = associated_data or b""
-        wrote = lib.kms_transit_open_b64_one(self._ctx, body, len(body), aad if aad else _NULL,
-                                             len(aad), out, cap)
-        if wrote < 0:
-            if wrote in (Status.ERR_BASE64, Status.ERR_TOO_SHORT, Status.ERR_AUTH):
-                return None
-            raise error_for(wrote)
-        return ffi.buffer(out, wrote)[:]
-
-
-def _signed(value: int) -> int:
-    """An int64 the engine returned in a uint64_t slot."""
-    return int(value) - (1 << 64) if value >> 63 else int(value)
-
-
 def receive_buffer(size: int) -> Any:
     """A writable buffer of `size` bytes from the recycled arenas, wiped when
     released: a large request body lands in memory that is already mapped
     (a fresh 10 MB bytearray is zeroed and faults in 2,500 pages) and does
     not linger after use."""
     return ffi.buffer(_arena(size, wipe=True), size) if size else bytearray()
-
-
-def scan_bulk_request(body: Any, max_items: int) -> Optional[Tuple[int, Optional[int]]]:
-    """(items, key_version or None) when a bulk encrypt body (msgpack) has
-    the shape the engine reads itself (csrc/msgpack_scan.h), else None."""
-    info = ffi.new("uint64_t[5]")
-    if lib.kms_bulk_scan_msgpack(ffi.from_buffer(body), len(body), max_items, info) != Status.OK:
-        return None
-    return int(info[0]), (_signed(info[2]) if info[1] else None)
-
-
-def scan_json_batch(body: bytes, max_items: int) -> Optional[Tuple[int, Optional[int]]]:
-    """(items, partial_failure_response_code or None) when a transit encrypt
-    body has the simple batch shape the engine reads itself, else None."""
-    info = ffi.new("uint64_t[5]")
-    if lib.kms_transit_scan_json_batch(ffi.from_buffer(body), len(body), max_items, info) != Status.OK:
-        return None
-    return int(info[0]), (_signed(info[3]) if info[2] else None)
-
-
-class NativeTransitTexts:
-    """seal_b64_to_transit's result in one arena (same interface as
-    kms.aead._base.TransitTexts)."""
-
-    __slots__ = ("buffer", "offsets", "statuses", "bad_at")
-
-    def __init__(self, buffer: Any, offsets: "array[int]", statuses: "array[int]",
-                 bad_at: "array[int]") -> None:
-        self.buffer, self.offsets, self.statuses, self.bad_at = buffer, offsets, statuses, bad_at
-
-    def __len__(self) -> int:
-        return len(self.statuses)
-
-    def item(self, i: int) -> Optional[bytes]:
-        if self.statuses[i]:
-            return None
-        return self.buffer[self.offsets[i] : self.offsets[i + 1]]  # type: ignore[no-any-return]
 
 
 class VaesAESGCM(NativeAESGCM):
@@ -470,3 +326,7 @@ class AesniAESGCM(NativeAESGCM):
     backend = "aesni"
     tier = _tier("AESNI")
     __slots__ = ()
+
+
+# The engine's buffers and tables, for the native codecs (kms.codecs._engine).
+arena, view, u64, i32, packed = _arena, _view, _u64, _i32, _packed

@@ -22,11 +22,11 @@ items (more: 400 "too many items: ..."); key_version(s) msgpack integers
 from 0 to 2^63 - 1 (never floats, strings or booleans); each item and associated data within AES-GCM's limits and under
 4 GiB (msgpack bin32). Memory: a body with a declared length arrives into one
 buffer (kms.api.lane). Encrypt requests, and decrypt requests of bin items
-under one key_version, are then read by the engine where they lie
-(csrc/msgpack_scan.c): the request holds the body and the output arena, about
-twice its size, and nothing per item. Other shapes (transit strings,
-key_versions) are unpacked with msgpack, which briefly adds one Python
-object per item. A chunked body (no declared length) is gathered in pieces
+under one key_version or of transit strings alone, are then read by the
+engine where they lie (csrc/msgpack_scan.c): the request holds the body and
+the output arena, about twice its size, and nothing per item but a version
+(transit strings). Other shapes (mixed items, key_versions) are unpacked
+with msgpack, which briefly adds one Python object per item. A chunked body (no declared length) is gathered in pieces
 and joined, one more copy while it arrives.
 """
 import logging
@@ -38,14 +38,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from kms import aead
-from kms.aead.native import NativeAESGCM
 from kms.aead.status import Status
 from kms.api.answers import Answerer
 from kms.api.transit import items as transit_items
 from kms.api.transit.endpoint import AUDIT_WITHHELD, ERRORS, UNSUPPORTED, HTTPError, Transit
 from kms.api.transit.params import INT64_MAX
 from kms.api.transit.responses import new_request_id
-from kms.service.crypto import Item, Plan, plan_decrypt, plan_uniform
+from kms.codecs import bulk_msgpack
+from kms.codecs.bulk_msgpack import PLAN_FAILED
+from kms.service.crypto import Failure, Item, Plan, plan_decrypt, plan_uniform
 from kms.service.transit import TransitError, failure_text
 
 MAX_BODY = 256 << 20
@@ -175,14 +176,14 @@ class Bulk:
         raise TransitError("associated_data must be bytes, or a list of bytes with one entry per item")
 
     def _in_place_request(self, account: Dict[str, Any], name: str, body: Any, action: str
-                          ) -> Optional[Tuple[int, Optional[int], Dict[str, Any]]]:
-        """(items, key_version, key record) when the engine can read the body
-        itself, after the same key checks the unpacked path makes; None
-        when the body must be unpacked."""
-        found = aead.scan_bulk_request(body, MAX_ITEMS)
+                          ) -> Optional[Tuple[bulk_msgpack.Scanned, Dict[str, Any]]]:
+        """(the scan, key record) when the engine can read the body itself,
+        after the same key checks the unpacked path makes; None when the
+        body must be unpacked."""
+        found = bulk_msgpack.scan(body, MAX_ITEMS)
         if found is None:
             return None
-        return found[0], found[1], self.transit.existing_key(account, name, action)
+        return found, self.transit.existing_key(account, name, action)
 
     def _encrypt_in_place(self, account: Dict[str, Any], name: str, body: Any) -> Optional[Response]:
         """The common request shape, planned as one uniform batch, then read
@@ -191,34 +192,59 @@ class Bulk:
         found = self._in_place_request(account, name, body, "Encrypt")
         if found is None:
             return None
-        count, requested, record = found
-        plan = _require_bulk(plan_uniform(record, requested or 0, sealing=True))
+        scanned, record = found
+        plan = _require_bulk(plan_uniform(record, scanned.version or 0, sealing=True))
         if plan.failures:
             raise TransitError(failure_text(plan.failures[0]))
         version = plan.versions[0]
-        framed = self.crypto.box(plan, version).seal_bulk_request(body, MAX_ITEMS)
+        framed = bulk_msgpack.seal_request(self.crypto.box(plan, version), body, MAX_ITEMS, scanned)
         if framed is None:
             return None
-        return self._framed_reply(version, count, framed)
+        return self._framed_reply(version, scanned.items, framed)
 
     def _decrypt_in_place(self, account: Dict[str, Any], name: str, body: Any) -> Optional[Response]:
         """Bin items under one key_version, opened by the engine where they
         lie in the body; the plaintexts go out from its (wiped) arena."""
         found = self._in_place_request(account, name, body, "Decrypt")
-        requested = found[1] if found is not None else None
-        if found is None or requested is None or requested < 0:
-            return None  # transit strings, per-item or missing versions: unpack it
-        count, record = found[0], found[2]
-        plan = _require_bulk(plan_uniform(record, requested, sealing=False))
+        if found is None:
+            return self._decrypt_texts_in_place(account, name, body)
+        scanned, record = found
+        if scanned.version is None or scanned.version < 0:
+            return None  # per-item or missing versions: unpack it
+        count = scanned.items
+        plan = _require_bulk(plan_uniform(record, scanned.version, sealing=False))
         if plan.failures:
             return None  # the general path reports it for every item
         version = plan.versions[0]
-        opened = self.crypto.box(plan, version).open_bulk_request(body, MAX_ITEMS)
+        opened = bulk_msgpack.open_request(self.crypto.box(plan, version), body, MAX_ITEMS, count)
         if opened is None:
             return None
         statuses, plaintexts = opened
-        failures = [[i, "invalid ciphertext length" if st == Status.ERR_TOO_SHORT
-                     else "cipher: message authentication failed"]
+        return self._opened_reply(count, statuses, plaintexts, {})
+
+    def _decrypt_texts_in_place(self, account: Dict[str, Any], name: str, body: Any) -> Optional[Response]:
+        """Items that are all transit strings ("vault:vN:..."): their
+        versions read natively, planned (grouped by version), then opened
+        where they lie in one native call. None: unpack it."""
+        found = bulk_msgpack.scan_texts(body, MAX_ITEMS)
+        if found is None or (found.version is not None and found.version < 0):
+            return None  # a negative key_version: the unpacked path refuses it
+        record = self.transit.existing_key(account, name, "Decrypt")
+        items = [Item(version=v) for v in found.versions]
+        plan = _require_bulk(plan_decrypt(record, items))
+        boxes, routes, failed = transit_items.routed(self.crypto, plan, items)
+        opened = bulk_msgpack.open_texts(boxes, routes, body, MAX_ITEMS, transit_items.MIN_CIPHERTEXT)
+        if opened is None:
+            return None
+        statuses, plaintexts = opened
+        return self._opened_reply(len(items), statuses, plaintexts, failed)
+
+    @staticmethod
+    def _opened_reply(count: int, statuses: Any, plaintexts: Any, failed: Dict[int, str]) -> Response:
+        """{"plaintexts", "errors"} around an arena of bin or nil entries:
+        each failed item's error is its plan's (failed) or the engine's."""
+        failures = [[i, failed[i] if st == PLAN_FAILED else failure_text(
+                        Failure.TOO_SHORT if st == Status.ERR_TOO_SHORT else Failure.AUTHENTICATION)]
                     for i, st in enumerate(statuses) if st]
         head = b"\x82" + msgpack.packb("plaintexts") + b"\xdd" + struct.pack(">I", count)
         tail = msgpack.packb("errors") + msgpack.packb(failures)
@@ -244,16 +270,12 @@ class Bulk:
         if plan.failures:
             raise TransitError(failure_text(plan.failures[0]))
         version = plan.versions[0]
-        box = self.crypto.box(plan, version)
         aad = self._aad(message, len(items))
-        if not isinstance(box, NativeAESGCM):  # the fallback has no framed arenas
-            sealed = box.encrypt_batch(None, items, aad, nonce_prefix=True)
-            return _reply({"key_version": version, "ciphertexts": list(sealed)})
-        # The engine writes each item with its msgpack bin header, so its
-        # arena is the body of the "ciphertexts" array: the response is a
-        # small header followed by the arena, with no per-item work here.
-        sealed = box.encrypt_batch(None, items, aad, nonce_prefix=True, msgpack_framed=True)
-        return self._framed_reply(version, len(items), sealed.buffer)
+        # Each item is written with its msgpack bin header, so the result is
+        # the body of the "ciphertexts" array: the response is a small
+        # header followed by it, with no per-item work here.
+        framed = bulk_msgpack.seal_framed(self.crypto.box(plan, version), items, aad)
+        return self._framed_reply(version, len(items), framed)
 
     def decrypt(self, account: Dict[str, Any], name: str, message: Dict[str, Any]) -> Response:
         record = self.transit.existing_key(account, name, "Decrypt")

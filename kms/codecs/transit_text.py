@@ -1,7 +1,7 @@
 """Vault's versioned text: "vault:v<N>:<body>", the form of transit
 ciphertexts ("vault:v3:" + base64(nonce || ciphertext || tag)), signatures
 and HMACs (spec/vault-transit-api.md)."""
-from typing import Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 from kms.numbers import ascii_int
 
@@ -26,3 +26,14 @@ def split(text: str) -> Union[Tuple[int, str], str]:
     if version is None:
         return NO_VERSION
     return version, body
+
+
+def split_head(data: Any) -> Optional[Tuple[int, int]]:
+    """(version, offset of the body) of a versioned text held as ASCII
+    bytes, reading only its head (a body may be megabytes), or None when it
+    is not versioned."""
+    head = bytes(data[:len(PREFIX) + MAX_VERSION_DIGITS + 1]).decode("ascii", "replace")
+    parts = split(head)
+    if isinstance(parts, str):
+        return None
+    return parts[0], len(head) - len(parts[1])

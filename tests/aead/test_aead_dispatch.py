@@ -26,7 +26,8 @@ box = aead.AESGCM(bytes(range(32)))
 print(aead.BACKEND)
 print(box.encrypt(bytes(12), bytes(1000), b"ad").hex())
 print(list(box.decrypt_batch([bytes(12)], [box.encrypt(bytes(12), b"x", None)])))
-print(box.open_b64_one(base64.b64encode(bytes(12) + box.encrypt(bytes(12), bytes(300), None)), None).decode())
+from kms.codecs import transit_b64
+print(transit_b64.open_one(box, base64.b64encode(bytes(12) + box.encrypt(bytes(12), bytes(300), None)), None).decode())
 """
 
 # What each run reports: the backends it offers, the one it picked, the

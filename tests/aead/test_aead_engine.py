@@ -201,23 +201,3 @@ def test_library_errors_map_to_the_hierarchy():
     assert isinstance(S.error_for(S.Status.ERR_TOO_LONG), OverflowError)
     assert isinstance(S.error_for(-99), errors.NativeError)
     assert isinstance(S.error_for(S.Status.ERR_BACKEND), errors.KMSError)
-
-
-def test_msgpack_framed_arena_is_an_array_body(native_backend):
-    """KMS_SEAL_MSGPACK_BIN: the arena, behind an array header, unpacks to
-    the sealed items (nonce || ciphertext || tag each)."""
-    import struct
-
-    import msgpack
-
-    key = os.urandom(32)
-    box = aead.AESGCM(key, backend=native_backend)
-    items = [os.urandom(n) for n in (0, 1, 100, 70_000)]
-    sealed = box.encrypt_batch(None, items, b"ad", nonce_prefix=True, msgpack_framed=True)
-    document = b"\xdd" + struct.pack(">I", len(items)) + bytes(sealed.buffer)
-    bodies = msgpack.unpackb(document)
-    assert [len(b) for b in bodies] == [len(i) + 28 for i in items]
-    for item, body in zip(items, bodies):
-        assert OpenSSLAESGCM(key).decrypt(body[:12], body[12:], b"ad") == item
-    with pytest.raises(errors.InvalidRequest):
-        box.encrypt_batch(None, items, msgpack_framed=True)  # needs nonce_prefix

@@ -106,7 +106,7 @@ def test_other_methods_are_405_after_authentication_and_audited(app, method, rou
 def test_a_failure_is_logged_with_its_request_id_and_action(app, monkeypatch, caplog):
     def broken(*args):
         raise RuntimeError("a fault of ours")
-    monkeypatch.setattr(bulk.aead, "scan_bulk_request", broken)
+    monkeypatch.setattr(bulk.bulk_msgpack, "scan", broken)
     with caplog.at_level(logging.ERROR, logger="kms.api.bulk"):
         status, answer = bulk_call(app, "POST", "/v1/bulk/encrypt/bulk", msgpack.packb({"items": [b"x"]}))
     assert (status, answer) == (500, {"errors": ["internal error"]})

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.routing import Route
 
-from kms import aead, errors
+from kms import errors
 from kms.api import jsonbody
 from kms.api.answers import Answerer, ErrorTable, ProtocolError
 from kms.api.lane import ClientGone, read_body
@@ -23,6 +23,7 @@ from kms.api.transit import params
 from kms.api.transit.params import MAX_BATCH
 from kms.api.transit.responses import envelope, envelope_parts, envelope_raw, failure, new_request_id
 from kms.audit import AuditLog
+from kms.codecs import b64text, transit_b64, transit_json, transit_text
 from kms.service.crypto import Item, ItemFailed, Outcome, Plan, plan_decrypt, plan_encrypt, plan_uniform
 from kms.service.policies import REENCRYPT_DESTINATION, REENCRYPT_SOURCE, RESTORE
 from kms.service.services import Services
@@ -116,6 +117,22 @@ class ScannedBatch:
 
     def __init__(self, data: bytes, count: int, code: Optional[int]) -> None:
         self.data, self.count, self.code = data, count, code
+
+
+class ScannedSingle:
+    """A single encrypt or decrypt body of exactly {"plaintext": "..."} or
+    {"ciphertext": "..."}, checked natively: the payload's place in it."""
+
+    __slots__ = ("data", "offset", "length")
+
+    def __init__(self, data: bytes, offset: int, length: int) -> None:
+        self.data, self.offset, self.length = data, offset, length
+
+    def payload(self) -> memoryview:
+        return memoryview(self.data)[self.offset:self.offset + self.length]
+
+
+Scanned = (ScannedBatch, ScannedSingle)
 
 
 class Transit:
@@ -216,7 +233,7 @@ class Transit:
 
         async def work() -> Response:
             body = self._scanned(handler, data) or self.parameters(handler, parse_json(data))
-            limit = INLINE_MAX_NATIVE_BODY if isinstance(body, ScannedBatch) else INLINE_MAX_BODY
+            limit = INLINE_MAX_NATIVE_BODY if isinstance(body, Scanned) else INLINE_MAX_BODY
             if inline and len(data) < limit:
                 return self._run(handler, request, body, seen)
             return await run_in_threadpool(self._run, handler, request, body, seen)
@@ -235,13 +252,22 @@ class Transit:
         the one parameter reader (kms.api.transit.params)."""
         return params.read(body, params.ROUTES[handler.__name__])
 
-    def _scanned(self, handler: Callable[..., Response], data: bytes) -> Optional["ScannedBatch"]:
-        """An encrypt body of the simple batch shape, checked natively: the
-        engine reads it again when it seals, so Python never parses it."""
-        if handler != self.encrypt or b'"batch_input"' not in data:
+    def _scanned(self, handler: Callable[..., Response], data: bytes
+                 ) -> Union[None, ScannedBatch, ScannedSingle]:
+        """An encrypt, decrypt or rewrap body of a simple shape, checked
+        natively: the engine reads it again when it seals or opens, so
+        Python never parses it."""
+        if handler == self.encrypt:
+            field = transit_json.PLAINTEXT
+        elif handler in (self.decrypt, self.rewrap):
+            field = transit_json.CIPHERTEXT
+        else:
             return None
-        found = aead.scan_json_batch(data, MAX_BATCH)
-        return None if found is None else ScannedBatch(data, *found)
+        if b'"batch_input"' in data:
+            found = transit_json.scan_batch(data, field, MAX_BATCH)
+            return None if found is None else ScannedBatch(data, found.items, found.partial_code)
+        at = transit_json.scan_single(data, field) if handler != self.rewrap else None
+        return None if at is None else ScannedSingle(data, *at)
 
     def authenticate(self, request: Request, seen: Dict[str, Any]) -> Dict[str, Any]:
         """The account behind the request's token (JSON and bulk routes alike),
@@ -263,7 +289,7 @@ class Transit:
             return None
 
     def _run(self, handler: Callable[..., Response], request: Request,
-             body: Union["ScannedBatch", Dict[str, Any]], seen: Dict[str, Any]) -> Response:
+             body: Union[ScannedBatch, ScannedSingle, Dict[str, Any]], seen: Dict[str, Any]) -> Response:
         account = self.authenticate(request, seen)
         return handler(request, body, account, seen)
 
@@ -413,12 +439,13 @@ class Transit:
     def encrypt(self, request, body, account, seen) -> Response:
         name = request.path_params["name"]
         seen["action"] = "transit:encrypt"
-        if isinstance(body, ScannedBatch):
-            fast = self._encrypt_scanned(name, body, account, seen)
+        if isinstance(body, Scanned):
+            fast = (self._encrypt_scanned(name, body, account, seen) if isinstance(body, ScannedBatch)
+                    else self._encrypt_single(name, body, account, seen))
             if fast is not None:
                 return fast
             # A new key, or a key or backend the engine's reader does not serve.
-            body = self.parameters(self.encrypt, parse_json(body.data))
+            body = self._general(self.encrypt, body)
         raw, batched = self._items(body, "plaintext")
         if not batched and "plaintext" not in body:
             raise TransitError("missing plaintext to encrypt")
@@ -441,18 +468,37 @@ class Transit:
             plan = plan_encrypt(record, items)
             as_text = False
         if as_text and not batched and not plan.failures:  # the common call: one engine call
-            version = plan.versions[0]
-            text, bad_at = self.crypto.box(plan, version).seal_b64_one(items[0].data, version)
-            if text is None:
-                raise TransitError(f"illegal base64 data at input byte {bad_at}")
-            return envelope_raw(b'{"ciphertext":"%s","key_version":%d}' % (text, version),
-                                request_id=seen["request_id"])
+            return self._seal_single(plan, items[0].data, seen)
         if as_text:
             outcomes = self._seal_texts(plan, items)
         else:
             outcomes = self.crypto.seal(plan, items)
             transit_items.sealed_texts(outcomes)
         return self._results(body, raw, outcomes, batched, "ciphertext", seen)
+
+    def _seal_single(self, plan: Plan, text: Any, seen: Dict[str, Any]) -> Response:
+        """One base64 plaintext (str or ASCII bytes) sealed in one engine
+        call, under a plan of one passing item."""
+        version = plan.versions[0]
+        sealed, bad_at = transit_b64.seal_one(self.crypto.box(plan, version), text, version)
+        if sealed is None:
+            raise TransitError(b64text.bad_base64(bad_at))
+        return envelope_raw(b'{"ciphertext":"%s","key_version":%d}' % (sealed, version),
+                            request_id=seen["request_id"])
+
+    def _encrypt_single(self, name: str, body: ScannedSingle, account: Dict[str, Any],
+                        seen: Dict[str, Any]) -> Optional[Response]:
+        """{"plaintext": "..."} read natively (no json.loads of a body of up
+        to 32 MiB), planned as the one item it is, and sealed from the body.
+        None: the general path (a new key, or one the engine does not serve)."""
+        record = self.crypto.key_for(account, name, "Encrypt")
+        if record is None:
+            return None
+        seen["key_id"] = record["id"]
+        plan = plan_uniform(record, 0, sealing=True)
+        if not plan.batched or plan.failures:
+            return None
+        return self._seal_single(plan, body.payload(), seen)
 
     def _seal_texts(self, plan: Plan, items: List[Item]) -> List[Outcome]:
         """The engine's executor for base64 items (simple shape, one-call
@@ -477,18 +523,94 @@ class Transit:
         if not plan.batched:
             return None
         version = plan.versions[0]
-        sealed = self.crypto.box(plan, version).seal_json_batch(body.data, version, MAX_BATCH, body.count)
+        sealed = transit_json.seal_batch(self.crypto.box(plan, version), body.data, version, MAX_BATCH,
+                                         body.count)
         if sealed is None:
             return None
-        failed, results = sealed
+        return self._scanned_results(body, *sealed, seen)
+
+    def _scanned_results(self, body: ScannedBatch, failed: int, results: Any, seen: Dict[str, Any],
+                         always_ok: bool = False) -> Response:
+        """A native reader's batch_results array in the envelope, with the
+        status and warnings _status gives (always_ok: status 200 whatever
+        failed, as rewrap answers; its warnings stay, as on the general path)."""
         warnings: List[str] = []
         code = {} if body.code is None else {"partial_failure_response_code": body.code}
         status = self._status(code, failed, body.count, warnings)
+        status = 200 if always_ok else status
         return envelope_parts([b'{"batch_results":', results, b"}"], status, warnings, seen["request_id"])
+
+    def _open_scanned(self, name: str, body: ScannedBatch, account: Dict[str, Any],
+                      seen: Dict[str, Any], rewrap: bool = False) -> Optional[Response]:
+        """A decrypt or rewrap batch of the versioned simple shape: its items'
+        versions read natively, planned (versions grouped), then opened (and,
+        rewrapping, sealed again under the latest version) and answered
+        from the raw body in one native call. None: the general path."""
+        actions = REENCRYPT_SOURCE + REENCRYPT_DESTINATION if rewrap else "Decrypt"
+        record = self.crypto.key_for(account, name, actions)
+        if record is None:
+            return None
+        seen["key_id"] = record["id"]
+        versions = transit_json.scan_versions(body.data, MAX_BATCH, body.count)
+        if versions is None:
+            return None
+        items = [Item(version=v) for v in versions]
+        plan = plan_decrypt(record, items)
+        if not plan.batched:
+            return None
+        reseal = None
+        if rewrap:  # every item that opens is sealed again under the latest version
+            again = plan_uniform(record, 0, sealing=True)
+            if not again.batched or again.failures:
+                return None
+            reseal = (self.crypto.box(again, again.versions[0]), again.versions[0])
+        boxes, routes, failed = transit_items.routed(self.crypto, plan, items)
+        answered = transit_json.open_batch(boxes, routes, failed, transit_items.OPEN_WORDS, body.data,
+                                           MAX_BATCH, body.count, reseal)
+        if answered is None:
+            return None
+        return self._scanned_results(body, *answered, seen, always_ok=rewrap)
+
+    def _decrypt_single(self, name: str, body: ScannedSingle, account: Dict[str, Any],
+                        seen: Dict[str, Any]) -> Optional[Response]:
+        """{"ciphertext": "vault:vN:..."} read natively, planned as its one
+        item, and opened from the body. None: the general path, which also
+        words every failure."""
+        record = self.crypto.key_for(account, name, "Decrypt")
+        if record is None:
+            return None
+        seen["key_id"] = record["id"]
+        text = body.payload()
+        head = transit_text.split_head(text)
+        if head is None:
+            return None
+        plan = plan_uniform(record, head[0], sealing=False)
+        if not plan.batched or plan.failures:
+            return None
+        version = plan.versions[0]
+        try:
+            box = self.crypto.box(plan, version)
+        except errors.KMSError:  # trimmed since the plan: the general path says so
+            return None
+        opened = transit_b64.open_one(box, text[head[1]:], None)
+        if opened is None:
+            return None
+        return envelope_raw(transit_items.single_json(Outcome(opened, version), b"plaintext", False),
+                            request_id=seen["request_id"])
+
+    def _general(self, handler: Callable[..., Response], body: Any) -> Dict[str, Any]:
+        """A scanned body the native readers passed on, parsed in full."""
+        return self.parameters(handler, parse_json(body.data)) if isinstance(body, Scanned) else body
 
     def decrypt(self, request, body, account, seen) -> Response:
         name = request.path_params["name"]
         seen["action"] = "transit:decrypt"
+        if isinstance(body, Scanned):
+            fast = (self._open_scanned(name, body, account, seen) if isinstance(body, ScannedBatch)
+                    else self._decrypt_single(name, body, account, seen))
+            if fast is not None:
+                return fast
+        body = self._general(self.decrypt, body)
         raw, batched = self._items(body, "ciphertext")
         record = self.existing_key(account, name, "Decrypt", seen)
         return self._results(body, raw, self._open(record, raw), batched, "plaintext", seen)
@@ -511,6 +633,11 @@ class Transit:
     def rewrap(self, request, body, account, seen) -> Response:
         name = request.path_params["name"]
         seen["action"] = "transit:rewrap"
+        if isinstance(body, ScannedBatch):
+            fast = self._open_scanned(name, body, account, seen, rewrap=True)
+            if fast is not None:
+                return fast
+        body = self._general(self.rewrap, body)
         raw, batched = self._items(body, "ciphertext")
         # Rewrap reads and re-encrypts under one key: both sides of ReEncrypt.
         record = self.existing_key(account, name, REENCRYPT_SOURCE + REENCRYPT_DESTINATION, seen)

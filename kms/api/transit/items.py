@@ -12,9 +12,10 @@ import binascii
 import json
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from kms import errors
 from kms.aead import AESGCM
-from kms.codecs import transit_text
-from kms.service.crypto import Item, Outcome
+from kms.codecs import b64text, transit_b64, transit_json, transit_text
+from kms.service.crypto import Crypto, Failure, Item, Outcome, Plan
 from kms.service.transit import TransitError, b64decode, failure_text
 
 MIN_CIPHERTEXT = 12  # a nonce at least: shorter cannot be split
@@ -105,11 +106,11 @@ def seal_texts(box: AESGCM, version: int, items: Sequence[Item], outcomes: List[
     """Seal base64 plaintexts to transit texts in one engine call: values
     become "vault:v<N>:..." text (bytes); bad base64 fails its item with
     the decoder's message."""
-    sealed = box.seal_b64_to_transit([item.data for item in items], version)
+    sealed = transit_b64.seal_texts(box, [item.data for item in items], version)
     for i, outcome in enumerate(outcomes):
         text = sealed.item(i)
         if text is None:
-            outcome.failure = f"illegal base64 data at input byte {sealed.bad_at[i]}"
+            outcome.failure = b64text.bad_base64(sealed.bad_at[i])
         else:
             outcome.value = bytes(text)
 
@@ -117,7 +118,38 @@ def seal_texts(box: AESGCM, version: int, items: Sequence[Item], outcomes: List[
 def open_text(box: AESGCM, item: Item) -> Optional[bytes]:
     """One base64 ciphertext body opened to base64 plaintext in one engine
     call, or None: then the general path reads it and names what is wrong."""
-    return box.open_b64_one(item.data.encode("ascii"), item.aad or None)
+    return transit_b64.open_one(box, item.data.encode("ascii"), item.aad or None)
+
+
+def routed(crypto: Crypto, plan: Plan, items: Sequence[Item]
+           ) -> Tuple[List[AESGCM], List[int], Dict[int, str]]:
+    """A batched plan as the engine's open readers take it: one key per
+    version group, each item's index into them (-1: it failed), and each
+    failed item's text in OpenBao's words."""
+    boxes: List[AESGCM] = []
+    routes = [-1] * len(items)
+
+    def group(plan: Plan, version: int, members: List[int], items: Sequence[Item],
+              outcomes: List[Outcome]) -> None:
+        try:
+            box = crypto.box(plan, version)
+        except errors.KMSError:  # the version was trimmed since the plan was made
+            for i in members:
+                outcomes[i].failure = Failure.VERSION_GONE
+            return
+        boxes.append(box)
+        for i in members:
+            routes[i] = len(boxes) - 1
+
+    outcomes = crypto.execute(plan, items, group)
+    failed = {i: failure_text(o.failure) for i, o in enumerate(outcomes) if o.failure is not None}
+    return boxes, routes, failed
+
+
+# How an opened transit ciphertext fails: decoded, under a nonce is "invalid
+# ciphertext length" (as _ciphertext_body says); else a tag mismatch.
+OPEN_WORDS = transit_json.OpenWords(failure_text(Failure.TOO_SHORT), failure_text(Failure.AUTHENTICATION),
+                                    MIN_CIPHERTEXT)
 
 
 # ---- outcomes in Vault's shapes ---------------------------------------------
