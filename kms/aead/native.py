@@ -8,7 +8,7 @@ out (see ``_fresh_bytes`` and ``_arena``).
 import os
 import sys
 from array import array
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 from cryptography.exceptions import InvalidTag
 
@@ -21,8 +21,9 @@ from kms.aead.status import NONCE_SIZE, TAG_SIZE, Status, error_for
 
 _AUTH = int(Status.ERR_AUTH)
 _NULL: Any = ffi.NULL if ffi is not None else None
-_seal = lib.kms_gcm_seal if lib is not None else None
-_open = lib.kms_gcm_open if lib is not None else None
+# The engine's entry points (cffi functions; this module loads only with it).
+_seal: Any = lib.kms_gcm_seal if lib is not None else None
+_open: Any = lib.kms_gcm_open if lib is not None else None
 
 # Outputs at or above this size skip the zero-fill of bytes(n): the engine
 # overwrites every byte anyway, and zeroing a megabyte costs ~10 us.
@@ -31,7 +32,7 @@ _UNINITIALISED_FROM = 64 * 1024
 _CPYTHON = sys.implementation.name == "cpython"
 # Small outputs: a zero-filled bytes on CPython (filled in place), a
 # bytearray elsewhere (copied into bytes at the end).
-_small_output = bytes if _CPYTHON else bytearray
+_small_output: Callable[[int], bytes] = bytes if _CPYTHON else bytearray  # type: ignore[assignment]
 
 if _CPYTHON:
     import ctypes
@@ -215,7 +216,7 @@ class NativeAESGCM(AESGCM):
         associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
         nonce_prefix: bool = False,
     ) -> SealedBatch:
-        if _large_items(data):
+        if not isinstance(data, Packed) and _large_items(data):
             return self._encrypt_large(nonces, data, associated_data, nonce_prefix)
         count, inputs, aad = _packed(data, associated_data)
         if nonces is None:
