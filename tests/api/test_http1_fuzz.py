@@ -208,3 +208,4 @@ def test_damaged_requests_are_answered_as_h11_reads_them_or_refused_with_400(seq
         at = position % (len(data) + 1)
         data[at:at + 1] = replacement
     check(bytes(data), cuts, strict=False)
+

@@ -220,11 +220,13 @@ def test_the_database_and_its_companions_are_readable_by_the_owner_only(tmp_path
 def test_the_database_is_made_0600_under_a_permissive_umask(tmp_path, clock):
     old = os.umask(0)
     try:
-        SessionStore(str(tmp_path), clock).open("AKIDalice", PROOF)
+        store = SessionStore(str(tmp_path), clock)  # held: closing it removes its -wal/-shm files
+        store.open("AKIDalice", PROOF)
     finally:
         os.umask(old)
     for name in os.listdir(tmp_path):
         assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600, name
+    store._db.close()
 
 
 def test_reset_removes_the_database_and_its_sessions(tmp_path, clock):
