@@ -75,18 +75,12 @@ TARGET static void expand_key(kms_gcm_ctx *ctx, const uint8_t *key, size_t key_l
         ctx->rounds = 14;
         rk[0] = loadu(key);
         rk[1] = loadu(key + 16);
-        rk[2] = EXPAND256_EVEN(rk[0], rk[1], 0x01);
-        rk[3] = EXPAND256_ODD(rk[1], rk[2]);
-        rk[4] = EXPAND256_EVEN(rk[2], rk[3], 0x02);
-        rk[5] = EXPAND256_ODD(rk[3], rk[4]);
-        rk[6] = EXPAND256_EVEN(rk[4], rk[5], 0x04);
-        rk[7] = EXPAND256_ODD(rk[5], rk[6]);
-        rk[8] = EXPAND256_EVEN(rk[6], rk[7], 0x08);
-        rk[9] = EXPAND256_ODD(rk[7], rk[8]);
-        rk[10] = EXPAND256_EVEN(rk[8], rk[9], 0x10);
-        rk[11] = EXPAND256_ODD(rk[9], rk[10]);
-        rk[12] = EXPAND256_EVEN(rk[10], rk[11], 0x20);
-        rk[13] = EXPAND256_ODD(rk[11], rk[12]);
+        /* Two round keys a step; the round constant must be an immediate. */
+#define EXPAND256_STEP(i, rcon) \
+        (rk[i] = EXPAND256_EVEN(rk[(i) - 2], rk[(i) - 1], rcon), rk[(i) + 1] = EXPAND256_ODD(rk[(i) - 1], rk[i]))
+        EXPAND256_STEP(2, 0x01); EXPAND256_STEP(4, 0x02); EXPAND256_STEP(6, 0x04);
+        EXPAND256_STEP(8, 0x08); EXPAND256_STEP(10, 0x10); EXPAND256_STEP(12, 0x20);
+#undef EXPAND256_STEP
         rk[14] = EXPAND256_EVEN(rk[12], rk[13], 0x40);
     }
 }

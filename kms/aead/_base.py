@@ -11,7 +11,7 @@ from cryptography.exceptions import InvalidTag
 
 from kms import errors
 from kms.aead import batch as _batch
-from kms.aead.batch import BytesLike, OpenedBatch, Packed, SealedBatch
+from kms.aead.batch import AssociatedData, BytesLike, Items, Nonces, OpenedBatch, SealedBatch
 from kms.aead.status import KEY_SIZES, NONCE_SIZE, TAG_SIZE, Status
 
 # Filled by kms.aead at import: backend name -> class, and the default name.
@@ -82,13 +82,8 @@ class AESGCM:
                 associated_data: Optional[BytesLike]) -> bytes:
         raise NotImplementedError
 
-    def encrypt_batch(
-        self,
-        nonces: Union[None, BytesLike, Sequence[BytesLike]],
-        data: Union[Packed, Sequence[BytesLike]],
-        associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
-        nonce_prefix: bool = False,
-    ) -> SealedBatch:
+    def encrypt_batch(self, nonces: Nonces, data: Items, associated_data: AssociatedData = None,
+                      nonce_prefix: bool = False) -> SealedBatch:
         """Encrypt many messages in one call.
 
         nonces: None to have the engine draw fresh random nonces (one
@@ -102,12 +97,8 @@ class AESGCM:
         """
         raise NotImplementedError
 
-    def decrypt_batch(
-        self,
-        nonces: Union[BytesLike, Sequence[BytesLike]],
-        data: Union[Packed, Sequence[BytesLike]],
-        associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
-    ) -> OpenedBatch:
+    def decrypt_batch(self, nonces: Union[BytesLike, Sequence[BytesLike]], data: Items,
+                      associated_data: AssociatedData = None) -> OpenedBatch:
         """Decrypt many messages in one call. A failed item (bad tag, too
         short) is None in the result with its error available; it never
         disturbs the other items and never raises for the whole batch.
@@ -118,9 +109,9 @@ class AESGCM:
     # fallback batches this way; the native engine does for large items,
     # where packing them into one buffer would cost more than it saves.
 
-    def _encrypt_each(self, nonces: Union[None, BytesLike, Sequence[BytesLike]],
-                      data: Union[Packed, Sequence[BytesLike]],
-                      associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]],
+    def _encrypt_each(self, nonces: Nonces,
+                      data: Items,
+                      associated_data: AssociatedData,
                       nonce_prefix: bool = False) -> SealedBatch:
         items = _batch.as_items(data, "data")
         count = len(items)
@@ -136,8 +127,8 @@ class AESGCM:
         return SealedBatch(nonce_buf, parts=parts)
 
     def _decrypt_each(self, nonces: Union[BytesLike, Sequence[BytesLike]],
-                      data: Union[Packed, Sequence[BytesLike]],
-                      associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]]
+                      data: Items,
+                      associated_data: AssociatedData
                       ) -> OpenedBatch:
         items = _batch.as_items(data, "data")
         count = len(items)

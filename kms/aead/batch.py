@@ -23,6 +23,13 @@ class Packed(NamedTuple):
     lengths: "array[int]"
 
 
+# The argument types of the batch calls: nonces (None: drawn by the engine),
+# items, and associated data (None, one value for all, or one per item).
+Nonces = Union[None, BytesLike, Sequence[BytesLike]]
+Items = Union[Packed, Sequence[BytesLike]]
+AssociatedData = Union[None, BytesLike, Packed, Sequence[BytesLike]]
+
+
 def pack(items: Union[Packed, Sequence[BytesLike]], name: str, check: bool = True) -> Packed:
     """Pack a sequence of bytes-like items (or pass a Packed through).
 

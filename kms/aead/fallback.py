@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.ciphers import aead as _openssl
 
 from kms import errors
 from kms.aead._base import AESGCM, check_key, check_tag_length
-from kms.aead.batch import BytesLike, OpenedBatch, Packed, SealedBatch
+from kms.aead.batch import AssociatedData, BytesLike, Items, Nonces, OpenedBatch, SealedBatch
 from kms.aead.status import NONCE_SIZE, TAG_SIZE
 
 
@@ -68,19 +68,10 @@ class FallbackAESGCM(AESGCM):
             # OpenSSL's binding caps inputs at 2**31 - 1 bytes.
             raise errors.DataTooLong("data or associated data too long for the fallback backend") from None
 
-    def encrypt_batch(
-        self,
-        nonces: Union[None, BytesLike, Sequence[BytesLike]],
-        data: Union[Packed, Sequence[BytesLike]],
-        associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
-        nonce_prefix: bool = False,
-    ) -> SealedBatch:
+    def encrypt_batch(self, nonces: Nonces, data: Items, associated_data: AssociatedData = None,
+                      nonce_prefix: bool = False) -> SealedBatch:
         return self._encrypt_each(nonces, data, associated_data, nonce_prefix)
 
-    def decrypt_batch(
-        self,
-        nonces: Union[BytesLike, Sequence[BytesLike]],
-        data: Union[Packed, Sequence[BytesLike]],
-        associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
-    ) -> OpenedBatch:
+    def decrypt_batch(self, nonces: Union[BytesLike, Sequence[BytesLike]], data: Items,
+                      associated_data: AssociatedData = None) -> OpenedBatch:
         return self._decrypt_each(nonces, data, associated_data)

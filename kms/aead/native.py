@@ -16,7 +16,7 @@ from kms import errors
 from kms._native import ffi, lib
 from kms.aead import batch as _batch
 from kms.aead._base import AESGCM, check_key, check_tag_length
-from kms.aead.batch import BytesLike, OpenedBatch, Packed, SealedBatch
+from kms.aead.batch import AssociatedData, BytesLike, Items, Nonces, OpenedBatch, Packed, SealedBatch
 from kms.aead.status import NONCE_SIZE, TAG_SIZE, Status, error_for
 
 _AUTH = int(Status.ERR_AUTH)
@@ -82,6 +82,20 @@ def _nonce_arg(nonce: Any) -> Any:
     return nonce
 
 
+def _inputs(nonce: Any, data: Any, associated_data: Any) -> Tuple[Any, Any, Any, int]:
+    """encrypt's and decrypt's arguments as the engine takes them: plain
+    bytes as they are, other buffers through _arg; no AAD is NULL, 0."""
+    if type(nonce) is not bytes or len(nonce) != NONCE_SIZE:
+        nonce = _nonce_arg(nonce)
+    if type(data) is not bytes:
+        data = _arg(data, "data")
+    if associated_data is None:
+        return nonce, data, _NULL, 0
+    if type(associated_data) is not bytes:
+        associated_data = _arg(associated_data, "associated_data")
+    return nonce, data, associated_data, len(associated_data)
+
+
 def _arena(size: int, wipe: bool) -> Any:
     """A recycled C buffer for a batch result (a cdata pointer), released,
     and wiped if it held plaintext, when the last reference to it goes."""
@@ -124,8 +138,8 @@ def _i32(table: "array[int]") -> Any:
     return ffi.from_buffer("int32_t[]", table)
 
 
-def _packed(data: Union[Packed, Sequence[BytesLike]],
-            associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]]
+def _packed(data: Items,
+            associated_data: AssociatedData
             ) -> Tuple[int, Tuple[Any, int, Any], Tuple[Any, int, Any]]:
     """A batch's inputs as the engine takes them: the item count, then
     (buffer, total length, length table) for the data and for the associated
@@ -171,51 +185,29 @@ class NativeAESGCM(AESGCM):
     # light route with one C call; anything else goes through _arg.
     def encrypt(self, nonce: BytesLike, data: BytesLike,
                 associated_data: Optional[BytesLike]) -> bytes:
-        if type(nonce) is not bytes or len(nonce) != NONCE_SIZE:
-            nonce = _nonce_arg(nonce)
-        if type(data) is not bytes:
-            data = _arg(data, "data")
+        nonce, data, aad, aad_len = _inputs(nonce, data, associated_data)
         size = len(data)
         out = _small_output(size + TAG_SIZE) if size < _UNINITIALISED_FROM else _fresh_bytes(size + TAG_SIZE)
-        if associated_data is None:
-            st = _seal(self._ctx, nonce, _NULL, 0, data, size, out)
-        else:
-            if type(associated_data) is not bytes:
-                associated_data = _arg(associated_data, "associated_data")
-            st = _seal(self._ctx, nonce, associated_data, len(associated_data), data, size, out)
+        st = _seal(self._ctx, nonce, aad, aad_len, data, size, out)
         if st:
             raise error_for(st)
         return out if _CPYTHON else _finish(out)
 
     def decrypt(self, nonce: BytesLike, data: BytesLike,
                 associated_data: Optional[BytesLike]) -> bytes:
-        if type(nonce) is not bytes or len(nonce) != NONCE_SIZE:
-            nonce = _nonce_arg(nonce)
-        if type(data) is not bytes:
-            data = _arg(data, "data")
+        nonce, data, aad, aad_len = _inputs(nonce, data, associated_data)
         size = len(data) - TAG_SIZE
         if size < 0:
             raise InvalidTag()
         out = _small_output(size) if size < _UNINITIALISED_FROM else _fresh_bytes(size)
-        if associated_data is None:
-            st = _open(self._ctx, nonce, _NULL, 0, data, size + TAG_SIZE, out)
-        else:
-            if type(associated_data) is not bytes:
-                associated_data = _arg(associated_data, "associated_data")
-            st = _open(self._ctx, nonce, associated_data, len(associated_data), data,
-                       size + TAG_SIZE, out)
+        st = _open(self._ctx, nonce, aad, aad_len, data, size + TAG_SIZE, out)
         if st:
             # The engine already zeroed whatever plaintext it had written.
             raise InvalidTag() if st == _AUTH else error_for(st)
         return out if _CPYTHON else _finish(out)
 
-    def encrypt_batch(
-        self,
-        nonces: Union[None, BytesLike, Sequence[BytesLike]],
-        data: Union[Packed, Sequence[BytesLike]],
-        associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
-        nonce_prefix: bool = False,
-    ) -> SealedBatch:
+    def encrypt_batch(self, nonces: Nonces, data: Items, associated_data: AssociatedData = None,
+                      nonce_prefix: bool = False) -> SealedBatch:
         if not isinstance(data, Packed) and _large_items(data):
             return self._encrypt_large(nonces, data, associated_data, nonce_prefix)
         count, inputs, aad = _packed(data, associated_data)
@@ -240,12 +232,8 @@ class NativeAESGCM(AESGCM):
             raise error_for(next(st for st in statuses if st))
         return SealedBatch(_finish(nonce_buf), _view(out, out_len), offsets)
 
-    def decrypt_batch(
-        self,
-        nonces: Union[BytesLike, Sequence[BytesLike]],
-        data: Union[Packed, Sequence[BytesLike]],
-        associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]] = None,
-    ) -> OpenedBatch:
+    def decrypt_batch(self, nonces: Union[BytesLike, Sequence[BytesLike]], data: Items,
+                      associated_data: AssociatedData = None) -> OpenedBatch:
         if _large_items(data):
             return self._decrypt_each(nonces, data, associated_data)
         count, inputs, aad = _packed(data, associated_data)
@@ -265,9 +253,9 @@ class NativeAESGCM(AESGCM):
 
     def _encrypt_large(
         self,
-        nonces: Union[None, BytesLike, Sequence[BytesLike]],
+        nonces: Nonces,
         data: Sequence[BytesLike],
-        associated_data: Union[None, BytesLike, Packed, Sequence[BytesLike]],
+        associated_data: AssociatedData,
         nonce_prefix: bool = False,
     ) -> SealedBatch:
         """Large items: one engine call each, straight from the caller's

@@ -198,10 +198,15 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
             self._head_timer = self.loop.call_at(since + self._limits.header_timeout,
                                                  self._head_timed_out)
 
+    def _disarm(self, attribute: str) -> None:
+        """Cancel the timer held in `attribute`, if one is armed."""
+        timer = getattr(self, attribute)
+        if timer is not None:
+            timer.cancel()
+            setattr(self, attribute, None)
+
     def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        self._disarm("_head_timer")
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
@@ -267,9 +272,7 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         self._body_timer = self.loop.call_at(at, self._body_check)
 
     def _cancel_body_timer(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
+        self._disarm("_body_timer")
 
     def _body_check(self) -> None:
         self._body_timer = None

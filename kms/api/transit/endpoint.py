@@ -439,13 +439,11 @@ class Transit:
     def encrypt(self, request, body, account, seen) -> Response:
         name = request.path_params["name"]
         seen["action"] = "transit:encrypt"
-        if isinstance(body, Scanned):
-            fast = (self._encrypt_scanned(name, body, account, seen) if isinstance(body, ScannedBatch)
-                    else self._encrypt_single(name, body, account, seen))
-            if fast is not None:
-                return fast
-            # A new key, or a key or backend the engine's reader does not serve.
-            body = self._general(self.encrypt, body)
+        fast = self._native(body, self._encrypt_scanned, self._encrypt_single, name, account, seen)
+        if fast is not None:
+            return fast
+        # Else a new key, or a key or backend the engine's readers do not serve.
+        body = self._general(self.encrypt, body)
         raw, batched = self._items(body, "plaintext")
         if not batched and "plaintext" not in body:
             raise TransitError("missing plaintext to encrypt")
@@ -598,6 +596,15 @@ class Transit:
         return envelope_raw(transit_items.single_json(Outcome(opened, version), b"plaintext", False),
                             request_id=seen["request_id"])
 
+    @staticmethod
+    def _native(body: Any, batch: Callable[..., Optional[Response]], single: Callable[..., Optional[Response]],
+                name: str, account: Dict[str, Any], seen: Dict[str, Any]) -> Optional[Response]:
+        """The answer of the native reader's executor for a body a reader
+        took (a batch or a single item), or None: the general path."""
+        if not isinstance(body, Scanned):
+            return None
+        return (batch if isinstance(body, ScannedBatch) else single)(name, body, account, seen)
+
     def _general(self, handler: Callable[..., Response], body: Any) -> Dict[str, Any]:
         """A scanned body the native readers passed on, parsed in full."""
         return self.parameters(handler, parse_json(body.data)) if isinstance(body, Scanned) else body
@@ -605,11 +612,9 @@ class Transit:
     def decrypt(self, request, body, account, seen) -> Response:
         name = request.path_params["name"]
         seen["action"] = "transit:decrypt"
-        if isinstance(body, Scanned):
-            fast = (self._open_scanned(name, body, account, seen) if isinstance(body, ScannedBatch)
-                    else self._decrypt_single(name, body, account, seen))
-            if fast is not None:
-                return fast
+        fast = self._native(body, self._open_scanned, self._decrypt_single, name, account, seen)
+        if fast is not None:
+            return fast
         body = self._general(self.decrypt, body)
         raw, batched = self._items(body, "ciphertext")
         record = self.existing_key(account, name, "Decrypt", seen)
