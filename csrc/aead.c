@@ -260,51 +260,50 @@ static int sum_lengths(const uint64_t *lens, size_t count, uint64_t *total)
     return KMS_AEAD_OK;
 }
 
-/* Call-level checks shared by both batch directions. */
-static int check_batch(const kms_gcm_ctx *ctx, size_t count, const uint8_t *nonces,
-                       size_t nonces_len, const uint8_t *aad, size_t aad_total,
-                       const uint64_t *aad_lens, const uint8_t *in,
-                       size_t in_total, const uint64_t *in_lens,
-                       const uint8_t *out, size_t out_len,
-                       const uint64_t *out_offsets, const int32_t *status)
+/* Item i's associated data: its own slice (at aad_off), or the one value
+ * every item shares when there is no length table. */
+static inline const uint8_t *batch_aad(const kms_batch *b, size_t i, uint64_t aad_off, uint64_t *len)
 {
-    if (!ctx || !out_offsets || !status)
+    *len = b->aad_lens ? b->aad_lens[i] : b->aad_total;
+    return b->aad_lens ? b->aad + aad_off : b->aad;
+}
+
+/* Call-level checks shared by both batch directions. */
+static int check_batch(const kms_gcm_ctx *ctx, const kms_batch *b, const uint8_t *nonces,
+                       size_t nonces_len)
+{
+    if (!ctx || !b || !b->out_offsets || !b->status)
         return KMS_AEAD_ERR_NULL;
-    if (count && (!nonces || !in_lens))
+    if (b->count && (!nonces || !b->item_lens))
         return KMS_AEAD_ERR_NULL;
-    if ((aad_total && !aad) || (in_total && !in) || (out_len && !out))
+    if ((b->aad_total && !b->aad) || (b->items_total && !b->items) || (b->out_len && !b->out))
         return KMS_AEAD_ERR_NULL;
-    if (count > SIZE_MAX / GCM_NONCE_BYTES || nonces_len != count * GCM_NONCE_BYTES)
+    if (b->count > SIZE_MAX / GCM_NONCE_BYTES || nonces_len != b->count * GCM_NONCE_BYTES)
         return KMS_AEAD_ERR_BUFFER;
     uint64_t total;
-    if (sum_lengths(in_lens, count, &total) || total != in_total)
+    if (sum_lengths(b->item_lens, b->count, &total) || total != b->items_total)
         return KMS_AEAD_ERR_BUFFER;
-    if (aad_lens && (sum_lengths(aad_lens, count, &total) || total != aad_total))
+    if (b->aad_lens && (sum_lengths(b->aad_lens, b->count, &total) || total != b->aad_total))
         return KMS_AEAD_ERR_BUFFER;
     /* The output arena must not alias anything the batch still reads. */
-    if (any_overlap(out, out_len, in, in_total) ||
-        any_overlap(out, out_len, aad, aad_total) ||
-        any_overlap(out, out_len, nonces, nonces_len))
+    if (any_overlap(b->out, b->out_len, b->items, b->items_total) ||
+        any_overlap(b->out, b->out_len, b->aad, b->aad_total) ||
+        any_overlap(b->out, b->out_len, nonces, nonces_len))
         return KMS_AEAD_ERR_OVERLAP;
     return KMS_AEAD_OK;
 }
 
-int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, size_t count, uint8_t *nonces,
-                           size_t nonces_len, int flags,
-                           const uint8_t *aad, size_t aad_total,
-                           const uint64_t *aad_lens, const uint8_t *in,
-                           size_t in_total, const uint64_t *in_lens, uint8_t *out,
-                           size_t out_len, uint64_t *out_offsets, int32_t *status)
+int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, const kms_batch *b, uint8_t *nonces,
+                           size_t nonces_len, int flags)
 {
-    int st = check_batch(ctx, count, nonces, nonces_len, aad, aad_total, aad_lens,
-                         in, in_total, in_lens, out, out_len, out_offsets, status);
+    int st = check_batch(ctx, b, nonces, nonces_len);
     if (st)
         return st;
     const uint64_t framing = ((unsigned)flags >> KMS_SEAL_HEADER_SHIFT) & 0xFF;
     const uint64_t prefix = framing + ((flags & KMS_SEAL_NONCE_PREFIX) ? GCM_NONCE_BYTES : 0);
     const uint64_t extra = GCM_TAG_BYTES + prefix;
-    if (count > (UINT64_MAX - in_total) / extra ||
-        out_len != in_total + (uint64_t)count * extra)
+    if (b->count > (UINT64_MAX - b->items_total) / extra ||
+        b->out_len != b->items_total + (uint64_t)b->count * extra)
         return KMS_AEAD_ERR_BUFFER;
     if ((flags & KMS_SEAL_GENERATE_NONCES) && (st = kms_fill_random(nonces, nonces_len)))
         return st;
@@ -313,22 +312,21 @@ int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, size_t count, uint8_t *nonces
     uint64_t in_off = 0, aad_off = 0, out_off = 0;
     struct gcm_msg group[GCM_SMALL_GROUP];
     size_t pending = 0;
-    for (size_t i = 0; i < count; i++) {
-        uint64_t len = in_lens[i];
-        uint64_t alen = aad_lens ? aad_lens[i] : aad_total;
-        const uint8_t *item_aad = aad_lens ? aad + aad_off : aad;
-        out_offsets[i] = out_off;
+    for (size_t i = 0; i < b->count; i++) {
+        uint64_t len = b->item_lens[i], alen;
+        const uint8_t *item_aad = batch_aad(b, i, aad_off, &alen);
+        b->out_offsets[i] = out_off;
         st = check_item(GCM_NONCE_BYTES, alen, len);
         if ((flags & KMS_SEAL_NONCE_PREFIX) && !st) /* the header room stays the codec's */
-            memcpy(out + out_off + framing, nonces + GCM_NONCE_BYTES * i, GCM_NONCE_BYTES);
-        uint8_t *slot = out + out_off + prefix; /* ciphertext || tag */
+            memcpy(b->out + out_off + framing, nonces + GCM_NONCE_BYTES * i, GCM_NONCE_BYTES);
+        uint8_t *slot = b->out + out_off + prefix; /* ciphertext || tag */
         if (st) {
-            kms_wipe(out + out_off, len + extra);
+            kms_wipe(b->out + out_off, len + extra);
             failed++;
         } else if (len <= GCM_SMALL_MAX) {
             /* Small items share AES passes, GCM_SMALL_GROUP at a time. */
             struct gcm_msg m = {nonces + GCM_NONCE_BYTES * i, item_aad, alen,
-                                in + in_off, slot, len, slot + len};
+                                b->items + in_off, slot, len, slot + len};
             group[pending++] = m;
             if (pending == GCM_SMALL_GROUP) {
                 ctx->ops->encrypt_small(ctx, group, pending);
@@ -336,17 +334,17 @@ int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, size_t count, uint8_t *nonces
             }
         } else {
             seal_item(ctx, nonces + GCM_NONCE_BYTES * i, item_aad, alen,
-                      in + in_off, len, slot);
+                      b->items + in_off, len, slot);
         }
-        status[i] = st;
+        b->status[i] = st;
         in_off += len;
-        if (aad_lens)
+        if (b->aad_lens)
             aad_off += alen;
         out_off += len + extra;
     }
     if (pending)
         ctx->ops->encrypt_small(ctx, group, pending);
-    out_offsets[count] = out_off;
+    b->out_offsets[b->count] = out_off;
     return failed;
 }
 
@@ -374,22 +372,17 @@ static int64_t flush_open_group(const kms_gcm_ctx *ctx, struct gcm_msg *group,
     return failed;
 }
 
-int64_t kms_gcm_open_batch(const kms_gcm_ctx *ctx, size_t count,
-                           const uint8_t *nonces, size_t nonces_len,
-                           const uint8_t *aad, size_t aad_total,
-                           const uint64_t *aad_lens, const uint8_t *in,
-                           size_t in_total, const uint64_t *in_lens, uint8_t *out,
-                           size_t out_len, uint64_t *out_offsets, int32_t *status)
+int64_t kms_gcm_open_batch(const kms_gcm_ctx *ctx, const kms_batch *b,
+                           const uint8_t *nonces, size_t nonces_len)
 {
-    int st = check_batch(ctx, count, nonces, nonces_len, aad, aad_total, aad_lens,
-                         in, in_total, in_lens, out, out_len, out_offsets, status);
+    int st = check_batch(ctx, b, nonces, nonces_len);
     if (st)
         return st;
     uint64_t need = 0;
-    for (size_t i = 0; i < count; i++)
-        if (in_lens[i] >= GCM_TAG_BYTES)
-            need += in_lens[i] - GCM_TAG_BYTES;
-    if (out_len < need)
+    for (size_t i = 0; i < b->count; i++)
+        if (b->item_lens[i] >= GCM_TAG_BYTES)
+            need += b->item_lens[i] - GCM_TAG_BYTES;
+    if (b->out_len < need)
         return KMS_AEAD_ERR_BUFFER;
 
     int64_t failed = 0;
@@ -397,46 +390,45 @@ int64_t kms_gcm_open_batch(const kms_gcm_ctx *ctx, size_t count,
     struct gcm_msg group[GCM_SMALL_GROUP];
     struct pending_open meta[GCM_SMALL_GROUP];
     size_t pending = 0;
-    for (size_t i = 0; i < count; i++) {
-        uint64_t len = in_lens[i];
-        uint64_t alen = aad_lens ? aad_lens[i] : aad_total;
-        const uint8_t *item_aad = aad_lens ? aad + aad_off : aad;
+    for (size_t i = 0; i < b->count; i++) {
+        uint64_t len = b->item_lens[i], alen;
+        const uint8_t *item_aad = batch_aad(b, i, aad_off, &alen);
         uint64_t plain = len >= GCM_TAG_BYTES ? len - GCM_TAG_BYTES : 0;
-        out_offsets[i] = out_off;
+        b->out_offsets[i] = out_off;
         if (len < GCM_TAG_BYTES)
             st = KMS_AEAD_ERR_TOO_SHORT;
         else
             st = check_item(GCM_NONCE_BYTES, alen, plain);
-        status[i] = st;
+        b->status[i] = st;
         if (st) {
-            kms_wipe(out + out_off, plain);
+            kms_wipe(b->out + out_off, plain);
             failed++;
         } else if (plain <= GCM_SMALL_MAX) {
             struct gcm_msg m = {nonces + GCM_NONCE_BYTES * i, item_aad, alen,
-                                in + in_off, out + out_off, plain, meta[pending].computed};
+                                b->items + in_off, b->out + out_off, plain, meta[pending].computed};
             meta[pending].index = i;
-            meta[pending].received = in + in_off + plain;
+            meta[pending].received = b->items + in_off + plain;
             group[pending++] = m;
             if (pending == GCM_SMALL_GROUP) {
-                failed += flush_open_group(ctx, group, meta, pending, status);
+                failed += flush_open_group(ctx, group, meta, pending, b->status);
                 pending = 0;
             }
         } else if ((st = open_item(ctx, nonces + GCM_NONCE_BYTES * i, item_aad, alen,
-                                   in + in_off, len, out + out_off))) {
-            status[i] = st;
+                                   b->items + in_off, len, b->out + out_off))) {
+            b->status[i] = st;
             failed++;
         }
         in_off += len;
-        if (aad_lens)
+        if (b->aad_lens)
             aad_off += alen;
         out_off += plain;
     }
     if (pending)
-        failed += flush_open_group(ctx, group, meta, pending, status);
-    out_offsets[count] = out_off;
-    /* out may be larger than needed (callers pass an upper bound); never
+        failed += flush_open_group(ctx, group, meta, pending, b->status);
+    b->out_offsets[b->count] = out_off;
+    /* b->out may be larger than needed (callers pass an upper bound); never
      * leave whatever the allocator had there readable after the items. */
-    if (out_len > out_off)
-        memset(out + out_off, 0, out_len - out_off);
+    if (b->out_len > out_off)
+        memset(b->out + out_off, 0, b->out_len - out_off);
     return failed;
 }

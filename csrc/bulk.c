@@ -226,9 +226,9 @@ int64_t kms_bulk_seal_framed(const kms_gcm_ctx *ctx, size_t count, const uint8_t
     /* The engine leaves each item's header room empty; the headers are
      * written here, from the offsets it reports. */
     int flags = KMS_SEAL_GENERATE_NONCES | KMS_SEAL_NONCE_PREFIX | BIN32 << KMS_SEAL_HEADER_SHIFT;
-    int64_t failed = kms_gcm_seal_batch(ctx, count, count ? nonces : NULL,
-                                        count * GCM_NONCE_BYTES, flags, aad, aad_total, aad_lens,
-                                        in, in_total, in_lens, out, out_len, out_offsets, status);
+    const kms_batch batch = {count, aad, aad_total, aad_lens, in, in_total, in_lens,
+                             out, out_len, out_offsets, status};
+    int64_t failed = kms_gcm_seal_batch(ctx, &batch, count ? nonces : NULL, count * GCM_NONCE_BYTES, flags);
     kms_arena_release(nonces, count * GCM_NONCE_BYTES, 0);
     if (failed < 0)
         return failed;

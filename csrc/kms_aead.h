@@ -106,23 +106,18 @@ enum {
     KMS_SEAL_NONCE_PREFIX = 2,    /* item i's output is nonce || ct || tag */
     KMS_SEAL_HEADER_SHIFT = 8     /* bits 8..15: header room before each item */
 };
-int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, size_t count,
-                           uint8_t *nonces, size_t nonces_len,
-                           int flags,
-                           const uint8_t *aad, size_t aad_total,
-                           const uint64_t *aad_lens,
-                           const uint8_t *in, size_t in_total,
-                           const uint64_t *in_lens,
-                           uint8_t *out, size_t out_len,
-                           uint64_t *out_offsets, int32_t *status);
-int64_t kms_gcm_open_batch(const kms_gcm_ctx *ctx, size_t count,
-                           const uint8_t *nonces, size_t nonces_len,
-                           const uint8_t *aad, size_t aad_total,
-                           const uint64_t *aad_lens,
-                           const uint8_t *in, size_t in_total,
-                           const uint64_t *in_lens,
-                           uint8_t *out, size_t out_len,
-                           uint64_t *out_offsets, int32_t *status);
+/* A batch's items and where their results go (the fields the text above
+ * names; items/item_lens are the inputs, plaintexts or ciphertexts). */
+typedef struct {
+    size_t count;
+    const uint8_t *aad; size_t aad_total; const uint64_t *aad_lens;
+    const uint8_t *items; size_t items_total; const uint64_t *item_lens;
+    uint8_t *out; size_t out_len; uint64_t *out_offsets; int32_t *status;
+} kms_batch;
+int64_t kms_gcm_seal_batch(const kms_gcm_ctx *ctx, const kms_batch *batch,
+                           uint8_t *nonces, size_t nonces_len, int flags);
+int64_t kms_gcm_open_batch(const kms_gcm_ctx *ctx, const kms_batch *batch,
+                           const uint8_t *nonces, size_t nonces_len);
 
 /* Parameter checks with no buffers, so callers can refuse early and tests
  * can probe the limits without allocating 64 GiB. Returns KMS_AEAD_OK or

@@ -96,6 +96,21 @@ def _inputs(nonce: Any, data: Any, associated_data: Any) -> Tuple[Any, Any, Any,
     return nonce, data, associated_data, len(associated_data)
 
 
+def _pointer(buffer: Any) -> Any:
+    """A buffer as a struct field takes it (bytes are not cdata yet)."""
+    return ffi.from_buffer(buffer) if type(buffer) is bytes else buffer
+
+
+def _batch_of(count: int, aad: Tuple[Any, int, Any], inputs: Tuple[Any, int, Any], out: Any,
+              out_len: int, offsets: "array[int]", statuses: "array[int]") -> Any:
+    """The engine's kms_batch for a call (kms_aead.h). The caller keeps the
+    buffers referenced until the call returns; the struct only points."""
+    return ffi.new("kms_batch *", {
+        "count": count, "aad": _pointer(aad[0]), "aad_total": aad[1], "aad_lens": aad[2],
+        "items": _pointer(inputs[0]), "items_total": inputs[1], "item_lens": inputs[2],
+        "out": out, "out_len": out_len, "out_offsets": _u64(offsets), "status": _i32(statuses)})
+
+
 def _arena(size: int, wipe: bool) -> Any:
     """A recycled C buffer for a batch result (a cdata pointer), released,
     and wiped if it held plaintext, when the last reference to it goes."""
@@ -222,9 +237,8 @@ class NativeAESGCM(AESGCM):
         out_len = len(inputs[0]) + per_item * count
         out = _arena(out_len, wipe=False)
         offsets, statuses = _batch.empty_offsets(count), _batch.empty_statuses(count)
-        failed = lib.kms_gcm_seal_batch(
-            self._ctx, count, nonce_buf if count else _NULL, len(nonce_buf), flags,
-            *aad, *inputs, out, out_len, _u64(offsets), _i32(statuses))
+        batch = _batch_of(count, aad, inputs, out, out_len, offsets, statuses)
+        failed = lib.kms_gcm_seal_batch(self._ctx, batch, nonce_buf if count else _NULL, len(nonce_buf), flags)
         if failed < 0:
             raise error_for(failed)
         if failed:
@@ -243,9 +257,8 @@ class NativeAESGCM(AESGCM):
         out_len = len(inputs[0])
         out = _arena(out_len, wipe=True)
         offsets, statuses = _batch.empty_offsets(count), _batch.empty_statuses(count)
-        failed = lib.kms_gcm_open_batch(
-            self._ctx, count, nonce_buf if count else _NULL, len(nonce_buf),
-            *aad, *inputs, out, out_len, _u64(offsets), _i32(statuses))
+        batch = _batch_of(count, aad, inputs, out, out_len, offsets, statuses)
+        failed = lib.kms_gcm_open_batch(self._ctx, batch, nonce_buf if count else _NULL, len(nonce_buf))
         if failed < 0:
             raise error_for(failed)
         # The arena was sized for the worst case; expose what was used.

@@ -179,8 +179,8 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         transport.close()
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
-        self._cancel_head_timer()
-        self._cancel_body_timer()
+        self._disarm("_head_timer")
+        self._disarm("_body_timer")
         if self.timeout_keep_alive_task is not None:
             self.timeout_keep_alive_task.cancel()
             self.timeout_keep_alive_task = None
@@ -204,9 +204,6 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         if timer is not None:
             timer.cancel()
             setattr(self, attribute, None)
-
-    def _cancel_head_timer(self) -> None:
-        self._disarm("_head_timer")
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
@@ -271,9 +268,6 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
     def _arm_body_timer(self, at: float) -> None:
         self._body_timer = self.loop.call_at(at, self._body_check)
 
-    def _cancel_body_timer(self) -> None:
-        self._disarm("_body_timer")
-
     def _body_check(self) -> None:
         self._body_timer = None
         if self.transport.is_closing() or not self._reading_body:
@@ -304,7 +298,7 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         if self.parser.get_http_version() == "0.9":
             raise NoVersion()
         self._reading_head = False
-        self._cancel_head_timer()
+        self._disarm("_head_timer")
         self._reading_body, self._body_since, self._body_bytes = True, self.loop.time(), 0
 
     def on_body(self, body: bytes) -> None:
@@ -357,7 +351,7 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
 
     def _body_done(self) -> None:
         self._reading_body = False
-        self._cancel_body_timer()
+        self._disarm("_body_timer")
 
     def _message_done(self) -> None:
         self._at_request_start = True

@@ -139,6 +139,21 @@ def test_failed_open_zeroes_the_output(native_backend):
     assert out == bytearray(300)
 
 
+def _batch(count, aad, aad_total, aad_lens, items, items_total, item_lens, out, out_len, offsets, status):
+    """A kms_batch (kms_aead.h); the buffers it points at stay referenced by
+    the caller (the struct keeps the cdata it was given alive too)."""
+    keep = [ffi.from_buffer(b) if isinstance(b, (bytes, bytearray)) else b for b in (aad, items)]
+    batch = ffi.new("kms_batch *", {"count": count, "aad": keep[0], "aad_total": aad_total,
+                                    "aad_lens": aad_lens, "items": keep[1], "items_total": items_total,
+                                    "item_lens": item_lens, "out": out, "out_len": out_len,
+                                    "out_offsets": offsets, "status": status})
+    _KEPT.append(keep)
+    return batch
+
+
+_KEPT = []
+
+
 def test_batch_call_level_errors(native_backend):
     ctx = _ctx(native_backend, bytes(32))
     lens = ffi.new("uint64_t[]", [3, 4])
@@ -146,16 +161,16 @@ def test_batch_call_level_errors(native_backend):
     status = ffi.new("int32_t[]", 2)
     out = ffi.new("uint8_t[]", 39)
     nonces = bytes(24)
-    ok = lib.kms_gcm_seal_batch(ctx, 2, nonces, 24, 0, ffi.NULL, 0, ffi.NULL, bytes(7), 7, lens, out, 39, offsets, status)
+    ok = lib.kms_gcm_seal_batch(ctx, _batch(2, ffi.NULL, 0, ffi.NULL, bytes(7), 7, lens, out, 39, offsets, status), nonces, 24, 0)
     assert ok == 0 and list(offsets) == [0, 19, 39]
     # Lengths not adding up, wrong nonce buffer, wrong output size, aliasing.
-    assert lib.kms_gcm_seal_batch(ctx, 2, nonces, 24, 0, ffi.NULL, 0, ffi.NULL, bytes(8), 8, lens, out, 40, offsets, status) == S.Status.ERR_BUFFER
-    assert lib.kms_gcm_seal_batch(ctx, 2, nonces, 12, 0, ffi.NULL, 0, ffi.NULL, bytes(7), 7, lens, out, 39, offsets, status) == S.Status.ERR_BUFFER
-    assert lib.kms_gcm_seal_batch(ctx, 2, nonces, 24, 0, ffi.NULL, 0, ffi.NULL, bytes(7), 7, lens, out, 38, offsets, status) == S.Status.ERR_BUFFER
-    assert lib.kms_gcm_seal_batch(ctx, 2, ffi.cast("uint8_t *", out), 24, 0, ffi.NULL, 0, ffi.NULL, bytes(7), 7, lens, out, 39, offsets, status) == S.Status.ERR_OVERLAP
+    assert lib.kms_gcm_seal_batch(ctx, _batch(2, ffi.NULL, 0, ffi.NULL, bytes(8), 8, lens, out, 40, offsets, status), nonces, 24, 0) == S.Status.ERR_BUFFER
+    assert lib.kms_gcm_seal_batch(ctx, _batch(2, ffi.NULL, 0, ffi.NULL, bytes(7), 7, lens, out, 39, offsets, status), nonces, 12, 0) == S.Status.ERR_BUFFER
+    assert lib.kms_gcm_seal_batch(ctx, _batch(2, ffi.NULL, 0, ffi.NULL, bytes(7), 7, lens, out, 38, offsets, status), nonces, 24, 0) == S.Status.ERR_BUFFER
+    assert lib.kms_gcm_seal_batch(ctx, _batch(2, ffi.NULL, 0, ffi.NULL, bytes(7), 7, lens, out, 39, offsets, status), ffi.cast("uint8_t *", out), 24, 0) == S.Status.ERR_OVERLAP
     huge = ffi.new("uint64_t[]", [2**64 - 1, 2])
-    assert lib.kms_gcm_seal_batch(ctx, 2, nonces, 24, 0, ffi.NULL, 0, ffi.NULL, bytes(7), 7, huge, out, 39, offsets, status) == S.Status.ERR_BUFFER
-    assert lib.kms_gcm_open_batch(ctx, 2, nonces, 24, ffi.NULL, 0, ffi.NULL, bytes(7), 7, lens, out, 39, ffi.NULL, status) == S.Status.ERR_NULL
+    assert lib.kms_gcm_seal_batch(ctx, _batch(2, ffi.NULL, 0, ffi.NULL, bytes(7), 7, huge, out, 39, offsets, status), nonces, 24, 0) == S.Status.ERR_BUFFER
+    assert lib.kms_gcm_open_batch(ctx, _batch(2, ffi.NULL, 0, ffi.NULL, bytes(7), 7, lens, out, 39, ffi.NULL, status), nonces, 24) == S.Status.ERR_NULL
 
 
 def test_batch_generates_nonces_in_the_engine(native_backend):
@@ -166,8 +181,7 @@ def test_batch_generates_nonces_in_the_engine(native_backend):
     offsets = ffi.new("uint64_t[]", count + 1)
     status = ffi.new("int32_t[]", count)
     out = ffi.new("uint8_t[]", 16 * count)
-    assert lib.kms_gcm_seal_batch(ctx, count, ffi.from_buffer(nonces), len(nonces), 1, ffi.NULL, 0,
-                                  ffi.NULL, ffi.NULL, 0, lens, out, 16 * count, offsets, status) == 0
+    assert lib.kms_gcm_seal_batch(ctx, _batch(count, ffi.NULL, 0, ffi.NULL, ffi.NULL, 0, lens, out, 16 * count, offsets, status), ffi.from_buffer(nonces), len(nonces), 1) == 0
     chunks = {bytes(nonces[i : i + 12]) for i in range(0, len(nonces), 12)}
     assert len(chunks) == count
 

@@ -437,13 +437,9 @@ class Transit:
         return 400
 
     def encrypt(self, request, body, account, seen) -> Response:
-        name = request.path_params["name"]
-        seen["action"] = "transit:encrypt"
-        fast = self._native(body, self._encrypt_scanned, self._encrypt_single, name, account, seen)
+        name, fast, body = self._read(request, body, account, seen, self.encrypt)
         if fast is not None:
             return fast
-        # Else a new key, or a key or backend the engine's readers do not serve.
-        body = self._general(self.encrypt, body)
         raw, batched = self._items(body, "plaintext")
         if not batched and "plaintext" not in body:
             raise TransitError("missing plaintext to encrypt")
@@ -596,26 +592,31 @@ class Transit:
         return envelope_raw(transit_items.single_json(Outcome(opened, version), b"plaintext", False),
                             request_id=seen["request_id"])
 
-    @staticmethod
-    def _native(body: Any, batch: Callable[..., Optional[Response]], single: Callable[..., Optional[Response]],
-                name: str, account: Dict[str, Any], seen: Dict[str, Any]) -> Optional[Response]:
-        """The answer of the native reader's executor for a body a reader
-        took (a batch or a single item), or None: the general path."""
-        if not isinstance(body, Scanned):
-            return None
-        return (batch if isinstance(body, ScannedBatch) else single)(name, body, account, seen)
+    def _read(self, request: Any, body: Any, account: Dict[str, Any], seen: Dict[str, Any],
+              handler: Callable[..., Response]) -> Tuple[str, Optional[Response], Dict[str, Any]]:
+        """(key name, the answer of a native reader's executor or None, the
+        body for the general path). A reader's executor answers a body it
+        took (a batch or a single item) unless the plan or shape needs the
+        general path: a new key, or a key or backend it does not serve."""
+        name, operation = request.path_params["name"], handler.__name__
+        seen["action"] = "transit:" + operation
+        if isinstance(body, Scanned):
+            readers: Tuple[Callable[..., Optional[Response]], Callable[..., Optional[Response]]] = (
+                (self._encrypt_scanned, self._encrypt_single) if operation == "encrypt"
+                else (self._open_scanned, self._decrypt_single))
+            fast = readers[0 if isinstance(body, ScannedBatch) else 1](name, body, account, seen)
+            if fast is not None:
+                return name, fast, {}
+        return name, None, self._general(handler, body)
 
     def _general(self, handler: Callable[..., Response], body: Any) -> Dict[str, Any]:
         """A scanned body the native readers passed on, parsed in full."""
         return self.parameters(handler, parse_json(body.data)) if isinstance(body, Scanned) else body
 
     def decrypt(self, request, body, account, seen) -> Response:
-        name = request.path_params["name"]
-        seen["action"] = "transit:decrypt"
-        fast = self._native(body, self._open_scanned, self._decrypt_single, name, account, seen)
+        name, fast, body = self._read(request, body, account, seen, self.decrypt)
         if fast is not None:
             return fast
-        body = self._general(self.decrypt, body)
         raw, batched = self._items(body, "ciphertext")
         record = self.existing_key(account, name, "Decrypt", seen)
         return self._results(body, raw, self._open(record, raw), batched, "plaintext", seen)
