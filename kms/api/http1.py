@@ -354,13 +354,14 @@ class Http1Protocol(VaultHttpToolsProtocol):
     def on_message_begin(self) -> None:
         self._at_request_start = False
         self._head_bytes = 0
+        self._url_read = -1
         self.url = b""
         self.expect_100_continue = False
         self.headers = []
         self._hot = None
 
     def on_url(self, url: bytes) -> None:
-        self._count_head(len(url))
+        self._count_url(url)
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:

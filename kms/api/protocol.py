@@ -68,6 +68,11 @@ _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset
          b"too many open connections")
 
 
+class SpacedTarget(Exception):
+    """Raised inside on_url: the request target holds whitespace (see
+    _count_url); httptools stops, and the request is answered 400."""
+
+
 class HeadTooLarge(Exception):
     """Raised inside a parser callback: httptools stops parsing at once."""
 
@@ -146,6 +151,8 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         self._at_request_start = True
         self._held = b""
         self._head_bytes = 0
+        self._reads = 0  # data_received calls so far
+        self._url_read = -1  # the read that gave the current request's target its last piece
         self._head_too_large = False
         self._limits: Limits = getattr(self.config, "limits", None) or DEFAULT_LIMITS
         self._refused = False
@@ -308,6 +315,7 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         self._at_request_start = False
         self._head_bytes = 0
+        self._url_read = -1
         super().on_message_begin()
 
     def _count_head(self, size: int) -> None:
@@ -316,8 +324,18 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
             self._head_too_large = True
             raise HeadTooLarge()
 
-    def on_url(self, url: bytes) -> None:
+    def _count_url(self, url: bytes) -> None:
+        """llhttp reads a target holding a space ("/a b") as one target,
+        the space left out, handing it over in two pieces from one read;
+        RFC 9112 section 3.2 (and h11) refuse such a request line. A target
+        split across two reads is still one target."""
+        if self._url_read == self._reads:
+            raise SpacedTarget()
+        self._url_read = self._reads
         self._count_head(len(url))
+
+    def on_url(self, url: bytes) -> None:
+        self._count_url(url)
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -361,6 +379,7 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused or self._refusal_due is not None:
             return
+        self._reads += 1
         if self._reading_head:
             self._head_started = True
         if self._held or (self._at_request_start and data[:1] == b"L"):

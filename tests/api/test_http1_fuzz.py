@@ -209,3 +209,15 @@ def test_damaged_requests_are_answered_as_h11_reads_them_or_refused_with_400(seq
         data[at:at + 1] = replacement
     check(bytes(data), cuts, strict=False)
 
+
+
+def test_a_request_target_holding_a_space_is_refused():
+    """Found by the damaged-request property: llhttp took "/v1/transit/
+    encrypt/0000 000" as one target with the space left out, where h11 and
+    RFC 9112 refuse the request line."""
+    data = (b"PATCH /v1/transit/encrypt/0000 000 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n\x00\x00"
+            b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    ours = converse([data])
+    answers, _, _ = parse_answers(ours.out, [False, False])
+    assert [a.status for a in answers] == [400] and ours.closed
+    check(data, [], strict=False)
