@@ -56,6 +56,7 @@ from kms.server import DEFAULT_LIMITS, Limits
 
 _LIST = b"LIST "
 HOLD_MAX = 64 * 1024  # writes at least this large are never held or joined
+MAX_REQUEST_LINE = 8192  # a request line is held across reads up to this, then judged
 MAX_HEAD_BYTES = 32 * 1024  # request line + headers; tokens and signatures are < 1 KiB
 _TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
               b"content-length: 32\r\nconnection: close\r\n\r\nrequest header fields too large\n")
@@ -79,6 +80,21 @@ class HeadTooLarge(Exception):
 
 class NoVersion(Exception):
     """Raised inside a parser callback, which httptools answers as a parse error: 400."""
+
+
+def well_spaced(data: bytes) -> bool:
+    """False for a read that starts a request whose request line has other
+    than one space between its three parts ("GET  /x HTTP/1.1"): llhttp
+    serves it, RFC 9112 section 3 and h11 refuse it. A request line not
+    complete in the read, or pipelined behind another, is not judged here
+    (the parser's own rules still apply)."""
+    line_end = data.find(b"\r\n", 0, MAX_REQUEST_LINE)
+    if line_end < 0:
+        return True
+    line = data[:line_end]
+    if not line:  # empty lines before a request line are skipped (RFC 9112 section 2.2)
+        line = data.lstrip(b"\r\n").split(b"\r\n", 1)[0]
+    return line.count(b" ") == 2 and b"  " not in line and not line.startswith(b" ")
 
 
 def rewrite_list(data: bytes) -> Optional[bytes]:
@@ -382,8 +398,8 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         self._reads += 1
         if self._reading_head:
             self._head_started = True
-        if self._held or (self._at_request_start and data[:1] == b"L"):
-            self._feed(data)  # perhaps Vault's LIST
+        if self._held or self._at_request_start:
+            self._feed(data)  # a request line: judged whole, perhaps Vault's LIST
         else:
             HttpToolsProtocol.data_received(self, data)
         # Only a read that leaves a head or a body unfinished costs a timer.
@@ -396,10 +412,12 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         if self._at_request_start:
             if self._held:
                 data, self._held = self._held + data, b""
-            if _LIST.startswith(data[:5]) and (len(data) < 5 or b"\r\n" not in data):
-                if len(data) < 8192:  # a request line split across reads: wait for the rest
-                    self._held = data
-                    return
+            if data.find(b"\r\n", 0, MAX_REQUEST_LINE) < 0 and len(data) < MAX_REQUEST_LINE:
+                self._held = data  # a request line split across reads: wait for the rest
+                return
+            if not well_spaced(data):
+                self.send_400_response("Invalid HTTP request received.")
+                return
             if data.startswith(_LIST) and b"\r\n" in data:
                 rewritten = rewrite_list(data)
                 if rewritten is None:

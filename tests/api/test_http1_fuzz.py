@@ -221,3 +221,14 @@ def test_a_request_target_holding_a_space_is_refused():
     answers, _, _ = parse_answers(ours.out, [False, False])
     assert [a.status for a in answers] == [400] and ours.closed
     check(data, [], strict=False)
+
+
+def test_a_request_line_with_two_spaces_before_its_version_is_refused():
+    """The failing case of the damaged-request property in a clean CI run:
+    "PATCH /v1/transit/encrypt/0000000  HTTP/1.1" (two spaces) was served."""
+    data = (b"PATCH /v1/transit/encrypt/0000000  HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
+            b"Content-Length: 2\r\n\r\n\x00\x00GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    ours = converse([data])
+    answers, _, _ = parse_answers(ours.out, [False, False])
+    assert [a.status for a in answers] == [400] and ours.closed
+    check(data, [], strict=False)
