@@ -8,7 +8,7 @@ import msgpack
 import pytest
 
 from kms.api import bulk
-from test_transit_refusals import App
+from test_transit_refusals import app_with_keys
 
 MSGPACK = b"application/msgpack"
 UNSUPPORTED = "1 error occurred:\n\t* unsupported operation\n\n"
@@ -16,10 +16,7 @@ UNSUPPORTED = "1 error occurred:\n\t* unsupported operation\n\n"
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    application = App(str(tmp_path_factory.mktemp("bulk-refusals") / "data"))
-    assert application.call("POST", "/v1/transit/keys/bulk", {})[0] == 200
-    yield application
-    application.runtime.store.close()
+    yield from app_with_keys(tmp_path_factory, "bulk-refusals", {"bulk": {}})
 
 
 def bulk_call(app, method, path, body=b""):

@@ -71,14 +71,21 @@ class App:
             return [json.loads(line) for line in f if line.strip()]
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    application = App(str(tmp_path_factory.mktemp("refusals") / "data"))
-    for name, body in (("plain", {}), ("signing", {"type": "ecdsa-p256"}), ("rsa", {"type": "rsa-2048"}),
-                       ("portable", {"exportable": True, "allow_plaintext_backup": True})):
+def app_with_keys(tmp_path_factory: Any, label: str, keys: Dict[str, Dict[str, Any]]) -> Any:
+    """An App over a fresh data directory holding these transit keys (name ->
+    creation body), closed afterwards: the in-process tests' module fixtures."""
+    application = App(str(tmp_path_factory.mktemp(label) / "data"))
+    for name, body in keys.items():
         assert application.call("POST", f"/v1/transit/keys/{name}", body)[0] == 200
     yield application
     application.runtime.store.close()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    yield from app_with_keys(tmp_path_factory, "refusals", {
+        "plain": {}, "signing": {"type": "ecdsa-p256"}, "rsa": {"type": "rsa-2048"},
+        "portable": {"exportable": True, "allow_plaintext_backup": True}})
 
 
 def b64(data: bytes) -> str:

@@ -13,17 +13,14 @@ from kms.codecs import bulk_msgpack, transit_json
 # The in-process application driver of the transit refusal tests, shared
 # (pytest imports that module under this same name).
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "api"))
-from test_transit_refusals import App  # noqa: E402
+from test_transit_refusals import app_with_keys  # noqa: E402
 
 pytestmark = pytest.mark.skipif(aead.BACKEND == "fallback", reason="the fallback has no native reader")
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    application = App(str(tmp_path_factory.mktemp("native-routes") / "data"))
-    assert application.call("POST", "/v1/transit/keys/k", {})[0] == 200
-    yield application
-    application.runtime.store.close()
+    yield from app_with_keys(tmp_path_factory, "native-routes", {"k": {}})
 
 
 @pytest.fixture
