@@ -30,8 +30,8 @@ def record():
 def _table() -> List[str]:
     refs = {(r["group"], r["impl"]): r for r in ROWS}
     lines = [
-        "| scenario | implementation | GB/s (best) | per item, us (best / median) | ratio vs reference (best / median) | reference | vs OpenSSL without VAES (best / median) |",
-        "|---|---|---:|---:|---:|---|---:|",
+        "| scenario | implementation | GB/s (best) | per item, us (best / median) | ratio vs reference (best / median) | reference |",
+        "|---|---|---:|---:|---:|---|",
     ]
     for r in ROWS:
         per_item_best = r["best_s"] / r["items"] * 1e6
@@ -43,12 +43,10 @@ def _table() -> List[str]:
             ref_name = r["reference"]
         else:
             ratio, ref_name = "(reference)" if ref is r else "", ""
-        alt = refs.get((r["group"], "cryptography, no VAES"))
-        alt_ratio = ""
-        if alt is not None and alt is not r:
-            alt_ratio = f"{alt['best_s'] / r['best_s']:.2f}x / {alt['median_s'] / r['median_s']:.2f}x"
+        # Rows against a masked OpenSSL come from its own probe (timed the
+        # same way); crossing them with these rows would mix statistics.
         r["gb_per_s"] = gbps
-        lines.append(f"| {r['group']} | {r['impl']} | {gbps:.2f} | {per_item_best:.3f} / {per_item_median:.3f} | {ratio} | {ref_name} | {alt_ratio} |")
+        lines.append(f"| {r['group']} | {r['impl']} | {gbps:.2f} | {per_item_best:.3f} / {per_item_median:.3f} | {ratio} | {ref_name} |")
     return lines
 
 
@@ -61,16 +59,16 @@ TARGETS = [
     ("vaes single decrypt 1 MiB >= 1.0x cryptography", "decrypt 1 x 1048576 B", "vaes", "cryptography", 1.0),
     ("aesni single encrypt 16 KiB >= 0.8x cryptography", "encrypt 1 x 16384 B", "aesni", "cryptography", 0.8),
     ("aesni single encrypt 1 MiB >= 0.8x cryptography", "encrypt 1 x 1048576 B", "aesni", "cryptography", 0.8),
-    ("aesni single encrypt 16 KiB >= 0.8x OpenSSL without VAES", "encrypt 1 x 16384 B", "aesni", "cryptography, no VAES", 0.8),
-    ("aesni single encrypt 1 MiB >= 0.8x OpenSSL without VAES", "encrypt 1 x 1048576 B", "aesni", "cryptography, no VAES", 0.8),
+    ("aesni single encrypt 16 KiB >= 0.8x OpenSSL without VAES", "encrypt 1 x 16384 B", "aesni vs cryptography, no VAES", "cryptography, no VAES", 0.8),
+    ("aesni single encrypt 1 MiB >= 0.8x OpenSSL without VAES", "encrypt 1 x 1048576 B", "aesni vs cryptography, no VAES", "cryptography, no VAES", 0.8),
     # Issue 11: the 256-bit tier, forced on an AVX-512 CPU against the
     # 512-bit tier, and against the OpenSSL a CPU without AVX-512 runs.
     ("vaes256 single encrypt 16 KiB >= 0.8x vaes", "encrypt 1 x 16384 B", "vaes256", "vaes", 0.8),
     ("vaes256 single encrypt 1 MiB >= 0.8x vaes", "encrypt 1 x 1048576 B", "vaes256", "vaes", 0.8),
     ("vaes256 single encrypt 16 KiB >= 1.8x cryptography without AVX-512", "encrypt 1 x 16384 B",
-     "vaes256", "cryptography without AVX-512", 1.8),
+     "vaes256 vs cryptography without AVX-512", "cryptography without AVX-512", 1.8),
     ("vaes256 single encrypt 1 MiB >= 1.8x cryptography without AVX-512", "encrypt 1 x 1048576 B",
-     "vaes256", "cryptography without AVX-512", 1.8),
+     "vaes256 vs cryptography without AVX-512", "cryptography without AVX-512", 1.8),
     ("vaes batch 1000 x 1 KiB >= 3x python loop", "encrypt batch 1000 x 1024 B", "vaes", "python loop", 3.0),
     ("aesni batch 1000 x 1 KiB >= 3x python loop", "encrypt batch 1000 x 1024 B", "aesni", "python loop", 3.0),
     ("vaes batch 1000 x 64 B >= 8x python loop", "encrypt batch 1000 x 64 B", "vaes", "python loop", 8.0),
