@@ -43,8 +43,6 @@ def _table() -> List[str]:
             ref_name = r["reference"]
         else:
             ratio, ref_name = "(reference)" if ref is r else "", ""
-        # Rows against a masked OpenSSL come from its own probe (timed the
-        # same way); crossing them with these rows would mix statistics.
         r["gb_per_s"] = gbps
         lines.append(f"| {r['group']} | {r['impl']} | {gbps:.2f} | {per_item_best:.3f} / {per_item_median:.3f} | {ratio} | {ref_name} |")
     return lines
