@@ -3,6 +3,7 @@
     aes / chacha   random bytes of the key's size
     ed25519        the 32-byte private seed
     ecdsa-p256     PKCS#8 DER private key
+    ecdsa-p384     PKCS#8 DER private key
     rsa-2048       PKCS#8 DER private key
 """
 import os
@@ -23,6 +24,8 @@ def generate(kind: str, size: int = 32) -> bytes:
     private: Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
     if kind == "ecdsa-p256":
         private = ec.generate_private_key(ec.SECP256R1())
+    elif kind == "ecdsa-p384":
+        private = ec.generate_private_key(ec.SECP384R1())
     elif kind == "rsa-2048":
         private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     else:

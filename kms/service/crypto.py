@@ -31,7 +31,7 @@ from kms import errors
 from kms.aead import AESGCM, NONCE_SIZE
 from kms.keys import blob as blob_format
 from kms.service.keys import MAX_PLAINTEXT, KeyService, check_state
-from kms.service.keytypes import KEY_TYPES, KeyType, one_key_per_version, settings
+from kms.service.keytypes import KeyType, key_type, one_key_per_version, settings
 from kms.service.policies import ANY, PolicyService, alias_resource, key_resource
 
 # RSA-OAEP with SHA-256 under a 2048-bit key: 256 - 2 * 32 - 2 bytes.
@@ -161,11 +161,11 @@ def decryption_version(record: Record, s: Dict[str, Any], version: int) -> Union
     return version
 
 
-def _check_type(s: Dict[str, Any], what: str, raw_aes: bool) -> KeyType:
-    key_type = KEY_TYPES[s["type"]]
-    if not (key_type.aes_gcm if raw_aes else key_type.encrypts):
+def _check_type(record: Record, s: Dict[str, Any], what: str, raw_aes: bool) -> KeyType:
+    meta = key_type(record)  # the type's operations, as the key's usage allows them
+    if not (meta.aes_gcm if raw_aes else meta.encrypts):
         raise KeyTypeCannot(s["type"], what)
-    return key_type
+    return meta
 
 
 def _start(record: Record, state: str, what: str, count: int, raw_aes: bool) -> Plan:
@@ -177,7 +177,7 @@ def _start(record: Record, state: str, what: str, count: int, raw_aes: bool) -> 
     s = settings(record)
     if raw_aes:
         s = {**s, "derived": False}
-    return Plan(record, s, _check_type(s, what, raw_aes), count)
+    return Plan(record, s, _check_type(record, s, what, raw_aes), count)
 
 
 Verdict = Union[int, Failure, str]  # the version an item uses, or why it fails

@@ -24,13 +24,12 @@ from kms.clock import Clock
 from kms.keys import blob as blobs
 from kms.keys import material as materials
 from kms.rootkey import Wrapper
-from kms.service.keytypes import USAGE_SYMMETRIC, USAGES
+from kms.service.keytypes import KEY_TYPES, MANAGED_BY_TRANSIT, USAGE_SYMMETRIC, USAGE_TABLE, USAGES, usage_of
 from kms.store import LogStore, Op
 
 ENABLED, DISABLED, PENDING_DELETE, PENDING_IMPORT, ARCHIVED = (
     "Enabled", "Disabled", "PendingDelete", "PendingImport", "Archived")
 STATES = (ENABLED, DISABLED, PENDING_DELETE, PENDING_IMPORT, ARCHIVED)
-# Asymmetric usages exist for transit key types (ed25519, ecdsa-p256, rsa-2048).
 KNOWN_USAGES = USAGES
 ORIGIN_KMS, ORIGIN_EXTERNAL = "TENCENT_KMS", "EXTERNAL"
 DAY = 86400
@@ -61,6 +60,7 @@ archive            ok        state     state          state          ok
 cancel_archive     state     state     state          state          ok
 import             ok        state     state          ok             state
 delete_material    ok        ok        state          ok             state
+asymmetric         ok        state     state          state          state
 """
 _STATE_ERRORS: Dict[str, Optional[type]] = {
     "ok": None, "state": errors.KeyStateError, "disabled": errors.KeyDisabled,
@@ -76,6 +76,8 @@ def _state_rules(table: str) -> Dict[str, Dict[str, Optional[type]]]:
             for row in rows}
 
 
+# "asymmetric" is every use of an asymmetric key (its public key, signing,
+# verifying, decrypting): Enabled only (spec 3.2, last paragraph).
 # operation -> state -> None (allowed) or the error class.
 STATE_RULES = _state_rules(_STATE_TABLE)
 # Operations a service-managed key refuses (it can be queried and rotated).
@@ -101,6 +103,15 @@ def check_state(record: Dict[str, Any], operation: str) -> None:
     error = STATE_RULES[operation][record["state"]]
     if error is not None:
         raise error(f"key {record['id']} is {record['state']}; {operation.replace('_', ' ')} is not allowed")
+
+
+def _check_rotatable(record: Dict[str, Any]) -> None:
+    """Asymmetric CMKs do not rotate (spec 3.5): a new version would change
+    the public key the key's users hold. Keys transit made rotate as
+    transit's do."""
+    if usage_of(record).asymmetric and record.get("managed_by") != MANAGED_BY_TRANSIT:
+        raise errors.RotateNotSupported(f"key {record['id']} is asymmetric ({record['usage']}); "
+                                        "asymmetric keys do not rotate")
 
 
 def check_key_id(key_id: Any) -> str:
@@ -252,6 +263,12 @@ class KeyService:
         description = check_description(description)
         if usage not in KNOWN_USAGES:
             raise errors.UnsupportedOperation(f"KeyUsage {usage} is not offered")
+        made = KEY_TYPES[USAGE_TABLE[usage].key_type]
+        if made.asymmetric and external:
+            raise errors.UnsupportedOperation("imported material (Type 2) is offered for symmetric keys only")
+        if made.asymmetric:  # the private key is made here; its size is its kind's
+            extra = {"material_kind": made.kind, **(extra or {})}
+            material_bytes = 0
         key_id = str(uuid.uuid4())
         precise = self.clock.now()
         now = int(precise)
@@ -400,10 +417,12 @@ class KeyService:
         if not isinstance(days, int) or isinstance(days, bool) or not 7 <= days <= 365:
             raise errors.InvalidParameter("RotateDays must be 7 to 365")
 
-        # Origin never changes, so it can be checked (first: it is the more
-        # specific refusal) outside the commit.
-        if self.record(key_id)["origin"] == ORIGIN_EXTERNAL:
+        # Origin and usage never change, so they can be checked (first: they
+        # are the more specific refusals) outside the commit.
+        record = self.record(key_id)
+        if record["origin"] == ORIGIN_EXTERNAL:
             raise errors.ExternalKeyCannotRotate("keys with imported material cannot rotate")
+        _check_rotatable(record)
 
         def mutate(record: Dict[str, Any]) -> List[Op]:
             base = record["last_rotate"] or record["created"]
@@ -426,8 +445,10 @@ class KeyService:
         # Origin never changes, so it is checked (first: spec 3.2 answers a
         # key awaiting its material with RotateNotSupported, not its state)
         # outside the commit.
-        if self.record(key_id)["origin"] == ORIGIN_EXTERNAL:
+        record = self.record(key_id)
+        if record["origin"] == ORIGIN_EXTERNAL:
             raise errors.RotateNotSupported("keys with imported material cannot rotate")
+        _check_rotatable(record)
 
         def mutate(record: Dict[str, Any]) -> List[Op]:
             now = self.clock.now_s()

@@ -6,10 +6,13 @@ Tencent API, a service's managed key) is AES-GCM of its material's size.
 The settings a key carries beyond its type (derivation, minimum versions,
 export flags) live in the same record, with the defaults below.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Dict
 
 USAGE_SYMMETRIC = "ENCRYPT_DECRYPT"
+# The mark of a key made through transit (create, upsert, restore): it does
+# what its type can do, whatever usage the Tencent API shows it under.
+MANAGED_BY_TRANSIT = "transit"
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,10 @@ class KeyType:
     usage: str  # the CMK usage the Tencent API shows it under
 
     @property
+    def asymmetric(self) -> bool:
+        return self.kind not in ("aes", "chacha")
+
+    @property
     def aes_gcm(self) -> bool:
         """AES-GCM material: sealed by the engine, usable by every API."""
         return self.kind == "aes"
@@ -34,9 +41,37 @@ KEY_TYPES: Dict[str, KeyType] = {t.name: t for t in (
     KeyType("chacha20-poly1305", "chacha", 32, True, False, True, USAGE_SYMMETRIC),
     KeyType("ed25519", "ed25519", 32, False, True, False, "ASYMMETRIC_SIGN_VERIFY_ED25519"),
     KeyType("ecdsa-p256", "ecdsa-p256", 0, False, True, False, "ASYMMETRIC_SIGN_VERIFY_ECC"),
+    KeyType("ecdsa-p384", "ecdsa-p384", 0, False, True, False, "ASYMMETRIC_SIGN_VERIFY_ECDSA384"),
     KeyType("rsa-2048", "rsa-2048", 0, True, True, False, "ASYMMETRIC_DECRYPT_RSA_2048"),
 )}
-USAGES = frozenset(t.usage for t in KEY_TYPES.values())
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A CMK usage (the Tencent key model): the type of its material and
+    which of that type's operations a key of the usage may run. An RSA key
+    made for signing cannot decrypt, and one made for decrypting cannot sign
+    (spec/tencent-kms-api.md, 2.3 and 3.2)."""
+
+    name: str
+    key_type: str
+    encrypts: bool
+    signs: bool
+
+    @property
+    def asymmetric(self) -> bool:
+        return self.name != USAGE_SYMMETRIC
+
+
+USAGE_TABLE: Dict[str, Usage] = {u.name: u for u in (
+    Usage(USAGE_SYMMETRIC, "aes256-gcm96", True, False),
+    Usage("ASYMMETRIC_DECRYPT_RSA_2048", "rsa-2048", True, False),
+    Usage("ASYMMETRIC_SIGN_VERIFY_RSA_2048", "rsa-2048", False, True),
+    Usage("ASYMMETRIC_SIGN_VERIFY_ECC", "ecdsa-p256", False, True),
+    Usage("ASYMMETRIC_SIGN_VERIFY_ECDSA384", "ecdsa-p384", False, True),
+    Usage("ASYMMETRIC_SIGN_VERIFY_ED25519", "ed25519", False, True),
+)}
+USAGES = frozenset(USAGE_TABLE)
 
 DEFAULTS: Dict[str, Any] = {
     "type": "aes256-gcm96", "derived": False, "convergent_encryption": False,
@@ -47,13 +82,27 @@ DEFAULTS: Dict[str, Any] = {
 
 def settings(record: Dict[str, Any]) -> Dict[str, Any]:
     """A key's settings: what its record holds over the defaults, with the
-    type of a key made outside transit read from its material's size."""
-    size_type = "aes128-gcm96" if record.get("material_bytes", 32) == 16 else "aes256-gcm96"
-    return {**DEFAULTS, "type": size_type, **record.get("transit", {})}
+    type of a key made outside transit read from its usage (and, for AES,
+    its material's size)."""
+    usage = USAGE_TABLE[record.get("usage", USAGE_SYMMETRIC)]
+    made_type = usage.key_type
+    if not usage.asymmetric and record.get("material_bytes", 32) == 16:
+        made_type = "aes128-gcm96"
+    return {**DEFAULTS, "type": made_type, **record.get("transit", {})}
 
 
 def key_type(record: Dict[str, Any]) -> KeyType:
-    return KEY_TYPES[settings(record)["type"]]
+    """What the key can do: its type's operations, narrowed to its usage's
+    unless transit made it (transit's rsa-2048 both decrypts and signs)."""
+    meta = KEY_TYPES[settings(record)["type"]]
+    if record.get("managed_by") == MANAGED_BY_TRANSIT:
+        return meta
+    usage = USAGE_TABLE[record.get("usage", USAGE_SYMMETRIC)]
+    return replace(meta, encrypts=meta.encrypts and usage.encrypts, signs=meta.signs and usage.signs)
+
+
+def usage_of(record: Dict[str, Any]) -> Usage:
+    return USAGE_TABLE[record.get("usage", USAGE_SYMMETRIC)]
 
 
 def one_key_per_version(s: Dict[str, Any]) -> bool:

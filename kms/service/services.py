@@ -3,6 +3,7 @@ the scheduler are handed these, and none makes services of its own."""
 from typing import Dict, List
 
 from kms.service.accounts import AccountService
+from kms.service.asymmetric import AsymmetricService
 from kms.service.crypto import Blobs, Crypto
 from kms.service.imports import ImportService
 from kms.service.keys import KeyService
@@ -24,6 +25,7 @@ class Services:
         self.extras = TransitExtras(self.transit)
         self.crypto = Crypto(keys, self.policies, self.transit.record)
         self.blobs = Blobs(keys, self.crypto)
+        self.asymmetric = AsymmetricService(keys)
 
     def run_due(self) -> Dict[str, List[str]]:
         """Everything time makes due: rotations (scheduled and transit's

@@ -17,14 +17,15 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from kms import b64text, errors
 from kms.codecs import transit_text
+from kms.keys import asymmetric
 from kms.keys import material as materials
 from kms.service.crypto import Failure, Item, Plan, decryption_version, encryption_version, plan_encrypt
 from kms.service.keys import ALIAS_RE, ENABLED, PENDING_DELETE, SERVICE_ALIAS_PREFIX, KeyService, check_state
-from kms.service.keytypes import DEFAULTS, KEY_TYPES, USAGES, KeyType, key_type
+from kms.service.keytypes import DEFAULTS, KEY_TYPES, MANAGED_BY_TRANSIT, USAGES, KeyType, key_type
 from kms.service.keytypes import settings as key_settings
 from kms.store import Op
 
@@ -40,7 +41,7 @@ VAULT_NAME_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_\-.@]*[A-Za-z0-9_])?\Z")
 # any other way (the Tencent API, a service's managed key) keeps its
 # guarantees whatever API touches it: its material never leaves, and it
 # goes only through Disabled and a 7-30 day deletion window.
-MANAGED_BY = "transit"
+MANAGED_BY = MANAGED_BY_TRANSIT
 KMS_GUARANTEED = ("this key was not created through transit; its material cannot be made exportable "
                   "and it can be deleted only by scheduling its deletion (ScheduleKeyDeletion)")
 TOO_OLD = "ciphertext or signature version is disallowed by policy (too old)"
@@ -188,13 +189,13 @@ class TransitService:
 
     def describe(self, record: Dict[str, Any]) -> Dict[str, Any]:
         s = key_settings(record)
-        meta = KEY_TYPES[s["type"]]
+        meta = key_type(record)
         versions: Dict[str, Any] = {}
         for v in range(max(s["min_decryption_version"], 1), record["latest"] + 1):
             entry = self.store.get("ver", f"{record['id']}/{v}")
             if entry is None:
                 continue
-            if meta.signs:
+            if meta.asymmetric:
                 versions[str(v)] = {"name": PUBLIC_NAMES[meta.kind],
                                     "public_key": self.public_key(record, v),
                                     "creation_time": _rfc3339(entry["created"]),
@@ -325,9 +326,10 @@ class TransitService:
 
     def _signing(self, record: Dict[str, Any]) -> Tuple[Dict[str, Any], str]:
         s = key_settings(record)
-        if not KEY_TYPES[s["type"]].signs:
+        meta = key_type(record)
+        if not meta.signs:
             raise TransitError(f"key type {s['type']} does not support signing")
-        return s, str(KEY_TYPES[s["type"]].kind)
+        return s, meta.kind
 
     @staticmethod
     def versioned(record: Dict[str, Any], s: Dict[str, Any], text: Any,
@@ -356,57 +358,45 @@ class TransitService:
         if kind == "ed25519":
             if prehashed:
                 raise TransitError("ed25519 signatures over a prehashed input are not supported")
-            sig = private.sign(data)
-        else:
-            algorithm = _hash(hash_algorithm)
-            if prehashed and len(data) != algorithm.digest_size:
-                raise TransitError(f"a prehashed input must be a {hash_algorithm or 'sha2-256'} digest "
-                                   f"of {algorithm.digest_size} bytes, not {len(data)}")
-            hashed = data if prehashed else _digest_with(algorithm, data)
-            chosen = utils.Prehashed(algorithm)
-            if kind == "ecdsa-p256":
-                sig = private.sign(hashed, ec.ECDSA(chosen))
-                if (marshaling or "asn1") == "jws":
-                    r, s_value = utils.decode_dss_signature(sig)
-                    raw_sig = r.to_bytes(32, "big") + s_value.to_bytes(32, "big")
-                    return f"{PREFIX}{version}:" + base64.urlsafe_b64encode(raw_sig).decode().rstrip("=")
-            else:
-                sig = private.sign(hashed, _rsa_padding(signature_algorithm, algorithm, signing=True), chosen)
+            return f"{PREFIX}{version}:{b64(private.sign(data))}"
+        algorithm = _hash(hash_algorithm)
+        if prehashed and len(data) != algorithm.digest_size:
+            raise TransitError(f"a prehashed input must be a {hash_algorithm or 'sha2-256'} digest "
+                               f"of {algorithm.digest_size} bytes, not {len(data)}")
+        hashed = data if prehashed else asymmetric.digest_of(algorithm, data)
+        rsa_padding = None if kind in asymmetric.CURVES else _rsa_padding(signature_algorithm, algorithm, True)
+        sig = asymmetric.sign_digest(private, hashed, algorithm, rsa_padding)
+        if kind in asymmetric.CURVES and (marshaling or "asn1") == "jws":
+            raw_sig = asymmetric.ecdsa_to_raw(sig, asymmetric.scalar_bytes(private))
+            return f"{PREFIX}{version}:" + base64.urlsafe_b64encode(raw_sig).decode().rstrip("=")
         return f"{PREFIX}{version}:{b64(sig)}"
 
     def verify(self, record: Dict[str, Any], data: bytes, signature: Any, hash_algorithm: Optional[str],
                prehashed: bool = False, signature_algorithm: Optional[str] = None,
                marshaling: Optional[str] = None) -> bool:
-        from cryptography.exceptions import InvalidSignature
-
         s, kind = self._signing(record)
         version, body = self.versioned(record, s, signature, "signature")
         public = self._private(record, version).public_key()
         try:
-            if kind == "ecdsa-p256" and (marshaling or "asn1") == "jws":
+            if kind in asymmetric.CURVES and (marshaling or "asn1") == "jws":
                 raw_sig = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-                if len(raw_sig) != 64:
+                der = asymmetric.ecdsa_from_raw(raw_sig, asymmetric.scalar_bytes(public))
+                if der is None:
                     return False
-                sig = utils.encode_dss_signature(int.from_bytes(raw_sig[:32], "big"),
-                                                 int.from_bytes(raw_sig[32:], "big"))
+                sig = der
             else:
                 sig = b64decode(body, "signature")
-            if kind == "ed25519":
-                public.verify(sig, data)
-            else:
-                algorithm = _hash(hash_algorithm)
-                hashed = data if prehashed else _digest_with(algorithm, data)
-                chosen = utils.Prehashed(algorithm)
-                if kind == "ecdsa-p256":
-                    public.verify(sig, hashed, ec.ECDSA(chosen))
-                else:
-                    public.verify(sig, hashed, _rsa_padding(signature_algorithm, algorithm, signing=False), chosen)
-        except (InvalidSignature, ValueError, binascii.Error):
+        except (ValueError, binascii.Error):
             return False
-        return True
+        if kind == "ed25519":
+            return asymmetric.verify_ed25519(public, sig, data)
+        algorithm = _hash(hash_algorithm)
+        hashed = data if prehashed else asymmetric.digest_of(algorithm, data)
+        rsa_padding = None if kind in asymmetric.CURVES else _rsa_padding(signature_algorithm, algorithm, False)
+        return asymmetric.verify_digest(public, sig, hashed, algorithm, rsa_padding)
 
 
-PUBLIC_NAMES = {"ed25519": "ed25519", "ecdsa-p256": "P-256", "rsa-2048": "rsa-2048"}
+PUBLIC_NAMES = {"ed25519": "ed25519", "ecdsa-p256": "P-256", "ecdsa-p384": "P-384", "rsa-2048": "rsa-2048"}
 # Vault's hash names; signing, HMAC and hash/ all accept exactly these.
 HASHES: Dict[str, Callable[[], hashes.HashAlgorithm]] = {"sha2-224": hashes.SHA224, "sha2-256": hashes.SHA256, "sha2-384": hashes.SHA384,
           "sha2-512": hashes.SHA512, "sha3-224": hashes.SHA3_224, "sha3-256": hashes.SHA3_256,
@@ -418,12 +408,6 @@ def _hash(name: Optional[str]) -> hashes.HashAlgorithm:
     if name not in HASHES:
         raise TransitError(f"unsupported hash algorithm {name}")
     return HASHES[name]()
-
-
-def _digest_with(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
-    h = hashes.Hash(algorithm)
-    h.update(data)
-    return h.finalize()
 
 
 def _rsa_padding(name: Optional[str], algorithm: hashes.HashAlgorithm, signing: bool) -> Any:
@@ -699,6 +683,7 @@ def _material_fits(meta: KeyType, material: bytes) -> bool:
         private = materials.private_key(meta.kind, material)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         return False
-    if meta.kind == "ecdsa-p256":
-        return isinstance(private, ec.EllipticCurvePrivateKey) and private.curve.name == "secp256r1"
+    if meta.kind in asymmetric.CURVES:
+        return (isinstance(private, ec.EllipticCurvePrivateKey)
+                and isinstance(private.curve, asymmetric.CURVES[meta.kind]))
     return isinstance(private, rsa.RSAPrivateKey) and private.key_size == 2048

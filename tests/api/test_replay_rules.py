@@ -246,7 +246,9 @@ def test_unknown_and_missing_actions_count_as_state_changes(make_table):
 def test_action_kinds():
     assert READ_ONLY == {"DescribeKey", "DescribeKeys", "ListKeys", "ListKeyDetail",
                          "GetKeyRotationStatus", "GetServiceStatus", "ListAlgorithms",
-                         "GenerateRandom", "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey"}
+                         "GenerateRandom", "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey",
+                         "GetPublicKey", "SignByAsymmetricKey", "VerifyByAsymmetricKey",
+                         "AsymmetricRsaDecrypt"}
     assert METADATA_READS == {"DescribeKey", "DescribeKeys", "ListKeys", "ListKeyDetail",
                               "GetKeyRotationStatus", "GetServiceStatus", "ListAlgorithms"}
     assert METADATA_READS <= READ_ONLY  # a metadata read changes nothing either

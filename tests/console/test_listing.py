@@ -36,10 +36,11 @@ def keys(tmp_path_factory):
         made[alias] = service.create_key(alias, **kwargs)["id"]
         return made[alias]
 
-    create("bravo", description="Orders database", tags={"team": "pay", "env": "prod"})
+    bravo = create("bravo", description="Orders database", tags={"team": "pay", "env": "prod"})
+    service.enable_rotation(bravo, 30)
     service.disable(create("Alpha", tags={"team": "ops"}))
     create("charlie", description="imported for the HSM", external=True)
-    service.enable_rotation(create("delta", usage=ED25519), 30)
+    create("delta", usage=ED25519)  # asymmetric: never rotates
     echo = create("echo", tags={"env": "dev"})
     service.enable_rotation(echo, 90)
     service.archive(echo)
@@ -173,8 +174,8 @@ ASCENDING = {
     "state": ["echo", "Alpha", "bravo", "delta", "foxtrot", "charlie"],
     "usage": ["delta", "Alpha", "bravo", "charlie", "echo", "foxtrot"],
     "origin": ["charlie", "Alpha", "bravo", "delta", "echo", "foxtrot"],
-    # Off first; then by period: delta every 30 days, echo every 90.
-    "rotation": ["Alpha", "bravo", "charlie", "foxtrot", "delta", "echo"],
+    # Off first; then by period: bravo every 30 days, echo every 90.
+    "rotation": ["Alpha", "charlie", "delta", "foxtrot", "bravo", "echo"],
 }
 
 

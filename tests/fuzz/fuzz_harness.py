@@ -800,6 +800,10 @@ class Harness:
             problems.append(f"Tencent answer with status {r.status}")
         if r.headers.get("content-type") != "application/json":
             problems.append(f"Tencent answer with content-type {r.headers.get('content-type')!r}")
+        if request.method == "HEAD":  # refused (UnsupportedOperation), but HTTP sends no body
+            if r.body:
+                problems.append("an answer to HEAD carries a body")
+            return True
         body = self._body_json(r)
         fields = body.get("Response") if isinstance(body, dict) else None
         if not isinstance(fields, dict) or not isinstance(fields.get("RequestId"), str):
@@ -830,7 +834,7 @@ class Harness:
         ids = {e.get("request_id") for e in seen.audit}
         if len(ids) != 1:
             return [f"audit lines of one call name several request ids: {sorted(map(str, ids))}"]
-        if api == "tencent" and seen.response.status == 200:
+        if api == "tencent" and seen.response.status == 200 and seen.response.body:
             body = Harness._body_json(seen.response)
             fields = body.get("Response", {}) if isinstance(body, dict) else {}
             if isinstance(fields, dict) and fields.get("RequestId") not in ids:

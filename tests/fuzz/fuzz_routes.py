@@ -179,9 +179,14 @@ _WRAP_TO = (P("EncryptionPublicKey", "pem"),
             P("EncryptionAlgorithm", "enum", choices=("RSAES_PKCS1_V1_5", "RSAES_OAEP_SHA_1",
                                                       "RSAES_OAEP_SHA_256", "SM2")))
 
+_SIGNING = (KEY_ID, P("Message", "b64"), P("MessageType", "enum", choices=("RAW", "DIGEST")),
+            P("Algorithm", "enum", choices=("RSA_PSS_SHA_256", "RSA_PKCS1_SHA_256", "ECC_P256_R1",
+                                            "ECC_P384_R1", "SM2DSA")))
+
 TENCENT: Dict[str, Tuple[P, ...]] = {
     "CreateKey": (P("Alias", "str"), P("Description", "str"), P("KeyUsage", "enum", choices=(
-        "ENCRYPT_DECRYPT", "ASYMMETRIC_DECRYPT_RSA_2048", "ASYMMETRIC_SIGN_VERIFY_ECC")),
+        "ENCRYPT_DECRYPT", "ASYMMETRIC_DECRYPT_RSA_2048", "ASYMMETRIC_SIGN_VERIFY_RSA_2048",
+        "ASYMMETRIC_SIGN_VERIFY_ECC", "ASYMMETRIC_SIGN_VERIFY_ECDSA384", "ASYMMETRIC_SIGN_VERIFY_SM2")),
         P("Type", "int", 1, 2), P("Tags", "tags")),
     "DescribeKey": (KEY_ID,),
     "DescribeKeys": (P("KeyIds", "key_ids"),),
@@ -222,6 +227,11 @@ TENCENT: Dict[str, Tuple[P, ...]] = {
     "DeleteImportedKeyMaterial": (KEY_ID,),
     "GetServiceStatus": (),
     "ListAlgorithms": (),
+    "GetPublicKey": (KEY_ID,),
+    "SignByAsymmetricKey": _SIGNING,
+    "VerifyByAsymmetricKey": _SIGNING + (P("SignatureValue", "b64"),),
+    "AsymmetricRsaDecrypt": (KEY_ID, P("Ciphertext", "b64"), P("Algorithm", "enum", choices=(
+        "RSAES_PKCS1_V1_5", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"))),
 }
 # Read for every action by the endpoint itself: the key the audit entry names.
 TENCENT_COMMON_READS = frozenset({"KeyId", "CiphertextBlob"})

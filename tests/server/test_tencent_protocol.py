@@ -64,7 +64,9 @@ def test_health_needs_no_authentication(server):
     ("GenerateRandom", {"NumberOfBytes": True}, "InvalidParameter"),
     ("DescribeKeys", {"KeyIds": "not-a-list"}, "InvalidParameter"),
     ("CreateKey", {"Alias": "x", "Type": 3}, "InvalidParameterValue.InvalidType"),
-    ("CreateKey", {"Alias": "x2", "KeyUsage": "ASYMMETRIC_DECRYPT_RSA_2048"}, "InvalidParameterValue.InvalidKeyUsage"),
+    ("CreateKey", {"Alias": "x2", "KeyUsage": "ASYMMETRIC_DECRYPT_RSA_4096"}, "InvalidParameterValue.InvalidKeyUsage"),
+    ("CreateKey", {"Alias": "x3", "KeyUsage": "ASYMMETRIC_SIGN_VERIFY_ED25519"}, "InvalidParameterValue.InvalidKeyUsage"),
+    ("CreateKey", {"Alias": "x4", "KeyUsage": "ASYMMETRIC_SIGN_VERIFY_ECC", "Type": 2}, "UnsupportedOperation"),
 ])
 def test_bad_input_gets_specific_codes(server, action, body, code):
     assert error_code(signed_post(server, action, body)) == code

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from kms.clock import Clock
 from kms.server import RootCredentials, Runtime, open_data_dir
 from kms.service.accounts import AccountService
+from kms.service.asymmetric import AsymmetricService
 from kms.service.crypto import Blobs
 from kms.service.imports import ImportService
 from kms.service.keys import ARCHIVED, DISABLED, ENABLED, PENDING_DELETE, PENDING_IMPORT, KeyService
@@ -43,6 +44,7 @@ class Services:
     blobs: Blobs
     store: LogStore
     clock: Clock
+    asymmetric: AsymmetricService
 
     def advance(self, seconds: float) -> None:
         """Move the service clock forward (as the test clock does)."""
@@ -55,7 +57,7 @@ def services_fixture(tmp_path: Any) -> Iterator[Services]:
     try:
         made = runtime.services
         yield Services(runtime, made.keys, made.accounts, made.imports, made.policies, made.tokens,
-                       made.blobs, runtime.store, runtime.clock)
+                       made.blobs, runtime.store, runtime.clock, made.asymmetric)
     finally:
         runtime.store.close()
 

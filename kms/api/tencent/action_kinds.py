@@ -24,6 +24,7 @@ READ_ONLY: FrozenSet[str] = frozenset({
     "DescribeKey", "DescribeKeys", "ListKeys", "ListKeyDetail",
     "GetKeyRotationStatus", "GetServiceStatus", "ListAlgorithms",
     "GenerateRandom", "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey",
+    "GetPublicKey", "SignByAsymmetricKey", "VerifyByAsymmetricKey", "AsymmetricRsaDecrypt",
 })
 
 METADATA_READS: FrozenSet[str] = frozenset({

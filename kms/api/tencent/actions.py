@@ -26,6 +26,13 @@ from kms.service.keytypes import USAGE_SYMMETRIC
 STATE_FILTER = {1: ENABLED, 2: DISABLED, 3: PENDING_DELETE, 4: PENDING_IMPORT, 5: ARCHIVED}
 LISTED_BY_LIST_KEYS = (ENABLED, DISABLED, PENDING_IMPORT)
 DATA_KEY_SPECS = {"AES_128": 16, "AES_256": 32}
+# CreateKey's KeyUsage values (spec 2.3) this server makes, with each one's
+# ListAlgorithms entry (the usage's suffix, as Tencent's examples show it);
+# the SM2 usages exist in the API but are not offered yet.
+CREATE_USAGES = {USAGE_SYMMETRIC: "AES_256", "ASYMMETRIC_DECRYPT_RSA_2048": "RSA_2048",
+                 "ASYMMETRIC_SIGN_VERIFY_RSA_2048": "RSA_2048", "ASYMMETRIC_SIGN_VERIFY_ECC": "ECC",
+                 "ASYMMETRIC_SIGN_VERIFY_ECDSA384": "ECDSA384"}
+NOT_OFFERED_USAGES = ("ASYMMETRIC_DECRYPT_SM2", "ASYMMETRIC_SIGN_VERIFY_SM2")
 # Tags are stored with the key: bounded as Tencent Cloud's tag service bounds
 # them (the KMS spec states no limit of its own).
 MAX_TAGS = 50
@@ -79,9 +86,9 @@ def key_metadata(record: Dict[str, Any], uin: int) -> Dict[str, Any]:
 
 
 def _choice(p: Params, name: str, choices: Sequence[str], default: Optional[str] = None,
-            code: str = "InvalidParameter") -> Optional[str]:
+            code: str = "InvalidParameter", required: bool = False) -> Optional[str]:
     """A string that must be one of choices (the value is not echoed)."""
-    value = p.str(name, default=default, max_chars=MAX_NAME_CHARS, code=code)
+    value = p.str(name, required=required, default=default, max_chars=MAX_NAME_CHARS, code=code)
     if value is not None and value not in choices:
         raise TencentError(code, f"{name} must be one of {', '.join(choices)}")
     return value
@@ -158,8 +165,14 @@ def CreateKey(ctx: Context, p: Params, alias: str) -> Dict[str, Any]:
         raise TencentError("InvalidParameterValue.InvalidAlias", "aliases starting with kms- are reserved")
     # 1 KMS-generated, 2 EXTERNAL
     key_type = p.int("Type", 1, 2, default=1, code="InvalidParameterValue.InvalidType")
-    usage = _choice(p, "KeyUsage", (USAGE_SYMMETRIC,), default=USAGE_SYMMETRIC,
-                    code="InvalidParameterValue.InvalidKeyUsage")
+    usage = p.str("KeyUsage", default=USAGE_SYMMETRIC, max_chars=MAX_NAME_CHARS,
+                  code="InvalidParameterValue.InvalidKeyUsage")
+    if usage in NOT_OFFERED_USAGES:
+        raise TencentError("UnsupportedOperation.UnsupportedKeyUsageInCurrentRegion",
+                           f"KeyUsage {usage} is not offered by this server")
+    if usage not in CREATE_USAGES:
+        raise TencentError("InvalidParameterValue.InvalidKeyUsage",
+                           f"KeyUsage must be one of {', '.join(CREATE_USAGES)}")
     description = _description(p, required=False)
     record = ctx.keys.create_key(alias, description, str(usage), external=key_type == 2,
                                  tags=_tags(p), creator=ctx.caller["secret_id"])
@@ -404,5 +417,71 @@ def GetServiceStatus(ctx: Context, p: Params, _: None) -> Dict[str, Any]:
 
 @action(keyless)
 def ListAlgorithms(ctx: Context, p: Params, _: None) -> Dict[str, Any]:
-    return {"SymmetricAlgorithms": [{"KeyUsage": USAGE_SYMMETRIC, "Algorithm": "AES_256"}],
-            "AsymmetricAlgorithms": [], "AsymmetricSignVerifyAlgorithms": []}
+    def listed(prefix: str) -> List[Dict[str, str]]:
+        return [{"KeyUsage": usage, "Algorithm": name} for usage, name in CREATE_USAGES.items()
+                if usage.startswith(prefix)]
+    return {"SymmetricAlgorithms": listed(USAGE_SYMMETRIC),
+            "AsymmetricAlgorithms": listed("ASYMMETRIC_DECRYPT_"),
+            "AsymmetricSignVerifyAlgorithms": listed("ASYMMETRIC_SIGN_VERIFY_")}
+
+
+# ---- asymmetric keys ---------------------------------------------------------
+
+# The Tencent names of the schemes kms.service.asymmetric offers.
+SIGNING_ALGORITHMS = {"RSA_PSS_SHA_256": "rsa-pss-sha256", "RSA_PKCS1_SHA_256": "rsa-pkcs1-sha256",
+                      "ECC_P256_R1": "ecdsa-sha256",
+                      # The P-384 name is not published (spec 2.3); this one follows ECC_P256_R1.
+                      "ECC_P384_R1": "ecdsa-sha384"}
+RSA_DECRYPTION_ALGORITHMS = {"RSAES_PKCS1_V1_5": "rsa-pkcs1", "RSAES_OAEP_SHA_1": "rsa-oaep-sha1",
+                             "RSAES_OAEP_SHA_256": "rsa-oaep-sha256"}
+MAX_SIGNATURE_BYTES = 1024
+MAX_RSA_CIPHERTEXT_BYTES = 1024
+
+
+def _message(p: Params) -> Tuple[bytes, bool]:
+    """Message and whether it is a DIGEST (the service checks the sizes)."""
+    is_digest = _choice(p, "MessageType", ("RAW", "DIGEST"), default="RAW") == "DIGEST"
+    return p.base64("Message", code="InvalidParameter"), is_digest
+
+
+def _signing_algorithm(p: Params) -> str:
+    return SIGNING_ALGORITHMS[str(_choice(p, "Algorithm", tuple(SIGNING_ALGORITHMS), required=True))]
+
+
+def _bounded(data: bytes, name: str, most: int) -> bytes:
+    if len(data) > most:
+        raise TencentError("InvalidParameter", f"{name} is over {most} bytes")
+    return data
+
+
+@action(one_key)
+def GetPublicKey(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
+    der, pem = ctx.services.asymmetric.public_key(key_id)
+    return {"KeyId": key_id, "PublicKey": _b64(der), "PublicKeyPem": pem}
+
+
+@action(one_key)
+def SignByAsymmetricKey(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
+    algorithm = _signing_algorithm(p)
+    message, is_digest = _message(p)
+    return {"Signature": _b64(ctx.services.asymmetric.sign(key_id, algorithm, message, is_digest))}
+
+
+@action(one_key)
+def VerifyByAsymmetricKey(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
+    algorithm = _signing_algorithm(p)
+    message, is_digest = _message(p)
+    signature = _bounded(p.base64("SignatureValue", code="InvalidParameterValue"), "SignatureValue",
+                         MAX_SIGNATURE_BYTES)
+    valid = ctx.services.asymmetric.verify(key_id, algorithm, message, is_digest, signature)
+    return {"SignatureValid": valid}
+
+
+@action(one_key)
+def AsymmetricRsaDecrypt(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
+    ciphertext = _bounded(p.base64("Ciphertext", code="InvalidParameter"), "Ciphertext",
+                          MAX_RSA_CIPHERTEXT_BYTES)
+    algorithm = RSA_DECRYPTION_ALGORITHMS[str(_choice(p, "Algorithm", tuple(RSA_DECRYPTION_ALGORITHMS),
+                                                       required=True))]
+    plaintext = ctx.services.asymmetric.decrypt(key_id, algorithm, ciphertext)
+    return {"KeyId": key_id, "Plaintext": _b64(plaintext)}

@@ -30,6 +30,8 @@ CODES = [
     (errors.DuplicatedKeyId, "InvalidParameterValue.DuplicatedKeyId"),
     (errors.InvalidPlaintext, "InvalidParameterValue.InvalidPlaintext"),
     (errors.InvalidKeyUsage, "InvalidParameterValue.InvalidKeyUsage"),
+    (errors.AsymmetricDecryptFailed, "FailedOperation.DecryptError"),
+    (errors.MalformedSignature, "InvalidParameterValue"),
     (InvalidCiphertext, "InvalidParameterValue.InvalidCiphertext"),
     (InvalidContext, "InvalidParameterValue"),
     (errors.InvalidPendingWindow, "InvalidParameter.InvalidPendingWindowInDays"),
