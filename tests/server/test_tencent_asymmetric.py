@@ -1,0 +1,181 @@
+"""Asymmetric CMKs through the official Tencent Cloud SDK against a real
+server: every usage x algorithm pair, checked on the client side with
+`cryptography` and the public key alone; ciphertexts made locally decrypting
+on the server; the usage, state and rotation rules with their codes; and the
+same keys through hvac's transit client."""
+import base64
+import hashlib
+import os
+
+import hvac
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from test_tencent_api import call, error_of, new_key
+
+from conftest import ROOT_TOKEN, b64
+
+RSA_DECRYPT, RSA_SIGN = "ASYMMETRIC_DECRYPT_RSA_2048", "ASYMMETRIC_SIGN_VERIFY_RSA_2048"
+P256, P384 = "ASYMMETRIC_SIGN_VERIFY_ECC", "ASYMMETRIC_SIGN_VERIFY_ECDSA384"
+PAIRS = [(RSA_SIGN, "RSA_PSS_SHA_256", hashes.SHA256), (RSA_SIGN, "RSA_PKCS1_SHA_256", hashes.SHA256),
+         (P256, "ECC_P256_R1", hashes.SHA256), (P384, "ECC_P384_R1", hashes.SHA384)]
+
+
+def public_key(kms, key_id):
+    answer = call(kms, "GetPublicKey", KeyId=key_id)
+    assert answer.KeyId == key_id
+    der = base64.b64decode(answer.PublicKey)
+    pem = serialization.load_pem_public_key(answer.PublicKeyPem.encode())
+    assert pem.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) == der
+    return serialization.load_der_public_key(der)
+
+
+def check_locally(public, algorithm, hash_type, signature, message):
+    if algorithm.startswith("ECC"):
+        public.verify(signature, message, ec.ECDSA(hash_type()))
+    elif algorithm == "RSA_PSS_SHA_256":
+        public.verify(signature, message, padding.PSS(padding.MGF1(hash_type()), 32), hash_type())
+    else:
+        public.verify(signature, message, padding.PKCS1v15(), hash_type())
+
+
+@pytest.mark.parametrize("usage, algorithm, hash_type", PAIRS)
+def test_sign_and_verify(kms, usage, algorithm, hash_type):
+    key_id = new_key(kms, KeyUsage=usage)
+    public = public_key(kms, key_id)
+    message = os.urandom(1000)
+    raw = base64.b64decode(call(kms, "SignByAsymmetricKey", KeyId=key_id, Algorithm=algorithm,
+                                Message=b64(message)).Signature)
+    check_locally(public, algorithm, hash_type, raw, message)
+    digest = hashlib.new(hash_type().name, message).digest()
+    signed_digest = base64.b64decode(call(kms, "SignByAsymmetricKey", KeyId=key_id, Algorithm=algorithm,
+                                          Message=b64(digest), MessageType="DIGEST").Signature)
+    check_locally(public, algorithm, hash_type, signed_digest, message)
+    assert call(kms, "VerifyByAsymmetricKey", KeyId=key_id, Algorithm=algorithm, Message=b64(message),
+                SignatureValue=b64(raw)).SignatureValid is True
+    assert call(kms, "VerifyByAsymmetricKey", KeyId=key_id, Algorithm=algorithm, Message=b64(digest),
+                MessageType="DIGEST", SignatureValue=b64(raw)).SignatureValid is True
+    assert call(kms, "VerifyByAsymmetricKey", KeyId=key_id, Algorithm=algorithm, Message=b64(message[1:]),
+                SignatureValue=b64(raw)).SignatureValid is False
+
+
+@pytest.mark.parametrize("algorithm, local", [
+    ("RSAES_PKCS1_V1_5", padding.PKCS1v15()),
+    ("RSAES_OAEP_SHA_1", padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA1(), None)),
+    ("RSAES_OAEP_SHA_256", padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)),
+])
+def test_rsa_ciphertexts_made_locally_decrypt_on_the_server(kms, algorithm, local):
+    key_id = new_key(kms, KeyUsage=RSA_DECRYPT)
+    secret = os.urandom(48)
+    ciphertext = public_key(kms, key_id).encrypt(secret, local)
+    answer = call(kms, "AsymmetricRsaDecrypt", KeyId=key_id, Ciphertext=b64(ciphertext), Algorithm=algorithm)
+    assert (answer.KeyId, base64.b64decode(answer.Plaintext)) == (key_id, secret)
+    other = "RSAES_OAEP_SHA_256" if algorithm != "RSAES_OAEP_SHA_256" else "RSAES_OAEP_SHA_1"
+    assert error_of(kms, "AsymmetricRsaDecrypt", KeyId=key_id, Ciphertext=b64(ciphertext),
+                    Algorithm=other) == "FailedOperation.DecryptError"
+
+
+def test_create_describe_and_list(kms):
+    made = {usage: new_key(kms, KeyUsage=usage) for usage in (RSA_DECRYPT, RSA_SIGN, P256, P384)}
+    for usage, key_id in made.items():
+        metadata = call(kms, "DescribeKey", KeyId=key_id).KeyMetadata
+        assert (metadata.KeyUsage, metadata.KeyState, metadata.Origin) == (usage, "Enabled", "TENCENT_KMS")
+        listed = call(kms, "ListKeyDetail", KeyUsage=usage, Limit=200).KeyMetadatas
+        assert key_id in {m.KeyId for m in listed} and {m.KeyUsage for m in listed} == {usage}
+    symmetric = call(kms, "ListKeyDetail", Limit=200).KeyMetadatas  # the default filter
+    assert not set(made.values()) & {m.KeyId for m in symmetric}
+    everything = call(kms, "ListKeyDetail", KeyUsage="ALL", Limit=200).KeyMetadatas
+    assert set(made.values()) <= {m.KeyId for m in everything}
+
+
+def test_list_algorithms_reports_what_is_offered(kms):
+    answer = call(kms, "ListAlgorithms")
+    pairs = {(a.KeyUsage, a.Algorithm) for a in answer.AsymmetricSignVerifyAlgorithms}
+    assert pairs == {(RSA_SIGN, "RSA_2048"), (P256, "ECC"), (P384, "ECDSA384")}
+    assert [(a.KeyUsage, a.Algorithm) for a in answer.AsymmetricAlgorithms] == [(RSA_DECRYPT, "RSA_2048")]
+    for usage, _ in pairs | {(RSA_DECRYPT, "")}:  # each one listed can be created
+        new_key(kms, KeyUsage=usage)
+
+
+def test_usage_rules(kms):
+    decrypt_key, sign_key, ecc = (new_key(kms, KeyUsage=u) for u in (RSA_DECRYPT, RSA_SIGN, P256))
+    symmetric = new_key(kms)
+    message = b64(b"message")
+    assert error_of(kms, "SignByAsymmetricKey", KeyId=decrypt_key, Algorithm="RSA_PSS_SHA_256",
+                    Message=message) == "InvalidParameterValue.InvalidKeyUsage"
+    assert error_of(kms, "AsymmetricRsaDecrypt", KeyId=sign_key, Ciphertext=b64(bytes(256)),
+                    Algorithm="RSAES_OAEP_SHA_256") == "InvalidParameterValue.InvalidKeyUsage"
+    assert error_of(kms, "SignByAsymmetricKey", KeyId=ecc, Algorithm="RSA_PKCS1_SHA_256",
+                    Message=message) == "InvalidParameterValue.InvalidKeyUsage"
+    assert error_of(kms, "GetPublicKey", KeyId=symmetric) == "InvalidParameterValue.InvalidKeyUsage"
+    assert error_of(kms, "Encrypt", KeyId=ecc, Plaintext=message) == "InvalidParameterValue.InvalidKeyUsage"
+    assert error_of(kms, "GenerateDataKey", KeyId=decrypt_key,
+                    KeySpec="AES_256") == "InvalidParameterValue.InvalidKeyUsage"
+
+
+def test_state_and_rotation_rules(kms):
+    key_id = new_key(kms, KeyUsage=P256)
+    assert error_of(kms, "EnableKeyRotation", KeyId=key_id) == "UnsupportedOperation.RotateNotSupported"
+    assert error_of(kms, "RotateKey", KeyId=key_id) == "UnsupportedOperation.RotateNotSupported"
+    call(kms, "DisableKey", KeyId=key_id)
+    for action, params in (("GetPublicKey", {}),
+                           ("SignByAsymmetricKey", {"Algorithm": "ECC_P256_R1", "Message": b64(b"m")}),
+                           ("VerifyByAsymmetricKey", {"Algorithm": "ECC_P256_R1", "Message": b64(b"m"),
+                                                      "SignatureValue": b64(bytes(70))})):
+        assert error_of(kms, action, KeyId=key_id, **params) == "ResourceUnavailable.CmkStateNotSupport"
+    call(kms, "EnableKey", KeyId=key_id)
+    public_key(kms, key_id)
+    assert error_of(kms, "CreateKey", Alias="imported-ecc", KeyUsage=P256, Type=2) == "UnsupportedOperation"
+    assert error_of(kms, "CreateKey", Alias="sm2-key",
+                    KeyUsage="ASYMMETRIC_SIGN_VERIFY_SM2") == "UnsupportedOperation.UnsupportedKeyUsageInCurrentRegion"
+
+
+@pytest.mark.parametrize("action, params, code", [
+    ("SignByAsymmetricKey", {"Algorithm": "ECC_P256_R1", "Message": "not base64!"}, "InvalidParameter"),
+    ("SignByAsymmetricKey", {"Algorithm": "ECC_P256_R1", "Message": b64(bytes(4097))}, "InvalidParameter"),
+    ("SignByAsymmetricKey", {"Algorithm": "ECC_P256_R1", "Message": b64(bytes(31)), "MessageType": "DIGEST"},
+     "InvalidParameter"),
+    ("SignByAsymmetricKey", {"Algorithm": "ECC_P256_R1", "Message": b64(b"m"), "MessageType": "HASH"},
+     "InvalidParameter"),
+    ("SignByAsymmetricKey", {"Algorithm": "ECDSA_SHA_256", "Message": b64(b"m")}, "InvalidParameter"),
+    ("SignByAsymmetricKey", {"Message": b64(b"m")}, "MissingParameter"),
+    ("VerifyByAsymmetricKey", {"Algorithm": "ECC_P256_R1", "Message": b64(b"m"),
+                               "SignatureValue": b64(bytes(200))}, "InvalidParameterValue"),
+    ("VerifyByAsymmetricKey", {"Algorithm": "ECC_P256_R1", "Message": b64(b"m"),
+                               "SignatureValue": "%%%"}, "InvalidParameterValue"),
+    ("AsymmetricRsaDecrypt", {"Ciphertext": b64(bytes(256))}, "MissingParameter"),
+])
+def test_bad_input_gets_specific_codes(kms, action, params, code):
+    key_id = new_key(kms, KeyUsage=P256)
+    assert error_of(kms, action, KeyId=key_id, **params) == code
+
+
+def test_wrong_rsa_signature_length_is_a_parameter_error(kms):
+    key_id = new_key(kms, KeyUsage=RSA_SIGN)
+    for size in (255, 257):
+        assert error_of(kms, "VerifyByAsymmetricKey", KeyId=key_id, Algorithm="RSA_PSS_SHA_256",
+                        Message=b64(b"m"), SignatureValue=b64(bytes(size))) == "InvalidParameterValue"
+
+
+def test_one_key_in_both_apis(kms, server):
+    """A CMK made here signs through transit; a transit key signs here."""
+    transit = hvac.Client(url=f"http://{server.endpoint}", token=ROOT_TOKEN).secrets.transit
+    alias = "both-apis-p256"
+    key_id = new_key(kms, Alias=alias, KeyUsage=P256)
+    signed = transit.sign_data(alias, hash_input=b64(b"shared"))["data"]["signature"]
+    der = base64.b64decode(signed.split(":")[2])
+    assert call(kms, "VerifyByAsymmetricKey", KeyId=key_id, Algorithm="ECC_P256_R1", Message=b64(b"shared"),
+                SignatureValue=b64(der)).SignatureValid is True
+
+    transit.create_key("made-in-transit-p384", key_type="ecdsa-p384")
+    made = transit.read_key("made-in-transit-p384")["data"]
+    assert made["type"] == "ecdsa-p384" and made["keys"]["1"]["name"] == "P-384"
+    listed = call(kms, "ListKeyDetail", KeyUsage=P384, SearchKeyAlias="made-in-transit-p384").KeyMetadatas
+    (metadata,) = listed
+    signature = call(kms, "SignByAsymmetricKey", KeyId=metadata.KeyId, Algorithm="ECC_P384_R1",
+                     Message=b64(b"shared")).Signature
+    public = serialization.load_pem_public_key(made["keys"]["1"]["public_key"].encode())
+    public.verify(base64.b64decode(signature), b"shared", ec.ECDSA(hashes.SHA384()))
+    assert transit.verify_signed_data("made-in-transit-p384", hash_input=b64(b"shared"),
+                                      signature=f"vault:v1:{signature}",
+                                      hash_algorithm="sha2-384")["data"]["valid"] is True
