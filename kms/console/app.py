@@ -389,7 +389,8 @@ class Console:
     async def new_key_page(self, request: Request) -> Response:
         def work(call: Call, caller: pages.Caller) -> Response:
             return self.render(call, "new_key.html", {"values": {"KeyUsage": "ENCRYPT_DECRYPT",
-                                                                 "Type": "1", "RotateDays": "365"}})
+                                                                 "Type": "1", "RotateDays": "365"},
+                                                      "usages": pages.usage_choices()})
         return await self._serve(request, "console:NewKeyForm", work)
 
     async def create_key(self, request: Request) -> Response:
@@ -406,9 +407,10 @@ class Console:
                                              "alert": {"code": code, "message": message}})
             except Exception as exc:
                 code, message = self._refused(call, exc)
-                return self.render(call, "new_key.html", self._form_error(call, code, message,
-                                   ("Alias", "Description", "KeyUsage", "Type", "Tags", "RotateDays")),
-                                   status_for(code))
+                context = self._form_error(call, code, message,
+                                           ("Alias", "Description", "KeyUsage", "Type", "Tags", "RotateDays"))
+                context["usages"] = pages.usage_choices()
+                return self.render(call, "new_key.html", context, status_for(code))
             assert call.session is not None
             self.sessions.set_flash(call.session, "CreateKey succeeded.")
             return self._redirect(f"/console/keys/{key_id}")

@@ -19,14 +19,15 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 from kms import errors
 from kms.api import jsonbody
 from kms.api.tencent.access import Context, key_named
-from kms.api.tencent.actions import key_metadata, rotate_days
+from kms.api.tencent.actions import CREATE_USAGES, key_metadata, rotate_days
 from kms.api.tencent.dispatch import key_named_in, perform
 from kms.api.tencent.errors import TencentError
 from kms.api.tencent.params import Params
 from kms.audit import AuditLog
 from kms.audit_query import AuditFilter, newest_first
 from kms.console.forms import FormData, action_params
-from kms.service.keys import KNOWN_USAGES, ORIGIN_EXTERNAL, ORIGIN_KMS, STATES, owner_account
+from kms.service.keys import ENABLED, KNOWN_USAGES, ORIGIN_EXTERNAL, ORIGIN_KMS, STATES, owner_account
+from kms.service.keytypes import USAGE_SYMMETRIC, usage_of
 from kms.service.listing import SORT_KEYS, KeyQuery, find_keys
 from kms.service.policies import ANY, Resource, validate
 from kms.numbers import ascii_int
@@ -134,6 +135,12 @@ def key_list(caller: Caller, req: ListRequest) -> Dict[str, Any]:
             "sorts": tuple(SORT_KEYS)}
 
 
+def usage_choices() -> List[Tuple[str, str]]:
+    """The create dialog's KeyUsage options: what CreateKey offers."""
+    return [(usage, f"{usage} ({'symmetric' if usage == USAGE_SYMMETRIC else algorithm})")
+            for usage, algorithm in CREATE_USAGES.items()]
+
+
 def create_key(caller: Caller, form: FormData) -> str:
     """CreateKey, then EnableKeyRotation when asked: two actions, each
     checked and audited on its own (the second under a request id of its
@@ -187,7 +194,13 @@ def key_detail(caller: Caller, key_id: str) -> Dict[str, Any]:
     if "transit" in record:
         described = caller.ctx.services.transit.describe(record)
         transit = {k: v for k, v in described.items() if k != "keys"}
+    asymmetric = usage_of(record).asymmetric
+    public_key_pem = None
+    if (asymmetric and meta["KeyState"] == ENABLED
+            and allowed(caller, "GetPublicKey", key_named(caller.ctx, meta["KeyId"]))):
+        public_key_pem = caller.ctx.services.asymmetric.public_key(meta["KeyId"])[1]
     return {"meta": meta, "versions": keys.versions(meta["KeyId"]),
+            "asymmetric": asymmetric, "public_key_pem": public_key_pem,
             "service_managed": owner_account(record) is not None, "service_note": SERVICE_KEY_NOTE,
             "tags": record.get("tags", {}), "transit": transit,
             "material_bytes": record.get("material_bytes"), "latest": record.get("latest")}

@@ -179,3 +179,24 @@ def test_one_key_in_both_apis(kms, server):
     assert transit.verify_signed_data("made-in-transit-p384", hash_input=b64(b"shared"),
                                       signature=f"vault:v1:{signature}",
                                       hash_algorithm="sha2-384")["data"]["valid"] is True
+
+
+def test_console_creates_and_shows_asymmetric_keys(kms, server):
+    from test_console_security import Console, create_key_in_console, page
+
+    console = Console(server).sign_in()
+    dialog = console.get("/console/keys/new").text
+    for usage in (RSA_DECRYPT, RSA_SIGN, P256, P384, "ENCRYPT_DECRYPT"):
+        assert f'value="{usage}"' in dialog
+    key_id = create_key_in_console(console, "console-p384", KeyUsage=P384)
+    assert call(kms, "DescribeKey", KeyId=key_id).KeyMetadata.KeyUsage == P384
+    shown = console.get(f"/console/keys/{key_id}")
+    assert shown.status_code == 200
+    pem = page(shown).field("PublicKeyPem")
+    assert pem == call(kms, "GetPublicKey", KeyId=key_id).PublicKeyPem.strip()
+    actions = {form["action"].rsplit("/", 1)[-1] for form in page(shown).forms}
+    # No forms for what an asymmetric key cannot do: rotate, encrypt, data keys.
+    assert not actions & {"Encrypt", "Decrypt", "GenerateDataKey", "RotateKey", "EnableKeyRotation"}
+    assert "DisableKey" in actions
+    call(kms, "DisableKey", KeyId=key_id)
+    assert "BEGIN PUBLIC KEY" not in console.get(f"/console/keys/{key_id}").text
