@@ -2,6 +2,7 @@
 the fixed-size (r || s) form of ECDSA signatures. Pure: which key, version,
 hash and padding to use is the service's choice (kms.service.asymmetric,
 kms.service.transit)."""
+import base64
 from typing import Any, Dict, Optional, Type
 
 from cryptography.exceptions import InvalidSignature
@@ -24,9 +25,11 @@ def public_der(private: Any) -> bytes:
                                                    serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
-def public_pem(private: Any) -> str:
-    return str(private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                 serialization.PublicFormat.SubjectPublicKeyInfo).decode())
+def pem_of(der: bytes) -> str:
+    """The PEM text of a DER SubjectPublicKeyInfo (RFC 7468, section 13)."""
+    body = base64.b64encode(der).decode()
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return "-----BEGIN PUBLIC KEY-----\n" + "\n".join(lines) + "\n-----END PUBLIC KEY-----\n"
 
 
 def sign_digest(private: Any, digest: bytes, algorithm: hashes.HashAlgorithm,

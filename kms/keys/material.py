@@ -5,6 +5,7 @@
     ecdsa-p256     PKCS#8 DER private key
     ecdsa-p384     PKCS#8 DER private key
     rsa-2048       PKCS#8 DER private key
+    sm2            the 32-byte private scalar d (kms.keys.sm2)
 """
 import os
 from typing import Union
@@ -12,12 +13,16 @@ from typing import Union
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from kms.keys import sm2
+
 SYMMETRIC_KINDS = ("aes", "chacha")
 
 
 def generate(kind: str, size: int = 32) -> bytes:
     if kind in SYMMETRIC_KINDS:
         return os.urandom(size)
+    if kind == "sm2":
+        return sm2.generate()
     if kind == "ed25519":
         return ed25519.Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
@@ -35,6 +40,8 @@ def generate(kind: str, size: int = 32) -> bytes:
 
 
 def private_key(kind: str, material: bytes):  # type: ignore[no-untyped-def]
+    if kind == "sm2":
+        return sm2.SM2PrivateKey(material)
     if kind == "ed25519":
         return ed25519.Ed25519PrivateKey.from_private_bytes(material)
     return serialization.load_der_private_key(material, password=None)

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from kms import errors
-from kms.keys import asymmetric
+from kms.keys import asymmetric, sm2
 from kms.service.keys import KeyService, check_state
 from kms.service.keytypes import key_type, usage_of
 
@@ -33,7 +33,11 @@ SIGNATURE_SCHEMES: Dict[str, SignatureScheme] = {
     "rsa-pkcs1-sha256": SignatureScheme(("rsa-2048",), hashes.SHA256),
     "ecdsa-sha256": SignatureScheme(("ecdsa-p256",), hashes.SHA256),
     "ecdsa-sha384": SignatureScheme(("ecdsa-p384",), hashes.SHA384),
+    # SM2DSA: a RAW message is hashed with the Z value of the signer id
+    # (kms.keys.sm2.DEFAULT_SIGNER_ID); a DIGEST is that e = SM3(Z || M).
+    "sm2dsa": SignatureScheme(("sm2",), hashes.SM3),
 }
+MAX_SM2_CIPHERTEXT = 256  # spec 4.27 and 6
 
 # RSA decryption paddings. OAEP uses one hash for the message and for MGF1,
 # and an empty label (spec 2.3, "OAEP detail").
@@ -59,8 +63,9 @@ def _check_signature_size(private: Any, signature: bytes) -> None:
     """A signature no key of this kind makes (an RSA one not of the
     modulus's size, an ECDSA one longer than its DER can be) is a bad
     parameter; one of a possible size that does not hold is just False."""
-    if isinstance(private, ec.EllipticCurvePrivateKey):
-        longest = 2 * (asymmetric.scalar_bytes(private) + 3) + 3  # SEQUENCE of two INTEGERs
+    if isinstance(private, (ec.EllipticCurvePrivateKey, sm2.SM2PrivateKey)):
+        size = 32 if isinstance(private, sm2.SM2PrivateKey) else asymmetric.scalar_bytes(private)
+        longest = 2 * (size + 3) + 3  # SEQUENCE of two INTEGERs
         if not 8 <= len(signature) <= longest:
             raise errors.MalformedSignature(f"an ECDSA signature of this key is 8 to {longest} bytes of DER, "
                                             f"not {len(signature)}")
@@ -79,20 +84,24 @@ class AsymmetricService:
         that allows it."""
         record = self.keys.record(key_id)
         meta = key_type(record)
+        if meta.kind == "sm2" and not sm2.available():
+            raise sm2.SM2Unavailable("SM2 keys need OpenSSL 3 libcrypto, which this server cannot load")
         if not usage_of(record).asymmetric or not meta.asymmetric:
             raise errors.KeyNotAsymmetric(f"key {key_id} is symmetric ({record['usage']}); it has no public key")
         check_state(record, "asymmetric")
         if need == "sign" and not meta.signs:
             raise errors.InvalidKeyUsage(f"key {key_id} is {record['usage']}; it cannot sign")
-        if need == "decrypt" and not (meta.encrypts and meta.kind == "rsa-2048"):
-            raise errors.InvalidKeyUsage(f"key {key_id} is {record['usage']}; it cannot decrypt RSA ciphertexts")
+        if need in ("rsa", "sm2") and not (meta.encrypts and meta.kind == ("rsa-2048" if need == "rsa" else "sm2")):
+            raise errors.InvalidKeyUsage(f"key {key_id} is {record['usage']}; it cannot decrypt "
+                                         f"{need.upper()} ciphertexts")
         private = self.keys.private_key(key_id, record["latest"], meta.kind)
         return record, meta.kind, private
 
     def public_key(self, key_id: str) -> Tuple[bytes, str]:
         """(DER SubjectPublicKeyInfo, PEM) of the key's public half."""
-        _, _, private = self._usable(key_id, None)
-        return asymmetric.public_der(private), asymmetric.public_pem(private)
+        _, kind, private = self._usable(key_id, None)
+        der = private.public_der() if kind == "sm2" else asymmetric.public_der(private)
+        return der, asymmetric.pem_of(der)
 
     def _digest(self, key_id: str, kind: str, scheme_name: str, message: bytes, is_digest: bool
                 ) -> Tuple[SignatureScheme, bytes]:
@@ -114,6 +123,8 @@ class AsymmetricService:
         """A signature (ECDSA: DER SEQUENCE{r, s}; RSA: modulus-sized)."""
         _, kind, private = self._usable(key_id, "sign")
         scheme, digest = self._digest(key_id, kind, scheme_name, message, is_digest)
+        if kind == "sm2":
+            return bytes(private.sign_digest(message) if is_digest else private.sign(message))
         return asymmetric.sign_digest(private, digest, scheme.hash(), _rsa_signature_padding(scheme, True))
 
     def verify(self, key_id: str, scheme_name: str, message: bytes, is_digest: bool,
@@ -122,11 +133,24 @@ class AsymmetricService:
         _, kind, private = self._usable(key_id, "sign")
         scheme, digest = self._digest(key_id, kind, scheme_name, message, is_digest)
         _check_signature_size(private, signature)
+        if kind == "sm2":
+            public = private.public_key()
+            return bool(public.verify_digest(signature, message) if is_digest else public.verify(signature, message))
         return asymmetric.verify_digest(private.public_key(), signature, digest, scheme.hash(),
                                         _rsa_signature_padding(scheme, False))
 
+    def decrypt_sm2(self, key_id: str, ciphertext: bytes) -> bytes:
+        """An SM2 ciphertext (GM/T 0009 ASN.1, or raw C1C3C2) of at most 256 bytes."""
+        _, _, private = self._usable(key_id, "sm2")
+        if len(ciphertext) > MAX_SM2_CIPHERTEXT:
+            raise errors.InvalidParameter(f"an SM2 ciphertext is at most {MAX_SM2_CIPHERTEXT} bytes")
+        try:
+            return bytes(private.decrypt(ciphertext))
+        except sm2.SM2Error:
+            raise errors.AsymmetricDecryptFailed("the ciphertext does not decrypt with this key") from None
+
     def decrypt(self, key_id: str, padding_name: str, ciphertext: bytes) -> bytes:
-        _, _, private = self._usable(key_id, "decrypt")
+        _, _, private = self._usable(key_id, "rsa")
         try:
             return bytes(private.decrypt(ciphertext, RSA_DECRYPTION[padding_name]()))
         except ValueError:  # wrong size, wrong padding, another key's ciphertext

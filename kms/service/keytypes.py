@@ -24,6 +24,7 @@ class KeyType:
     signs: bool
     derives: bool
     usage: str  # the CMK usage the Tencent API shows it under
+    transit: bool = True  # a transit key type (OpenBao has no SM2)
 
     @property
     def asymmetric(self) -> bool:
@@ -43,6 +44,7 @@ KEY_TYPES: Dict[str, KeyType] = {t.name: t for t in (
     KeyType("ecdsa-p256", "ecdsa-p256", 0, False, True, False, "ASYMMETRIC_SIGN_VERIFY_ECC"),
     KeyType("ecdsa-p384", "ecdsa-p384", 0, False, True, False, "ASYMMETRIC_SIGN_VERIFY_ECDSA384"),
     KeyType("rsa-2048", "rsa-2048", 0, True, True, False, "ASYMMETRIC_DECRYPT_RSA_2048"),
+    KeyType("sm2", "sm2", 0, True, True, False, "ASYMMETRIC_SIGN_VERIFY_SM2", transit=False),
 )}
 
 
@@ -70,6 +72,8 @@ USAGE_TABLE: Dict[str, Usage] = {u.name: u for u in (
     Usage("ASYMMETRIC_SIGN_VERIFY_ECC", "ecdsa-p256", False, True),
     Usage("ASYMMETRIC_SIGN_VERIFY_ECDSA384", "ecdsa-p384", False, True),
     Usage("ASYMMETRIC_SIGN_VERIFY_ED25519", "ed25519", False, True),
+    Usage("ASYMMETRIC_DECRYPT_SM2", "sm2", True, False),
+    Usage("ASYMMETRIC_SIGN_VERIFY_SM2", "sm2", False, True),
 )}
 USAGES = frozenset(USAGE_TABLE)
 

@@ -115,6 +115,8 @@ class TransitService:
         record: Optional[Dict[str, Any]] = self.store.get("key", holder)
         if record is None or record["state"] == PENDING_DELETE or record["usage"] not in USAGES:
             return None
+        if not KEY_TYPES[key_settings(record)["type"]].transit:  # an SM2 CMK: no transit type
+            return None
         return record
 
     @staticmethod
@@ -155,7 +157,7 @@ class TransitService:
                      exportable: bool = False, allow_plaintext_backup: bool = False,
                      auto_rotate_period: int = 0) -> Dict[str, Any]:
         """A new key's transit settings, once they fit together."""
-        if key_type not in KEY_TYPES:
+        if key_type not in KEY_TYPES or not KEY_TYPES[key_type].transit:
             raise TransitError(f"unknown key type {key_type}")
         meta = KEY_TYPES[key_type]
         if derived and not meta.derives:
@@ -227,6 +229,7 @@ class TransitService:
         left out: no transit or bulk path can name them."""
         return sorted(r["alias"] for r in self.store.items("key").values()
                       if r["state"] != PENDING_DELETE and r["usage"] in USAGES
+                      and KEY_TYPES[key_settings(r)["type"]].transit
                       and not r["alias"].startswith(SERVICE_ALIAS_PREFIX))
 
     def configure(self, name: str, params: Dict[str, Any]) -> Tuple[Dict[str, Any], List[str]]:
@@ -627,6 +630,8 @@ class Backup:
             raise bad("its settings are not transit key settings")
         clean = {**DEFAULTS, **settings}
         meta = KEY_TYPES.get(clean["type"]) if isinstance(clean["type"], str) else None
+        if meta is not None and not meta.transit:
+            meta = None  # not a transit type (SM2): no backup carries one
         if meta is None:
             raise bad(f"unknown key type {clean['type']!r}")
         if not all(isinstance(clean[f], bool) for f in cls.FLAGS):

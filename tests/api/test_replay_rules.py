@@ -248,7 +248,7 @@ def test_action_kinds():
                          "GetKeyRotationStatus", "GetServiceStatus", "ListAlgorithms",
                          "GenerateRandom", "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey",
                          "GetPublicKey", "SignByAsymmetricKey", "VerifyByAsymmetricKey",
-                         "AsymmetricRsaDecrypt"}
+                         "AsymmetricRsaDecrypt", "AsymmetricSm2Decrypt"}
     assert METADATA_READS == {"DescribeKey", "DescribeKeys", "ListKeys", "ListKeyDetail",
                               "GetKeyRotationStatus", "GetServiceStatus", "ListAlgorithms"}
     assert METADATA_READS <= READ_ONLY  # a metadata read changes nothing either

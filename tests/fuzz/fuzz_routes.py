@@ -186,7 +186,8 @@ _SIGNING = (KEY_ID, P("Message", "b64"), P("MessageType", "enum", choices=("RAW"
 TENCENT: Dict[str, Tuple[P, ...]] = {
     "CreateKey": (P("Alias", "str"), P("Description", "str"), P("KeyUsage", "enum", choices=(
         "ENCRYPT_DECRYPT", "ASYMMETRIC_DECRYPT_RSA_2048", "ASYMMETRIC_SIGN_VERIFY_RSA_2048",
-        "ASYMMETRIC_SIGN_VERIFY_ECC", "ASYMMETRIC_SIGN_VERIFY_ECDSA384", "ASYMMETRIC_SIGN_VERIFY_SM2")),
+        "ASYMMETRIC_SIGN_VERIFY_ECC", "ASYMMETRIC_SIGN_VERIFY_ECDSA384", "ASYMMETRIC_SIGN_VERIFY_SM2",
+        "ASYMMETRIC_DECRYPT_SM2")),
         P("Type", "int", 1, 2), P("Tags", "tags")),
     "DescribeKey": (KEY_ID,),
     "DescribeKeys": (P("KeyIds", "key_ids"),),
@@ -230,6 +231,7 @@ TENCENT: Dict[str, Tuple[P, ...]] = {
     "GetPublicKey": (KEY_ID,),
     "SignByAsymmetricKey": _SIGNING,
     "VerifyByAsymmetricKey": _SIGNING + (P("SignatureValue", "b64"),),
+    "AsymmetricSm2Decrypt": (KEY_ID, P("Ciphertext", "b64")),
     "AsymmetricRsaDecrypt": (KEY_ID, P("Ciphertext", "b64"), P("Algorithm", "enum", choices=(
         "RSAES_PKCS1_V1_5", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"))),
 }

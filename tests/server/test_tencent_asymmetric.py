@@ -9,6 +9,7 @@ import os
 
 import hvac
 import pytest
+import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from test_tencent_api import call, error_of, new_key
@@ -17,6 +18,7 @@ from conftest import ROOT_TOKEN, b64
 
 RSA_DECRYPT, RSA_SIGN = "ASYMMETRIC_DECRYPT_RSA_2048", "ASYMMETRIC_SIGN_VERIFY_RSA_2048"
 P256, P384 = "ASYMMETRIC_SIGN_VERIFY_ECC", "ASYMMETRIC_SIGN_VERIFY_ECDSA384"
+SM2_DECRYPT, SM2_SIGN = "ASYMMETRIC_DECRYPT_SM2", "ASYMMETRIC_SIGN_VERIFY_SM2"
 PAIRS = [(RSA_SIGN, "RSA_PSS_SHA_256", hashes.SHA256), (RSA_SIGN, "RSA_PKCS1_SHA_256", hashes.SHA256),
          (P256, "ECC_P256_R1", hashes.SHA256), (P384, "ECC_P384_R1", hashes.SHA384)]
 
@@ -91,9 +93,10 @@ def test_create_describe_and_list(kms):
 def test_list_algorithms_reports_what_is_offered(kms):
     answer = call(kms, "ListAlgorithms")
     pairs = {(a.KeyUsage, a.Algorithm) for a in answer.AsymmetricSignVerifyAlgorithms}
-    assert pairs == {(RSA_SIGN, "RSA_2048"), (P256, "ECC"), (P384, "ECDSA384")}
-    assert [(a.KeyUsage, a.Algorithm) for a in answer.AsymmetricAlgorithms] == [(RSA_DECRYPT, "RSA_2048")]
-    for usage, _ in pairs | {(RSA_DECRYPT, "")}:  # each one listed can be created
+    assert pairs == {(RSA_SIGN, "RSA_2048"), (P256, "ECC"), (P384, "ECDSA384"), (SM2_SIGN, "SM2")}
+    decrypting = {(a.KeyUsage, a.Algorithm) for a in answer.AsymmetricAlgorithms}
+    assert decrypting == {(RSA_DECRYPT, "RSA_2048"), (SM2_DECRYPT, "SM2")}
+    for usage, _ in pairs | decrypting:  # each one listed can be created
         new_key(kms, KeyUsage=usage)
 
 
@@ -126,8 +129,6 @@ def test_state_and_rotation_rules(kms):
     call(kms, "EnableKey", KeyId=key_id)
     public_key(kms, key_id)
     assert error_of(kms, "CreateKey", Alias="imported-ecc", KeyUsage=P256, Type=2) == "UnsupportedOperation"
-    assert error_of(kms, "CreateKey", Alias="sm2-key",
-                    KeyUsage="ASYMMETRIC_SIGN_VERIFY_SM2") == "UnsupportedOperation.UnsupportedKeyUsageInCurrentRegion"
 
 
 @pytest.mark.parametrize("action, params, code", [
@@ -200,3 +201,96 @@ def test_console_creates_and_shows_asymmetric_keys(kms, server):
     assert "DisableKey" in actions
     call(kms, "DisableKey", KeyId=key_id)
     assert "BEGIN PUBLIC KEY" not in console.get(f"/console/keys/{key_id}").text
+
+
+# ---- SM2 -----------------------------------------------------------------------------
+
+
+def sm2_point(kms, key_id):
+    """The key's public point (04 || x || y), read from GetPublicKey's DER
+    SubjectPublicKeyInfo on the SM2 curve; the PEM holds the same DER."""
+    answer = call(kms, "GetPublicKey", KeyId=key_id)
+    der = base64.b64decode(answer.PublicKey)
+    pem_body = "".join(line for line in answer.PublicKeyPem.splitlines() if "-----" not in line)
+    assert base64.b64decode(pem_body) == der
+    assert bytes.fromhex("06082a811ccf5501822d") in der  # the SM2 curve's OID
+    assert der[-66:-65] == b"\x00" and der[-65] == 4  # BIT STRING, no unused bits, uncompressed point
+    return der[-65:]
+
+
+def sm3(data):
+    h = hashes.Hash(hashes.SM3())
+    h.update(data)
+    return h.finalize()
+
+
+SM2_CURVE = bytes.fromhex(  # a, b, xG, yG of the SM2 curve (GB/T 32918.5)
+    "FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFC"
+    "28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93"
+    "32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7"
+    "BC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0")
+
+
+def sm2_z(point, signer_id=b"1234567812345678"):
+    """Z = SM3(ENTL || ID || a || b || xG || yG || xA || yA) (GB/T 32918.2, 5.5)."""
+    return sm3((8 * len(signer_id)).to_bytes(2, "big") + signer_id + SM2_CURVE + point[1:])
+
+
+def gmssl_with(point):
+    from gmssl import sm2 as gmssl_sm2
+
+    return gmssl_sm2.CryptSM2(private_key=None, public_key=point[1:].hex(), mode=1, asn1=True)
+
+
+def test_sm2_signatures_verify_with_an_independent_sm2(kms):
+    key_id = new_key(kms, KeyUsage=SM2_SIGN)
+    point = sm2_point(kms, key_id)
+    other = gmssl_with(point)
+    message = os.urandom(500)
+    raw = base64.b64decode(call(kms, "SignByAsymmetricKey", KeyId=key_id, Algorithm="SM2DSA",
+                                Message=b64(message)).Signature)
+    assert other.verify_with_sm3(raw.hex(), message)  # Z over the default signer id 1234567812345678
+    e = sm3(sm2_z(point) + message)  # the DIGEST input
+    signed_e = base64.b64decode(call(kms, "SignByAsymmetricKey", KeyId=key_id, Algorithm="SM2DSA",
+                                     Message=b64(e), MessageType="DIGEST").Signature)
+    assert other.verify_with_sm3(signed_e.hex(), message)
+    for body, kind in ((message, "RAW"), (e, "DIGEST")):
+        assert call(kms, "VerifyByAsymmetricKey", KeyId=key_id, Algorithm="SM2DSA", Message=b64(body),
+                    MessageType=kind, SignatureValue=b64(raw)).SignatureValid is True
+    assert call(kms, "VerifyByAsymmetricKey", KeyId=key_id, Algorithm="SM2DSA", Message=b64(b"other"),
+                SignatureValue=b64(raw)).SignatureValid is False
+    assert error_of(kms, "SignByAsymmetricKey", KeyId=key_id, Algorithm="ECC_P256_R1",
+                    Message=b64(message)) == "InvalidParameterValue.InvalidKeyUsage"
+
+
+def test_sm2_ciphertexts_made_locally_decrypt_on_the_server(kms):
+    from kms.keys import sm2
+
+    key_id = new_key(kms, KeyUsage=SM2_DECRYPT)
+    other = gmssl_with(sm2_point(kms, key_id))
+    secret = os.urandom(100)
+    raw = b"\x04" + other.encrypt(secret)  # gmssl's C1C3C2 leaves out the point's 04 byte
+    for ciphertext in (sm2.asn1_from_raw(raw), raw):
+        answer = call(kms, "AsymmetricSm2Decrypt", KeyId=key_id, Ciphertext=b64(ciphertext))
+        assert base64.b64decode(answer.Plaintext) == secret
+    damaged = bytearray(raw)
+    damaged[70] ^= 1  # inside C3
+    assert error_of(kms, "AsymmetricSm2Decrypt", KeyId=key_id,
+                    Ciphertext=b64(bytes(damaged))) == "FailedOperation.DecryptError"
+    over = b"\x04" + other.encrypt(os.urandom(160))  # 257 bytes
+    assert error_of(kms, "AsymmetricSm2Decrypt", KeyId=key_id, Ciphertext=b64(over)) == "InvalidParameter"
+    signer = new_key(kms, KeyUsage=SM2_SIGN)
+    assert error_of(kms, "AsymmetricSm2Decrypt", KeyId=signer,
+                    Ciphertext=b64(raw)) == "InvalidParameterValue.InvalidKeyUsage"
+    assert error_of(kms, "AsymmetricRsaDecrypt", KeyId=key_id, Ciphertext=b64(raw),
+                    Algorithm="RSAES_OAEP_SHA_256") == "InvalidParameterValue.InvalidKeyUsage"
+
+
+def test_sm2_keys_are_not_transit_keys(kms, server):
+    transit = hvac.Client(url=f"http://{server.endpoint}", token=ROOT_TOKEN).secrets.transit
+    new_key(kms, Alias="sm2-not-in-transit", KeyUsage=SM2_SIGN)
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        transit.read_key("sm2-not-in-transit")
+    refused = requests.post(f"http://{server.endpoint}/v1/transit/keys/sm2-made-in-transit",
+                            json={"type": "sm2"}, headers={"X-Vault-Token": ROOT_TOKEN}, timeout=30)
+    assert refused.status_code == 400 and "unknown key type sm2" in refused.json()["errors"][0]

@@ -25,6 +25,7 @@ READ_ONLY: FrozenSet[str] = frozenset({
     "GetKeyRotationStatus", "GetServiceStatus", "ListAlgorithms",
     "GenerateRandom", "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey",
     "GetPublicKey", "SignByAsymmetricKey", "VerifyByAsymmetricKey", "AsymmetricRsaDecrypt",
+    "AsymmetricSm2Decrypt",
 })
 
 METADATA_READS: FrozenSet[str] = frozenset({

@@ -5,6 +5,7 @@ from typing import Callable, Tuple
 from kms import errors
 from kms.api.answers import ErrorTable, ProtocolError
 from kms.keys.blob import InvalidCiphertext, InvalidContext
+from kms.keys.sm2 import SM2Unavailable
 
 
 class TencentError(Exception):
@@ -31,6 +32,7 @@ CODES = [
     (errors.InvalidPlaintext, "InvalidParameterValue.InvalidPlaintext"),
     (errors.InvalidKeyUsage, "InvalidParameterValue.InvalidKeyUsage"),
     (errors.AsymmetricDecryptFailed, "FailedOperation.DecryptError"),
+    (SM2Unavailable, "UnsupportedOperation.UnsupportedKeyUsageInCurrentRegion"),
     (errors.MalformedSignature, "InvalidParameterValue"),
     (InvalidCiphertext, "InvalidParameterValue.InvalidCiphertext"),
     (InvalidContext, "InvalidParameterValue"),
