@@ -286,6 +286,26 @@ def _read(data: bytes, at: int, tag: int) -> Tuple[bytes, int]:
     return data[at:at + size], at + size
 
 
+# SubjectPublicKeyInfo's algorithm: id-ecPublicKey on the SM2 curve (1.2.156.10197.1.301).
+_SPKI_ALGORITHM = bytes.fromhex("301306072a8648ce3d020106082a811ccf5501822d")
+
+
+def public_key_from_der(der: bytes) -> SM2PublicKey:
+    """An SM2 public key from its DER SubjectPublicKeyInfo (SM2Error if it
+    is not one)."""
+    body, end = _read(der, 0, 0x30)
+    if end != len(der) or not body.startswith(_SPKI_ALGORITHM):
+        raise SM2Error("not an SM2 SubjectPublicKeyInfo")
+    bits, end = _read(body, len(_SPKI_ALGORITHM), 0x03)
+    if end != len(body) or bits[:1] != b"\x00":
+        raise SM2Error("not an SM2 SubjectPublicKeyInfo")
+    return SM2PublicKey(bits[1:])
+
+
+def is_sm2_spki(der: bytes) -> bool:
+    return _SPKI_ALGORITHM in der[:32]
+
+
 def raw_from_asn1(asn1: bytes) -> bytes:
     """C1 || C3 || C2 from the GM/T 0009 ASN.1 form."""
     body, end = _read(asn1, 0, 0x30)

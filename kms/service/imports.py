@@ -1,7 +1,7 @@
 """Bring your own key: import of external key material into EXTERNAL keys.
 
-GetParametersForImport issues a fresh RSA-2048 wrapping key pair and an
-import token, valid 24 hours; the private key is stored wrapped under the
+GetParametersForImport issues a fresh wrapping key pair (RSA-2048, or SM2
+for SM2PKE, as SM regions wrap) and an import token, valid 24 hours; the private key is stored wrapped under the
 root key, bound to the token. ImportKeyMaterial unwraps the caller's
 material with it (the token is then spent), fixes the key's material on the
 first import, and refuses different material later (a salted fingerprint is
@@ -14,21 +14,25 @@ Records: import / <token> -> {"key_id", "algorithm", "wrapped", "valid_to"}.
 import hashlib
 import hmac
 import secrets
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from kms import errors
+from kms.keys import sm2
 from kms.service.keys import (DAY, ENABLED, ORIGIN_EXTERNAL, PENDING_IMPORT, KeyService,
                               check_key_id, check_state)
 from kms.store import Op
 
-WRAPPING_ALGORITHMS = {
+WRAPPING_ALGORITHMS: Dict[str, Optional[Callable[[], Any]]] = {
     "RSAES_PKCS1_V1_5": lambda: padding.PKCS1v15(),
     "RSAES_OAEP_SHA_1": lambda: padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA1(), None),
     "RSAES_OAEP_SHA_256": lambda: padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None),
+    "SM2PKE": None,  # SM2 public-key encryption (kms.keys.sm2), GM/T 0009 ASN.1 or raw C1C3C2
 }
+# The wrapping key spec each algorithm needs.
+WRAPPING_KEY_SPECS = {name: "SM2" if name == "SM2PKE" else "RSA_2048" for name in WRAPPING_ALGORITHMS}
 MATERIAL_BYTES = 32
 MAX_VALID_TO = 2147443200
 
@@ -51,19 +55,24 @@ class ImportService:
     def parameters(self, key_id: str, algorithm: str, key_spec: str) -> Dict[str, Any]:
         if algorithm not in WRAPPING_ALGORITHMS:
             raise errors.InvalidParameter("WrappingAlgorithm must be one of " + ", ".join(WRAPPING_ALGORITHMS))
-        if key_spec != "RSA_2048":
-            raise errors.InvalidParameter("WrappingKeySpec must be RSA_2048")
+        if key_spec != WRAPPING_KEY_SPECS[algorithm]:
+            raise errors.InvalidParameter(f"WrappingKeySpec must be {WRAPPING_KEY_SPECS[algorithm]} "
+                                          f"for {algorithm}")
         check_state(self._external(key_id), "import")
-        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        der = private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
+        if algorithm == "SM2PKE":
+            der = sm2.generate()  # the private scalar, as SM2 key material is stored
+            public = sm2.SM2PrivateKey(der).public_der()
+        else:
+            private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            der = private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption())
+            public = private.public_key().public_bytes(serialization.Encoding.DER,
+                                                       serialization.PublicFormat.SubjectPublicKeyInfo)
         token = secrets.token_urlsafe(32)
         valid_to = self.keys.clock.now_s() + DAY
         entry = {"key_id": key_id, "algorithm": algorithm, "valid_to": valid_to,
                  "wrapped": self.keys.wrapper.wrap("import", token, 1, der)}
         self.store.commit(lambda: [Op("put", "import", token, entry)])
-        public = private.public_key().public_bytes(serialization.Encoding.DER,
-                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
         return {"token": token, "public_key_der": public, "valid_to": valid_to}
 
     def import_material(self, key_id: str, token: str, encrypted: bytes,
@@ -78,10 +87,13 @@ class ImportService:
         if valid_to and not self.keys.clock.now_s() < valid_to <= MAX_VALID_TO:
             raise errors.InvalidParameter(f"ValidTo must be 0 or a time after now and at most {MAX_VALID_TO}")
         der = self.keys.wrapper.unwrap("import", token, 1, entry["wrapped"])
-        private = serialization.load_der_private_key(der, password=None)
         try:
-            material = private.decrypt(encrypted, WRAPPING_ALGORITHMS[entry["algorithm"]]())  # type: ignore[union-attr,no-untyped-call]
-        except ValueError:
+            if entry["algorithm"] == "SM2PKE":
+                material = sm2.SM2PrivateKey(der).decrypt(encrypted)
+            else:
+                private = serialization.load_der_private_key(der, password=None)
+                material = private.decrypt(encrypted, WRAPPING_ALGORITHMS[entry["algorithm"]]())  # type: ignore[union-attr,misc]
+        except (ValueError, sm2.SM2Error):
             raise errors.MaterialUnwrapFailed(
                 "EncryptedKeyMaterial does not decrypt with the issued public key and algorithm") from None
         if len(material) != MATERIAL_BYTES:

@@ -294,3 +294,90 @@ def test_sm2_keys_are_not_transit_keys(kms, server):
     refused = requests.post(f"http://{server.endpoint}/v1/transit/keys/sm2-made-in-transit",
                             json={"type": "sm2"}, headers={"X-Vault-Token": ROOT_TOKEN}, timeout=30)
     assert refused.status_code == 400 and "unknown key type sm2" in refused.json()["errors"][0]
+
+
+def local_sm2_key():
+    """A caller's SM2 key: (its PEM, gmssl holding its private key)."""
+    from gmssl import sm2 as gmssl_sm2
+
+    from kms.keys import asymmetric, sm2
+
+    d = sm2.generate()
+    key = sm2.SM2PrivateKey(d)
+    pem = asymmetric.pem_of(key.public_der())
+    return pem, gmssl_sm2.CryptSM2(private_key=d.hex(), public_key=key.point[1:].hex(), mode=1)
+
+
+def test_data_keys_returned_encrypted_to_the_callers_sm2_key(kms):
+    from kms.keys import sm2
+
+    pem, holder = local_sm2_key()
+    key_id = new_key(kms)
+    default = call(kms, "GenerateDataKey", KeyId=key_id, KeySpec="AES_256", EncryptionPublicKey=pem)
+    raw = base64.b64decode(default.Plaintext)  # EncryptionAlgorithm SM2 by default: raw C1C3C2
+    assert raw[0] == 4 and len(raw) == 65 + 32 + 32
+    data_key = holder.decrypt(raw[1:])
+    assert len(data_key) == 32
+    assert base64.b64decode(call(kms, "Decrypt", CiphertextBlob=default.CiphertextBlob).Plaintext) == data_key
+    asn1 = call(kms, "Decrypt", CiphertextBlob=default.CiphertextBlob, EncryptionPublicKey=pem,
+                EncryptionAlgorithm="SM2_C1C3C2_ASN1").Plaintext
+    assert holder.decrypt(sm2.raw_from_asn1(base64.b64decode(asn1))[1:]) == data_key
+
+
+@pytest.mark.parametrize("pem, algorithm", [
+    ("-----BEGIN PUBLIC KEY-----\nnot base64!\n-----END PUBLIC KEY-----", "SM2"),
+    ("MFkwEwYHKoZIzj0CAQYIKoEcz1UBgi0DQgAE", "SM2"),  # no PEM armour
+    ("rsa", "SM2"),  # an RSA key where SM2 is asked for
+    ("sm2", "RSAES_OAEP_SHA_256"),  # and the other way round
+    ("sm2", "SM3"),
+])
+def test_bad_encryption_public_keys_are_refused(kms, pem, algorithm):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    if pem == "rsa":
+        pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    elif pem == "sm2":
+        pem = local_sm2_key()[0]
+    assert error_of(kms, "GenerateDataKey", KeyId=new_key(kms), KeySpec="AES_128", EncryptionPublicKey=pem,
+                    EncryptionAlgorithm=algorithm) == "InvalidParameterValue"
+
+
+def test_import_wrapped_with_an_sm2_key(kms):
+    """SM-region import flow: an SM2 wrapping key (SM2PKE), material
+    encrypted to it by an independent SM2, imported, then in use."""
+    from gmssl import sm2 as gmssl_sm2
+
+    from kms.keys import sm2
+
+    key_id = new_key(kms, Type=2)
+    assert error_of(kms, "GetParametersForImport", KeyId=key_id, WrappingAlgorithm="SM2PKE",
+                    WrappingKeySpec="RSA_2048") == "InvalidParameter"
+    assert error_of(kms, "GetParametersForImport", KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256",
+                    WrappingKeySpec="SM2") == "InvalidParameter"
+    material = os.urandom(32)
+    for layout in ("raw", "asn1"):
+        issued = call(kms, "GetParametersForImport", KeyId=key_id, WrappingAlgorithm="SM2PKE",
+                      WrappingKeySpec="SM2")
+        point = sm2.public_key_from_der(base64.b64decode(issued.PublicKey)).point
+        wrapper = gmssl_sm2.CryptSM2(private_key=None, public_key=point[1:].hex(), mode=1)
+        raw = b"\x04" + wrapper.encrypt(material)
+        wrapped = raw if layout == "raw" else sm2.asn1_from_raw(raw)
+        if layout == "raw":
+            damaged = bytearray(wrapped)
+            damaged[-1] ^= 1
+            assert error_of(kms, "ImportKeyMaterial", KeyId=key_id, ImportToken=issued.ImportToken,
+                            EncryptedKeyMaterial=b64(bytes(damaged))) == "InvalidParameter.DecryptMaterialError"
+            assert call(kms, "DescribeKey", KeyId=key_id).KeyMetadata.KeyState == "PendingImport"
+        # the same material twice (the second import only confirms it)
+        call(kms, "ImportKeyMaterial", KeyId=key_id, ImportToken=issued.ImportToken,
+             EncryptedKeyMaterial=b64(wrapped))
+    assert call(kms, "DescribeKey", KeyId=key_id).KeyMetadata.KeyState == "Enabled"
+    blob = call(kms, "Encrypt", KeyId=key_id, Plaintext=b64(b"imported")).CiphertextBlob
+    assert base64.b64decode(call(kms, "Decrypt", CiphertextBlob=blob).Plaintext) == b"imported"
+    # The blob opens locally under the material sent: header (21 bytes, the
+    # associated data with an empty context), nonce, ciphertext and tag.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    raw_blob = base64.b64decode(blob)
+    assert AESGCM(material).decrypt(raw_blob[21:33], raw_blob[33:], raw_blob[:21]) == b"imported"

@@ -3,6 +3,7 @@ calls the key service, and shapes the response fields. Field names, limits
 and codes follow spec/tencent-kms-api.md, section 4.
 """
 import base64
+import binascii
 import uuid
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -136,25 +137,53 @@ def _tag_filters(p: Params) -> List[Tuple[str, List[str]]]:
 Seal = Callable[[bytes], str]
 
 
+SM2_ALGORITHMS = ("SM2", "SM2_C1C3C2_ASN1")  # raw C1C3C2 (the SDK's default), GM/T 0009 ASN.1
+MAX_PEM_CHARS = 4096
+
+
+def _pem_der(pem: str) -> bytes:
+    """The DER inside one PEM PUBLIC KEY block."""
+    lines = [line.strip() for line in pem.strip().splitlines()]
+    if len(lines) < 3 or lines[0] != "-----BEGIN PUBLIC KEY-----" or lines[-1] != "-----END PUBLIC KEY-----":
+        raise TencentError("InvalidParameterValue", "EncryptionPublicKey is not a PEM public key")
+    try:
+        return base64.b64decode("".join(lines[1:-1]), validate=True)
+    except (binascii.Error, ValueError):
+        raise TencentError("InvalidParameterValue", "EncryptionPublicKey is not a PEM public key") from None
+
+
 def _public_key_seal(p: Params) -> Optional[Seal]:
     """EncryptionPublicKey/EncryptionAlgorithm: how to return the secret
-    encrypted to the caller's RSA key instead of in clear (None: in clear).
-    Read and checked before the secret exists."""
-    pem = p.str("EncryptionPublicKey")
+    encrypted to the caller's RSA or SM2 key instead of in clear (None: in
+    clear). Read and checked before the secret exists."""
+    pem = p.str("EncryptionPublicKey", max_chars=MAX_PEM_CHARS, code="InvalidParameterValue")
     if pem is None:
         return None
-    algorithm = _choice(p, "EncryptionAlgorithm", tuple(PADDINGS), default="SM2",
-                        code="InvalidParameterValue")
+    algorithm = str(_choice(p, "EncryptionAlgorithm", tuple(PADDINGS) + SM2_ALGORITHMS, default="SM2",
+                            code="InvalidParameterValue"))
+    der = _pem_der(pem)
+    if algorithm in SM2_ALGORITHMS:
+        try:
+            sm2_key = sm2.public_key_from_der(der)
+        except sm2.SM2Error:
+            raise TencentError("InvalidParameterValue",
+                               f"EncryptionAlgorithm {algorithm} needs an SM2 EncryptionPublicKey") from None
+
+        def seal_sm2(secret: bytes) -> str:
+            asn1 = sm2_key.encrypt(secret)
+            return _b64(asn1 if algorithm == "SM2_C1C3C2_ASN1" else sm2.raw_from_asn1(asn1))
+        return seal_sm2
     try:
-        public_key = serialization.load_pem_public_key(pem.encode())
+        public_key = serialization.load_der_public_key(der)
     except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise TencentError("InvalidParameterValue", "EncryptionPublicKey is not a PEM public key") from None
+        raise TencentError("InvalidParameterValue", f"EncryptionAlgorithm {algorithm} needs an RSA "
+                           "EncryptionPublicKey") from None
     if not isinstance(public_key, rsa.RSAPublicKey) or public_key.key_size < 2048:
         raise TencentError("InvalidParameterValue", "EncryptionPublicKey must be an RSA key of at least 2048 bits")
 
     def seal(secret: bytes) -> str:
         try:
-            return _b64(public_key.encrypt(secret, PADDINGS[str(algorithm)]))
+            return _b64(public_key.encrypt(secret, PADDINGS[algorithm]))
         except ValueError:
             raise TencentError("FailedOperation.EncryptionError", "the data cannot be encrypted to that key") from None
     return seal
