@@ -17,7 +17,9 @@ from urllib.parse import urlsplit
 from kms import envelope, errors
 from kms.numbers import ascii_int
 from kms.api.tencent.replay import PROBE as REPLAY_PROBE
+from kms.api.tencent.actions import DEFAULT_REGION
 from kms.server import DEFAULT_LIMITS, Limits
+from kms.service.keys import DEFAULT_KEY_LIMIT
 from kms.service.tokens import MAX_TTL
 
 MAX_WORKERS = 256
@@ -75,6 +77,9 @@ def _server(args: argparse.Namespace) -> int:
         os.environ["KMS_ALLOWED_HOSTS"] = ",".join(args.allowed_host)
     if args.replay_slots is not None:
         os.environ["KMS_REPLAY_SLOTS"] = str(args.replay_slots)
+    os.environ["KMS_REGION"] = args.region
+    if args.key_limit is not None:
+        os.environ["KMS_KEY_LIMIT"] = str(args.key_limit)
     limits = Limits(header_timeout=args.header_timeout, body_timeout=args.body_timeout,
                     body_min_rate=args.body_min_rate, max_connections=args.max_connections)
     return serve(args.host, args.port, args.workers, _http_protocol(args.http), root_key,
@@ -272,6 +277,15 @@ def _bounded(kind: Callable[[str], Number], low: Number, high: Number) -> Callab
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(:[0-9]{1,5})?\Z")
 
 
+REGION_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}\Z")
+
+
+def _region(text: str) -> str:
+    if not REGION_RE.match(text):
+        raise argparse.ArgumentTypeError("a region is 1 to 40 lowercase letters, digits and -")
+    return text
+
+
 def _host(text: str) -> str:
     """An --allowed-host value: a host name or address, with an optional port,
     as a Host header carries it (no commas: they separate KMS_ALLOWED_HOSTS)."""
@@ -334,6 +348,10 @@ def _add_server(sub: "argparse._SubParsersAction") -> None:
     server.add_argument("--allowed-host", action="append", type=_host, metavar="HOST",
                         help="a Host header value signed Tencent requests may carry "
                              "(repeatable; default: any)")
+    server.add_argument("--region", type=_region, default=DEFAULT_REGION,
+                        help=f"the region the Tencent API's GetRegions names (default {DEFAULT_REGION})")
+    server.add_argument("--key-limit", type=_bounded(int, 1, 10_000_000), default=None,
+                        help=f"most keys the store holds, of every kind (default {DEFAULT_KEY_LIMIT})")
     server.add_argument("--replay-slots", type=_bounded(int, MIN_REPLAY_SLOTS, MAX_REPLAY_SLOTS),
                         default=None, metavar="N",
                         help="slots (16 bytes each) of the shared signature replay table "

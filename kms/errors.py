@@ -173,3 +173,13 @@ class KeyNotAsymmetric(InvalidKeyUsage, code="key_not_asymmetric"): ...
 
 
 class MalformedSignature(InvalidRequest, code="malformed_signature"): ...
+
+
+class KeyInUse(KMSError, code="key_in_use"):
+    """The key is bound to a cloud resource (BindCloudResource)."""
+
+
+class BindingNotFound(KMSError, code="binding_not_found"): ...
+
+
+class KeyLimitExceeded(KMSError, code="key_limit_exceeded"): ...

@@ -35,7 +35,7 @@ from kms.clock import Clock
 from kms.durable import replace_file
 from kms.rootkey import FileRootKey, RootKeyError, Wrapper, hand_over, source_for
 from kms.service.accounts import AccountService
-from kms.service.keys import KeyService
+from kms.service.keys import DEFAULT_KEY_LIMIT, KeyService
 from kms.service.services import Services
 from kms.service.tokens import TokenService
 from kms.store import Build, LogStore, Op, build_together
@@ -185,7 +185,9 @@ def open_data_dir(data_dir: str, initialise: bool = True,
     store = LogStore(data_dir)
     _check_root_key(store, wrapper)
     clock = Clock()
-    runtime = Runtime(data_dir, store, KeyService(store, wrapper, clock),
+    # KMS_KEY_LIMIT: kms server --key-limit, for every worker.
+    key_limit = int(os.environ.get("KMS_KEY_LIMIT") or DEFAULT_KEY_LIMIT)
+    runtime = Runtime(data_dir, store, KeyService(store, wrapper, clock, key_limit=key_limit),
                       AccountService(store, wrapper), clock, source.description)
     if initialise:
         runtime.new_credentials = _initialise(runtime, given or RootCredentials.from_environment())

@@ -201,6 +201,7 @@ def key_detail(caller: Caller, key_id: str) -> Dict[str, Any]:
         public_key_pem = caller.ctx.services.asymmetric.public_key(meta["KeyId"])[1]
     return {"meta": meta, "versions": keys.versions(meta["KeyId"]),
             "asymmetric": asymmetric, "public_key_pem": public_key_pem,
+            "bindings": [tuple(b) for b in record.get("bindings", [])],
             "service_managed": owner_account(record) is not None, "service_note": SERVICE_KEY_NOTE,
             "tags": record.get("tags", {}), "transit": transit,
             "material_bytes": record.get("material_bytes"), "latest": record.get("latest")}

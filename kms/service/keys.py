@@ -61,6 +61,8 @@ cancel_archive     state     state     state          state          ok
 import             ok        state     state          ok             state
 delete_material    ok        ok        state          ok             state
 asymmetric         ok        state     state          state          state
+bind               ok        ok        state          ok             state
+unbind             ok        ok        ok             ok             ok
 """
 _STATE_ERRORS: Dict[str, Optional[type]] = {
     "ok": None, "state": errors.KeyStateError, "disabled": errors.KeyDisabled,
@@ -82,6 +84,12 @@ def _state_rules(table: str) -> Dict[str, Dict[str, Optional[type]]]:
 STATE_RULES = _state_rules(_STATE_TABLE)
 # Operations a service-managed key refuses (it can be queried and rotated).
 USER_KEY_ONLY = {"disable", "schedule_deletion", "archive", "cancel_archive", "update"}
+# Operations a key bound to a cloud resource refuses (spec 3.4); transit's
+# immediate deletion is refused the same way (check_unbound).
+BOUND_REFUSES = {"disable", "archive", "schedule_deletion", "delete_material"}
+DEFAULT_KEY_LIMIT = 100_000  # keys of every kind in one store (GetServiceStatus' CmkLimit)
+MAX_PRODUCT_ID_CHARS, MAX_RESOURCE_ID_CHARS = 64, 256
+BINDING_ID_RE = re.compile(r"[\x21-\x7e]+\Z")  # printable ASCII, no spaces
 
 
 def owner_account(record: Dict[str, Any]) -> Optional[str]:
@@ -100,9 +108,26 @@ def check_state(record: Dict[str, Any], operation: str) -> None:
     if operation in USER_KEY_ONLY and owner_account(record) is not None:
         raise errors.NotUserCreatedKey(
             f"key {record['id']} is managed by service {record['owner']!r}; {operation.replace('_', ' ')} is not allowed")
+    if operation in BOUND_REFUSES:
+        check_unbound(record)
     error = STATE_RULES[operation][record["state"]]
     if error is not None:
         raise error(f"key {record['id']} is {record['state']}; {operation.replace('_', ' ')} is not allowed")
+
+
+def check_unbound(record: Dict[str, Any]) -> None:
+    """A key a cloud resource uses cannot be disabled, archived or deleted,
+    nor lose its material, until every binding is removed."""
+    if record.get("bindings"):
+        product, resource = record["bindings"][0]
+        raise errors.KeyInUse(f"key {record['id']} is bound to {product} resource {resource!r} "
+                              f"({len(record['bindings'])} binding(s)); unbind it first")
+
+
+def _check_binding_part(value: Any, name: str, most: int) -> str:
+    if not isinstance(value, str) or not BINDING_ID_RE.match(value) or len(value) > most:
+        raise errors.InvalidParameter(f"{name} must be 1 to {most} printable ASCII characters without spaces")
+    return value
 
 
 def _check_rotatable(record: Dict[str, Any]) -> None:
@@ -149,8 +174,9 @@ def check_description(description: Any) -> str:
 
 class KeyService:
     def __init__(self, store: LogStore, wrapper: Wrapper, clock: Optional[Clock] = None,
-                 creator_uin: int = 1) -> None:
+                 creator_uin: int = 1, key_limit: int = DEFAULT_KEY_LIMIT) -> None:
         self.store = store
+        self.key_limit = key_limit
         self.wrapper = wrapper
         self.clock = clock or Clock()
         self.creator_uin = creator_uin
@@ -287,6 +313,8 @@ class KeyService:
         def build() -> List[Op]:
             if self.store.get("alias", alias) is not None:
                 raise errors.AliasExists(f"alias {alias!r} is already in use")
+            if self.key_count() >= self.key_limit:
+                raise errors.KeyLimitExceeded(f"this server holds at most {self.key_limit} keys")
             ops = [Op("put", "key", key_id, record), Op("put", "alias", alias, key_id)]
             if versions:
                 for version, (material, created) in sorted(versions.items()):
@@ -325,6 +353,40 @@ class KeyService:
                                     owner_id=account["secret_id"])["id"])
         except errors.AliasExists:  # another worker created it first
             return str(self.store.get("alias", key_id))
+
+    def key_count(self) -> int:
+        return len(self.store.items("key"))
+
+    # ---- cloud resources ---------------------------------------------------
+
+    def bind(self, key_id: str, product: str, resource: str) -> None:
+        """Record that a product's resource uses the key (again: no change).
+        Binding ends any expiry of imported material (spec 4.30)."""
+        pair = [_check_binding_part(product, "ProductId", MAX_PRODUCT_ID_CHARS),
+                _check_binding_part(resource, "ResourceId", MAX_RESOURCE_ID_CHARS)]
+
+        def mutate(record: Dict[str, Any]) -> List[Op]:
+            bindings = [list(b) for b in record.get("bindings", [])]
+            if pair not in bindings:
+                bindings.append(pair)
+            record.update(bindings=bindings, valid_to=0)
+            return []
+
+        self.change(key_id, "bind", mutate)
+
+    def unbind(self, key_id: str, product: str, resource: str) -> None:
+        pair = [_check_binding_part(product, "ProductId", MAX_PRODUCT_ID_CHARS),
+                _check_binding_part(resource, "ResourceId", MAX_RESOURCE_ID_CHARS)]
+
+        def mutate(record: Dict[str, Any]) -> List[Op]:
+            bindings = [list(b) for b in record.get("bindings", [])]
+            if pair not in bindings:
+                raise errors.BindingNotFound(f"key {key_id} is not bound to {pair[0]} resource {pair[1]!r}")
+            bindings.remove(pair)
+            record["bindings"] = bindings
+            return []
+
+        self.change(key_id, "unbind", mutate)
 
     def describe(self, key_id: str) -> Dict[str, Any]:
         return dict(self.record(key_id))

@@ -24,7 +24,8 @@ from kms.codecs import transit_text
 from kms.keys import asymmetric
 from kms.keys import material as materials
 from kms.service.crypto import Failure, Item, Plan, decryption_version, encryption_version, plan_encrypt
-from kms.service.keys import ALIAS_RE, ENABLED, PENDING_DELETE, SERVICE_ALIAS_PREFIX, KeyService, check_state
+from kms.service.keys import (ALIAS_RE, ENABLED, PENDING_DELETE, SERVICE_ALIAS_PREFIX, KeyService, check_state,
+                              check_unbound)
 from kms.service.keytypes import DEFAULTS, KEY_TYPES, MANAGED_BY_TRANSIT, USAGES, KeyType, key_type
 from kms.service.keytypes import settings as key_settings
 from kms.store import Op
@@ -309,6 +310,7 @@ class TransitService:
                 raise TransitError(f"error deleting policy {name}: {KMS_GUARANTEED}")
             if not key_settings(current)["deletion_allowed"]:
                 raise TransitError(f"error deleting policy {name}: deletion is not allowed for this key")
+            check_unbound(current)
             ops = [Op("del", "key", key_id), Op("del", "alias", current["alias"])]
             return ops + [Op("del", "ver", f"{key_id}/{v}") for v in range(1, current["latest"] + 1)]
 

@@ -245,12 +245,12 @@ def test_unknown_and_missing_actions_count_as_state_changes(make_table):
 
 def test_action_kinds():
     assert READ_ONLY == {"DescribeKey", "DescribeKeys", "ListKeys", "ListKeyDetail",
-                         "GetKeyRotationStatus", "GetServiceStatus", "ListAlgorithms",
+                         "GetKeyRotationStatus", "GetServiceStatus", "ListAlgorithms", "GetRegions",
                          "GenerateRandom", "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey",
                          "GetPublicKey", "SignByAsymmetricKey", "VerifyByAsymmetricKey",
                          "AsymmetricRsaDecrypt", "AsymmetricSm2Decrypt"}
     assert METADATA_READS == {"DescribeKey", "DescribeKeys", "ListKeys", "ListKeyDetail",
-                              "GetKeyRotationStatus", "GetServiceStatus", "ListAlgorithms"}
+                              "GetKeyRotationStatus", "GetServiceStatus", "ListAlgorithms", "GetRegions"}
     assert METADATA_READS <= READ_ONLY  # a metadata read changes nothing either
     assert not any(changes_state(a) for a in READ_ONLY)
     for action in ("DisableKey", "EnableKey", "ScheduleKeyDeletion", "CancelKeyDeletion",

@@ -22,7 +22,7 @@ from typing import FrozenSet
 
 READ_ONLY: FrozenSet[str] = frozenset({
     "DescribeKey", "DescribeKeys", "ListKeys", "ListKeyDetail",
-    "GetKeyRotationStatus", "GetServiceStatus", "ListAlgorithms",
+    "GetKeyRotationStatus", "GetServiceStatus", "ListAlgorithms", "GetRegions",
     "GenerateRandom", "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey",
     "GetPublicKey", "SignByAsymmetricKey", "VerifyByAsymmetricKey", "AsymmetricRsaDecrypt",
     "AsymmetricSm2Decrypt",
@@ -30,7 +30,7 @@ READ_ONLY: FrozenSet[str] = frozenset({
 
 METADATA_READS: FrozenSet[str] = frozenset({
     "DescribeKey", "DescribeKeys", "ListKeys", "ListKeyDetail",
-    "GetKeyRotationStatus", "GetServiceStatus", "ListAlgorithms",
+    "GetKeyRotationStatus", "GetServiceStatus", "ListAlgorithms", "GetRegions",
 })
 
 

@@ -4,6 +4,7 @@ and codes follow spec/tencent-kms-api.md, section 4.
 """
 import base64
 import binascii
+import os
 import uuid
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -51,6 +52,10 @@ MAX_TAG_VALUE_CHARS = 255
 MAX_NAME_CHARS = 64
 MAX_PAGE_OFFSET = 2**31
 MAX_IMPORT_TOKEN_CHARS = 128  # issued tokens are 43
+MAX_BINDING_CHARS = 1024  # read this far; the key service holds the real bounds
+DEFAULT_REGION = "ap-guangzhou"
+# Dedicated HSM clusters are not offered: any HsmClusterId names none (spec 4).
+NO_HSM_CLUSTER = "InvalidParameterValue.InvalidHsmClusterId"
 PADDINGS = {
     "RSAES_PKCS1_V1_5": padding.PKCS1v15(),
     "RSAES_OAEP_SHA_1": padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA1(), None),
@@ -193,6 +198,11 @@ def _plaintext_field(secret: bytes, seal: Optional[Seal]) -> str:
     return seal(secret) if seal is not None else _b64(secret)
 
 
+def _no_hsm_cluster(p: Params) -> None:
+    if p.str("HsmClusterId", max_chars=MAX_NAME_CHARS, code=NO_HSM_CLUSTER):
+        raise TencentError(NO_HSM_CLUSTER, "this server has no dedicated HSM clusters; leave HsmClusterId empty")
+
+
 # ---- keys ------------------------------------------------------------------
 
 
@@ -200,6 +210,7 @@ def _plaintext_field(secret: bytes, seal: Optional[Seal]) -> str:
 def CreateKey(ctx: Context, p: Params, alias: str) -> Dict[str, Any]:
     if alias.startswith("kms-"):
         raise TencentError("InvalidParameterValue.InvalidAlias", "aliases starting with kms- are reserved")
+    _no_hsm_cluster(p)
     # 1 KMS-generated, 2 EXTERNAL
     key_type = p.int("Type", 1, 2, default=1, code="InvalidParameterValue.InvalidType")
     usage = p.str("KeyUsage", default=USAGE_SYMMETRIC, max_chars=MAX_NAME_CHARS,
@@ -401,6 +412,7 @@ def _data_key_size(p: Params) -> int:
 def GenerateDataKey(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
     if p.int("IsHostedByKms", 0, 1, default=0):
         raise TencentError("UnsupportedOperation", "data keys hosted by KMS are not offered")
+    _no_hsm_cluster(p)
     size, context, seal = _data_key_size(p), _context(p, "EncryptionContext"), _public_key_seal(p)
     key_id = _usable_key(ctx, key_id)
     data_key, blob = ctx.blobs.generate_data_key(key_id, size, context)
@@ -446,10 +458,42 @@ def DeleteImportedKeyMaterial(ctx: Context, p: Params, key_id: str) -> Dict[str,
 
 @action(keyless)
 def GetServiceStatus(ctx: Context, p: Params, _: None) -> Dict[str, Any]:
+    # One edition, always on; the key quota is the one CreateKey enforces.
     return {"ServiceEnabled": True, "InvalidType": 1, "UserLevel": 1, "ProExpireTime": 0,
             "ProRenewFlag": 0, "ProResourceId": "", "ExclusiveVSMEnabled": False,
-            "ExclusiveHSMEnabled": False, "SubscriptionInfo": "", "CmkUserCount": len(ctx.keys.all_keys()),
-            "CmkLimit": 1_000_000, "ExclusiveHSMList": []}
+            "ExclusiveHSMEnabled": False, "SubscriptionInfo": "", "CmkUserCount": ctx.keys.key_count(),
+            "CmkLimit": ctx.keys.key_limit, "ExclusiveHSMList": [], "IsAllowedDataKeyHosted": False,
+            "IsAllowedSync": False, "SyncTaskList": []}
+
+
+@action(keyless)
+def GetRegions(ctx: Context, p: Params, _: None) -> Dict[str, Any]:
+    return {"Regions": [region()]}
+
+
+def region() -> str:
+    """KMS_REGION (kms server --region): the one region this server is."""
+    return os.environ.get("KMS_REGION") or DEFAULT_REGION
+
+
+# ---- cloud resources ---------------------------------------------------------
+
+
+def _binding(p: Params) -> Tuple[str, str]:
+    return (p.str("ProductId", required=True, max_chars=MAX_BINDING_CHARS),
+            p.str("ResourceId", required=True, max_chars=MAX_BINDING_CHARS))
+
+
+@action(one_key)
+def BindCloudResource(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
+    ctx.keys.bind(key_id, *_binding(p))
+    return {}
+
+
+@action(one_key)
+def UnbindCloudResource(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
+    ctx.keys.unbind(key_id, *_binding(p))
+    return {}
 
 
 @action(keyless)
