@@ -21,6 +21,7 @@ from kms.api.lane import ClientGone, read_body
 from kms.api.transit import items as transit_items
 from kms.api.transit import params
 from kms.api.transit.params import MAX_BATCH
+from kms.api.transit.system import SystemRoutes
 from kms.api.transit.responses import envelope, envelope_parts, envelope_raw, failure, new_request_id
 from kms.audit import AuditLog
 from kms.codecs import b64text, transit_b64, transit_json, transit_text
@@ -145,6 +146,7 @@ class Transit:
         self.crypto = services.crypto
         self.audit = audit
         self.answers = Answerer("transit", audit, ERRORS, render_failure, AUDIT_WITHHELD, log)
+        self.system = SystemRoutes(self)
         self.before_request = before_request
 
     # ---- plumbing ----------------------------------------------------------
@@ -180,6 +182,7 @@ class Transit:
             ("/v1/transit/random", self.random, w, True),
             ("/v1/transit/random/{bytes}", self.random, w, True),
         ]
+        table += self.system.table()
         # The lane serves the hot routes ahead of these (other methods: its 405 too).
         table += [(prefix + "{name}", self.unsupported, (), False) for prefix in self.hot_routes()]
         routes = [Route(path, self._wrap(handler, inline, methods), methods=ALL_METHODS)
@@ -290,6 +293,8 @@ class Transit:
 
     def _run(self, handler: Callable[..., Response], request: Request,
              body: Union[ScannedBatch, ScannedSingle, Dict[str, Any]], seen: Dict[str, Any]) -> Response:
+        if getattr(handler, "public", False):  # sys/health and the other status routes
+            return handler(request, body, None, seen)
         account = self.authenticate(request, seen)
         return handler(request, body, account, seen)
 
@@ -321,7 +326,13 @@ class Transit:
 
     # ---- handlers: each returns a Response ---------------------------------
 
+    denied = staticmethod(_denied)
+
     def lookup_self(self, request, body, account, seen) -> Response:
+        return self.token_details(account)
+
+    def token_details(self, account: Dict[str, Any]) -> Response:
+        """auth/token/lookup's answer for the account behind a token."""
         expires = account["token_expires"]
         ttl = max(int(expires - self.keys.clock.now()), 0) if expires else 0
         return envelope({"display_name": account["name"], "entity_id": account["secret_id"],

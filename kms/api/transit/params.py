@@ -110,6 +110,11 @@ def string(field: str, value: Any) -> str:
     raise ParamError(field, "expected a string")
 
 
+def _as_is(field: str, value: Any) -> Any:
+    """A field its handler checks itself (lists of strings)."""
+    return value
+
+
 def read(body: Dict[str, Any], fields: Fields) -> Dict[str, Any]:
     """body with each field it holds read by its reader, in place (the
     keys stay as they are); nulls and fields no route reads are left."""
@@ -188,10 +193,15 @@ ROUTES: Dict[str, Fields] = {
     "verify": _with_batch(_VERIFY_ITEM, _ALGORITHMS),
     "trim": {"min_available_version": integer},
     "restore": {"backup": string, "name": string, "force": boolean},
+    # Lists and strings read by kms.api.transit.system itself.
+    "sys_capabilities_self": {"paths": _as_is, "path": _as_is},
+    "token_create": {"ttl": duration, "policies": _as_is, "num_uses": _as_is},
+    "token_lookup": {"token": string},
 }
 # Routes that read no body parameters.
 for _name in ("lookup_self", "revoke_self", "list_keys", "rotate", "export", "backup",
-              "unsupported", "unknown"):
+              "unsupported", "unknown", "sys_health", "sys_seal_status", "sys_init", "sys_leader",
+              "sys_mounts", "sys_mount", "sys_ui_mounts", "token_renew_self"):
     ROUTES[_name] = {}
 # Query parameters and path segments, by route.
 QUERY: Dict[str, Fields] = {"list_keys": {"after": string, "limit": integer}}
