@@ -10,7 +10,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, utils
 
 # The ECDSA kinds of key material and their curves.
-CURVES: Dict[str, Type[ec.EllipticCurve]] = {"ecdsa-p256": ec.SECP256R1, "ecdsa-p384": ec.SECP384R1}
+CURVES: Dict[str, Type[ec.EllipticCurve]] = {"ecdsa-p256": ec.SECP256R1, "ecdsa-p384": ec.SECP384R1,
+                                             "ecdsa-p521": ec.SECP521R1}
+# The RSA kinds and their modulus sizes.
+RSA_BITS: Dict[str, int] = {"rsa-2048": 2048, "rsa-3072": 3072, "rsa-4096": 4096}
+
+
+def oaep_sha256_limit(kind: str) -> int:
+    """The longest plaintext RSA-OAEP with SHA-256 takes under a key of the
+    kind: k - 2 * 32 - 2 bytes (RFC 8017, 7.1.1)."""
+    return RSA_BITS[kind] // 8 - 66
 
 
 def digest_of(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:

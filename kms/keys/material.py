@@ -1,9 +1,11 @@
 """Key material by kind: what a new key version is made of.
 
-    aes / chacha   random bytes of the key's size
+    aes / chacha / xchacha / hmac   random bytes of the key's size
     ed25519        the 32-byte private seed
     ecdsa-p256     PKCS#8 DER private key
     ecdsa-p384     PKCS#8 DER private key
+    ecdsa-p521     PKCS#8 DER private key
+    rsa-3072/4096  PKCS#8 DER private key
     rsa-2048       PKCS#8 DER private key
     sm2            the 32-byte private scalar d (kms.keys.sm2)
 """
@@ -13,9 +15,9 @@ from typing import Union
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from kms.keys import sm2
+from kms.keys import asymmetric, sm2
 
-SYMMETRIC_KINDS = ("aes", "chacha")
+SYMMETRIC_KINDS = ("aes", "chacha", "xchacha", "hmac")
 
 
 def generate(kind: str, size: int = 32) -> bytes:
@@ -27,12 +29,10 @@ def generate(kind: str, size: int = 32) -> bytes:
         return ed25519.Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
     private: Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
-    if kind == "ecdsa-p256":
-        private = ec.generate_private_key(ec.SECP256R1())
-    elif kind == "ecdsa-p384":
-        private = ec.generate_private_key(ec.SECP384R1())
-    elif kind == "rsa-2048":
-        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if kind in asymmetric.CURVES:
+        private = ec.generate_private_key(asymmetric.CURVES[kind]())
+    elif kind in asymmetric.RSA_BITS:
+        private = rsa.generate_private_key(public_exponent=65537, key_size=asymmetric.RSA_BITS[kind])
     else:
         raise ValueError(f"unknown key material kind {kind!r}")
     return private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,

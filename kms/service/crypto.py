@@ -30,14 +30,18 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from kms import errors
 from kms.aead import AESGCM, NONCE_SIZE
 from kms.keys import blob as blob_format
+from kms.keys.asymmetric import RSA_BITS, oaep_sha256_limit
+from kms.keys.xchacha import NONCE_SIZE as XCHACHA_NONCE_SIZE
+from kms.keys.xchacha import XChaCha20Poly1305
 from kms.service.keys import MAX_PLAINTEXT, KeyService, check_state
 from kms.service.keytypes import KeyType, key_type, one_key_per_version, settings
 from kms.service.policies import ANY, PolicyService, alias_resource, key_resource
 
-# RSA-OAEP with SHA-256 under a 2048-bit key: 256 - 2 * 32 - 2 bytes.
-RSA_MAX_PLAINTEXT = 190
 
 Record = Dict[str, Any]
+# The AEAD of each symmetric kind, and its nonce size (the nonce leads the ciphertext).
+CIPHERS: Dict[str, Any] = {"aes": AESGCM, "chacha": ChaCha20Poly1305, "xchacha": XChaCha20Poly1305}
+NONCE_SIZES = {"aes": NONCE_SIZE, "chacha": NONCE_SIZE, "xchacha": XCHACHA_NONCE_SIZE}
 
 
 class Failure(enum.Enum):
@@ -196,7 +200,7 @@ def _judged(plan: Plan, items: Sequence[Item], judge: Callable[[Item], Verdict])
 def plan_encrypt(record: Record, items: Sequence[Item], state: str = "encrypt",
                  raw_aes: bool = False) -> Plan:
     plan = _start(record, state, "encryption", len(items), raw_aes)
-    s, rsa = plan.settings, plan.key_type.kind == "rsa-2048"
+    s, rsa = plan.settings, plan.key_type.kind in RSA_BITS
 
     def judge(item: Item) -> Verdict:
         if item.unreadable is not None:
@@ -206,7 +210,7 @@ def plan_encrypt(record: Record, items: Sequence[Item], state: str = "encrypt",
             return version
         if rsa and item.aad:
             return Failure.AAD_NOT_SUPPORTED
-        if rsa and len(item.data) > RSA_MAX_PLAINTEXT:
+        if rsa and len(item.data) > oaep_sha256_limit(plan.key_type.kind):
             return Failure.PLAINTEXT_TOO_LONG
         return Failure.MISSING_CONTEXT if s["derived"] and not item.context else version
 
@@ -363,7 +367,7 @@ class Crypto:
         the convergent HMAC key when convergent encryption is on."""
         s, kind = plan.settings, plan.key_type.kind
         material = self.keys.material(plan.key_id, version)
-        cipher = ChaCha20Poly1305 if kind == "chacha" else AESGCM
+        cipher = CIPHERS[kind]
         if not s["derived"]:
             return cipher(material), None
         size = plan.key_type.size
@@ -376,30 +380,32 @@ class Crypto:
 
     def _seal_one(self, plan: Plan, version: int, item: Item) -> Union[bytes, Failure]:
         try:
-            if plan.key_type.kind == "rsa-2048":
+            if plan.key_type.kind in RSA_BITS:
                 return bytes(self._private(plan, version).public_key().encrypt(item.data, _oaep()))
             cipher, convergent = self._cipher(plan, version, item.context)
         except errors.KMSError:
             return Failure.VERSION_GONE
-        nonce = (hmac.new(convergent, item.data, hashlib.sha256).digest()[:NONCE_SIZE]
-                 if convergent else os.urandom(NONCE_SIZE))
+        size = NONCE_SIZES[plan.key_type.kind]
+        nonce = (hmac.new(convergent, item.data, hashlib.sha256).digest()[:size]
+                 if convergent else os.urandom(size))
         return nonce + bytes(cipher.encrypt(nonce, item.data, item.aad or None))
 
     def _open_one(self, plan: Plan, version: int, item: Item) -> Union[bytes, Failure]:
         try:
-            if plan.key_type.kind == "rsa-2048":
+            if plan.key_type.kind in RSA_BITS:
                 private = self._private(plan, version)
             else:
                 cipher, _ = self._cipher(plan, version, item.context)
         except errors.KMSError:
             return Failure.VERSION_GONE
-        if plan.key_type.kind == "rsa-2048":
+        if plan.key_type.kind in RSA_BITS:
             try:
                 return bytes(private.decrypt(item.data, _oaep()))
             except ValueError:
                 return Failure.RSA_DECRYPTION
+        size = NONCE_SIZES[plan.key_type.kind]
         try:
-            return bytes(cipher.decrypt(item.data[:NONCE_SIZE], item.data[NONCE_SIZE:], item.aad or None))
+            return bytes(cipher.decrypt(item.data[:size], item.data[size:], item.aad or None))
         except InvalidTag:
             return Failure.AUTHENTICATION
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Dict
 
 USAGE_SYMMETRIC = "ENCRYPT_DECRYPT"
+USAGE_MAC = "GENERATE_VERIFY_MAC"  # transit's hmac keys (the Tencent API has no MAC keys)
+HMAC_KEY_BYTES = (32, 512)  # key_size's range (Vault's)
 # The mark of a key made through transit (create, upsert, restore): it does
 # what its type can do, whatever usage the Tencent API shows it under.
 MANAGED_BY_TRANSIT = "transit"
@@ -28,7 +30,7 @@ class KeyType:
 
     @property
     def asymmetric(self) -> bool:
-        return self.kind not in ("aes", "chacha")
+        return self.kind not in ("aes", "chacha", "xchacha", "hmac")
 
     @property
     def aes_gcm(self) -> bool:
@@ -40,10 +42,16 @@ KEY_TYPES: Dict[str, KeyType] = {t.name: t for t in (
     KeyType("aes256-gcm96", "aes", 32, True, False, True, USAGE_SYMMETRIC),
     KeyType("aes128-gcm96", "aes", 16, True, False, True, USAGE_SYMMETRIC),
     KeyType("chacha20-poly1305", "chacha", 32, True, False, True, USAGE_SYMMETRIC),
+    KeyType("xchacha20-poly1305", "xchacha", 32, True, False, True, USAGE_SYMMETRIC),
+    # HMAC only (hmac/ and verify/); key_size chooses its size (HMAC_KEY_BYTES).
+    KeyType("hmac", "hmac", 32, False, False, False, USAGE_MAC),
     KeyType("ed25519", "ed25519", 32, False, True, False, "ASYMMETRIC_SIGN_VERIFY_ED25519"),
     KeyType("ecdsa-p256", "ecdsa-p256", 0, False, True, False, "ASYMMETRIC_SIGN_VERIFY_ECC"),
     KeyType("ecdsa-p384", "ecdsa-p384", 0, False, True, False, "ASYMMETRIC_SIGN_VERIFY_ECDSA384"),
+    KeyType("ecdsa-p521", "ecdsa-p521", 0, False, True, False, "ASYMMETRIC_SIGN_VERIFY_ECDSA521"),
     KeyType("rsa-2048", "rsa-2048", 0, True, True, False, "ASYMMETRIC_DECRYPT_RSA_2048"),
+    KeyType("rsa-3072", "rsa-3072", 0, True, True, False, "ASYMMETRIC_DECRYPT_RSA_3072"),
+    KeyType("rsa-4096", "rsa-4096", 0, True, True, False, "ASYMMETRIC_DECRYPT_RSA_4096"),
     KeyType("sm2", "sm2", 0, True, True, False, "ASYMMETRIC_SIGN_VERIFY_SM2", transit=False),
 )}
 
@@ -62,7 +70,7 @@ class Usage:
 
     @property
     def asymmetric(self) -> bool:
-        return self.name != USAGE_SYMMETRIC
+        return self.name not in (USAGE_SYMMETRIC, USAGE_MAC)
 
 
 USAGE_TABLE: Dict[str, Usage] = {u.name: u for u in (
@@ -72,6 +80,11 @@ USAGE_TABLE: Dict[str, Usage] = {u.name: u for u in (
     Usage("ASYMMETRIC_SIGN_VERIFY_ECC", "ecdsa-p256", False, True),
     Usage("ASYMMETRIC_SIGN_VERIFY_ECDSA384", "ecdsa-p384", False, True),
     Usage("ASYMMETRIC_SIGN_VERIFY_ED25519", "ed25519", False, True),
+    # Made by transit only: its other types, under usages of the same form.
+    Usage("ASYMMETRIC_SIGN_VERIFY_ECDSA521", "ecdsa-p521", False, True),
+    Usage("ASYMMETRIC_DECRYPT_RSA_3072", "rsa-3072", True, False),
+    Usage("ASYMMETRIC_DECRYPT_RSA_4096", "rsa-4096", True, False),
+    Usage(USAGE_MAC, "hmac", False, False),
     Usage("ASYMMETRIC_DECRYPT_SM2", "sm2", True, False),
     Usage("ASYMMETRIC_SIGN_VERIFY_SM2", "sm2", False, True),
 )}

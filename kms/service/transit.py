@@ -26,7 +26,8 @@ from kms.keys import material as materials
 from kms.service.crypto import Failure, Item, Plan, decryption_version, encryption_version, plan_encrypt
 from kms.service.keys import (ALIAS_RE, ENABLED, PENDING_DELETE, SERVICE_ALIAS_PREFIX, KeyService, check_state,
                               check_unbound)
-from kms.service.keytypes import DEFAULTS, KEY_TYPES, MANAGED_BY_TRANSIT, USAGES, KeyType, key_type
+from kms.service.keytypes import (DEFAULTS, HMAC_KEY_BYTES, KEY_TYPES, MANAGED_BY_TRANSIT, USAGES, KeyType,
+                                  key_type)
 from kms.service.keytypes import settings as key_settings
 from kms.store import Op
 
@@ -60,8 +61,9 @@ FAILURE_TEXT: Dict[Failure, str] = {
     Failure.CIPHERTEXT_TOO_OLD: TOO_OLD,
     Failure.VERSION_GONE: "the key version of this ciphertext no longer exists",
     Failure.MISSING_CONTEXT: MISSING_CONTEXT,
-    Failure.AAD_NOT_SUPPORTED: "'[0].associated_data' provided for non-AEAD cipher suite rsa-2048",
-    Failure.PLAINTEXT_TOO_LONG: "plaintext too long for rsa-2048: at most 190 bytes",
+    Failure.AAD_NOT_SUPPORTED: "'[0].associated_data' provided for non-AEAD cipher suite rsa",
+    Failure.PLAINTEXT_TOO_LONG: "plaintext too long for the key's RSA-OAEP (SHA-256): at most 190, 318 "
+                                "or 446 bytes for rsa-2048, rsa-3072, rsa-4096",
     Failure.TOO_SHORT: "invalid ciphertext length",
     Failure.AUTHENTICATION: "cipher: message authentication failed",
     Failure.RSA_DECRYPTION: "failed to RSA decrypt the ciphertext",
@@ -133,8 +135,9 @@ class TransitService:
     def create(self, name: str, key_type: str = "aes256-gcm96", derived: bool = False,
                convergent: bool = False, exportable: bool = False,
                allow_plaintext_backup: bool = False, auto_rotate_period: int = 0,
-               creator: str = "root") -> Dict[str, Any]:
-        """Idempotent: an existing key is returned unchanged."""
+               creator: str = "root", key_size: Optional[int] = None) -> Dict[str, Any]:
+        """Idempotent: an existing key is returned unchanged. key_size: an
+        hmac key's bytes (HMAC_KEY_BYTES), valid for no other type."""
         check_name(name)
         existing = self.record(name)
         if existing is not None:
@@ -142,9 +145,17 @@ class TransitService:
         settings = self.new_settings(key_type, derived, convergent, exportable,
                                      allow_plaintext_backup, auto_rotate_period)
         meta = KEY_TYPES[key_type]
+        size = meta.size
+        if key_size is not None:
+            if meta.kind != "hmac":
+                raise TransitError(f"key_size is not valid for algorithm {key_type}")
+            if not HMAC_KEY_BYTES[0] <= key_size <= HMAC_KEY_BYTES[1]:
+                raise TransitError(f"invalid key_size {key_size}: HMAC keys are {HMAC_KEY_BYTES[0]} to "
+                                   f"{HMAC_KEY_BYTES[1]} bytes")
+            size = key_size
         try:
             return self.keys.create_record(name, "transit key", meta.usage, False, {}, owner="user",
-                                     creator=creator, material_bytes=meta.size,
+                                     creator=creator, material_bytes=size,
                                      extra={"transit": settings, "material_kind": meta.kind,
                                             "managed_by": MANAGED_BY})
         except errors.AliasExists:  # created concurrently: return that one
@@ -353,7 +364,7 @@ class TransitService:
 
     def sign(self, record: Dict[str, Any], data: bytes, hash_algorithm: Optional[str],
              key_version: Optional[int], prehashed: bool = False, signature_algorithm: Optional[str] = None,
-             marshaling: Optional[str] = None) -> str:
+             marshaling: Optional[str] = None, salt_length: Any = None) -> str:
         check_state(record, "encrypt")
         s, kind = self._signing(record)
         version = encryption_version(record, s, key_version or 0)
@@ -369,7 +380,8 @@ class TransitService:
             raise TransitError(f"a prehashed input must be a {hash_algorithm or 'sha2-256'} digest "
                                f"of {algorithm.digest_size} bytes, not {len(data)}")
         hashed = data if prehashed else asymmetric.digest_of(algorithm, data)
-        rsa_padding = None if kind in asymmetric.CURVES else _rsa_padding(signature_algorithm, algorithm, True)
+        rsa_padding = (None if kind in asymmetric.CURVES
+                       else _rsa_padding(signature_algorithm, algorithm, True, salt_length))
         sig = asymmetric.sign_digest(private, hashed, algorithm, rsa_padding)
         if kind in asymmetric.CURVES and (marshaling or "asn1") == "jws":
             raw_sig = asymmetric.ecdsa_to_raw(sig, asymmetric.scalar_bytes(private))
@@ -378,7 +390,7 @@ class TransitService:
 
     def verify(self, record: Dict[str, Any], data: bytes, signature: Any, hash_algorithm: Optional[str],
                prehashed: bool = False, signature_algorithm: Optional[str] = None,
-               marshaling: Optional[str] = None) -> bool:
+               marshaling: Optional[str] = None, salt_length: Any = None) -> bool:
         s, kind = self._signing(record)
         version, body = self.versioned(record, s, signature, "signature")
         public = self._private(record, version).public_key()
@@ -397,11 +409,13 @@ class TransitService:
             return asymmetric.verify_ed25519(public, sig, data)
         algorithm = _hash(hash_algorithm)
         hashed = data if prehashed else asymmetric.digest_of(algorithm, data)
-        rsa_padding = None if kind in asymmetric.CURVES else _rsa_padding(signature_algorithm, algorithm, False)
+        rsa_padding = (None if kind in asymmetric.CURVES
+                       else _rsa_padding(signature_algorithm, algorithm, False, salt_length))
         return asymmetric.verify_digest(public, sig, hashed, algorithm, rsa_padding)
 
 
-PUBLIC_NAMES = {"ed25519": "ed25519", "ecdsa-p256": "P-256", "ecdsa-p384": "P-384", "rsa-2048": "rsa-2048"}
+PUBLIC_NAMES = {"ed25519": "ed25519", "ecdsa-p256": "P-256", "ecdsa-p384": "P-384", "ecdsa-p521": "P-521",
+                "rsa-2048": "rsa-2048", "rsa-3072": "rsa-3072", "rsa-4096": "rsa-4096"}
 # Vault's hash names; signing, HMAC and hash/ all accept exactly these.
 HASHES: Dict[str, Callable[[], hashes.HashAlgorithm]] = {"sha2-224": hashes.SHA224, "sha2-256": hashes.SHA256, "sha2-384": hashes.SHA384,
           "sha2-512": hashes.SHA512, "sha3-224": hashes.SHA3_224, "sha3-256": hashes.SHA3_256,
@@ -415,14 +429,28 @@ def _hash(name: Optional[str]) -> hashes.HashAlgorithm:
     return HASHES[name]()
 
 
-def _rsa_padding(name: Optional[str], algorithm: hashes.HashAlgorithm, signing: bool) -> Any:
+def _rsa_padding(name: Optional[str], algorithm: hashes.HashAlgorithm, signing: bool,
+                 salt_length: Any = None) -> Any:
     name = name or "pss"
     if name == "pkcs1v15":
         return padding.PKCS1v15()
     if name != "pss":
         raise TransitError(f"unsupported signature algorithm {name}")
-    # Vault signs with the largest salt and detects it when verifying.
-    return padding.PSS(padding.MGF1(algorithm), padding.PSS.MAX_LENGTH if signing else padding.PSS.AUTO)
+    return padding.PSS(padding.MGF1(algorithm), _salt(salt_length, algorithm, signing))
+
+
+def _salt(value: Any, algorithm: hashes.HashAlgorithm, signing: bool) -> Any:
+    """Vault's salt_length: "auto" (the default: sign with the largest salt,
+    detect it when verifying), "hash" (the digest's length), or a number of
+    bytes, which verification then requires exactly."""
+    if value is None or value == "auto":
+        return padding.PSS.MAX_LENGTH if signing else padding.PSS.AUTO
+    if value == "hash":
+        return algorithm.digest_size
+    text = str(value) if type(value) in (int, str) else ""
+    if not text.isdigit() or len(text) > 5 or int(text) > 1024:
+        raise TransitError(f"invalid salt length {str(value)[:32]!r}: auto, hash, or 0 to 1024")
+    return int(text)
 
 
 def _rfc3339(seconds: int) -> str:
@@ -451,8 +479,11 @@ class TransitExtras:
         self.store = transit.store
 
     def hmac_key(self, record: Dict[str, Any], version: int) -> bytes:
-        """The version's HMAC secret: derived from its material with a label
-        of its own, so it is independent of the encryption key in use."""
+        """The version's HMAC secret: an hmac key's material itself; for
+        other types derived from the material with a label of its own, so
+        it is independent of the encryption key in use."""
+        if key_type(record).kind == "hmac":
+            return self.keys.material(record["id"], version)
         return hmac.new(self.keys.material(record["id"], version), b"kms transit hmac key",
                         hashlib.sha256).digest()
 
@@ -538,7 +569,7 @@ class TransitExtras:
         if kind == "public-key":
             return self.transit.public_key(record, v)
         material = self.keys.material(record["id"], v)
-        if material_kind in ("aes", "chacha"):
+        if material_kind in materials.SYMMETRIC_KINDS:
             return b64(material)
         private = materials.private_key(material_kind, material)
         if material_kind == "ed25519":  # seed || public key, as Vault exports it
@@ -578,9 +609,11 @@ class TransitExtras:
                 raise TransitError(f"key {name!r} already exists")
             raise TransitError("restoring over an existing key is not supported; delete it first")
         meta = KEY_TYPES[backup.settings["type"]]
+        # An hmac key's size is its material's (each version was checked to fit).
+        size = len(next(iter(backup.versions.values()))[0]) if meta.kind == "hmac" else meta.size
         try:
             return self.keys.create_with_versions(
-                name, "restored transit key", meta.usage, creator, meta.size,
+                name, "restored transit key", meta.usage, creator, size,
                 {"transit": backup.settings, "material_kind": meta.kind, "managed_by": MANAGED_BY},
                 backup.versions)
         except errors.AliasExists:
@@ -693,4 +726,4 @@ def _material_fits(meta: KeyType, material: bytes) -> bool:
     if meta.kind in asymmetric.CURVES:
         return (isinstance(private, ec.EllipticCurvePrivateKey)
                 and isinstance(private.curve, asymmetric.CURVES[meta.kind]))
-    return isinstance(private, rsa.RSAPrivateKey) and private.key_size == 2048
+    return isinstance(private, rsa.RSAPrivateKey) and private.key_size == asymmetric.RSA_BITS.get(meta.kind)

@@ -47,8 +47,8 @@ class Route:
 
 HASHES = ("sha1", "sha2-224", "sha2-256", "sha2-384", "sha2-512",
           "sha3-224", "sha3-256", "sha3-384", "sha3-512")
-KEY_TYPES = ("aes256-gcm96", "aes128-gcm96", "chacha20-poly1305", "ed25519", "ecdsa-p256",
-             "rsa-2048", "hmac", "aes256-gcm")
+KEY_TYPES = ("aes256-gcm96", "aes128-gcm96", "chacha20-poly1305", "xchacha20-poly1305", "ed25519",
+             "ecdsa-p256", "ecdsa-p384", "ecdsa-p521", "rsa-2048", "rsa-3072", "hmac", "aes256-gcm", "sm2")
 W = ("POST", "PUT")
 NAME = P("name", "key_name")
 
@@ -59,7 +59,7 @@ _ENCRYPT_ITEM = (P("plaintext", "plaintext"), P("context", "b64"), P("key_versio
 _DECRYPT_ITEM = (P("ciphertext", "ciphertext"), P("context", "b64"), P("associated_data", "b64"),
                  P("reference", "str"), P("nonce", "b64"))
 _REWRAP_ITEM = (P("ciphertext", "ciphertext"), P("context", "b64"), P("key_version", "int", 0, 1 << 31),
-                P("reference", "str"), P("nonce", "b64"))
+                P("reference", "str"), P("nonce", "b64"), P("associated_data", "b64"))
 _PARTIAL = P("partial_failure_response_code", "int", 1, 599, always_read=False)  # read on failures only
 _SIGN_ITEM = (P("input", "b64"), P("context", "b64"), P("reference", "str"),
               P("key_version", "int", 0, 1 << 31), P("prehashed", "bool"))
@@ -68,7 +68,7 @@ _SIGN_OPTIONS = (P("hash_algorithm", "enum", choices=HASHES + ("none",)),
                  P("prehashed", "bool"), P("key_version", "int", 0, 1 << 31),
                  P("signature_algorithm", "enum", choices=("pss", "pkcs1v15")),
                  P("marshaling_algorithm", "enum", choices=("asn1", "jws")),
-                 P("salt_length", "enum", choices=("auto", "hash", "32")))
+                 P("salt_length", "enum", choices=("auto", "hash", "32", "-1", "x")))
 _VERIFY_ITEM = _SIGN_ITEM + (P("signature", "signature"), P("hmac", "hmac"))
 _HMAC_ITEM = (P("input", "b64"), P("reference", "str"), P("key_version", "int", 0, 1 << 31))
 
@@ -146,6 +146,9 @@ TRANSIT = (
           (P("bytes", "int", 1, 131072, always_read=False), P("format", "enum", choices=("base64", "hex")),
            P("source", "enum", choices=("platform", "all"))),
           (P("bytes", "int", 1, 131072),)),
+    Route("transit", "/v1/transit/random/{source}/{bytes}", W,
+          (P("bytes", "int", 1, 131072, always_read=False), P("format", "enum", choices=("base64", "hex"))),
+          (P("source", "enum", choices=("platform", "all", "seal")), P("bytes", "int", 1, 131072))),
     # The hot routes (served by the lane ahead of Starlette for POST/PUT).
     Route("transit", "/v1/transit/encrypt/{name}", W,
           _ENCRYPT_ITEM + (P("batch_input", "batch", items=_ENCRYPT_ITEM), _PARTIAL,

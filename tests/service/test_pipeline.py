@@ -14,12 +14,14 @@ from kms import errors
 from kms.keys import blob as blob_format
 from kms.rootkey import Wrapper
 from kms.service.accounts import AccountService
-from kms.service.crypto import (RSA_MAX_PLAINTEXT, Failure, Item, KeyTypeCannot, plan_decrypt,
+from kms.service.crypto import (Failure, Item, KeyTypeCannot, plan_decrypt,
                                 plan_encrypt, plan_uniform)
 from kms.service.keys import KeyService
 from kms.service.keytypes import KEY_TYPES, one_key_per_version, settings
 from kms.service.services import Services
 from kms.store import LogStore
+
+RSA_MAX_PLAINTEXT = 190  # RSA-OAEP with SHA-256 under 2048 bits: 256 - 2 * 32 - 2 (RFC 8017)
 
 
 @pytest.fixture

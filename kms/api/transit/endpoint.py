@@ -76,6 +76,10 @@ def token_of(request: Request) -> Optional[str]:
     return bearer[7:].strip() if bearer.lower().startswith("bearer ") else None
 
 
+RANDOM_SOURCES = ("platform", "all")
+MAX_RANDOM_BYTES = 131072  # spec 4.12
+
+
 def _denied() -> HTTPError:
     return HTTPError(403, ["permission denied"])
 
@@ -181,6 +185,7 @@ class Transit:
             ("/v1/transit/restore/{name}", self.restore, w, False),
             ("/v1/transit/random", self.random, w, True),
             ("/v1/transit/random/{bytes}", self.random, w, True),
+            ("/v1/transit/random/{source}/{bytes}", self.random, w, True),
         ]
         table += self.system.table()
         # The lane serves the hot routes ahead of these (other methods: its 405 too).
@@ -394,14 +399,13 @@ class Transit:
         seen["action"] = "transit:create"
         self._allow(account, "CreateKey", name, record)
         key_type = body.get("type") or "aes256-gcm96"
-        if body.get("key_size") is not None:
-            raise TransitError(f"key_size is not valid for algorithm {key_type}")
         if record is None:
             self.intent(seen)
         created = self.transit.create(
             name, key_type, body.get("derived") or False, body.get("convergent_encryption") or False,
             body.get("exportable") or False, body.get("allow_plaintext_backup") or False,
-            body.get("auto_rotate_period") or 0, creator=account["secret_id"])
+            body.get("auto_rotate_period") or 0, creator=account["secret_id"],
+            key_size=body.get("key_size") or None)
         seen["key_id"] = created["id"]
         return envelope(self.transit.describe(created))
 
@@ -715,17 +719,25 @@ class Transit:
         import os
         seen["action"] = "transit:random"
         self._allow(account, "GenerateRandom", None, None)
-        size = params.query_integer("bytes", request.path_params.get("bytes"))
+        in_path = request.path_params.get("bytes")
+        source = request.path_params.get("source")
+        if source is None and in_path in RANDOM_SOURCES:  # random/:source alone
+            source, in_path = in_path, None
+        if source is not None and source not in RANDOM_SOURCES:
+            raise TransitError(f'unsupported entropy source "{source[:32]}"; must be "platform" or "all"')
+        size = params.query_integer("bytes", in_path)
         if size is None:
             size = 32 if body.get("bytes") is None else body["bytes"]
-        if not 0 < size <= 131072:
-            raise TransitError("the number of bytes must be between 1 and 131072")
+        if size < 1:
+            raise TransitError("'bytes' cannot be less than 1")
+        if size > MAX_RANDOM_BYTES:
+            raise TransitError(f"'bytes' should be less than {MAX_RANDOM_BYTES}")
         fmt = body.get("format") or "base64"
         if fmt not in ("base64", "hex"):
-            raise TransitError(f"unsupported encoding format {fmt}; must be \"hex\" or \"base64\"")
+            raise TransitError(f'unsupported encoding format "{str(fmt)[:32]}"; must be "hex" or "base64"')
+        # Both sources are the kernel's CSPRNG here (no seal supplies entropy yet).
         data = os.urandom(size)
         return envelope({"random_bytes": base64.b64encode(data).decode() if fmt == "base64" else data.hex()})
-
 
     # ---- hashing, HMAC, trim, export, backup --------------------------------
 
@@ -832,7 +844,8 @@ class Transit:
             sig = self.transit.sign(record, b64decode(item.get("input"), "input"), algorithm,
                                     item.get("key_version", body.get("key_version")),
                                     item.get("prehashed", body.get("prehashed")) or False,
-                                    body.get("signature_algorithm"), body.get("marshaling_algorithm"))
+                                    body.get("signature_algorithm"), body.get("marshaling_algorithm"),
+                                    body.get("salt_length"))
             return {"signature": sig, "key_version": int(sig.split(":")[1][1:])}
         return self._each_input(body, one, {}, ("signature", "key_version"))
 
@@ -842,5 +855,5 @@ class Transit:
                                                  item.get("signature"), algorithm,
                                                  item.get("prehashed", body.get("prehashed")) or False,
                                                  body.get("signature_algorithm"),
-                                                 body.get("marshaling_algorithm"))}
+                                                 body.get("marshaling_algorithm"), body.get("salt_length"))}
         return self._each_input(body, one, {"valid": False}, ("valid",))

@@ -163,7 +163,8 @@ _SIGN_ITEM: Fields = {"input": string, "context": string, "reference": string,
 _VERIFY_ITEM: Fields = {"input": string, "context": string, "reference": string,
                         "signature": string, "hmac": string, "prehashed": boolean}
 _ALGORITHMS: Fields = {"algorithm": string, "hash_algorithm": string,
-                       "signature_algorithm": string, "marshaling_algorithm": string}
+                       "signature_algorithm": string, "marshaling_algorithm": string,
+                       "salt_length": _as_is}
 _PARTIAL: Fields = {"partial_failure_response_code": signed}
 
 
