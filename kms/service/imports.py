@@ -23,6 +23,7 @@ from kms import errors
 from kms.keys import sm2
 from kms.service.keys import (DAY, ENABLED, ORIGIN_EXTERNAL, PENDING_IMPORT, KeyService,
                               check_key_id, check_state)
+from kms.service.keytypes import MANAGED_BY_TRANSIT
 from kms.store import Op
 
 WRAPPING_ALGORITHMS: Dict[str, Optional[Callable[[], Any]]] = {
@@ -48,7 +49,8 @@ class ImportService:
 
     def _external(self, key_id: str) -> Dict[str, Any]:
         record = self.keys.describe(check_key_id(key_id))
-        if record["origin"] != ORIGIN_EXTERNAL:
+        if record["origin"] != ORIGIN_EXTERNAL or record.get("managed_by") == MANAGED_BY_TRANSIT:
+            # A key imported through transit takes new material by transit's import_version.
             raise errors.NotExternalKey(f"key {key_id} was not created for imported material (Type 2)")
         return record
 

@@ -534,6 +534,15 @@ class KeyService:
         self.change(key_id, "rotate", mutate)
         return out.get("version", 0)
 
+    def add_version(self, key_id: str, material: bytes) -> Dict[str, Any]:
+        """A new latest version of given material (transit's import_version)."""
+        def mutate(record: Dict[str, Any]) -> List[Op]:
+            version = record["latest"] + 1
+            record.update(latest=version, last_rotate=self.clock.now_s())
+            return self.version_ops(key_id, version, material)
+
+        return self.change(key_id, "import", mutate)
+
     # ---- random bytes ------------------------------------------------------
 
     @staticmethod

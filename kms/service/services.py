@@ -10,6 +10,7 @@ from kms.service.keys import KeyService
 from kms.service.policies import PolicyService
 from kms.service.tokens import TokenService
 from kms.service.transit import TransitExtras, TransitService
+from kms.service.transit_import import TransitImports
 
 
 class Services:
@@ -23,6 +24,7 @@ class Services:
         self.imports = ImportService(keys)
         self.transit = TransitService(keys)
         self.extras = TransitExtras(self.transit)
+        self.transit_imports = TransitImports(self.transit)
         self.crypto = Crypto(keys, self.policies, self.transit.record)
         self.blobs = Blobs(keys, self.crypto)
         self.asymmetric = AsymmetricService(keys)

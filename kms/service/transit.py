@@ -704,7 +704,7 @@ class Backup:
                     or type(entry["created"]) is not int or not 0 <= entry["created"] <= cls.MAX_CREATED):
                 raise bad(f"version {number} is not a key and a creation time")
             material = b64text.decode(entry["key"]) if isinstance(entry["key"], str) else None
-            if material is None or not _material_fits(meta, material):
+            if material is None or not material_fits(meta, material):
                 raise bad(f"the material of version {number} does not match key type {key_type}")
             versions[int(number)] = (material, entry["created"])
         if len(versions) != latest - first + 1:
@@ -712,7 +712,7 @@ class Backup:
         return versions
 
 
-def _material_fits(meta: KeyType, material: bytes) -> bool:
+def material_fits(meta: KeyType, material: bytes) -> bool:
     """Symmetric material of the type's size; asymmetric material that loads
     as a private key of the type's kind."""
     if meta.kind in materials.SYMMETRIC_KINDS:

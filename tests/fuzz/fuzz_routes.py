@@ -69,7 +69,10 @@ _SIGN_OPTIONS = (P("hash_algorithm", "enum", choices=HASHES + ("none",)),
                  P("signature_algorithm", "enum", choices=("pss", "pkcs1v15")),
                  P("marshaling_algorithm", "enum", choices=("asn1", "jws")),
                  P("salt_length", "enum", choices=("auto", "hash", "32", "-1", "x")))
-_VERIFY_ITEM = _SIGN_ITEM + (P("signature", "signature"), P("hmac", "hmac"))
+# Verification takes the version from the signature: no key_version.
+_VERIFY_ITEM = tuple(p for p in _SIGN_ITEM if p.name != "key_version") + (P("signature", "signature"),
+                                                                          P("hmac", "hmac"))
+_VERIFY_OPTIONS = tuple(p for p in _SIGN_OPTIONS if p.name != "key_version")
 _HMAC_ITEM = (P("input", "b64"), P("reference", "str"), P("key_version", "int", 0, 1 << 31))
 
 _CREATE = (P("type", "enum", choices=KEY_TYPES), P("derived", "bool"),
@@ -107,6 +110,15 @@ TRANSIT = (
           (P("bits", "int", 128, 512), P("context", "b64"), P("associated_data", "b64"),
            P("key_version", "int", 0, 1 << 31), P("nonce", "b64")),
           (P("kind", "enum", choices=("plaintext", "wrapped")), NAME)),
+    Route("transit", "/v1/transit/wrapping_key", ("GET",)),
+    Route("transit", "/v1/transit/keys/{name}/import", W,
+          (P("ciphertext", "b64"), P("hash_function", "enum", choices=("SHA256", "SHA1", "SHA512", "MD5")),
+           P("type", "enum", choices=KEY_TYPES), P("derived", "bool"), P("convergent_encryption", "bool"),
+           P("exportable", "bool"), P("allow_plaintext_backup", "bool"), P("auto_rotate_period", "duration"),
+           P("allow_rotation", "bool"), P("public_key", "pem")), (NAME,)),
+    Route("transit", "/v1/transit/keys/{name}/import_version", W,
+          (P("ciphertext", "b64"), P("hash_function", "enum", choices=("SHA256", "SHA384")),
+           P("version", "int", 0, 9), P("public_key", "pem")), (NAME,)),
     Route("transit", "/v1/transit/keys/{name}/trim", W, (P("min_available_version", "int", 0, 1 << 31),), (NAME,)),
     Route("transit", "/v1/transit/hash", W,
           (P("input", "b64"), P("algorithm", "enum", choices=HASHES), P("format", "enum", choices=("hex", "base64")))),
@@ -126,9 +138,9 @@ TRANSIT = (
           _SIGN_ITEM + _SIGN_OPTIONS + (P("batch_input", "batch", items=_SIGN_ITEM),),
           (NAME, P("algorithm", "enum", choices=HASHES))),
     Route("transit", "/v1/transit/verify/{name}", W,
-          _VERIFY_ITEM + _SIGN_OPTIONS + (P("batch_input", "batch", items=_VERIFY_ITEM),), (NAME,)),
+          _VERIFY_ITEM + _VERIFY_OPTIONS + (P("batch_input", "batch", items=_VERIFY_ITEM),), (NAME,)),
     Route("transit", "/v1/transit/verify/{name}/{algorithm}", W,
-          _VERIFY_ITEM + _SIGN_OPTIONS + (P("batch_input", "batch", items=_VERIFY_ITEM),),
+          _VERIFY_ITEM + _VERIFY_OPTIONS + (P("batch_input", "batch", items=_VERIFY_ITEM),),
           (NAME, P("algorithm", "enum", choices=HASHES))),
     Route("transit", "/v1/transit/export/{kind}/{name}", ("GET",), (),
           (P("kind", "enum", choices=_EXPORT_KINDS), NAME)),

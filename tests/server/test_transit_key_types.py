@@ -163,3 +163,90 @@ def test_random_refusals(server, path, body, message):
 def test_random_sources(server, path):
     answer = post(server, path, {"format": "hex"})
     assert answer.status_code == 200 and len(bytes.fromhex(answer.json()["data"]["random_bytes"])) == 24
+
+
+# ---- bring your own key ---------------------------------------------------------------
+
+
+def wrap_for_import(server, material, hash_name="SHA256"):
+    """What a BYOK client sends: RSA-OAEP of an ephemeral AES key under the
+    server's wrapping key, then the material wrapped by it with AES-KWP."""
+    from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
+
+    answer = requests.get(f"http://{server.endpoint}/v1/transit/wrapping_key",
+                          headers={"X-Vault-Token": ROOT_TOKEN}, timeout=60)
+    public = serialization.load_pem_public_key(answer.json()["data"]["public_key"].encode())
+    assert public.key_size == 4096
+    chosen = getattr(hashes, hash_name)()
+    ephemeral = os.urandom(32)
+    head = public.encrypt(ephemeral, padding.OAEP(padding.MGF1(chosen), chosen, None))
+    return b64(head + aes_key_wrap_with_padding(ephemeral, material))
+
+
+def test_import_aes_then_use_and_add_versions(server, transit):
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    material = os.urandom(32)
+    assert post(server, "transit/keys/t-byok/import", {"ciphertext": wrap_for_import(server, material),
+                                                       "type": "aes256-gcm96"}).status_code == 204
+    data = transit.read_key("t-byok")["data"]
+    assert data["imported_key"] is True and data["latest_version"] == 1
+    ciphertext = transit.encrypt_data("t-byok", plaintext=b64(b"bring your own"))["data"]["ciphertext"]
+    body = base64.b64decode(ciphertext.split(":", 2)[2])
+    assert AESGCM(material).decrypt(body[:12], body[12:], None) == b"bring your own"  # the material is the key
+
+    second = os.urandom(32)
+    assert post(server, "transit/keys/t-byok/import_version",
+                {"ciphertext": wrap_for_import(server, second, "SHA512"), "hash_function": "SHA512"}).status_code == 204
+    assert transit.read_key("t-byok")["data"]["latest_version"] == 2
+    newer = base64.b64decode(transit.encrypt_data("t-byok", plaintext=b64(b"v2"))["data"]["ciphertext"].split(":", 2)[2])
+    assert AESGCM(second).decrypt(newer[:12], newer[12:], None) == b"v2"
+    assert base64.b64decode(transit.decrypt_data("t-byok", ciphertext=ciphertext)["data"]["plaintext"]) == b"bring your own"
+    refused = post(server, "transit/keys/t-byok/rotate", {})
+    assert refused.status_code == 400 and "imported" in refused.json()["errors"][0]
+    again = post(server, "transit/keys/t-byok/import", {"ciphertext": wrap_for_import(server, material)})
+    assert again.status_code == 400 and "existing key" in again.json()["errors"][0]
+
+
+def test_import_asymmetric_keys(server, transit):
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    der = private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    assert post(server, "transit/keys/t-byok-rsa/import", {"ciphertext": wrap_for_import(server, der),
+                                                           "type": "rsa-2048"}).status_code == 204
+    signed = transit.sign_data("t-byok-rsa", hash_input=b64(b"mine"), signature_algorithm="pkcs1v15")
+    private.public_key().verify(signature_bytes(signed), b"mine", padding.PKCS1v15(), hashes.SHA256())
+
+    seed = ed25519.Ed25519PrivateKey.generate()
+    pkcs8 = seed.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                               serialization.NoEncryption())
+    assert post(server, "transit/keys/t-byok-ed/import", {"ciphertext": wrap_for_import(server, pkcs8),
+                                                          "type": "ed25519"}).status_code == 204
+    signature = signature_bytes(transit.sign_data("t-byok-ed", hash_input=b64(b"mine")))
+    seed.public_key().verify(signature, b"mine")
+
+
+@pytest.mark.parametrize("case", ["bad tag", "wrong type", "wrong curve", "garbage"])
+def test_bad_imports_are_refused_and_store_nothing(server, transit, case):
+    from cryptography.hazmat.primitives.asymmetric import ec as ec_module
+
+    material, key_type = os.urandom(32), "aes256-gcm96"
+    ciphertext = wrap_for_import(server, material)
+    if case == "bad tag":
+        raw = base64.b64decode(ciphertext)
+        ciphertext = b64(raw[:-1] + bytes([raw[-1] ^ 1]))
+    elif case == "wrong type":
+        key_type = "aes128-gcm96"
+    elif case == "wrong curve":
+        key_type = "ecdsa-p256"
+        ciphertext = wrap_for_import(server, ec_module.generate_private_key(ec_module.SECP384R1()).private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    else:
+        ciphertext = b64(os.urandom(600))
+    name = f"t-bad-import-{case.replace(' ', '-')}"
+    answer = post(server, f"transit/keys/{name}/import", {"ciphertext": ciphertext, "type": key_type})
+    assert answer.status_code == 400 and answer.json()["errors"]
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        transit.read_key(name)

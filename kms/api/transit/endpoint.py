@@ -146,6 +146,7 @@ class Transit:
         self.keys = services.keys
         self.transit = services.transit
         self.extras = services.extras
+        self.imports = services.transit_imports
         self.tokens = services.tokens
         self.crypto = services.crypto
         self.audit = audit
@@ -170,6 +171,9 @@ class Transit:
             ("/v1/transit/keys/{name}/rotate", self.rotate, w, False),
             ("/v1/transit/datakey/{kind}/{name}", self.datakey, w, True),
             ("/v1/transit/keys/{name}/trim", self.trim, w, False),
+            ("/v1/transit/wrapping_key", self.wrapping_key, get, False),
+            ("/v1/transit/keys/{name}/import", self.import_key, w, False),
+            ("/v1/transit/keys/{name}/import_version", self.import_version, w, False),
             ("/v1/transit/hash", self.hash, w, True),
             ("/v1/transit/hash/{algorithm}", self.hash, w, True),
             ("/v1/transit/hmac/{name}", self.hmac, w, True),
@@ -408,6 +412,40 @@ class Transit:
             key_size=body.get("key_size") or None)
         seen["key_id"] = created["id"]
         return envelope(self.transit.describe(created))
+
+    # ---- bring your own key (kms.service.transit_import) ------------------------
+
+    def wrapping_key(self, request, body, account, seen) -> Response:
+        seen["action"] = "transit:wrapping-key"
+        self._allow(account, "GetParametersForImport", None, None)
+        return envelope({"public_key": self.imports.wrapping_public_key()})
+
+    def import_key(self, request, body, account, seen) -> Response:
+        name = request.path_params["name"]
+        seen["action"] = "transit:import"
+        self._allow(account, RESTORE, name, self.transit.record(name))
+        if body.get("public_key") is not None:
+            raise TransitError("importing only a public key is not supported")
+        ciphertext = b64decode(body.get("ciphertext"), "ciphertext")
+        settings = {k: body[k] for k in ("type", "derived", "convergent_encryption", "exportable",
+                                         "allow_plaintext_backup", "auto_rotate_period", "allow_rotation")
+                    if body.get(k) is not None}
+        self.intent(seen)
+        record = self.imports.import_key(name, ciphertext, body.get("hash_function"), settings,
+                                         creator=account["secret_id"])
+        seen["key_id"] = record["id"]
+        return Response(status_code=204)
+
+    def import_version(self, request, body, account, seen) -> Response:
+        name = request.path_params["name"]
+        seen["action"] = "transit:import-version"
+        record = self.existing_key(account, name, "ImportKeyMaterial", seen, missing="key not found")
+        if body.get("version") is not None or body.get("public_key") is not None:
+            raise TransitError("import_version takes a new version's private material only")
+        self.intent(seen)
+        self.imports.import_version(record["alias"], b64decode(body.get("ciphertext"), "ciphertext"),
+                                    body.get("hash_function"))
+        return Response(status_code=204)
 
     def config(self, request, body, account, seen) -> Response:
         name, record = self._managed(request, account, seen, "transit:config", "UpdateKeyConfig")

@@ -198,11 +198,16 @@ ROUTES: Dict[str, Fields] = {
     "sys_capabilities_self": {"paths": _as_is, "path": _as_is},
     "token_create": {"ttl": duration, "policies": _as_is, "num_uses": _as_is},
     "token_lookup": {"token": string},
+    "import_key": {"ciphertext": string, "hash_function": string, "type": string, "derived": boolean,
+                   "convergent_encryption": boolean, "exportable": boolean, "allow_plaintext_backup": boolean,
+                   "auto_rotate_period": duration, "allow_rotation": boolean, "public_key": string},
+    "import_version": {"ciphertext": string, "hash_function": string, "version": integer,
+                       "public_key": string},
 }
 # Routes that read no body parameters.
 for _name in ("lookup_self", "revoke_self", "list_keys", "rotate", "export", "backup",
               "unsupported", "unknown", "sys_health", "sys_seal_status", "sys_init", "sys_leader",
-              "sys_mounts", "sys_mount", "sys_ui_mounts", "token_renew_self"):
+              "sys_mounts", "sys_mount", "sys_ui_mounts", "token_renew_self", "wrapping_key"):
     ROUTES[_name] = {}
 # Query parameters and path segments, by route.
 QUERY: Dict[str, Fields] = {"list_keys": {"after": string, "limit": integer}}
