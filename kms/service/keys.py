@@ -103,7 +103,15 @@ def owner_account(record: Dict[str, Any]) -> Optional[str]:
     return None if record["owner"] == "user" else record.get("creator")
 
 
+# Uses of a key, refused while it is soft-deleted (transit's soft-delete).
+KEY_USES = {"encrypt", "generate_data_key", "decrypt", "asymmetric", "use"}
+
+
 def check_state(record: Dict[str, Any], operation: str) -> None:
+    if operation in KEY_USES and record.get("soft_deleted"):
+        raise errors.KeySoftDeleted("refusing to use soft-deleted key")
+    if operation == "use":  # any use of a key the state table does not name (HMAC, verify, export)
+        return
     # Ownership first: a service-managed key refuses these in every state.
     if operation in USER_KEY_ONLY and owner_account(record) is not None:
         raise errors.NotUserCreatedKey(

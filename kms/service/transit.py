@@ -226,7 +226,7 @@ class TransitService:
             "auto_rotate_period": s["auto_rotate_period"], "supports_encryption": meta.encrypts,
             "supports_decryption": meta.encrypts, "supports_signing": meta.signs,
             "supports_derivation": meta.derives,
-            "imported_key": record["origin"] != "TENCENT_KMS", "soft_deleted": False,
+            "imported_key": record["origin"] != "TENCENT_KMS", "soft_deleted": bool(record.get("soft_deleted")),
             "keys": versions,
         }
         if s["derived"]:
@@ -327,6 +327,25 @@ class TransitService:
 
         self.store.commit(build, compact=True)  # the wrapped material leaves the disk
 
+    def soft_delete(self, name: str, restore: bool = False) -> None:
+        """OpenBao's soft delete: the key stays, every use is refused until
+        it is restored. A missing key is no error (as OpenBao answers). Only
+        keys transit made; a bound key cannot be made unusable."""
+        record = self.record(name)
+        if record is None:
+            if restore:
+                raise TransitError("key not found")
+            return
+        self.require_transit_lifecycle(record)
+
+        def mutate(current: Dict[str, Any]) -> List[Op]:
+            if not restore:
+                check_unbound(current)
+            current["soft_deleted"] = not restore
+            return []
+
+        self.keys.change(record["id"], "update", mutate)
+
     # ---- asymmetric keys -----------------------------------------------------
 
     def _private(self, record: Dict[str, Any], version: int) -> Any:
@@ -391,6 +410,7 @@ class TransitService:
     def verify(self, record: Dict[str, Any], data: bytes, signature: Any, hash_algorithm: Optional[str],
                prehashed: bool = False, signature_algorithm: Optional[str] = None,
                marshaling: Optional[str] = None, salt_length: Any = None) -> bool:
+        check_state(record, "use")
         s, kind = self._signing(record)
         version, body = self.versioned(record, s, signature, "signature")
         public = self._private(record, version).public_key()
@@ -489,6 +509,7 @@ class TransitExtras:
 
     def hmac(self, record: Dict[str, Any], data: bytes, algorithm: Optional[str],
              key_version: Optional[int]) -> str:
+        check_state(record, "use")
         version = encryption_version(record, key_settings(record), key_version or 0)
         if version in (Failure.VERSION_NEGATIVE, Failure.VERSION_ABOVE_LATEST):
             raise TransitError("invalid key version")
@@ -499,6 +520,7 @@ class TransitExtras:
 
     def verify_hmac(self, record: Dict[str, Any], data: bytes, mac_text: Any,
                     algorithm: Optional[str]) -> bool:
+        check_state(record, "use")
         s = key_settings(record)
         version, body = self.transit.versioned(
             record, s, mac_text, "HMAC", "cannot verify HMAC: version is too old (disallowed by policy)")
@@ -534,6 +556,7 @@ class TransitExtras:
 
     def export(self, record: Dict[str, Any], kind: str, version: Optional[int]) -> Dict[str, Any]:
         """version None: every version still decrypting ("latest" or none given)."""
+        check_state(record, "use")
         s = key_settings(record)
         meta = KEY_TYPES[s["type"]]
         allowed = {"hmac-key", "public-key"}
@@ -579,6 +602,7 @@ class TransitExtras:
                                          serialization.NoEncryption()).decode())
 
     def backup(self, record: Dict[str, Any]) -> str:
+        check_state(record, "use")
         s = key_settings(record)
         if not (s["exportable"] and s["allow_plaintext_backup"] and self.transit.transit_lifecycle(record)):
             raise TransitError("exporting is disallowed on the policy; set exportable and "

@@ -250,3 +250,46 @@ def test_bad_imports_are_refused_and_store_nothing(server, transit, case):
     assert answer.status_code == 400 and answer.json()["errors"]
     with pytest.raises(hvac.exceptions.InvalidPath):
         transit.read_key(name)
+
+
+# ---- soft delete, datakey batches ---------------------------------------------------------
+
+
+def test_soft_delete_refuses_every_use_until_restored(server, transit):
+    transit.create_key("t-soft")
+    ciphertext = transit.encrypt_data("t-soft", plaintext=b64(b"kept"))["data"]["ciphertext"]
+    answer = requests.delete(f"http://{server.endpoint}/v1/transit/keys/t-soft/soft-delete",
+                             headers={"X-Vault-Token": ROOT_TOKEN}, timeout=30)
+    assert answer.status_code == 204
+    assert transit.read_key("t-soft")["data"]["soft_deleted"] is True
+    for path, body in (("transit/encrypt/t-soft", {"plaintext": b64(b"x")}),
+                       ("transit/decrypt/t-soft", {"ciphertext": ciphertext}),
+                       ("transit/rewrap/t-soft", {"ciphertext": ciphertext}),
+                       ("transit/hmac/t-soft", {"input": b64(b"x")}),
+                       ("transit/datakey/plaintext/t-soft", {})):
+        refused = post(server, path, body)
+        assert refused.status_code == 400 and refused.json()["errors"] == ["refusing to use soft-deleted key"], path
+    missing = requests.delete(f"http://{server.endpoint}/v1/transit/keys/t-never/soft-delete",
+                              headers={"X-Vault-Token": ROOT_TOKEN}, timeout=30)
+    assert missing.status_code == 204  # as OpenBao answers
+    assert post(server, "transit/keys/t-soft/soft-delete-restore", {}).status_code == 204
+    assert base64.b64decode(transit.decrypt_data("t-soft", ciphertext=ciphertext)["data"]["plaintext"]) == b"kept"
+
+
+def test_soft_deleted_keys_refuse_the_tencent_api_too(server, transit):
+    from conftest import sdk_client
+    from test_tencent_api import call, error_of
+
+    transit.create_key("t-soft-both")
+    kms = sdk_client(server.endpoint)
+    listed = call(kms, "ListKeyDetail", SearchKeyAlias="t-soft-both", KeyUsage="ALL").KeyMetadatas
+    key_id = listed[0].KeyId
+    requests.delete(f"http://{server.endpoint}/v1/transit/keys/t-soft-both/soft-delete",
+                    headers={"X-Vault-Token": ROOT_TOKEN}, timeout=30)
+    assert error_of(kms, "Encrypt", KeyId=key_id, Plaintext=b64(b"x")) == "ResourceUnavailable.CmkStateNotSupport"
+
+
+def test_datakey_batches_are_refused(server, transit):
+    transit.create_key("t-datakey")
+    answer = post(server, "transit/datakey/plaintext/t-datakey", {"batch_input": [{}, {}]})
+    assert answer.status_code == 400 and "batch_input is not supported" in answer.json()["errors"][0]

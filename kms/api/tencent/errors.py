@@ -26,6 +26,7 @@ CODES = [
     (errors.KeyShouldBeDisabled, "ResourceUnavailable.CmkShouldBeDisabled"),
     (errors.KeyNotPendingDelete, "ResourceUnavailable.CmkNotPendingDelete"),
     (errors.KeyStateError, "ResourceUnavailable.CmkStateNotSupport"),
+    (errors.KeySoftDeleted, "ResourceUnavailable.CmkStateNotSupport"),
     (errors.InvalidAlias, "InvalidParameterValue.InvalidAlias"),
     (errors.AliasExists, "InvalidParameterValue.AliasAlreadyExists"),
     (errors.DuplicatedKeyId, "InvalidParameterValue.DuplicatedKeyId"),

@@ -89,6 +89,7 @@ DENIED = "1 error occurred:\n\t* permission denied\n\n"
 ERRORS = ErrorTable([
     (HTTPError, lambda exc: ProtocolError(exc.status, exc.messages)),
     (errors.PermissionDenied, lambda exc: ProtocolError(403, [DENIED])),
+    (errors.KeySoftDeleted, lambda exc: ProtocolError(400, [str(exc)])),
     (ItemFailed, lambda exc: ProtocolError(400, [FAILURE_TEXT[exc.failure]])),
     (errors.AuditUnavailable, lambda exc: ProtocolError(503, [AUDIT_DOWN])),
     (errors.ServiceUnavailable, lambda exc: ProtocolError(503, [str(exc)])),
@@ -172,6 +173,8 @@ class Transit:
             ("/v1/transit/datakey/{kind}/{name}", self.datakey, w, True),
             ("/v1/transit/keys/{name}/trim", self.trim, w, False),
             ("/v1/transit/wrapping_key", self.wrapping_key, get, False),
+            ("/v1/transit/keys/{name}/soft-delete", self.soft_delete, ("DELETE",), False),
+            ("/v1/transit/keys/{name}/soft-delete-restore", self.soft_delete_restore, w, False),
             ("/v1/transit/keys/{name}/import", self.import_key, w, False),
             ("/v1/transit/keys/{name}/import_version", self.import_version, w, False),
             ("/v1/transit/hash", self.hash, w, True),
@@ -412,6 +415,22 @@ class Transit:
             key_size=body.get("key_size") or None)
         seen["key_id"] = created["id"]
         return envelope(self.transit.describe(created))
+
+    def soft_delete(self, request, body, account, seen) -> Response:
+        name = request.path_params["name"]
+        seen["action"] = "transit:soft-delete"
+        self._allow(account, "DeleteKey", name, self.transit.record(name))
+        self.intent(seen)
+        self.transit.soft_delete(name)
+        return Response(status_code=204)
+
+    def soft_delete_restore(self, request, body, account, seen) -> Response:
+        name = request.path_params["name"]
+        seen["action"] = "transit:soft-delete-restore"
+        record = self.existing_key(account, name, "CreateKey", seen, missing="key not found")
+        self.intent(seen)
+        self.transit.soft_delete(record["alias"], restore=True)
+        return Response(status_code=204)
 
     # ---- bring your own key (kms.service.transit_import) ------------------------
 
@@ -734,6 +753,8 @@ class Transit:
         seen["action"] = "transit:datakey"
         if kind not in ("plaintext", "wrapped"):
             raise TransitError("Invalid path, must be 'plaintext' or 'wrapped'")
+        if body.get("batch_input") is not None:  # refused, never silently ignored
+            raise TransitError("batch_input is not supported by datakey: ask for one data key per request")
         record = self.existing_key(account, name, "GenerateDataKey", seen)
         bits = 256 if body.get("bits") is None else body["bits"]
         if bits not in (128, 256, 512):

@@ -186,7 +186,7 @@ ROUTES: Dict[str, Fields] = {
     "decrypt": _with_batch(_DECRYPT_ITEM, _PARTIAL),
     "rewrap": _with_batch(_REWRAP_ITEM, _PARTIAL),
     "datakey": {"bits": integer, "context": string, "nonce": string, "associated_data": string,
-                "key_version": integer},
+                "key_version": integer, "batch_input": _as_is},
     "random": {"bytes": integer, "format": string},
     "hash": {"input": string, "format": string, "algorithm": string},
     "hmac": _with_batch(_HMAC_ITEM, _ALGORITHMS),
@@ -207,7 +207,7 @@ ROUTES: Dict[str, Fields] = {
 # Routes that read no body parameters.
 for _name in ("lookup_self", "revoke_self", "list_keys", "rotate", "export", "backup",
               "unsupported", "unknown", "sys_health", "sys_seal_status", "sys_init", "sys_leader",
-              "sys_mounts", "sys_mount", "sys_ui_mounts", "token_renew_self", "wrapping_key"):
+              "sys_mounts", "sys_mount", "sys_ui_mounts", "token_renew_self", "wrapping_key", "soft_delete", "soft_delete_restore"):
     ROUTES[_name] = {}
 # Query parameters and path segments, by route.
 QUERY: Dict[str, Fields] = {"list_keys": {"after": string, "limit": integer}}
