@@ -108,8 +108,7 @@ def create_key(url: str) -> None:
 
 WRK_SCRIPT = """
 wrk.method = "POST"
-wrk.headers["X-Vault-Token"] = "%(token)s"
-wrk.headers["Content-Type"] = "%(ctype)s"
+%(headers)s
 local f = io.open("%(body)s", "rb")
 wrk.body = f:read("*all")
 f:close()
@@ -125,11 +124,17 @@ end
 """
 
 
+def request_headers(ctype: str, headers: Optional[Dict[str, str]]) -> Dict[str, str]:
+    """Every request's headers: Vault's token by default, or the given ones."""
+    return {**(headers if headers is not None else {"X-Vault-Token": TOKEN}), "Content-Type": ctype}
+
+
 def run_wrk(url: str, body_path: str, ctype: str, connections: int, duration: float,
-            workdir: str) -> Dict[str, float]:
+            workdir: str, headers: Optional[Dict[str, str]] = None) -> Dict[str, float]:
     script = os.path.join(workdir, "bench.lua")
+    lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in request_headers(ctype, headers).items())
     with open(script, "w") as f:
-        f.write(WRK_SCRIPT % {"token": TOKEN, "ctype": ctype, "body": body_path})
+        f.write(WRK_SCRIPT % {"headers": lines, "body": body_path})
     threads = max(1, min(2, connections))
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, int(duration))}s", "-s", script, url],
                          capture_output=True, text=True, timeout=duration + 60)
@@ -142,9 +147,11 @@ def run_wrk(url: str, body_path: str, ctype: str, connections: int, duration: fl
 
 
 async def _async_load(host: str, port: int, path: str, body: bytes, ctype: str,
-                      connections: int, duration: float) -> Dict[str, float]:
-    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nX-Vault-Token: {TOKEN}\r\n"
-            f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+                      connections: int, duration: float,
+                      headers: Optional[Dict[str, str]] = None) -> Dict[str, float]:
+    fields = "".join(f"{k}: {v}\r\n" for k, v in request_headers(ctype, headers).items())
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{fields}"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
     latencies: List[float] = []
     errors = [0]
     stop_at = time.perf_counter() + duration
@@ -176,16 +183,16 @@ async def _async_load(host: str, port: int, path: str, body: bytes, ctype: str,
 
 
 def run_load(url: str, path: str, body: bytes, ctype: str, connections: int, duration: float,
-             workdir: str) -> Dict[str, float]:
+             workdir: str, headers: Optional[Dict[str, str]] = None) -> Dict[str, float]:
     body_path = os.path.join(workdir, "body.bin")
     with open(body_path, "wb") as f:
         f.write(body)
     if shutil.which("wrk"):
-        result = run_wrk(url + path, body_path, ctype, connections, duration, workdir)
+        result = run_wrk(url + path, body_path, ctype, connections, duration, workdir, headers)
         result["generator"] = "wrk"
     else:
         host, port = url.split("//")[1].split(":")
-        result = asyncio.run(_async_load(host, int(port), path, body, ctype, connections, duration))
+        result = asyncio.run(_async_load(host, int(port), path, body, ctype, connections, duration, headers))
         result["generator"] = "asyncio"
     return result
 
