@@ -11,7 +11,7 @@ from conftest import ROOT_TOKEN, b64, server_fixture
 
 from kms.cli import main
 
-server = server_fixture("vault-sys", root_token=ROOT_TOKEN)
+server = server_fixture("vault-sys", root_token=ROOT_TOKEN, workers=2)
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,10 @@ def test_health_and_status_need_no_token(server):
     bad = requests.get(f"http://{server.endpoint}/v1/sys/health?activecode=abc", timeout=30)
     assert bad.status_code == 400 and bad.json()["errors"]
     assert "transit:sys_health" in audit_actions(server)  # audited like every call
+    # One cluster id whichever worker answers (new connections spread over both).
+    ids = {requests.get(f"http://{server.endpoint}/v1/sys/health", timeout=30).json()["cluster_id"]
+           for _ in range(20)}
+    assert len(ids) == 1
 
 
 def test_init_is_done_already(server, vault):

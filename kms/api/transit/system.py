@@ -8,6 +8,7 @@ token, as Vault's do: they are what a load balancer or an operator asks
 before anything else; they are audited like every call. This server is
 always initialised and unsealed, and one node (no HA) until sealing comes.
 """
+import os
 import time
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -21,8 +22,6 @@ from kms.api.transit.responses import RawJSON, _dumps, envelope
 from kms.service.transit import TransitError
 
 Handler = Callable[..., Response]
-# Stable per data directory would be nicer; per process is what -dev gives.
-CLUSTER_ID = str(uuid.uuid4())
 CLUSTER_NAME = "kms"
 MOUNT_TYPES = {"sys/": ("system", "system endpoints used for control, policy and debugging"),
                "transit/": ("transit", "the kms key store, as Vault's transit engine")}
@@ -49,13 +48,13 @@ def _status_code(request: Request, name: str, default: int) -> int:
     return int(value)
 
 
-def _mount(path: str) -> Dict[str, Any]:
+def _mount(path: str, cluster: str) -> Dict[str, Any]:
     kind, description = MOUNT_TYPES[path]
-    return {"accessor": f"{kind}_{CLUSTER_ID[:8]}", "type": kind, "description": description,
+    return {"accessor": f"{kind}_{cluster[:8]}", "type": kind, "description": description,
             "config": {"default_lease_ttl": 0, "force_no_cache": False, "max_lease_ttl": 0},
             "external_entropy_access": False, "local": False, "options": None, "plugin_version": "",
             "running_plugin_version": f"v{kms.__version__}+builtin.kms", "running_sha256": "",
-            "seal_wrap": False, "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, CLUSTER_ID + path))}
+            "seal_wrap": False, "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, cluster + path))}
 
 
 def _string_list(field: str, value: Any) -> List[str]:
@@ -83,6 +82,9 @@ class SystemRoutes:
 
     def __init__(self, endpoint: Any) -> None:
         self.endpoint = endpoint
+        # One id for every worker of a server: named by its data directory.
+        where = os.path.realpath(os.path.dirname(endpoint.keys.store.path))
+        self.cluster_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "kms-data-dir:" + where))
 
     def table(self) -> List[Tuple[str, Handler, Sequence[str], bool]]:
         get, w = ("GET",), ("POST", "PUT")
@@ -110,7 +112,7 @@ class SystemRoutes:
         data = {"initialized": True, "sealed": False, "standby": False,
                 "replication_performance_mode": "disabled", "replication_dr_mode": "disabled",
                 "server_time_utc": int(time.time()), "version": kms.__version__,
-                "cluster_name": CLUSTER_NAME, "cluster_id": CLUSTER_ID}
+                "cluster_name": CLUSTER_NAME, "cluster_id": self.cluster_id}
         return _json(data, status) if request.method != "HEAD" else Response(status_code=status)
 
     @public
@@ -118,7 +120,7 @@ class SystemRoutes:
                         seen: Dict[str, Any]) -> Response:
         return _json({"type": "file", "initialized": True, "sealed": False, "t": 1, "n": 1, "progress": 0,
                       "nonce": "", "recovery_seal": False, "version": kms.__version__, "migration": False,
-                      "cluster_name": CLUSTER_NAME, "cluster_id": CLUSTER_ID, "storage_type": "file"})
+                      "cluster_name": CLUSTER_NAME, "cluster_id": self.cluster_id, "storage_type": "file"})
 
     @public
     def sys_init(self, request: Request, body: Dict[str, Any], account: Any, seen: Dict[str, Any]) -> Response:
@@ -135,7 +137,7 @@ class SystemRoutes:
     def sys_mounts(self, request: Request, body: Dict[str, Any], account: Dict[str, Any],
                    seen: Dict[str, Any]) -> Response:
         self.endpoint._allow(account, "ListKeys", None, None)
-        mounts = {path: _mount(path) for path in MOUNT_TYPES}
+        mounts = {path: _mount(path, self.cluster_id) for path in MOUNT_TYPES}
         # OpenBao answers the mounts both at the top level and under data.
         return RawJSON(_dumps({**mounts, **_envelope_fields(mounts)}), 200)
 
@@ -150,12 +152,12 @@ class SystemRoutes:
     def sys_ui_mounts(self, request: Request, body: Dict[str, Any], account: Dict[str, Any],
                       seen: Dict[str, Any]) -> Response:
         self.endpoint._allow(account, "ListKeys", None, None)
-        token = {"accessor": f"auth_token_{CLUSTER_ID[:8]}", "type": "token",
+        token = {"accessor": f"auth_token_{self.cluster_id[:8]}", "type": "token",
                  "description": "token based credentials", "config": {"default_lease_ttl": 0,
                  "max_lease_ttl": 0, "force_no_cache": False, "token_type": "default-service"},
                  "local": False, "seal_wrap": False, "options": None}
         return envelope({"auth": {"token/": token},
-                         "secret": {path: _mount(path) for path in MOUNT_TYPES if path != "sys/"}})
+                         "secret": {path: _mount(path, self.cluster_id) for path in MOUNT_TYPES if path != "sys/"}})
 
     def sys_capabilities_self(self, request: Request, body: Dict[str, Any], account: Dict[str, Any],
                               seen: Dict[str, Any]) -> Response:
