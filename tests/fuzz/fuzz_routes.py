@@ -97,6 +97,8 @@ TRANSIT = (
     Route("sys", "/v1/sys/mounts", ("GET",)),
     Route("sys", "/v1/sys/mounts/{mount}", W + ("GET", "DELETE"), (P("type", "str"),),
           (P("mount", "enum", choices=("transit", "other", "sys")),)),
+    Route("sys", "/v1/sys/mounts/{mount}/tune", W + ("GET",), (),
+          (P("mount", "enum", choices=("transit", "other")),)),
     Route("sys", "/v1/sys/internal/ui/mounts", ("GET",)),
     Route("sys", "/v1/sys/capabilities-self", W, (P("paths", "str"), P("path", "str"))),
     Route("transit", "/v1/transit/keys", ("LIST", "GET"),

@@ -69,6 +69,11 @@ def test_mounts_list_transit(server, vault):
         vault.sys.enable_secrets_engine("transit", path="other-transit")
     with pytest.raises(hvac.exceptions.Forbidden):
         anonymous(server).sys.list_mounted_secrets_engines()
+    assert vault.sys.read_mount_configuration("transit")["data"]["max_lease_ttl"] == 0
+    assert requests.get(f"http://{server.endpoint}/v1/sys/mounts/transit", headers={"X-Vault-Token": ROOT_TOKEN},
+                        timeout=30).json()["data"]["type"] == "transit"
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="cannot unmount"):
+        vault.sys.disable_secrets_engine("transit")
 
 
 def test_tokens_created_looked_up_and_revoked(server, vault):

@@ -207,7 +207,7 @@ ROUTES: Dict[str, Fields] = {
 # Routes that read no body parameters.
 for _name in ("lookup_self", "revoke_self", "list_keys", "rotate", "export", "backup",
               "unsupported", "unknown", "sys_health", "sys_seal_status", "sys_init", "sys_leader",
-              "sys_mounts", "sys_mount", "sys_ui_mounts", "token_renew_self", "wrapping_key", "soft_delete", "soft_delete_restore"):
+              "sys_mounts", "sys_mount", "sys_mount_tune", "sys_ui_mounts", "token_renew_self", "wrapping_key", "soft_delete", "soft_delete_restore"):
     ROUTES[_name] = {}
 # Query parameters and path segments, by route.
 QUERY: Dict[str, Fields] = {"list_keys": {"after": string, "limit": integer}}

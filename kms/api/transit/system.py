@@ -95,6 +95,7 @@ class SystemRoutes:
             ("/v1/sys/leader", self.sys_leader, get, True),
             ("/v1/sys/mounts", self.sys_mounts, get, False),
             ("/v1/sys/mounts/{mount}", self.sys_mount, w + ("GET", "DELETE"), False),
+            ("/v1/sys/mounts/{mount}/tune", self.sys_mount_tune, get + w, False),
             ("/v1/sys/internal/ui/mounts", self.sys_ui_mounts, get, False),
             ("/v1/sys/capabilities-self", self.sys_capabilities_self, w, False),
             ("/v1/auth/token/create", self.token_create, w, False),
@@ -144,10 +145,26 @@ class SystemRoutes:
     def sys_mount(self, request: Request, body: Dict[str, Any], account: Dict[str, Any],
                   seen: Dict[str, Any]) -> Response:
         path = request.path_params["mount"].strip("/") + "/"
+        if request.method in ("GET", "HEAD") and path in MOUNT_TYPES:
+            self.endpoint._allow(account, "ListKeys", None, None)
+            return envelope(_mount(path, self.cluster_id))
         if request.method in ("POST", "PUT") and path in MOUNT_TYPES:
             raise TransitError(f"path is already in use at {path}")
-        raise TransitError("this server mounts transit at transit/ only; enabling or removing "
+        if request.method == "DELETE" and path in MOUNT_TYPES:
+            raise TransitError(f"cannot unmount {path}: it holds the server's keys")
+        raise TransitError("this server mounts transit at transit/ only; enabling, reading or removing "
                            "engines at other paths is not supported")
+
+    def sys_mount_tune(self, request: Request, body: Dict[str, Any], account: Dict[str, Any],
+                       seen: Dict[str, Any]) -> Response:
+        path = request.path_params["mount"].strip("/") + "/"
+        if path not in MOUNT_TYPES:
+            raise TransitError(f"cannot fetch sysview for path {path[:64]!r}")
+        if request.method != "GET":
+            raise TransitError("tuning mounts is not supported: leases do not apply to transit here")
+        self.endpoint._allow(account, "ListKeys", None, None)
+        mount = _mount(path, self.cluster_id)
+        return envelope({**mount["config"], "description": mount["description"], "options": None})
 
     def sys_ui_mounts(self, request: Request, body: Dict[str, Any], account: Dict[str, Any],
                       seen: Dict[str, Any]) -> Response:
