@@ -80,6 +80,7 @@ def _server(args: argparse.Namespace) -> int:
     os.environ["KMS_REGION"] = args.region
     if args.key_limit is not None:
         os.environ["KMS_KEY_LIMIT"] = str(args.key_limit)
+    os.environ["KMS_SYMMETRIC"] = {"AES_256": "aes", "SM4": "sm4"}[args.symmetric_algorithm]
     limits = Limits(header_timeout=args.header_timeout, body_timeout=args.body_timeout,
                     body_min_rate=args.body_min_rate, max_connections=args.max_connections)
     return serve(args.host, args.port, args.workers, _http_protocol(args.http), root_key,
@@ -350,6 +351,9 @@ def _add_server(sub: "argparse._SubParsersAction") -> None:
                              "(repeatable; default: any)")
     server.add_argument("--region", type=_region, default=DEFAULT_REGION,
                         help=f"the region the Tencent API's GetRegions names (default {DEFAULT_REGION})")
+    server.add_argument("--symmetric-algorithm", choices=["AES_256", "SM4"], default="AES_256",
+                        help="the cipher of new symmetric CMKs: AES_256 (default, as Tencent's FIPS regions) "
+                             "or SM4 (SM4-GCM, as its SM regions; imported material is then 16 bytes)")
     server.add_argument("--key-limit", type=_bounded(int, 1, 10_000_000), default=None,
                         help=f"most keys the store holds, of every kind (default {DEFAULT_KEY_LIMIT})")
     server.add_argument("--replay-slots", type=_bounded(int, MIN_REPLAY_SLOTS, MAX_REPLAY_SLOTS),

@@ -187,7 +187,10 @@ def open_data_dir(data_dir: str, initialise: bool = True,
     clock = Clock()
     # KMS_KEY_LIMIT: kms server --key-limit, for every worker.
     key_limit = int(os.environ.get("KMS_KEY_LIMIT") or DEFAULT_KEY_LIMIT)
-    runtime = Runtime(data_dir, store, KeyService(store, wrapper, clock, key_limit=key_limit),
+    # KMS_SYMMETRIC: kms server --symmetric-algorithm (aes, or sm4 as an SM region).
+    symmetric = os.environ.get("KMS_SYMMETRIC") or "aes"
+    runtime = Runtime(data_dir, store, KeyService(store, wrapper, clock, key_limit=key_limit,
+                                                  symmetric=symmetric),
                       AccountService(store, wrapper), clock, source.description)
     if initialise:
         runtime.new_credentials = _initialise(runtime, given or RootCredentials.from_environment())

@@ -3,7 +3,7 @@
 Binary layout (then standard base64 for the wire):
 
     offset  size  field
-    0       1     format version (1)
+    0       1     format: 1 AES-GCM, 2 SM4-GCM (the key's cipher)
     1       16    key id (the UUID's 16 bytes)
     17      4     key version, big-endian
     21      12    nonce
@@ -23,7 +23,9 @@ from typing import NamedTuple, Optional
 
 from kms import errors
 
-FORMAT = 1
+FORMAT = 1  # AES-GCM
+FORMAT_SM4 = 2  # SM4-GCM, same layout (an SM4 CMK's blobs)
+FORMATS = (FORMAT, FORMAT_SM4)
 _HEADER = struct.Struct(">B16sI")
 HEADER_BYTES = _HEADER.size  # 21
 NONCE_BYTES = 12
@@ -44,17 +46,18 @@ class Blob(NamedTuple):
     version: int
     nonce: bytes
     sealed: bytes  # ciphertext followed by the tag
+    fmt: int = FORMAT
 
     @property
     def header(self) -> bytes:
-        return _HEADER.pack(FORMAT, uuid.UUID(self.key_id).bytes, self.version)
+        return _HEADER.pack(self.fmt, uuid.UUID(self.key_id).bytes, self.version)
 
     def encode(self) -> str:
         return base64.b64encode(self.header + self.nonce + self.sealed).decode()
 
 
-def header_for(key_id: str, version: int) -> bytes:
-    return _HEADER.pack(FORMAT, uuid.UUID(key_id).bytes, version)
+def header_for(key_id: str, version: int, fmt: int = FORMAT) -> bytes:
+    return _HEADER.pack(fmt, uuid.UUID(key_id).bytes, version)
 
 
 def decode(text: str) -> Blob:
@@ -67,10 +70,10 @@ def decode(text: str) -> Blob:
     if len(raw) < HEADER_BYTES + NONCE_BYTES + TAG_BYTES:
         raise InvalidCiphertext("CiphertextBlob is too short")
     fmt, key_bytes, version = _HEADER.unpack_from(raw)
-    if fmt != FORMAT:
+    if fmt not in FORMATS:
         raise InvalidCiphertext(f"unknown CiphertextBlob format {fmt}")
     nonce = raw[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES]
-    return Blob(str(uuid.UUID(bytes=key_bytes)), version, nonce, raw[HEADER_BYTES + NONCE_BYTES :])
+    return Blob(str(uuid.UUID(bytes=key_bytes)), version, nonce, raw[HEADER_BYTES + NONCE_BYTES :], fmt)
 
 
 def canonical_context(context: Optional[str]) -> bytes:

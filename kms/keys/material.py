@@ -1,6 +1,6 @@
 """Key material by kind: what a new key version is made of.
 
-    aes / chacha / xchacha / hmac   random bytes of the key's size
+    aes / chacha / xchacha / hmac / sm4   random bytes of the key's size
     ed25519        the 32-byte private seed
     ecdsa-p256     PKCS#8 DER private key
     ecdsa-p384     PKCS#8 DER private key
@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from kms.keys import asymmetric, sm2
 
-SYMMETRIC_KINDS = ("aes", "chacha", "xchacha", "hmac")
+SYMMETRIC_KINDS = ("aes", "chacha", "xchacha", "hmac", "sm4")
 
 
 def generate(kind: str, size: int = 32) -> bytes:

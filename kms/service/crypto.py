@@ -32,6 +32,7 @@ from kms.aead import AESGCM, NONCE_SIZE
 from kms.keys import blob as blob_format
 from kms.keys.asymmetric import RSA_BITS, oaep_sha256_limit
 from kms.keys.xchacha import NONCE_SIZE as XCHACHA_NONCE_SIZE
+from kms.keys.sm4 import SM4GCM
 from kms.keys.xchacha import XChaCha20Poly1305
 from kms.service.keys import MAX_PLAINTEXT, KeyService, check_state
 from kms.service.keytypes import KeyType, key_type, one_key_per_version, settings
@@ -40,8 +41,11 @@ from kms.service.policies import ANY, PolicyService, alias_resource, key_resourc
 
 Record = Dict[str, Any]
 # The AEAD of each symmetric kind, and its nonce size (the nonce leads the ciphertext).
-CIPHERS: Dict[str, Any] = {"aes": AESGCM, "chacha": ChaCha20Poly1305, "xchacha": XChaCha20Poly1305}
-NONCE_SIZES = {"aes": NONCE_SIZE, "chacha": NONCE_SIZE, "xchacha": XCHACHA_NONCE_SIZE}
+CIPHERS: Dict[str, Any] = {"aes": AESGCM, "chacha": ChaCha20Poly1305, "xchacha": XChaCha20Poly1305,
+                           "sm4": SM4GCM}
+NONCE_SIZES = {"aes": NONCE_SIZE, "chacha": NONCE_SIZE, "xchacha": XCHACHA_NONCE_SIZE, "sm4": NONCE_SIZE}
+# The CiphertextBlob format byte of each cipher a blob can be sealed with.
+BLOB_FORMATS = {"aes": blob_format.FORMAT, "sm4": blob_format.FORMAT_SM4}
 
 
 class Failure(enum.Enum):
@@ -167,7 +171,7 @@ def decryption_version(record: Record, s: Dict[str, Any], version: int) -> Union
 
 def _check_type(record: Record, s: Dict[str, Any], what: str, raw_aes: bool) -> KeyType:
     meta = key_type(record)  # the type's operations, as the key's usage allows them
-    if not (meta.aes_gcm if raw_aes else meta.encrypts):
+    if not (meta.blob_ready if raw_aes else meta.encrypts):
         raise KeyTypeCannot(s["type"], what)
     return meta
 
@@ -412,8 +416,8 @@ class Crypto:
 
 class Blobs:
     """Tencent's CiphertextBlob scheme (kms.keys.blob) on the same plans:
-    AES-GCM under the version's material, the blob header and the canonical
-    EncryptionContext as associated data."""
+    AES-GCM (SM4-GCM for SM4 keys) under the version's material, the blob
+    header and the canonical EncryptionContext as associated data."""
 
     def __init__(self, keys: KeyService, crypto: Crypto) -> None:
         self.keys, self.crypto = keys, crypto
@@ -425,13 +429,13 @@ class Blobs:
         aad_context = blob_format.canonical_context(context)
         item = Item(plaintext)
         plan = plan_encrypt(self.keys.record(key_id), [item], state, raw_aes=True)
-        version = plan.versions[0]
-        item.aad = blob_format.header_for(key_id, version) + aad_context
+        version, fmt = plan.versions[0], BLOB_FORMATS[plan.key_type.kind]
+        item.aad = blob_format.header_for(key_id, version, fmt) + aad_context
         outcome = self.crypto.seal(plan, [item])[0]
         if outcome.failure is not None:
             raise blob_format.InvalidCiphertext("the key version to encrypt with no longer exists")
         sealed = outcome.value
-        return blob_format.Blob(key_id, version, sealed[:NONCE_SIZE], sealed[NONCE_SIZE:]).encode()
+        return blob_format.Blob(key_id, version, sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], fmt).encode()
 
     def decrypt(self, ciphertext: str, context: Optional[str] = None) -> Tuple[str, bytes]:
         """Returns (key id, plaintext). A damaged blob, a foreign blob or a
@@ -443,6 +447,8 @@ class Blobs:
             raise errors.KeyNotFound(f"key {blob.key_id} does not exist")
         item = Item(blob.nonce + blob.sealed, blob.version, blob.header + aad_context)
         plan = plan_decrypt(record, [item], raw_aes=True)
+        if blob.fmt != BLOB_FORMATS[plan.key_type.kind]:  # sealed by another cipher than the key's
+            raise blob_format.InvalidCiphertext("CiphertextBlob does not decrypt (damaged, or the EncryptionContext differs)")
         if blob.version < 1 or 0 in plan.failures:
             raise blob_format.InvalidCiphertext("CiphertextBlob names a key version that does not exist")
         outcome = self.crypto.open(plan, [item])[0]

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from kms import errors
 from kms.keys import sm2
-from kms.service.keys import (DAY, ENABLED, ORIGIN_EXTERNAL, PENDING_IMPORT, KeyService,
+from kms.service.keys import (DAY, ENABLED, ORIGIN_EXTERNAL, PENDING_IMPORT, SYMMETRIC_CIPHERS, KeyService,
                               check_key_id, check_state)
 from kms.service.keytypes import MANAGED_BY_TRANSIT
 from kms.store import Op
@@ -79,7 +79,7 @@ class ImportService:
 
     def import_material(self, key_id: str, token: str, encrypted: bytes,
                         valid_to: Optional[int]) -> None:
-        self._external(key_id)
+        kind = self._external(key_id).get("material_kind", "aes")  # aes or sm4: its material's size
         entry = self.store.get("import", token)
         if entry is None or entry["key_id"] != key_id:
             raise errors.InvalidParameter("ImportToken was not issued for this key (or was used already)")
@@ -98,8 +98,10 @@ class ImportService:
         except (ValueError, sm2.SM2Error):
             raise errors.MaterialUnwrapFailed(
                 "EncryptedKeyMaterial does not decrypt with the issued public key and algorithm") from None
-        if len(material) != MATERIAL_BYTES:
-            raise errors.MaterialUnwrapFailed(f"key material must be {MATERIAL_BYTES} bytes, got {len(material)}")
+        size = SYMMETRIC_CIPHERS.get(kind, MATERIAL_BYTES)
+        if len(material) != size:
+            raise errors.MaterialUnwrapFailed(f"key material of an {kind.upper()} key must be {size} bytes, "
+                                              f"got {len(material)}")
 
         def mutate(record: Dict[str, Any]) -> List[Op]:
             if self.store.get("import", token) is None:

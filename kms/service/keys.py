@@ -88,6 +88,7 @@ USER_KEY_ONLY = {"disable", "schedule_deletion", "archive", "cancel_archive", "u
 # immediate deletion is refused the same way (check_unbound).
 BOUND_REFUSES = {"disable", "archive", "schedule_deletion", "delete_material"}
 DEFAULT_KEY_LIMIT = 100_000  # keys of every kind in one store (GetServiceStatus' CmkLimit)
+SYMMETRIC_CIPHERS = {"aes": 32, "sm4": 16}  # the cipher of new symmetric CMKs -> material bytes
 MAX_PRODUCT_ID_CHARS, MAX_RESOURCE_ID_CHARS = 64, 256
 BINDING_ID_RE = re.compile(r"[\x21-\x7e]+\Z")  # printable ASCII, no spaces
 
@@ -182,9 +183,14 @@ def check_description(description: Any) -> str:
 
 class KeyService:
     def __init__(self, store: LogStore, wrapper: Wrapper, clock: Optional[Clock] = None,
-                 creator_uin: int = 1, key_limit: int = DEFAULT_KEY_LIMIT) -> None:
+                 creator_uin: int = 1, key_limit: int = DEFAULT_KEY_LIMIT, symmetric: str = "aes") -> None:
+        """symmetric: the cipher of new ENCRYPT_DECRYPT CMKs, "aes" (AES-256,
+        as Tencent's FIPS regions) or "sm4" (as its SM regions)."""
+        if symmetric not in SYMMETRIC_CIPHERS:
+            raise ValueError(f"symmetric must be one of {', '.join(SYMMETRIC_CIPHERS)}")
         self.store = store
         self.key_limit = key_limit
+        self.symmetric = symmetric
         self.wrapper = wrapper
         self.clock = clock or Clock()
         self.creator_uin = creator_uin
@@ -298,6 +304,10 @@ class KeyService:
         if usage not in KNOWN_USAGES:
             raise errors.UnsupportedOperation(f"KeyUsage {usage} is not offered")
         made = KEY_TYPES[USAGE_TABLE[usage].key_type]
+        if usage == USAGE_SYMMETRIC and "material_kind" not in (extra or {}) and self.symmetric != "aes":
+            # A CMK of this server's symmetric cipher (transit passes its own kind).
+            extra = {"material_kind": self.symmetric, **(extra or {})}
+            material_bytes = SYMMETRIC_CIPHERS[self.symmetric]
         if made.asymmetric and external:
             raise errors.UnsupportedOperation("imported material (Type 2) is offered for symmetric keys only")
         if made.asymmetric:  # the private key is made here; its size is its kind's

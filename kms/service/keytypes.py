@@ -30,7 +30,12 @@ class KeyType:
 
     @property
     def asymmetric(self) -> bool:
-        return self.kind not in ("aes", "chacha", "xchacha", "hmac")
+        return self.kind not in ("aes", "chacha", "xchacha", "hmac", "sm4")
+
+    @property
+    def blob_ready(self) -> bool:
+        """Sealed into the Tencent CiphertextBlob (AES-GCM or SM4-GCM)."""
+        return self.kind in ("aes", "sm4")
 
     @property
     def aes_gcm(self) -> bool:
@@ -43,6 +48,8 @@ KEY_TYPES: Dict[str, KeyType] = {t.name: t for t in (
     KeyType("aes128-gcm96", "aes", 16, True, False, True, USAGE_SYMMETRIC),
     KeyType("chacha20-poly1305", "chacha", 32, True, False, True, USAGE_SYMMETRIC),
     KeyType("xchacha20-poly1305", "xchacha", 32, True, False, True, USAGE_SYMMETRIC),
+    # SM4 CMKs (an SM server, kms server --symmetric-algorithm SM4): Tencent blobs only.
+    KeyType("sm4-gcm96", "sm4", 16, True, False, False, USAGE_SYMMETRIC, transit=False),
     # HMAC only (hmac/ and verify/); key_size chooses its size (HMAC_KEY_BYTES).
     KeyType("hmac", "hmac", 32, False, False, False, USAGE_MAC),
     KeyType("ed25519", "ed25519", 32, False, True, False, "ASYMMETRIC_SIGN_VERIFY_ED25519"),
@@ -103,7 +110,9 @@ def settings(record: Dict[str, Any]) -> Dict[str, Any]:
     its material's size)."""
     usage = USAGE_TABLE[record.get("usage", USAGE_SYMMETRIC)]
     made_type = usage.key_type
-    if not usage.asymmetric and record.get("material_bytes", 32) == 16:
+    if record.get("material_kind") == "sm4":
+        made_type = "sm4-gcm96"
+    elif not usage.asymmetric and record.get("material_bytes", 32) == 16:
         made_type = "aes128-gcm96"
     return {**DEFAULTS, "type": made_type, **record.get("transit", {})}
 

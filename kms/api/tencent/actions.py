@@ -90,7 +90,9 @@ def key_metadata(record: Dict[str, Any], uin: int) -> Dict[str, Any]:
     return {
         "KeyId": record["id"], "Alias": record["alias"], "CreateTime": record["created"],
         "Description": record["description"], "KeyState": record["state"],
-        "KeyUsage": record["usage"], "Type": 2, "CreatorUin": uin,
+        # Type: 2 FIPS 140-2, 4 the Chinese national (SM) standard (spec 2.1).
+        "KeyUsage": record["usage"], "Type": 4 if record.get("material_kind") in ("sm4", "sm2") else 2,
+        "CreatorUin": uin,
         "KeyRotationEnabled": record["rotation_enabled"], "Owner": record["owner"],
         "NextRotateTime": record["next_rotate"], "DeletionDate": record["deletion_date"],
         "Origin": record["origin"], "ValidTo": record["valid_to"],
@@ -501,7 +503,8 @@ def ListAlgorithms(ctx: Context, p: Params, _: None) -> Dict[str, Any]:
     def listed(prefix: str) -> List[Dict[str, str]]:
         return [{"KeyUsage": usage, "Algorithm": name} for usage, name in CREATE_USAGES.items()
                 if usage.startswith(prefix)]
-    return {"SymmetricAlgorithms": listed(USAGE_SYMMETRIC),
+    symmetric = [{"KeyUsage": USAGE_SYMMETRIC, "Algorithm": "SM4" if ctx.keys.symmetric == "sm4" else "AES_256"}]
+    return {"SymmetricAlgorithms": symmetric,
             "AsymmetricAlgorithms": listed("ASYMMETRIC_DECRYPT_"),
             "AsymmetricSignVerifyAlgorithms": listed("ASYMMETRIC_SIGN_VERIFY_")}
 
