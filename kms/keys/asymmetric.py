@@ -3,17 +3,24 @@ the fixed-size (r || s) form of ECDSA signatures. Pure: which key, version,
 hash and padding to use is the service's choice (kms.service.asymmetric,
 kms.service.transit)."""
 import base64
-from typing import Any, Dict, Optional, Type
+from typing import Any, Callable, Dict, Optional, Type
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, utils
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
 # The ECDSA kinds of key material and their curves.
 CURVES: Dict[str, Type[ec.EllipticCurve]] = {"ecdsa-p256": ec.SECP256R1, "ecdsa-p384": ec.SECP384R1,
                                              "ecdsa-p521": ec.SECP521R1}
 # The RSA kinds and their modulus sizes.
 RSA_BITS: Dict[str, int] = {"rsa-2048": 2048, "rsa-3072": 3072, "rsa-4096": 4096}
+# RSA encryption paddings by name. OAEP uses one hash for the message and for
+# MGF1, and an empty label (spec/tencent-kms-api.md 2.3, "OAEP detail").
+RSA_PADDINGS: Dict[str, Callable[[], Any]] = {
+    "rsa-pkcs1": padding.PKCS1v15,
+    "rsa-oaep-sha1": lambda: padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA1(), None),
+    "rsa-oaep-sha256": lambda: padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None),
+}
 
 
 def oaep_sha256_limit(kind: str) -> int:

@@ -302,10 +302,6 @@ def public_key_from_der(der: bytes) -> SM2PublicKey:
     return SM2PublicKey(bits[1:])
 
 
-def is_sm2_spki(der: bytes) -> bool:
-    return _SPKI_ALGORITHM in der[:32]
-
-
 def raw_from_asn1(asn1: bytes) -> bytes:
     """C1 || C3 || C2 from the GM/T 0009 ASN.1 form."""
     body, end = _read(asn1, 0, 0x30)

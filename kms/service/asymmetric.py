@@ -39,14 +39,6 @@ SIGNATURE_SCHEMES: Dict[str, SignatureScheme] = {
 }
 MAX_SM2_CIPHERTEXT = 256  # spec 4.27 and 6
 
-# RSA decryption paddings. OAEP uses one hash for the message and for MGF1,
-# and an empty label (spec 2.3, "OAEP detail").
-RSA_DECRYPTION: Dict[str, Callable[[], Any]] = {
-    "rsa-pkcs1": padding.PKCS1v15,
-    "rsa-oaep-sha1": lambda: padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA1(), None),
-    "rsa-oaep-sha256": lambda: padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None),
-}
-
 
 def _rsa_signature_padding(scheme: SignatureScheme, signing: bool) -> Optional[Any]:
     if scheme.kinds != ("rsa-2048",):
@@ -105,6 +97,8 @@ class AsymmetricService:
 
     def _digest(self, key_id: str, kind: str, scheme_name: str, message: bytes, is_digest: bool
                 ) -> Tuple[SignatureScheme, bytes]:
+        """The scheme, once it fits the key and the message's size, and the
+        digest to sign (for SM2 the message as given: libcrypto hashes it)."""
         scheme = SIGNATURE_SCHEMES[scheme_name]
         if kind not in scheme.kinds:
             raise errors.InvalidKeyUsage(f"key {key_id} is a {kind} key; that signature algorithm needs "
@@ -117,6 +111,8 @@ class AsymmetricService:
             return scheme, message
         if len(message) > MAX_MESSAGE:
             raise errors.InvalidParameter(f"a RAW message is at most {MAX_MESSAGE} bytes")
+        if kind == "sm2":  # libcrypto hashes a RAW message itself, with Z in front
+            return scheme, message
         return scheme, asymmetric.digest_of(algorithm, message)
 
     def sign(self, key_id: str, scheme_name: str, message: bytes, is_digest: bool) -> bytes:
@@ -133,9 +129,8 @@ class AsymmetricService:
         _, kind, private = self._usable(key_id, "sign")
         scheme, digest = self._digest(key_id, kind, scheme_name, message, is_digest)
         _check_signature_size(private, signature)
-        if kind == "sm2":
-            public = private.public_key()
-            return bool(public.verify_digest(signature, message) if is_digest else public.verify(signature, message))
+        if kind == "sm2":  # the private key's EVP_PKEY verifies too: no public key object per call
+            return bool(private.verify_digest(signature, message) if is_digest else private.verify(signature, message))
         return asymmetric.verify_digest(private.public_key(), signature, digest, scheme.hash(),
                                         _rsa_signature_padding(scheme, False))
 
@@ -150,9 +145,10 @@ class AsymmetricService:
             raise errors.AsymmetricDecryptFailed("the ciphertext does not decrypt with this key") from None
 
     def decrypt(self, key_id: str, padding_name: str, ciphertext: bytes) -> bytes:
+        """padding_name: one of kms.keys.asymmetric.RSA_PADDINGS."""
         _, _, private = self._usable(key_id, "rsa")
         try:
-            return bytes(private.decrypt(ciphertext, RSA_DECRYPTION[padding_name]()))
+            return bytes(private.decrypt(ciphertext, asymmetric.RSA_PADDINGS[padding_name]()))
         except ValueError:  # wrong size, wrong padding, another key's ciphertext
             raise errors.AsymmetricDecryptFailed("the ciphertext does not decrypt with this key "
                                                  "and algorithm") from None

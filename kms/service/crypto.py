@@ -23,14 +23,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kms import errors
 from kms.aead import AESGCM, NONCE_SIZE
 from kms.keys import blob as blob_format
-from kms.keys.asymmetric import RSA_BITS, oaep_sha256_limit
+from kms.keys.asymmetric import RSA_BITS, RSA_PADDINGS, oaep_sha256_limit
 from kms.keys.xchacha import NONCE_SIZE as XCHACHA_NONCE_SIZE
 from kms.keys.sm4 import SM4GCM
 from kms.keys.xchacha import XChaCha20Poly1305
@@ -483,4 +482,4 @@ class Blobs:
 
 
 def _oaep() -> Any:
-    return padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
+    return RSA_PADDINGS["rsa-oaep-sha256"]()  # transit's RSA encryption, as Vault's

@@ -16,20 +16,23 @@ import hmac
 import secrets
 from typing import Any, Callable, Dict, List, Optional
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kms import errors
 from kms.keys import sm2
+from kms.keys.asymmetric import RSA_PADDINGS
 from kms.service.keys import (DAY, ENABLED, ORIGIN_EXTERNAL, PENDING_IMPORT, SYMMETRIC_CIPHERS, KeyService,
                               check_key_id, check_state)
 from kms.service.keytypes import MANAGED_BY_TRANSIT
 from kms.store import Op
 
+# The Tencent API's RSA encryption names (its WrappingAlgorithm values, and
+# the algorithms of its asymmetric actions) -> kms.keys.asymmetric.RSA_PADDINGS.
+RSAES_NAMES = {"RSAES_PKCS1_V1_5": "rsa-pkcs1", "RSAES_OAEP_SHA_1": "rsa-oaep-sha1",
+               "RSAES_OAEP_SHA_256": "rsa-oaep-sha256"}
 WRAPPING_ALGORITHMS: Dict[str, Optional[Callable[[], Any]]] = {
-    "RSAES_PKCS1_V1_5": lambda: padding.PKCS1v15(),
-    "RSAES_OAEP_SHA_1": lambda: padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA1(), None),
-    "RSAES_OAEP_SHA_256": lambda: padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None),
+    **{name: RSA_PADDINGS[padding_name] for name, padding_name in RSAES_NAMES.items()},
     "SM2PKE": None,  # SM2 public-key encryption (kms.keys.sm2), GM/T 0009 ASN.1 or raw C1C3C2
 }
 # The wrapping key spec each algorithm needs.

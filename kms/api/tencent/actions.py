@@ -9,8 +9,8 @@ import uuid
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kms.api.tencent.access import (Context, TargetReader, blob_key, keyless, many_keys, new_key,
                                     one_key, reencryption, renamed_key)
@@ -18,7 +18,8 @@ from kms.api.tencent.errors import TencentError
 from kms.api.tencent.params import Params
 from kms.keys import blob as blobs
 from kms.keys import sm2
-from kms.service.imports import MAX_VALID_TO
+from kms.keys.asymmetric import RSA_PADDINGS
+from kms.service.imports import MAX_VALID_TO, RSAES_NAMES
 from kms.service.listing import KeyQuery, find_keys
 from kms.service.keys import KeyService
 from kms.service.keys import (ARCHIVED, DISABLED, ENABLED, MAX_DESCRIPTION_BYTES, ORIGIN_EXTERNAL,
@@ -56,11 +57,7 @@ MAX_BINDING_CHARS = 1024  # read this far; the key service holds the real bounds
 DEFAULT_REGION = "ap-guangzhou"
 # Dedicated HSM clusters are not offered: any HsmClusterId names none (spec 4).
 NO_HSM_CLUSTER = "InvalidParameterValue.InvalidHsmClusterId"
-PADDINGS = {
-    "RSAES_PKCS1_V1_5": padding.PKCS1v15(),
-    "RSAES_OAEP_SHA_1": padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA1(), None),
-    "RSAES_OAEP_SHA_256": padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None),
-}
+PADDINGS = {name: RSA_PADDINGS[padding_name]() for name, padding_name in RSAES_NAMES.items()}
 
 # handler(ctx, params, target): target is what the action's reader returned
 # and the policy check passed; the handler acts on it and on nothing else.
@@ -516,8 +513,6 @@ SIGNING_ALGORITHMS = {"RSA_PSS_SHA_256": "rsa-pss-sha256", "RSA_PKCS1_SHA_256": 
                       "ECC_P256_R1": "ecdsa-sha256",
                       # The P-384 name is not published (spec 2.3); this one follows ECC_P256_R1.
                       "ECC_P384_R1": "ecdsa-sha384", "SM2DSA": "sm2dsa"}
-RSA_DECRYPTION_ALGORITHMS = {"RSAES_PKCS1_V1_5": "rsa-pkcs1", "RSAES_OAEP_SHA_1": "rsa-oaep-sha1",
-                             "RSAES_OAEP_SHA_256": "rsa-oaep-sha256"}
 MAX_SIGNATURE_BYTES = 1024
 MAX_RSA_CIPHERTEXT_BYTES = 1024
 
@@ -565,8 +560,8 @@ def VerifyByAsymmetricKey(ctx: Context, p: Params, key_id: str) -> Dict[str, Any
 def AsymmetricRsaDecrypt(ctx: Context, p: Params, key_id: str) -> Dict[str, Any]:
     ciphertext = _bounded(p.base64("Ciphertext", code="InvalidParameter"), "Ciphertext",
                           MAX_RSA_CIPHERTEXT_BYTES)
-    algorithm = RSA_DECRYPTION_ALGORITHMS[str(_choice(p, "Algorithm", tuple(RSA_DECRYPTION_ALGORITHMS),
-                                                       required=True))]
+    algorithm = RSAES_NAMES[str(_choice(p, "Algorithm", tuple(RSAES_NAMES),
+                                          required=True))]
     plaintext = ctx.services.asymmetric.decrypt(key_id, algorithm, ciphertext)
     return {"KeyId": key_id, "Plaintext": _b64(plaintext)}
 
