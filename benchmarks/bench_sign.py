@@ -89,11 +89,10 @@ def tencent(url: str, action: str, params: Dict[str, Any]) -> Tuple[Dict[str, An
 def ceiling(kind: str, seconds: float = 1.0) -> Tuple[float, float]:
     """(signatures/s, verifications/s) in this process, one core."""
     from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
+    from cryptography.hazmat.primitives.asymmetric import padding
 
     from kms.keys import asymmetric
     from kms.keys import material as materials
-    from kms.keys import sm2
 
     private = materials.private_key(kind, materials.generate(kind))
     if kind == "sm2":
@@ -112,7 +111,6 @@ def ceiling(kind: str, seconds: float = 1.0) -> Tuple[float, float]:
         sig = sign()
         public = private.public_key()
         verify = lambda: asymmetric.verify_digest(public, sig, digest, chosen, pad)  # noqa: E731
-    del sm2, ec, utils
     return rate(sign, seconds), rate(verify, seconds)
 
 

@@ -133,10 +133,13 @@ def check_unbound(record: Dict[str, Any]) -> None:
                               f"({len(record['bindings'])} binding(s)); unbind it first")
 
 
-def _check_binding_part(value: Any, name: str, most: int) -> str:
-    if not isinstance(value, str) or not BINDING_ID_RE.match(value) or len(value) > most:
-        raise errors.InvalidParameter(f"{name} must be 1 to {most} printable ASCII characters without spaces")
-    return value
+def _binding(product: Any, resource: Any) -> List[str]:
+    """A (ProductId, ResourceId) pair, each checked, as a binding is stored."""
+    for value, name, most in ((product, "ProductId", MAX_PRODUCT_ID_CHARS),
+                              (resource, "ResourceId", MAX_RESOURCE_ID_CHARS)):
+        if not isinstance(value, str) or not BINDING_ID_RE.match(value) or len(value) > most:
+            raise errors.InvalidParameter(f"{name} must be 1 to {most} printable ASCII characters without spaces")
+    return [product, resource]
 
 
 def _check_rotatable(record: Dict[str, Any]) -> None:
@@ -380,8 +383,7 @@ class KeyService:
     def bind(self, key_id: str, product: str, resource: str) -> None:
         """Record that a product's resource uses the key (again: no change).
         Binding ends any expiry of imported material (spec 4.30)."""
-        pair = [_check_binding_part(product, "ProductId", MAX_PRODUCT_ID_CHARS),
-                _check_binding_part(resource, "ResourceId", MAX_RESOURCE_ID_CHARS)]
+        pair = _binding(product, resource)
 
         def mutate(record: Dict[str, Any]) -> List[Op]:
             bindings = [list(b) for b in record.get("bindings", [])]
@@ -393,8 +395,7 @@ class KeyService:
         self.change(key_id, "bind", mutate)
 
     def unbind(self, key_id: str, product: str, resource: str) -> None:
-        pair = [_check_binding_part(product, "ProductId", MAX_PRODUCT_ID_CHARS),
-                _check_binding_part(resource, "ResourceId", MAX_RESOURCE_ID_CHARS)]
+        pair = _binding(product, resource)
 
         def mutate(record: Dict[str, Any]) -> List[Op]:
             bindings = [list(b) for b in record.get("bindings", [])]

@@ -9,6 +9,8 @@ export flags) live in the same record, with the defaults below.
 from dataclasses import dataclass, replace
 from typing import Any, Dict
 
+from kms.keys.material import SYMMETRIC_KINDS
+
 USAGE_SYMMETRIC = "ENCRYPT_DECRYPT"
 USAGE_MAC = "GENERATE_VERIFY_MAC"  # transit's hmac keys (the Tencent API has no MAC keys)
 HMAC_KEY_BYTES = (32, 512)  # key_size's range (Vault's)
@@ -30,7 +32,7 @@ class KeyType:
 
     @property
     def asymmetric(self) -> bool:
-        return self.kind not in ("aes", "chacha", "xchacha", "hmac", "sm4")
+        return self.kind not in SYMMETRIC_KINDS
 
     @property
     def blob_ready(self) -> bool:
@@ -77,7 +79,7 @@ class Usage:
 
     @property
     def asymmetric(self) -> bool:
-        return self.name not in (USAGE_SYMMETRIC, USAGE_MAC)
+        return KEY_TYPES[self.key_type].asymmetric
 
 
 USAGE_TABLE: Dict[str, Usage] = {u.name: u for u in (

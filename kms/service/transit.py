@@ -104,6 +104,13 @@ def check_name(name: Any) -> str:
     return name
 
 
+def _served(record: Dict[str, Any]) -> bool:
+    """Whether transit serves a key: not pending deletion, of a known usage,
+    and of a transit type (an SM2 or SM4 CMK has none)."""
+    return (record["state"] != PENDING_DELETE and record["usage"] in USAGES
+            and KEY_TYPES[key_settings(record)["type"]].transit)
+
+
 class TransitService:
     def __init__(self, keys: KeyService) -> None:
         self.keys = keys
@@ -116,11 +123,7 @@ class TransitService:
         if holder is None:
             return None
         record: Optional[Dict[str, Any]] = self.store.get("key", holder)
-        if record is None or record["state"] == PENDING_DELETE or record["usage"] not in USAGES:
-            return None
-        if not KEY_TYPES[key_settings(record)["type"]].transit:  # an SM2 CMK: no transit type
-            return None
-        return record
+        return record if record is not None and _served(record) else None
 
     @staticmethod
     def transit_lifecycle(record: Dict[str, Any]) -> bool:
@@ -240,9 +243,7 @@ class TransitService:
         """The keys transit serves. Service-managed keys (service/NAME) are
         left out: no transit or bulk path can name them."""
         return sorted(r["alias"] for r in self.store.items("key").values()
-                      if r["state"] != PENDING_DELETE and r["usage"] in USAGES
-                      and KEY_TYPES[key_settings(r)["type"]].transit
-                      and not r["alias"].startswith(SERVICE_ALIAS_PREFIX))
+                      if _served(r) and not r["alias"].startswith(SERVICE_ALIAS_PREFIX))
 
     def configure(self, name: str, params: Dict[str, Any]) -> Tuple[Dict[str, Any], List[str]]:
         """Apply the settings given (typed: integers, booleans, seconds), all
